@@ -1,0 +1,26 @@
+"""The `wasmfleet` command: one group, each subcommand in its own module.
+
+Subcommands are registered here by hand (no import-time self-registration) so the list of what
+the CLI exposes is readable in one place.
+"""
+
+from __future__ import annotations
+
+import click
+
+from wasmfleet import __version__
+from wasmfleet.cli import crds_cmd, validate_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wasmfleet")
+def cli() -> None:
+    """Run WebAssembly workloads across a fleet of machines (wasmCloud v2 compatible)."""
+
+
+cli.add_command(crds_cmd.crds)
+cli.add_command(validate_cmd.validate)
+
+
+def main() -> None:
+    cli()
