@@ -1,0 +1,104 @@
+"""Typed request/reply over NATS, with nats-py's exceptions mapped to ours at this one boundary.
+
+    reply = await requests.request(nc, subjects.workload_start(host_id), start_req,
+                                   messages.WorkloadStartResponse, timeout_s=60)
+
+A reply carrying the `Nats-Service-Error-Code` header (how a wasmfleet host answers a request it
+cannot serve, e.g. an unknown command) raises `RemoteError`; no host listening raises `NoResponders`;
+silence raises `RequestTimeout`. All are `BusError`, and each says whether retrying may help.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import nats.errors
+
+from wasmfleet.bus import messages
+
+ERROR_HEADER = "Nats-Service-Error"
+ERROR_CODE_HEADER = "Nats-Service-Error-Code"
+
+R = TypeVar("R", bound=messages.Message)
+
+
+class BusError(RuntimeError):
+    """A request over NATS failed. `retryable` says whether asking again may succeed."""
+
+    retryable = True
+
+    def __init__(self, subject: str, reason: str) -> None:
+        super().__init__(f"{subject}: {reason}")
+        self.subject = subject
+        self.reason = reason
+
+
+class NoResponders(BusError):
+    """Nobody subscribes to the subject (host gone, or not yet connected)."""
+
+
+class RequestTimeout(BusError):
+    """No reply within the timeout."""
+
+
+class RemoteError(BusError):
+    """The responder answered with an error (bad request, unknown command)."""
+
+    def __init__(self, subject: str, code: int, reason: str) -> None:
+        super().__init__(subject, f"error {code}: {reason}")
+        self.code = code
+        # 4xx: the request itself is wrong, asking again will not help.
+        self.retryable = not 400 <= code < 500
+
+
+class BadReply(BusError):
+    """The reply could not be decoded as the expected message."""
+
+    retryable = False
+
+
+async def request(
+    nc: Any,
+    subject: str,
+    msg: messages.Message,
+    response_type: type[R],
+    *,
+    timeout_s: float,
+) -> R:
+    """Send `msg` to `subject` and decode the reply as `response_type`."""
+    try:
+        reply = await nc.request(subject, messages.encode(msg), timeout=timeout_s)
+    except nats.errors.NoRespondersError as exc:
+        raise NoResponders(subject, "no responders") from exc
+    except nats.errors.TimeoutError as exc:
+        raise RequestTimeout(subject, f"no reply within {timeout_s:g}s") from exc
+    except nats.errors.Error as exc:
+        raise BusError(subject, f"{type(exc).__name__}: {exc}") from exc
+    headers = reply.headers or {}
+    if ERROR_CODE_HEADER in headers and response_type is not messages.ErrorReply:
+        code = _int_or(headers.get(ERROR_CODE_HEADER), 500)
+        detail = headers.get(ERROR_HEADER, "")
+        # Typed responses may carry a useful body even with the error header (a workload command
+        # answered with WORKLOAD_STATE_ERROR): prefer returning it when it decodes.
+        if response_type is not messages.HostHeartbeat and code != 404:
+            try:
+                return messages.decode(response_type, reply.data)
+            except messages.DecodeError:
+                pass
+        raise RemoteError(subject, code, detail)
+    try:
+        return messages.decode(response_type, reply.data)
+    except messages.DecodeError as exc:
+        raise BadReply(subject, str(exc)) from exc
+
+
+def _int_or(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def error_headers(code: int, reason: str) -> dict[str, str]:
+    """Headers that mark a reply as an error (the NATS micro-services convention)."""
+    return {ERROR_CODE_HEADER: str(code), ERROR_HEADER: reason}
