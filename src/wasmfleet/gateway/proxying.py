@@ -1,0 +1,252 @@
+"""HTTP forwarding: one aiohttp application that proxies by Host header to the hosts serving it.
+
+Behaviour:
+- the Host header (port stripped) picks the route; no route -> 503 naming the host, no Host -> 400;
+- among the route's hosts, least outstanding requests wins (`balancing`);
+- a refused or failed connect is retried on another replica for every method (nothing was sent yet);
+  a connection dropped before the response is retried only for idempotent methods without a body;
+- request and response bodies stream in both directions (no buffering), Content-Encoding passes through;
+- X-Forwarded-For is appended to, X-Forwarded-Proto and X-Forwarded-Host describe this hop;
+- 502 when no replica could be reached, 504 when a host stays silent longer than the response timeout;
+- ``/healthz`` and ``/metrics`` are answered by the gateway itself for any Host no route claims (so
+  ``curl localhost:8000/healthz`` works while ``hello.localhost`` paths all go to the workload).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from wasmfleet.gateway import balancing, metrics, routes
+from wasmfleet.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+    )
+)
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+
+def _forwardable(headers: CIMultiDictProxy[str], extra_drop: Iterable[str] = ()) -> CIMultiDict[str]:
+    """Copy of ``headers`` without hop-by-hop ones (including those the Connection header names)."""
+    drop = set(HOP_BY_HOP) | {d.lower() for d in extra_drop}
+    for value in headers.getall("Connection", []):
+        drop |= {token.strip().lower() for token in value.split(",") if token.strip()}
+    out: CIMultiDict[str] = CIMultiDict()
+    for key, value in headers.items():
+        if key.lower() not in drop:
+            out.add(key, value)
+    return out
+
+
+def _text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message.rstrip("\n") + "\n")
+
+
+class _RetryableError(Exception):
+    """A failure after which the request may go to another replica."""
+
+
+class Proxy:
+    """The gateway's request path. ``table`` is replaced wholesale by the watcher (atomic swap)."""
+
+    def __init__(self, settings: GatewaySettings, gw_metrics: metrics.GatewayMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = gw_metrics or metrics.GatewayMetrics()
+        self.balancer = balancing.Balancer(eject_s=settings.eject_s)
+        self.table = routes.RoutingTable()
+        self.synced = False
+        """True once the first full list of Hosts and Workloads arrived (until then /healthz says 503)."""
+        self._session: aiohttp.ClientSession | None = None
+
+    def set_table(self, table: routes.RoutingTable) -> None:
+        self.table = table
+        self.synced = True
+        self.balancer.forget_except({(b.address, b.port) for bs in table.routes.values() for b in bs})
+        self.metrics.set_backends({name: len(bs) for name, bs in table.routes.items()})
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.settings.max_connections, limit_per_host=0)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            # The client's own cookie jar would leak cookies between users of the gateway.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=self.settings.connect_timeout_s,
+                sock_read=self.settings.response_timeout_s,
+            ),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=0)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+
+        async def on_startup(_: web.Application) -> None:
+            if self._session is None:
+                await self.start()
+
+        async def on_cleanup(_: web.Application) -> None:
+            await self.close()
+
+        app.on_startup.append(on_startup)
+        app.on_cleanup.append(on_cleanup)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        host_header = request.headers.get("Host")
+        route = self.table.route_name(host_header)
+        if route is None:
+            return self._own(request, host_header)
+        started = time.perf_counter()
+        self.metrics.in_flight.labels(route=route).inc()
+        code = 0
+        try:
+            response = await self._forward(request, route)
+            code = response.status
+            return response
+        finally:
+            self.metrics.in_flight.labels(route=route).dec()
+            self.metrics.requests.labels(route=route, code=str(code or 499)).inc()
+            self.metrics.duration.labels(route=route).observe(time.perf_counter() - started)
+
+    def _own(self, request: web.Request, host_header: str | None) -> web.Response:
+        """Answers for requests no route claims: health, metrics, or a clear 503/400."""
+        if request.path == "/healthz" and request.method in ("GET", "HEAD"):
+            if self.synced:
+                return _text(200, "ok")
+            return _text(503, "not ready: waiting for the first list of Hosts and Workloads")
+        if request.path == "/metrics" and request.method == "GET":
+            return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")
+        if not host_header:
+            response = _text(400, "request has no Host header; the gateway routes by Host")
+        else:
+            name = routes.normalize_hostname(host_header)
+            response = _text(
+                503,
+                f"no ready workload serves host {name!r} on this gateway "
+                f"(known hosts: {', '.join(sorted(self.table.routes)) or 'none'})",
+            )
+        self.metrics.requests.labels(route=metrics.UNKNOWN_ROUTE, code=str(response.status)).inc()
+        return response
+
+    async def _forward(self, request: web.Request, route: str) -> web.StreamResponse:
+        backends = self.table.routes.get(route, ())
+        has_body = request.body_exists
+        replayable = request.method in IDEMPOTENT and not has_body
+        tried: set[routes.Backend] = set()
+        stale_retry_used = False
+        last_error = "no replica available"
+        while True:
+            backend = self.balancer.choose(route, backends, tried)
+            if backend is None:
+                return _text(502, f"bad gateway: no replica of {route!r} could be reached ({last_error})")
+            if tried:
+                self.metrics.retries.labels(route=route).inc()
+            self.balancer.acquire(backend)
+            try:
+                return await self._exchange(request, backend, replayable)
+            except _RetryableError as exc:
+                last_error = f"{backend.authority}: {exc}"
+                log.info("upstream %s for %s failed, trying another: %s", backend.authority, route, exc)
+                if isinstance(exc.__cause__, aiohttp.ServerDisconnectedError) and not stale_retry_used:
+                    # A pooled keep-alive connection the host closed meanwhile: the host may be fine.
+                    stale_retry_used = True
+                    continue
+                tried.add(backend)
+                self.balancer.eject(backend)
+            except TimeoutError:
+                return _text(
+                    504,
+                    f"gateway timeout: {backend.authority} sent nothing for "
+                    f"{self.settings.response_timeout_s:g} s while serving {route!r}",
+                )
+            except aiohttp.ClientError as exc:
+                return _text(502, f"bad gateway: {backend.authority} failed while serving {route!r}: {exc}")
+            finally:
+                self.balancer.release(backend)
+
+    async def _exchange(
+        self, request: web.Request, backend: routes.Backend, replayable: bool
+    ) -> web.StreamResponse:
+        assert self._session is not None, "Proxy.start() not called"
+        headers = _forwardable(request.headers)
+        peer = request.remote or ""
+        prior = request.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+        headers["X-Forwarded-Proto"] = request.scheme
+        headers["X-Forwarded-Host"] = request.headers.get("Host", "")
+        url = URL(f"http://{backend.authority}{request.raw_path}", encoded=True)
+        skip = [h for h in ("Accept-Encoding", "User-Agent") if h not in request.headers]
+        try:
+            upstream = await self._session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=request.content if request.body_exists else None,
+                allow_redirects=False,
+                skip_auto_headers=skip,
+            )
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # Connect failed: nothing of the request was sent, any method may go elsewhere.
+            raise _RetryableError(str(exc) or type(exc).__name__) from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if replayable:
+                raise _RetryableError(str(exc) or type(exc).__name__) from exc
+            raise
+        async with upstream:
+            self.balancer.restore(backend)
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for key, value in _forwardable(upstream.headers).items():
+                response.headers.add(key, value)
+            await response.prepare(request)
+            try:
+                if request.method != "HEAD":
+                    async for chunk in upstream.content.iter_chunked(self.settings.chunk_size):
+                        await response.write(chunk)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # Headers are out: the status cannot change any more. Cutting the connection is the only
+                # honest signal left (the client sees a truncated body, not a complete wrong one).
+                log.warning("upstream %s broke off a response body: %s", backend.authority, exc)
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+            await response.write_eof()
+            return response
+
+
+async def serve(proxy: Proxy, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start listening; returns the runner (for cleanup) and the bound port (``port=0`` picks one)."""
+    runner = web.AppRunner(proxy.make_app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    server = site._server
+    bound = port
+    if server is not None and server.sockets:  # type: ignore[attr-defined]
+        bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return runner, bound

@@ -1,0 +1,212 @@
+"""The gateway's routing table: which host HTTP ports serve which Host header.
+
+Pure data and pure functions, no I/O: `watching` feeds it Host and Workload objects as seen in the API,
+`proxying` reads it for every request. Keeping it pure lets the unit tests pin every routing rule
+(hostnames, aliases, readiness) without a server.
+
+Rules (upstream wasmCloud v2 semantics, plus balancing over every Ready replica):
+- a Workload's hostname is the ``host`` key of the config of its ``wasi:http`` hostInterfaces entry
+  that lists ``incoming-handler``; with ``spec.kubernetes.service.name`` set it is also reachable as
+  ``<svc>.<ns>`` and ``<svc>.<ns>.svc``;
+- a Workload serves only when its Ready condition is True and ``status.hostId`` names a known Host that
+  advertises a hostname and an httpPort and is not explicitly not-Ready;
+- several Workloads on one host that share a hostname collapse into one backend (the host itself balances
+  between them), so a backend is a (address, port) pair.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, order=True)
+class Backend:
+    """One host HTTP endpoint that serves a route."""
+
+    address: str
+    """Where the host listens (Host.hostname): a name or an IP literal."""
+    port: int
+    """Host.httpPort."""
+    host_id: str = field(compare=False, default="")
+    """Host.hostId, for logs and EndpointSlices."""
+    host_name: str = field(compare=False, default="")
+    """Name of the Host object (friendly name), for EndpointSlices."""
+
+    @property
+    def authority(self) -> str:
+        """``address:port`` with IPv6 literals bracketed, as used in a URL."""
+        if ":" in self.address and not self.address.startswith("["):
+            return f"[{self.address}]:{self.port}"
+        return f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """The few fields of a Host object that routing needs."""
+
+    name: str
+    host_id: str
+    hostname: str
+    http_port: int
+    ready: bool | None
+    """The Ready condition: True, False, or None when absent/Unknown."""
+
+
+@dataclass(frozen=True)
+class WorkloadInfo:
+    """The few fields of a Workload object that routing needs."""
+
+    namespace: str
+    name: str
+    host_id: str
+    ready: bool
+    hostnames: tuple[str, ...]
+    """Every Host-header name this workload answers to (config host plus service aliases)."""
+    service: str | None = None
+    """spec.kubernetes.service.name, when set."""
+
+
+@dataclass(frozen=True)
+class ServiceKey:
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    """Host header name -> backends, plus Kubernetes Service -> backends for EndpointSlices."""
+
+    routes: Mapping[str, tuple[Backend, ...]] = field(default_factory=dict)
+    services: Mapping[ServiceKey, tuple[Backend, ...]] = field(default_factory=dict)
+
+    def backends_for(self, host_header: str | None) -> tuple[Backend, ...]:
+        """Backends for a request's Host header (port stripped, case-insensitive); empty if unknown."""
+        if not host_header:
+            return ()
+        return self.routes.get(normalize_hostname(host_header), ())
+
+    def route_name(self, host_header: str | None) -> str | None:
+        """The routing key a Host header maps to, or None when no route claims it."""
+        if not host_header:
+            return None
+        name = normalize_hostname(host_header)
+        return name if name in self.routes else None
+
+
+def normalize_hostname(host_header: str) -> str:
+    """Lower-case name without port and trailing dot; IPv6 literals keep their brackets."""
+    value = host_header.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        return value[: end + 1] if end != -1 else value
+    if value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.rstrip(".")
+
+
+def _condition_status(obj: Mapping[str, Any], type_: str) -> bool | None:
+    status = obj.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("type") == type_:
+            value = cond.get("status")
+            if value == "True":
+                return True
+            if value == "False":
+                return False
+            return None
+    return None
+
+
+def host_info(obj: Mapping[str, Any]) -> HostInfo | None:
+    """Routing view of a Host object (API JSON); None when it cannot receive traffic at all."""
+    meta = obj.get("metadata") or {}
+    hostname = obj.get("hostname")
+    port = obj.get("httpPort")
+    host_id = obj.get("hostId")
+    if not hostname or not host_id or not isinstance(port, int) or not 0 < port < 65536:
+        return None
+    return HostInfo(
+        name=str(meta.get("name", "")),
+        host_id=str(host_id),
+        hostname=str(hostname),
+        http_port=port,
+        ready=_condition_status(obj, "Ready"),
+    )
+
+
+def http_hostnames(spec: Mapping[str, Any]) -> list[str]:
+    """The ``host`` config values of a WorkloadSpec's wasi:http incoming-handler entries."""
+    names: list[str] = []
+    for entry in spec.get("hostInterfaces") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        if entry.get("namespace") != "wasi" or entry.get("package") != "http":
+            continue
+        if "incoming-handler" not in (entry.get("interfaces") or []):
+            continue
+        host = (entry.get("config") or {}).get("host")
+        if isinstance(host, str) and host.strip():
+            names.append(normalize_hostname(host))
+    return names
+
+
+def service_name(spec: Mapping[str, Any]) -> str | None:
+    """spec.kubernetes.service.name, or None."""
+    kube = spec.get("kubernetes") or {}
+    service = kube.get("service") or {} if isinstance(kube, Mapping) else {}
+    name = service.get("name") if isinstance(service, Mapping) else None
+    return str(name) if name else None
+
+
+def workload_info(obj: Mapping[str, Any]) -> WorkloadInfo:
+    """Routing view of a Workload object (API JSON)."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    namespace = str(meta.get("namespace") or "default")
+    names = http_hostnames(spec)
+    svc = service_name(spec)
+    if svc:
+        names += [f"{svc}.{namespace}", f"{svc}.{namespace}.svc"]
+    return WorkloadInfo(
+        namespace=namespace,
+        name=str(meta.get("name", "")),
+        host_id=str(status.get("hostId") or ""),
+        ready=_condition_status(obj, "Ready") is True and not meta.get("deletionTimestamp"),
+        hostnames=tuple(dict.fromkeys(names)),
+        service=svc,
+    )
+
+
+def build_table(hosts: Iterable[HostInfo], workloads: Iterable[WorkloadInfo]) -> RoutingTable:
+    """Route every hostname of every serving workload to the endpoint of the host it runs on."""
+    by_id = {h.host_id: h for h in hosts if h.ready is not False}
+    routes: dict[str, set[Backend]] = {}
+    services: dict[ServiceKey, set[Backend]] = {}
+    for wl in workloads:
+        if not wl.ready or not wl.host_id:
+            continue
+        host = by_id.get(wl.host_id)
+        if host is None:
+            continue
+        backend = Backend(host.hostname, host.http_port, host.host_id, host.name)
+        for name in wl.hostnames:
+            routes.setdefault(name, set()).add(backend)
+        if wl.service:
+            services.setdefault(ServiceKey(wl.namespace, wl.service), set()).add(backend)
+    return RoutingTable(
+        routes={k: tuple(sorted(v)) for k, v in routes.items()},
+        services={k: tuple(sorted(v)) for k, v in services.items()},
+    )
+
+
+def address_type(address: str) -> str:
+    """EndpointSlice addressType for a host address: IPv4, IPv6 or FQDN."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return "FQDN"
+    return "IPv4" if ip.version == 4 else "IPv6"

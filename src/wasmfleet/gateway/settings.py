@@ -1,0 +1,26 @@
+"""Gateway settings, built once by the CLI and passed down explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    listen_host: str = "127.0.0.1"
+    """Address the gateway listens on; loopback by default (the embedded fleet is a dev machine)."""
+    port: int = 8000
+    """Listening port; 0 picks a free one (tests). 8000 matches the upstream chart's container port."""
+    connect_timeout_s: float = 2.0
+    """Time to open a TCP connection to a host. Short: hosts are near, and a refused or hanging connect
+    is retried on another replica, so waiting long only delays failover."""
+    response_timeout_s: float = 30.0
+    """Longest silence from a host (waiting for headers or between body chunks) before answering 504."""
+    eject_s: float = 3.0
+    """How long a host that refused a connection gets no new requests (see balancing.Balancer)."""
+    max_connections: int = 1000
+    """Upper bound on pooled upstream connections across all hosts."""
+    chunk_size: int = 64 * 1024
+    """Bytes copied per step when streaming a response body."""
+    slice_resync_s: float = 30.0
+    """Period of the EndpointSlice full resync (repairs slices edited or deleted by someone else)."""
