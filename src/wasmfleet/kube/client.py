@@ -1,0 +1,168 @@
+"""A thin dict-in/dict-out Kubernetes client on kubernetes_asyncio.
+
+kubernetes_asyncio does the kubeconfig parsing (tokens, client certs, CAs) and owns the aiohttp
+session; this module only builds REST paths and maps failures to `errors` at this one boundary.
+Everything above speaks plain JSON dicts so custom and built-in kinds are handled alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+
+from wasmfleet.kube import errors, resources
+
+Obj = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeClient:
+    """CRUD, list and watch for any `resources.Resource`."""
+
+    def __init__(self, api: k8s_client.ApiClient) -> None:
+        self._api = api
+
+    @classmethod
+    async def from_kubeconfig(cls, path: str | Path, context: str | None = None) -> KubeClient:
+        """Build a client from a kubeconfig file; a missing or bad file raises ValueError (one line)."""
+        cfg = k8s_client.Configuration()
+        try:
+            await k8s_config.load_kube_config(
+                config_file=str(path), context=context, client_configuration=cfg, persist_config=False
+            )
+        except (OSError, k8s_config.ConfigException, KeyError, TypeError) as exc:
+            raise ValueError(f"cannot load kubeconfig {path}: {exc}") from exc
+        # Many controllers share one client: allow enough parallel connections for watches + writes.
+        cfg.connection_pool_maxsize = 64
+        return cls(k8s_client.ApiClient(configuration=cfg))
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: object | None = None,
+        content_type: str = "application/json",
+        timeout: aiohttp.ClientTimeout | float | None = 30.0,
+    ) -> aiohttp.ClientResponse:
+        try:
+            resp: aiohttp.ClientResponse = await self._api.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise errors.Unreachable(0, "Unreachable", f"API server unreachable: {detail}") from exc
+        return resp
+
+    async def _call(self, method: str, path: str, **kw: Any) -> Obj:
+        resp = await self._raw(method, path, **kw)
+        try:
+            data = await resp.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise errors.Unreachable(0, "Unreachable", f"API server connection lost: {exc}") from exc
+        finally:
+            resp.release()
+        if not 200 <= resp.status < 300:
+            raise errors.from_status(resp.status, data)
+        parsed = json.loads(data) if data else {}
+        return parsed if isinstance(parsed, dict) else {}
+
+    async def get(self, res: resources.Resource, namespace: str | None, name: str) -> Obj:
+        return await self._call("GET", res.path(namespace, name))
+
+    async def list(
+        self, res: resources.Resource, namespace: str | None = None, label_selector: str = ""
+    ) -> tuple[list[Obj], str]:
+        """All objects (following `continue` pages) and the list's resourceVersion."""
+        items: list[Obj] = []
+        cont = ""
+        while True:
+            query = [("limit", "500")]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if cont:
+                query.append(("continue", cont))
+            page = await self._call("GET", res.path(namespace), query=query)
+            kind = res.kind
+            for item in page.get("items") or []:
+                # List items omit apiVersion/kind; restore them so objects look the same everywhere.
+                item.setdefault("apiVersion", res.api_version)
+                item.setdefault("kind", kind)
+                items.append(item)
+            meta = page.get("metadata") or {}
+            cont = meta.get("continue") or ""
+            if not cont:
+                return items, str(meta.get("resourceVersion", ""))
+
+    async def create(self, res: resources.Resource, namespace: str | None, obj: Obj) -> Obj:
+        return await self._call("POST", res.path(namespace), body=obj)
+
+    async def replace(self, res: resources.Resource, obj: Obj, subresource: str = "") -> Obj:
+        meta = obj["metadata"]
+        return await self._call(
+            "PUT", res.path(meta.get("namespace"), meta["name"], subresource), body=obj
+        )
+
+    async def patch(
+        self, res: resources.Resource, namespace: str | None, name: str, patch: Obj, subresource: str = ""
+    ) -> Obj:
+        """A JSON merge patch (RFC 7386): dicts merge, lists and scalars replace, null deletes."""
+        return await self._call(
+            "PATCH", res.path(namespace, name, subresource), body=patch, content_type=MERGE_PATCH
+        )
+
+    async def delete(self, res: resources.Resource, namespace: str | None, name: str) -> None:
+        with contextlib.suppress(errors.NotFound):
+            await self._call("DELETE", res.path(namespace, name))
+
+    async def watch(
+        self, res: resources.Resource, namespace: str | None, resource_version: str, timeout_s: int = 300
+    ) -> AsyncIterator[Obj]:
+        """Yield watch events ({type, object}) after `resource_version` until the server ends the
+        stream. An ERROR event or a 410 raises the mapped error (Gone means: relist)."""
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_s)),
+        ]
+        # No total timeout: the stream is long-lived; a silent socket is bounded by sock_read.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_s + 30)
+        resp = await self._raw("GET", res.path(namespace), query=query, timeout=timeout)
+        try:
+            if not 200 <= resp.status < 300:
+                raise errors.from_status(resp.status, await resp.read())
+            while True:
+                try:
+                    line = await resp.content.readline()
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise errors.Unreachable(0, "Unreachable", f"watch stream broke: {exc}") from exc
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    raise errors.from_status(int(status.get("code", 500)), json.dumps(status))
+                yield event
+        finally:
+            resp.release()
