@@ -1,0 +1,3 @@
+from wasmfleet.cli.main import main
+
+main()
