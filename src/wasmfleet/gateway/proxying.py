@@ -190,9 +190,7 @@ class Proxy:
             finally:
                 self.balancer.release(backend)
 
-    async def _exchange(
-        self, request: web.Request, backend: routes.Backend, replayable: bool
-    ) -> web.StreamResponse:
+    async def _exchange(self, request: web.Request, backend: routes.Backend, replayable: bool) -> web.StreamResponse:
         assert self._session is not None, "Proxy.start() not called"
         headers = _forwardable(request.headers)
         peer = request.remote or ""
