@@ -1,0 +1,220 @@
+"""Fetch a component's bytes to a local file: file://, http(s):// and OCI registries, cached by digest.
+
+    fetcher = Fetcher(ArtifactSettings(cache_dir=...))
+    fetched = await fetcher.fetch("localhost:5000/hello:1", credentials=None, policy=ImagePullPolicy.ALWAYS)
+    fetched.path, fetched.digest
+
+Pull policies (as in Kubernetes):
+- ALWAYS: ask the source every time; the bytes are downloaded again only if the digest changed.
+- IF_NOT_PRESENT: use the cached digest this reference last resolved to; fetch only when absent.
+- NEVER: only the cache; an uncached reference is an error.
+- UNSPECIFIED: ALWAYS for an OCI reference without a tag or tagged `latest`, IF_NOT_PRESENT otherwise
+  (a digest-pinned reference never needs the network once cached).
+file:// references are read in place (never copied); the policy does not apply to them.
+Concurrent fetches of the same reference share one download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from wasmfleet.artifacts import cache, oci, references
+from wasmfleet.artifacts.errors import ArtifactError
+from wasmfleet.artifacts.oci import Credentials
+
+__all__ = ["ArtifactError", "ArtifactSettings", "Credentials", "Fetched", "Fetcher", "PullPolicy"]
+
+
+class PullPolicy(enum.Enum):
+    UNSPECIFIED = "unspecified"
+    ALWAYS = "always"
+    IF_NOT_PRESENT = "if-not-present"
+    NEVER = "never"
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "wasmfleet" / "artifacts"
+
+
+@dataclass(frozen=True)
+class ArtifactSettings:
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    """Where fetched components are kept, by digest. Shared safely by several hosts."""
+
+    insecure_registries: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    """Registries spoken to over plain HTTP. Loopback only by default: a registry on the same machine
+    (tests, `wasmfleet up`) rarely has a certificate, a remote one always should."""
+
+    timeout_s: float = 300.0
+    """Bound of one whole fetch (connect + manifest + blob). 5 min covers a 100 MB layer on a slow link."""
+
+    connect_timeout_s: float = 10.0
+    """Bound of connecting to a registry or URL: a dead registry fails fast and retryably."""
+
+    max_bytes: int = 512 << 20
+    """Largest component accepted (512 MB): bigger is surely a mistake and would fill the disk."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    path: Path
+    digest: str
+    size: int
+    downloaded: bool
+    """True when bytes came over the network in this call (False: served from cache or file)."""
+
+
+class Fetcher:
+    def __init__(self, settings: ArtifactSettings) -> None:
+        self.settings = settings
+        self.cache = cache.BlobCache(settings.cache_dir)
+        self._session: aiohttp.ClientSession | None = None
+        self._registry: oci.RegistryClient | None = None
+        self._inflight: dict[tuple[str, PullPolicy], asyncio.Future[Fetched]] = {}
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _client(self) -> tuple[aiohttp.ClientSession, oci.RegistryClient]:
+        if self._session is None or self._registry is None:
+            timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s, connect=self.settings.connect_timeout_s)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+            self._registry = oci.RegistryClient(self._session, insecure_registries=self.settings.insecure_registries)
+        return self._session, self._registry
+
+    async def fetch(
+        self,
+        image: str,
+        *,
+        credentials: Credentials | None = None,
+        policy: PullPolicy = PullPolicy.UNSPECIFIED,
+    ) -> Fetched:
+        key = (image, policy)
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Fetched] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._fetch(image, credentials, policy)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[key]
+
+    async def _fetch(self, image: str, credentials: Credentials | None, policy: PullPolicy) -> Fetched:
+        try:
+            ref = references.parse(image)
+        except references.InvalidReference as exc:
+            raise ArtifactError(image, str(exc).removeprefix(f"{image}: ")) from None
+        if isinstance(ref, references.FileRef):
+            return await asyncio.to_thread(_local_file, image, ref.path)
+        effective = _effective_policy(ref, policy)
+        cached = self.cache.resolved(str(ref))
+        if cached is not None and effective in (PullPolicy.IF_NOT_PRESENT, PullPolicy.NEVER):
+            return self._from_cache(cached)
+        if effective is PullPolicy.NEVER:
+            raise ArtifactError(image, "not in the local cache and imagePullPolicy is Never")
+        if isinstance(ref, references.HttpRef):
+            return await self._fetch_url(image, ref, credentials)
+        return await self._fetch_oci(image, ref, credentials)
+
+    def _from_cache(self, digest: str) -> Fetched:
+        path = self.cache.blob_path(digest)
+        return Fetched(path=path, digest=digest, size=path.stat().st_size, downloaded=False)
+
+    async def _fetch_oci(self, image: str, ref: references.OciRef, credentials: Credentials | None) -> Fetched:
+        _, registry = self._client()
+        try:
+            layer = await registry.resolve(ref, credentials)
+            if self.cache.has_blob(layer.digest):
+                self.cache.remember(str(ref), layer.digest)
+                return self._from_cache(layer.digest)
+            writer = self.cache.writer()
+            try:
+                await registry.download(ref, layer, credentials, writer, max_bytes=self.settings.max_bytes)
+                digest = await asyncio.to_thread(writer.commit, layer.digest)
+            except BaseException:
+                writer.abort()
+                raise
+        except TimeoutError:
+            raise ArtifactError(image, f"fetch timed out after {self.settings.timeout_s:g}s", retryable=True) from None
+        except aiohttp.ClientError as exc:
+            raise ArtifactError(image, f"download failed: {exc}", retryable=True) from exc
+        except cache.DigestMismatch as exc:
+            raise ArtifactError(image, f"corrupt download: {exc}", retryable=True) from exc
+        self.cache.remember(str(ref), digest)
+        return Fetched(path=self.cache.blob_path(digest), digest=digest, size=writer.size, downloaded=True)
+
+    async def _fetch_url(self, image: str, ref: references.HttpRef, credentials: Credentials | None) -> Fetched:
+        session, _ = self._client()
+        auth = aiohttp.BasicAuth(credentials.username, credentials.password) if credentials else None
+        writer = self.cache.writer()
+        try:
+            async with session.get(ref.url, auth=auth) as response:
+                if response.status != 200:
+                    writer.abort()
+                    raise ArtifactError(
+                        image, f"server answered {response.status} {response.reason or ''}".strip(),
+                        retryable=response.status >= 500 or response.status == 429,
+                    )
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    writer.write(chunk)
+                    if writer.size > self.settings.max_bytes:
+                        raise ArtifactError(image, f"larger than the {self.settings.max_bytes}-byte limit")
+            digest = await asyncio.to_thread(writer.commit)
+        except ArtifactError:
+            writer.abort()
+            raise
+        except TimeoutError:
+            writer.abort()
+            raise ArtifactError(image, f"fetch timed out after {self.settings.timeout_s:g}s", retryable=True) from None
+        except aiohttp.ClientError as exc:
+            writer.abort()
+            raise ArtifactError(image, f"download failed: {exc}", retryable=True) from exc
+        except BaseException:
+            writer.abort()
+            raise
+        self.cache.remember(str(ref), digest)
+        return Fetched(path=self.cache.blob_path(digest), digest=digest, size=writer.size, downloaded=True)
+
+
+def _effective_policy(ref: references.ImageRef, policy: PullPolicy) -> PullPolicy:
+    if policy is not PullPolicy.UNSPECIFIED:
+        return policy
+    if isinstance(ref, references.OciRef) and not ref.digest and ref.tag in (None, "latest"):
+        return PullPolicy.ALWAYS
+    return PullPolicy.IF_NOT_PRESENT
+
+
+def _local_file(image: str, path: Path) -> Fetched:
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise ArtifactError(image, "not a regular file")
+        return Fetched(path=path, digest=cache.file_digest(path), size=size, downloaded=False)
+    except FileNotFoundError:
+        raise ArtifactError(image, "no such file") from None
+    except PermissionError:
+        raise ArtifactError(image, "permission denied") from None

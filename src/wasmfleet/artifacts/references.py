@@ -1,0 +1,112 @@
+"""Parse component image references: file://, http(s):// URLs and OCI registry references.
+
+OCI references follow the Docker/distribution grammar: `[registry[:port]/]repository[:tag][@digest]`.
+The first path segment is a registry when it contains a dot or a colon or is `localhost`; otherwise
+the registry is Docker Hub. An `oci://` prefix is accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+
+
+class InvalidReference(ValueError):
+    """The image string is neither a supported URL nor a valid OCI reference."""
+
+
+@dataclass(frozen=True)
+class FileRef:
+    path: Path
+
+    def __str__(self) -> str:
+        return f"file://{self.path}"
+
+
+@dataclass(frozen=True)
+class HttpRef:
+    url: str
+
+    def __str__(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True)
+class OciRef:
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """What goes after /manifests/: the digest when pinned, else the tag (default latest)."""
+        return self.digest or self.tag or "latest"
+
+    @property
+    def api_host(self) -> str:
+        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
+
+    def __str__(self) -> str:
+        text = f"{self.registry}/{self.repository}"
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+ImageRef = FileRef | HttpRef | OciRef
+
+
+def parse(image: str) -> ImageRef:
+    text = image.strip()
+    if not text:
+        raise InvalidReference("empty image reference")
+    if text.startswith("file://"):
+        parsed = urlparse(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidReference(f"{image}: file URLs must name a local path (file:///path)")
+        return FileRef(Path(unquote(parsed.path)))
+    if text.startswith(("http://", "https://")):
+        if not urlparse(text).netloc:
+            raise InvalidReference(f"{image}: URL has no host")
+        return HttpRef(text)
+    if text.startswith("/"):
+        return FileRef(Path(text))
+    text = text.removeprefix("oci://")
+    return _parse_oci(image, text)
+
+
+def _parse_oci(image: str, text: str) -> OciRef:
+    digest: str | None = None
+    if "@" in text:
+        text, digest = text.split("@", 1)
+        if not _DIGEST.match(digest):
+            raise InvalidReference(f"{image}: invalid digest {digest!r}")
+    first, _, rest = text.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        registry, path = first, rest
+    else:
+        registry, path = DOCKER_HUB, text
+    tag: str | None = None
+    last_slash = path.rfind("/")
+    colon = path.rfind(":")
+    if colon > last_slash:
+        path, tag = path[:colon], path[colon + 1:]
+        if not _TAG.match(tag):
+            raise InvalidReference(f"{image}: invalid tag {tag!r}")
+    if registry == DOCKER_HUB and "/" not in path:
+        path = f"library/{path}"
+    if not _REPOSITORY.match(path):
+        raise InvalidReference(f"{image}: invalid repository name {path!r}")
+    return OciRef(registry=registry, repository=path, tag=tag, digest=digest)
