@@ -148,6 +148,7 @@ async def test_sequential_requests_visit_every_replica_and_metrics_count_them(
             async with client.get(base + "/", headers={"Host": "App.Test:8000"}) as r:
                 assert r.status == 200
                 answers.append(await r.text())
+                assert r.headers["X-Wasmfleet-Host"] == answers[-1]
         assert sorted(set(answers)) == ["up0", "up1", "up2"]
         assert all(answers.count(n) == 3 for n in ("up0", "up1", "up2"))
         async with client.get(base + "/metrics") as r:

@@ -116,6 +116,12 @@ def test_only_ready_workloads_on_usable_hosts_are_routed() -> None:
     assert [b.port for b in t.routes["hello.localhost"]] == [9001, 9002]
 
 
+def test_host_fields_under_spec_are_accepted_too() -> None:
+    doc_form = {"metadata": {"name": "h"}, "spec": {"hostId": "H", "hostname": "10.0.0.5", "httpPort": 4000}}
+    t = table([doc_form], [workload("w", "H")])
+    assert t.routes["hello.localhost"] == (routes.Backend("10.0.0.5", 4000),)
+
+
 def test_replicas_spread_are_all_backends_and_colocated_ones_collapse() -> None:
     hosts = [host("h1", "H1", 9001), host("h2", "H2", 9002)]
     t = table(hosts, [workload("a", "H1"), workload("b", "H2"), workload("c", "H2")])

@@ -8,6 +8,7 @@ Behaviour:
 - request and response bodies stream in both directions (no buffering), Content-Encoding passes through;
 - X-Forwarded-For is appended to, X-Forwarded-Proto and X-Forwarded-Host describe this hop;
 - 502 when no replica could be reached, 504 when a host stays silent longer than the response timeout;
+- responses carry ``X-Wasmfleet-Host`` naming the Host object that served them (debugging, tests);
 - ``/healthz`` and ``/metrics`` are answered by the gateway itself for any Host no route claims (so
   ``curl localhost:8000/healthz`` works while ``hello.localhost`` paths all go to the workload).
 """
@@ -42,6 +43,8 @@ HOP_BY_HOP = frozenset(
         "Upgrade",
     )
 )
+BACKEND_HEADER = "X-Wasmfleet-Host"
+"""Response header naming the Host that answered (see GatewaySettings.backend_header)."""
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
@@ -221,6 +224,8 @@ class Proxy:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for key, value in _forwardable(upstream.headers).items():
                 response.headers.add(key, value)
+            if self.settings.backend_header:
+                response.headers[BACKEND_HEADER] = backend.host_name or backend.authority
             await response.prepare(request)
             try:
                 if request.method != "HEAD":

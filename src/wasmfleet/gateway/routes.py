@@ -123,9 +123,13 @@ def _condition_status(obj: Mapping[str, Any], type_: str) -> bool | None:
 def host_info(obj: Mapping[str, Any]) -> HostInfo | None:
     """Routing view of a Host object (API JSON); None when it cannot receive traffic at all."""
     meta = obj.get("metadata") or {}
-    hostname = obj.get("hostname")
-    port = obj.get("httpPort")
-    host_id = obj.get("hostId")
+    # Operator-made Hosts carry these at the top level; the wasmCloud docs' hand-written form nests
+    # them under spec. Top level wins, as in api.resources.Host.effective_host_id.
+    spec = obj.get("spec")
+    compat: Mapping[str, Any] = spec if isinstance(spec, Mapping) else {}
+    hostname = obj.get("hostname") or compat.get("hostname")
+    port = obj.get("httpPort") or compat.get("httpPort")
+    host_id = obj.get("hostId") or compat.get("hostId")
     if not hostname or not host_id or not isinstance(port, int) or not 0 < port < 65536:
         return None
     return HostInfo(

@@ -22,5 +22,8 @@ class GatewaySettings:
     """Upper bound on pooled upstream connections across all hosts."""
     chunk_size: int = 64 * 1024
     """Bytes copied per step when streaming a response body."""
+    backend_header: bool = True
+    """Add X-Wasmfleet-Host (the serving Host's name) to responses: shows which replica answered, which
+    is what one wants on a development fleet; turn off where host names are not for clients' eyes."""
     slice_resync_s: float = 30.0
     """Period of the EndpointSlice full resync (repairs slices edited or deleted by someone else)."""
