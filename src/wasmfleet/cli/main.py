@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from wasmfleet import __version__
-from wasmfleet.cli import crds_cmd, gateway_cmd, validate_cmd
+from wasmfleet.cli import crds_cmd, gateway_cmd, up_cmd, validate_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +21,7 @@ def cli() -> None:
 cli.add_command(crds_cmd.crds)
 cli.add_command(validate_cmd.validate)
 cli.add_command(gateway_cmd.gateway)
+cli.add_command(up_cmd.up)
 
 
 def main() -> None:

@@ -1,0 +1,67 @@
+"""`wasmfleet up`: the whole fleet on this machine, in one command."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import click
+
+from wasmfleet.embedded import fleet, running, supervising
+
+
+def _groups(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    groups = tuple(g.strip() for g in value.split(",") if g.strip())
+    if not groups:
+        raise click.BadParameter("name at least one host group")
+    for g in groups:
+        if not g.replace("-", "").isalnum() or g != g.lower():
+            raise click.BadParameter(f"{g!r} is not a valid group name (lower-case letters, digits, '-')")
+    return groups
+
+
+@click.command("up")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".wasmfleet"),
+              show_default=True, help="Where state, logs and the kubeconfig live; rerun to resume.")
+@click.option("--host-groups", default=",".join(fleet.DEFAULT_GROUPS), show_default=True, callback=_groups,
+              help="Comma-separated host groups (label hostgroup=<name> on each host).")
+@click.option("--hosts-per-group", default=1, show_default=True, type=click.IntRange(0, 64),
+              help="Hosts started in every group.")
+@click.option("--gateway-port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="Gateway port (another free one is used, and printed, when it is taken).")
+@click.option("--host-workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Wasm worker processes per host.")
+@click.option("--public-address", default="127.0.0.1", show_default=True,
+              help="Bind address of public-ingress hosts (0.0.0.0 exposes them to the network).")
+def up(data_dir: Path, host_groups: tuple[str, ...], hosts_per_group: int, gateway_port: int,
+       host_workers: int, public_address: str) -> None:
+    """Start NATS, the API server, the operator, the hosts and the gateway; Ctrl-C stops them.
+
+    \b
+    Example:
+      wasmfleet up --data-dir .wasmfleet
+      export KUBECONFIG=.wasmfleet/kubeconfig; kubectl get hosts
+    """
+    from wasmfleet.cli import main  # the group, to know which subcommands this build has
+
+    options = fleet.FleetOptions(
+        data_dir=data_dir.resolve(),
+        host_groups=host_groups,
+        hosts_per_group=hosts_per_group,
+        gateway_port=gateway_port,
+        public_address=public_address,
+        host_workers=host_workers,
+    )
+    started = time.monotonic()
+
+    def report(line: str) -> None:
+        stamp = f"{time.monotonic() - started:6.1f}s" if line.strip() else ""
+        click.echo(f"{stamp} {line}".rstrip() if line.startswith(("[", "stopping", "stopped")) else line)
+
+    try:
+        asyncio.run(running.run(options, sorted(main.cli.commands), report))
+    except (supervising.StartError, running.AlreadyRunning) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass

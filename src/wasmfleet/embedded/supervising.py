@@ -1,0 +1,207 @@
+"""Runs child processes in order, waits until each is ready, restarts crashed ones, stops them in reverse.
+
+A `Child` is a command line, a log file and an async readiness probe. The supervisor:
+- starts children one by one (later ones depend on earlier ones: NATS, then the API server, ...) and
+  reports progress through a callback while waiting for each probe;
+- watches every child; one that exits while the fleet runs is restarted with exponential backoff
+  (reset after it stayed up for a while), and the restart is reported;
+- on stop, terminates children in reverse start order (SIGTERM to the child's process group, SIGKILL after
+  a grace period), so hosts drain before the API server and NATS go away.
+
+Children run in their own session (Ctrl-C in the terminal reaches only the supervisor, which then stops
+them in order) and, on Linux, get SIGTERM if the supervisor dies abruptly, so no orphan keeps ports busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+Probe = Callable[[], Awaitable[bool]]
+Report = Callable[[str], None]
+
+
+class StartError(RuntimeError):
+    """A child did not become ready; the message names it and points at its log."""
+
+
+@dataclass
+class Child:
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    ready: Probe | None = None
+    """Returns True once the child serves; None means 'running is ready'."""
+    describe: str = ""
+    """One line for the summary: where it listens, what it is for."""
+    env: dict[str, str] = field(default_factory=dict)
+    ready_timeout_s: float = 60.0
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGTERM this child when the supervisor dies, and detach it from the terminal."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        children: Sequence[Child],
+        *,
+        report: Report,
+        state_path: Path | None = None,
+        stop_grace_s: float = 10.0,
+        max_backoff_s: float = 10.0,
+        healthy_after_s: float = 30.0,
+    ) -> None:
+        self.children = list(children)
+        self._report = report
+        self._state_path = state_path
+        self._stop_grace_s = stop_grace_s
+        self._max_backoff_s = max_backoff_s
+        self._healthy_after_s = healthy_after_s
+        self._stopping = False
+        self._watchers: list[asyncio.Task[None]] = []
+
+    async def _spawn(self, child: Child) -> None:
+        child.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = child.log_path.open("ab")
+        try:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+            log.write(f"\n===== {stamp} starting: {' '.join(child.argv)}\n".encode())
+            log.flush()
+            child.process = await asyncio.create_subprocess_exec(
+                *child.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env={**os.environ, **child.env},
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            log.close()
+        child.started_at = time.monotonic()
+        self._write_state()
+
+    def _write_state(self) -> None:
+        """Record child pids (for `wasmfleet` tooling and tests that need to kill one)."""
+        if self._state_path is None:
+            return
+        state = {
+            c.name: {"pid": c.process.pid if c.process else None, "restarts": c.restarts, "log": str(c.log_path)}
+            for c in self.children
+        }
+        tmp = self._state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self._state_path)
+
+    async def _wait_ready(self, child: Child) -> None:
+        deadline = time.monotonic() + child.ready_timeout_s
+        while True:
+            assert child.process is not None
+            if child.process.returncode is not None:
+                raise StartError(
+                    f"{child.name} exited with status {child.process.returncode} while starting; "
+                    f"see {child.log_path}"
+                )
+            if child.ready is None or await child.ready():
+                return
+            if time.monotonic() > deadline:
+                raise StartError(
+                    f"{child.name} not ready after {child.ready_timeout_s:g} s; see {child.log_path}"
+                )
+            await asyncio.sleep(0.1)
+
+    async def start(self) -> None:
+        """Start every child in order; raises StartError (after stopping what started) on failure."""
+        total = len(self.children)
+        try:
+            for index, child in enumerate(self.children, 1):
+                began = time.monotonic()
+                self._report(f"[{index}/{total}] starting {child.name} ...")
+                await self._spawn(child)
+                await self._wait_ready(child)
+                took = time.monotonic() - began
+                self._report(f"[{index}/{total}] {child.name} ready in {took:.1f} s  {child.describe}".rstrip())
+                self._watchers.append(asyncio.create_task(self._watch(child)))
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _watch(self, child: Child) -> None:
+        backoff = 0.5
+        while not self._stopping:
+            assert child.process is not None
+            code = await child.process.wait()
+            if self._stopping:
+                return
+            # Workers the crashed child forked share its process group: they must not hold its ports.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+            up_for = time.monotonic() - child.started_at
+            if up_for > self._healthy_after_s:
+                backoff = 0.5
+            self._report(
+                f"{child.name} exited with status {code} after {up_for:.1f} s; restarting in {backoff:.1f} s "
+                f"(log: {child.log_path})"
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(self._max_backoff_s, backoff * 2)
+            if self._stopping:
+                return
+            child.restarts += 1
+            await self._spawn(child)
+            try:
+                await self._wait_ready(child)
+            except StartError as exc:
+                self._report(str(exc))
+                continue
+            self._report(f"{child.name} restarted (restart #{child.restarts})")
+
+    async def stop(self) -> None:
+        """Stop children in reverse order; safe to call twice."""
+        self._stopping = True
+        for task in self._watchers:
+            task.cancel()
+        for task in self._watchers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._watchers.clear()
+        for child in reversed(self.children):
+            await self._terminate(child)
+        self._write_state()
+
+    async def _terminate(self, child: Child) -> None:
+        proc = child.process
+        if proc is None or proc.returncode is not None:
+            return
+        self._report(f"stopping {child.name} ...")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), self._stop_grace_s)
+        except TimeoutError:
+            self._report(f"{child.name} did not stop within {self._stop_grace_s:g} s; killing it")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        # Workers the child forked share its process group: make sure none outlives it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
