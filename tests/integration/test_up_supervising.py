@@ -1,0 +1,156 @@
+"""The `wasmfleet up` supervisor with real child processes (small Python programs).
+
+Checks:
+- children start in order, each only after the previous one's readiness probe passed;
+- a child that exits while starting fails the start with its name and log path, and earlier children
+  are stopped;
+- a crashed child is restarted (new pid, restart counted in children.json) and reported;
+- stop terminates children in reverse order, including processes they forked;
+- the port book keeps ports across runs and replaces a port that got taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from wasmfleet.embedded import ports, supervising
+
+pytestmark = pytest.mark.timeout(60)
+
+# A child that records its start and stop in a shared file, then serves until SIGTERM.
+CHILD = """
+import os, signal, sys, time
+name, record = sys.argv[1], sys.argv[2]
+def note(what):
+    with open(record, "a") as f:
+        f.write(f"{what} {name}\\n")
+def bye(*_):
+    note("stop")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+note("start")
+if len(sys.argv) > 3 and sys.argv[3] == "fork":
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with open(record + ".grandchild", "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(120)
+        os._exit(0)
+if len(sys.argv) > 3 and sys.argv[3] == "fail":
+    sys.exit(3)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def alive(pid: int) -> bool:
+    """Running (a killed orphan may linger as a zombie until init reaps it: that is not running)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def child(tmp: Path, name: str, record: Path, *extra: str, ready: supervising.Probe | None = None) -> supervising.Child:
+    return supervising.Child(
+        name=name,
+        argv=[sys.executable, "-c", CHILD, name, str(record), *extra],
+        log_path=tmp / "logs" / f"{name}.log",
+        ready=ready,
+        ready_timeout_s=10,
+    )
+
+
+def started(record: Path, name: str) -> supervising.Probe:
+    async def probe() -> bool:
+        return record.exists() and f"start {name}" in record.read_text()
+
+    return probe
+
+
+async def test_start_in_order_and_stop_in_reverse_with_forked_workers(tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    lines: list[str] = []
+    sup = supervising.Supervisor(
+        [
+            child(tmp_path, "a", record, ready=started(record, "a")),
+            child(tmp_path, "b", record, "fork", ready=started(record, "b")),
+            child(tmp_path, "c", record, ready=started(record, "c")),
+        ],
+        report=lines.append,
+        state_path=tmp_path / "children.json",
+    )
+    await sup.start()
+    assert record.read_text().split("\n")[:3] == ["start a", "start b", "start c"]
+    for _ in range(50):
+        if (tmp_path / "record.grandchild").exists():
+            break
+        await asyncio.sleep(0.05)
+    grandchild = int((tmp_path / "record.grandchild").read_text())
+    await sup.stop()
+    assert record.read_text().split("\n")[3:6] == ["stop c", "stop b", "stop a"]
+    await asyncio.sleep(0.1)
+    assert not alive(grandchild)
+    assert any("[3/3] c ready" in line for line in lines)
+
+
+async def test_child_failing_to_start_names_itself_and_stops_the_others(tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    never = supervising.Child(
+        name="broken",
+        argv=[sys.executable, "-c", CHILD, "broken", str(record), "fail"],
+        log_path=tmp_path / "logs" / "broken.log",
+        ready=lambda: asyncio.sleep(0, result=False),
+    )
+    sup = supervising.Supervisor(
+        [child(tmp_path, "a", record, ready=started(record, "a")), never], report=lambda _: None
+    )
+    with pytest.raises(supervising.StartError, match=r"broken exited with status 3.*broken\.log"):
+        await sup.start()
+    assert "stop a" in record.read_text()
+
+
+async def test_crashed_child_is_restarted(tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    lines: list[str] = []
+    state = tmp_path / "children.json"
+    sup = supervising.Supervisor(
+        [child(tmp_path, "a", record, ready=started(record, "a"))], report=lines.append, state_path=state
+    )
+    await sup.start()
+    try:
+        first = json.loads(state.read_text())["a"]["pid"]
+        os.kill(first, signal.SIGKILL)
+        for _ in range(100):
+            info = json.loads(state.read_text())["a"]
+            if info["pid"] != first and any("restarted" in line for line in lines):
+                break
+            await asyncio.sleep(0.05)
+        assert info["restarts"] == 1
+        assert info["pid"] != first
+        assert any("a exited with status -9" in line for line in lines)
+    finally:
+        await sup.stop()
+
+
+def test_port_book_keeps_ports_and_replaces_taken_ones(tmp_path: Path) -> None:
+    book = ports.PortBook(tmp_path / "ports.json")
+    a, b = book.port("a"), book.port("b")
+    assert a != b
+    book.save()
+    again = ports.PortBook(tmp_path / "ports.json")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", b))
+        squatter.listen()
+        assert again.port("a") == a
+        assert again.port("b") != b
