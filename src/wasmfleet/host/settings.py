@@ -1,0 +1,81 @@
+"""Settings of a host agent, grouped; built once by `wasmfleet host` and passed down explicitly."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wasmfleet.artifacts.fetching import ArtifactSettings
+from wasmfleet.host import machine
+
+
+@dataclass(frozen=True)
+class Identity:
+    host_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    """Unique, stable for the process lifetime; a token of every subject addressed to this host."""
+
+    friendly_name: str = field(default_factory=machine.friendly_name)
+    """Human name (adjective-noun-NNNN); the operator names the Host object after it."""
+
+    hostname: str = ""
+    """Where the gateway reaches this host's HTTP port ('' = derived from the HTTP bind address)."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    """Matched by Workload hostSelector; `hostgroup` is the group (default "default")."""
+
+    environment: str = ""
+    """Tenant/environment the host advertises; the operator's scheduler isolates on it."""
+
+
+@dataclass(frozen=True)
+class BusSettings:
+    nats_url: str = "nats://127.0.0.1:4222"
+    """One or more comma-separated NATS URLs."""
+
+    reconnect_wait_s: float = 0.5
+    """Pause between reconnect attempts. Short: a restarted nats-server should see hosts return within
+    a second, and one TCP connect per host per half second is negligible load."""
+
+    connect_timeout_s: float = 2.0
+    """Bound of one connection attempt."""
+
+    heartbeat_interval_s: float = 15.0
+    """Period of published heartbeats (upstream: 15 s). The operator marks a host silent after several
+    missed beats, so this bounds how fast a dead host is noticed."""
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    http_host: str = "127.0.0.1"
+    """Bind address of the HTTP data plane."""
+
+    http_port: int = 0
+    """0 = any free port (reported in heartbeats, so the gateway finds it)."""
+
+    workers: int = 1
+    """Worker processes serving wasm (wasmtime under the GIL scales by processes, not threads)."""
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    drain_timeout_s: float = 10.0
+    """Bound of a graceful stop: in-flight commands and HTTP requests get this long to finish."""
+
+    max_concurrent_starts: int = 8
+    """Workload starts fetched/compiled at once; more queue up (compiles are CPU-bound)."""
+
+    data_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "wasmfleet-host")
+    """Per-workload scratch (ephemeral volumes) lives under data_dir/workloads/<workloadId>."""
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    identity: Identity = field(default_factory=Identity)
+    bus: BusSettings = field(default_factory=BusSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    artifacts: ArtifactSettings = field(default_factory=ArtifactSettings)
+    runtime_cache_dir: Path | None = None
+    """Compiled-component cache of the runtime (None = the runtime's default)."""

@@ -1,0 +1,240 @@
+"""The workloads a host runs: start (fetch, compile, route), status, stop - each safe to repeat.
+
+State per workloadId follows upstream's WorkloadState: STARTING while components are fetched and
+compiled, RUNNING once every component is prepared and its HTTP hostnames are routed, ERROR with a
+one-line reason otherwise; STOPPING while a stop runs, after which the workload is forgotten
+(status: NOT_FOUND). A repeated start of a starting or running workload returns that same workload
+(no second copy); a start after ERROR tries again, since the cause (a registry outage) may be gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from wasmfleet.artifacts.fetching import ArtifactError, Fetcher
+from wasmfleet.bus import messages
+from wasmfleet.host import translation
+from wasmfleet.host.runtime import errors as runtime_errors
+from wasmfleet.host.runtime import specs
+
+log = logging.getLogger(__name__)
+State = messages.WorkloadState
+
+
+class DataPlane(Protocol):
+    """What the agent needs from the runtime's WasmServer."""
+
+    async def prepare(self, spec: specs.ComponentSpec) -> object: ...
+
+    async def route(self, workload_id: str, hostnames: list[str], spec: specs.ComponentSpec) -> None: ...
+
+    async def unroute(self, workload_id: str) -> None: ...
+
+
+@dataclass
+class Record:
+    workload_id: str
+    namespace: str
+    name: str
+    scratch: Path
+    state: State = State.STARTING
+    message: str = "starting"
+    components: int = 0
+    hostnames: list[str] = field(default_factory=list)
+    routed: bool = False
+    task: asyncio.Task[None] | None = None
+
+    def status(self) -> messages.WorkloadStatus:
+        return messages.WorkloadStatus(
+            workload_id=self.workload_id, workload_state=self.state, message=self.message
+        )
+
+
+def _status(workload_id: str, state: State, message: str) -> messages.WorkloadStatus:
+    return messages.WorkloadStatus(workload_id=workload_id, workload_state=state, message=message)
+
+
+class Workloads:
+    def __init__(self, plane: DataPlane, fetcher: Fetcher, *, data_dir: Path, max_concurrent_starts: int) -> None:
+        self._plane = plane
+        self._fetcher = fetcher
+        self._data_dir = data_dir
+        self._start_slots = asyncio.Semaphore(max_concurrent_starts)
+        self._records: dict[str, Record] = {}
+        self._stopping: dict[str, asyncio.Task[None]] = {}
+        self._refusal: str | None = None
+
+    # ---- queries -----------------------------------------------------------------------------
+
+    def status(self, workload_id: str) -> messages.WorkloadStatus:
+        record = self._records.get(workload_id)
+        if record is None:
+            return _status(workload_id, State.NOT_FOUND, "workload not found on this host")
+        return record.status()
+
+    def counts(self) -> tuple[int, int]:
+        """(workloads, components) that are running, for heartbeats."""
+        running = [r for r in self._records.values() if r.state is State.RUNNING]
+        return len(running), sum(r.components for r in running)
+
+    def records(self) -> list[Record]:
+        return list(self._records.values())
+
+    # ---- start -------------------------------------------------------------------------------
+
+    def refuse_new(self, reason: str) -> None:
+        """From now on, starts of new workloads are answered ERROR with `reason` (shutdown)."""
+        self._refusal = reason
+
+    async def start(self, request: messages.WorkloadStartRequest) -> messages.WorkloadStatus:
+        workload_id = request.workload_id
+        record = self._records.get(workload_id)
+        if record is not None and record.state in (State.STARTING, State.RUNNING):
+            if record.task is not None:
+                await asyncio.wait([record.task])  # join the start in progress, never a second copy
+            return record.status()
+        if record is not None and record.state is State.STOPPING:
+            return _status(workload_id, State.ERROR, "workload is being stopped; start it again afterwards")
+        if self._refusal is not None:
+            return _status(workload_id, State.ERROR, self._refusal)
+        if record is not None:  # a previous attempt failed: clean it up and try again
+            await self._forget(record)
+        workload = request.workload
+        record = Record(
+            workload_id=workload_id,
+            namespace=workload.namespace,
+            name=workload.name,
+            scratch=self._data_dir / "workloads" / _safe(workload_id),
+            components=len(workload.wit_world.components),
+            hostnames=translation.http_hostnames(workload),
+        )
+        self._records[workload_id] = record
+        record.task = asyncio.create_task(self._start(record, workload), name=f"start {workload_id}")
+        await asyncio.wait([record.task])
+        return record.status()
+
+    async def _start(self, record: Record, workload: messages.Workload) -> None:
+        try:
+            async with self._start_slots:
+                await self._fetch_prepare_route(record, workload)
+            record.state, record.message = State.RUNNING, _running_message(record)
+            log.info("workload %s (%s/%s) running: %s", record.workload_id, record.namespace,
+                     record.name, record.message)
+        except asyncio.CancelledError:
+            record.state, record.message = State.ERROR, "start cancelled"
+            raise
+        except (translation.InvalidWorkload, ArtifactError, runtime_errors.ComponentError) as exc:
+            record.state, record.message = State.ERROR, str(exc)
+            log.warning("workload %s failed to start: %s", record.workload_id, exc)
+        except runtime_errors.RuntimeError_ as exc:
+            record.state, record.message = State.ERROR, f"runtime unavailable: {exc}"
+            log.warning("workload %s failed to start: %s", record.workload_id, exc)
+        except Exception as exc:
+            record.state, record.message = State.ERROR, f"internal error: {type(exc).__name__}: {exc}"
+            log.exception("workload %s failed to start", record.workload_id)
+        if record.state is State.ERROR and record.routed:
+            with contextlib.suppress(Exception):
+                await self._plane.unroute(record.workload_id)
+            record.routed = False
+
+    async def _fetch_prepare_route(self, record: Record, workload: messages.Workload) -> None:
+        components = workload.wit_world.components
+        if workload.service is not None and workload.service.image:
+            raise translation.InvalidWorkload("service components (wasi:cli/run) are not supported by this host")
+        if not components:
+            raise translation.InvalidWorkload("workload has no components")
+        for index, component in enumerate(components):
+            if not component.image:
+                raise translation.InvalidWorkload(
+                    f"component {translation.component_name(component, index)} has no image"
+                )
+        volumes = await asyncio.to_thread(translation.volume_dirs, workload, record.scratch)
+        record.message = "fetching components"
+        fetched = await asyncio.gather(*(
+            self._fetcher.fetch(
+                component.image,
+                credentials=translation.credentials(component.image_pull_secret),
+                policy=translation.pull_policy(component.image_pull_policy),
+            )
+            for component in components
+        ))
+        component_specs = [
+            translation.component_spec(record.workload_id, component, index, got.path, workload, volumes)
+            for index, (component, got) in enumerate(zip(components, fetched, strict=True))
+        ]
+        record.message = "compiling components"
+        for spec in component_specs:
+            await self._plane.prepare(spec)
+        if record.hostnames:
+            await self._plane.route(record.workload_id, record.hostnames, _http_component(component_specs))
+            record.routed = True
+
+    # ---- stop --------------------------------------------------------------------------------
+
+    async def stop(self, workload_id: str) -> messages.WorkloadStatus:
+        record = self._records.get(workload_id)
+        if record is None:
+            return _status(workload_id, State.NOT_FOUND, "workload not found on this host")
+        running = self._stopping.get(workload_id)
+        if running is None:
+            record.state, record.message = State.STOPPING, "stopping"
+            running = asyncio.create_task(self._stop(record), name=f"stop {workload_id}")
+            self._stopping[workload_id] = running
+        await asyncio.wait([running])
+        return _status(workload_id, State.STOPPING, "stopped")
+
+    async def _stop(self, record: Record) -> None:
+        try:
+            if record.task is not None and not record.task.done():
+                record.task.cancel()
+                await asyncio.wait([record.task])
+            await self._forget(record)
+            log.info("workload %s (%s/%s) stopped", record.workload_id, record.namespace, record.name)
+        finally:
+            self._stopping.pop(record.workload_id, None)
+
+    async def _forget(self, record: Record) -> None:
+        if record.routed:
+            try:
+                await self._plane.unroute(record.workload_id)
+            except Exception:
+                log.exception("unrouting workload %s failed", record.workload_id)
+            record.routed = False
+        await asyncio.to_thread(shutil.rmtree, record.scratch, True)
+        if self._records.get(record.workload_id) is record:
+            del self._records[record.workload_id]
+
+    async def stop_all(self) -> None:
+        await asyncio.gather(*(self.stop(workload_id) for workload_id in list(self._records)))
+
+    async def discard_local_state(self) -> None:
+        """After the data plane stopped: cancel unfinished starts and remove scratch directories."""
+        for record in list(self._records.values()):
+            if record.task is not None and not record.task.done():
+                record.task.cancel()
+                await asyncio.wait([record.task])
+            record.routed = False  # the server is gone; there is nothing left to unroute
+            await self._forget(record)
+
+
+def _http_component(component_specs: list[specs.ComponentSpec]) -> specs.ComponentSpec:
+    # With one component that is the HTTP handler. With several, the route gets the last one
+    # (the runtime's route() takes a single spec); see docs/protocol.md, "Workloads".
+    return component_specs[-1]
+
+
+def _running_message(record: Record) -> str:
+    parts = [f"{record.components} component(s) running"]
+    if record.hostnames:
+        parts.append("serving " + ", ".join(record.hostnames))
+    return "; ".join(parts)
+
+
+def _safe(workload_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in workload_id) or "_"
