@@ -1,0 +1,184 @@
+"""The WorkloadDeployment controller: one ReplicaSet per template version, rolled out by policy.
+
+The template is first resolved (`artifact://<name>` images replaced by the bound Artifact's URL and
+the deployment label added), then hashed; the ReplicaSet is <deployment>-<hash>. A new hash (template
+edit, or an Artifact now pointing elsewhere) means a new ReplicaSet:
+- RollingUpdate: the new set is created at full size; old sets stay until the new one is Ready,
+  then they are deleted (their Workloads go with them through garbage collection).
+- Recreate: old sets are scaled to 0 first; the new set grows once no old replica remains.
+spec.replicas (also through /scale, e.g. by a HorizontalPodAutoscaler) sizes the current set.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+import pydantic
+
+from wasmfleet.api import conditions, groups, resources
+from wasmfleet.kube import errors, owners, running
+from wasmfleet.kube import resources as kres
+from wasmfleet.operator import context, replicasets, startrequests, statuses
+
+CONDITIONS = ("Progressing", "Ready")
+
+
+def selector(name: str) -> str:
+    return f"{groups.LABEL_WORKLOAD_DEPLOYMENT}={name}"
+
+
+def resolved_template(wd: resources.WorkloadDeployment, artifact_urls: dict[str, str]) -> dict[str, Any]:
+    """The template as its Workloads will carry it; raises MissingReference for an unready Artifact."""
+    template = wd.spec.template.to_json()
+    template = copy.deepcopy(template)
+    bindings = {b.name: b.artifact_from.name for b in wd.spec.artifacts}
+    spec = template["spec"]
+    targets = [*spec.get("components", [])]
+    if spec.get("service"):
+        targets.append(spec["service"])
+    for target in targets:
+        image = target.get("image", "")
+        if image.startswith(startrequests.ARTIFACT_SCHEME):
+            binding = image[len(startrequests.ARTIFACT_SCHEME):]
+            artifact = bindings.get(binding, binding)  # unbound: an Artifact of that name
+            url = artifact_urls.get(artifact)
+            if not url:
+                raise startrequests.MissingReference("Artifact", artifact, "has no artifactUrl yet")
+            target["image"] = url
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    labels[groups.LABEL_WORKLOAD_DEPLOYMENT] = wd.metadata.name
+    return template
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def referenced_artifacts(wd: dict[str, Any]) -> set[str]:
+    spec = wd.get("spec") or {}
+    names = {(b.get("artifactFrom") or {}).get("name", "") for b in spec.get("artifacts") or []}
+    tspec = (spec.get("template") or {}).get("spec") or {}
+    images = [c.get("image", "") for c in tspec.get("components") or []]
+    images.append((tspec.get("service") or {}).get("image", ""))
+    names.update(i[len(startrequests.ARTIFACT_SCHEME):] for i in images if i.startswith(startrequests.ARTIFACT_SCHEME))
+    names.discard("")
+    return names
+
+
+class DeploymentController:
+    def __init__(self, ctx: context.Context) -> None:
+        self._ctx = ctx
+
+    async def reconcile(self, key: str) -> float | None:
+        ctx = self._ctx
+        ns, name = kres.split_key(key)
+        try:
+            obj = await ctx.kube.get(kres.DEPLOYMENTS, ns, name)
+        except errors.NotFound:
+            return None
+        if obj["metadata"].get("deletionTimestamp"):
+            return None
+        try:
+            wd = resources.WorkloadDeployment.model_validate(obj)
+        except pydantic.ValidationError as exc:
+            raise running.PermanentError(f"invalid WorkloadDeployment: {exc.errors()[0]['msg']}") from exc
+        status = wd.status.model_copy(deep=True)
+        status.selector = selector(name)
+        status.observed_generation = wd.metadata.generation
+        conds = status.conditions
+        gen = wd.metadata.generation
+        statuses.ensure_order(conds, CONDITIONS, gen)
+
+        def put(type_: str, value: conditions.ConditionStatus, reason: str, message: str) -> None:
+            conditions.set_condition(conds, type_, value, reason=reason, message=message, observed_generation=gen)
+
+        async def finish(delay: float | None) -> float | None:
+            await statuses.write(ctx.kube, kres.DEPLOYMENTS, obj,
+                                 status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+            return delay
+
+        urls = {}
+        for art_name in referenced_artifacts(obj):
+            art = ctx.informers.artifacts.get(f"{ns}/{art_name}") or {}
+            url = (art.get("status") or {}).get("artifactUrl")
+            if url:
+                urls[art_name] = str(url)
+        try:
+            template = resolved_template(wd, urls)
+        except startrequests.MissingReference as exc:
+            put("Progressing", "False", "ArtifactNotReady", str(exc))
+            put("Ready", "False", "ArtifactNotReady", str(exc))
+            return await finish(ctx.settings.reconciling.unschedulable_retry_s)
+        rs_name = f"{name}-{template_hash(template)}"
+        owned = [r for r in ctx.informers.replicasets.list(ns) if owners.is_owned_by(r, obj)]
+        current = next((r for r in owned if r["metadata"]["name"] == rs_name), None)
+        old = [r for r in owned if r["metadata"]["name"] != rs_name]
+        desired = wd.spec.replicas
+        recreate = wd.spec.deploy_policy == "Recreate"
+
+        if recreate:
+            for rs in old:
+                if int((rs.get("spec") or {}).get("replicas", 0)) != 0:
+                    await ctx.kube.patch(kres.REPLICASETS, ns, rs["metadata"]["name"], {"spec": {"replicas": 0}})
+                if not replicasets.children_of(ctx, rs):
+                    await ctx.kube.delete(kres.REPLICASETS, ns, rs["metadata"]["name"])
+            old_remaining = [rs for rs in old if replicasets.children_of(ctx, rs)]
+            target = 0 if old_remaining else desired
+        else:
+            target = desired
+
+        if current is None:
+            body = {
+                "apiVersion": groups.API_VERSION,
+                "kind": "WorkloadReplicaSet",
+                "metadata": {
+                    "name": rs_name,
+                    "namespace": ns,
+                    "labels": {
+                        **template["metadata"].get("labels", {}),
+                        groups.LABEL_TEMPLATE_HASH: rs_name.rsplit("-", 1)[1],
+                    },
+                    "ownerReferences": [owners.owner_reference(obj)],
+                },
+                "spec": {"replicas": target, "template": template},
+            }
+            try:
+                current = await ctx.kube.create(kres.REPLICASETS, ns, body)
+            except errors.Conflict:
+                current = await ctx.kube.get(kres.REPLICASETS, ns, rs_name)
+        elif int((current.get("spec") or {}).get("replicas", 0)) != target:
+            current = await ctx.kube.patch(kres.REPLICASETS, ns, rs_name, {"spec": {"replicas": target}})
+
+        counts = ((current.get("status") or {}).get("replicas")) or {}
+        ready = int(counts.get("ready", 0))
+        rolled = ready >= desired and int(counts.get("expected", -1)) == desired
+        if not recreate and rolled:
+            for rs in old:
+                await ctx.kube.delete(kres.REPLICASETS, ns, rs["metadata"]["name"])
+            old = []
+        if old:
+            newest_old = max(old, key=lambda r: r["metadata"].get("creationTimestamp", ""))
+            status.previous_replica_set = newest_old["metadata"]["name"]
+        elif status.current_replica_set and status.current_replica_set != rs_name:
+            status.previous_replica_set = status.current_replica_set
+        status.current_replica_set = rs_name
+        status.replicas = resources.ReplicaCounts(
+            expected=desired,
+            current=int(counts.get("current", 0)),
+            ready=ready,
+            unavailable=max(0, desired - ready),
+        )
+        status.current_replicas = int(counts.get("current", 0))
+        if old:
+            put("Progressing", "True", "RollingOut",
+                f"replacing {', '.join(r['metadata']['name'] for r in old)} with {rs_name}")
+        else:
+            put("Progressing", "True", "Complete", f"{rs_name} is the current replica set")
+        if rolled and not old:
+            put("Ready", "True", "Ready", f"{ready}/{desired} replicas ready")
+        else:
+            put("Ready", "False", "ReplicasNotReady", f"{ready}/{desired} replicas ready")
+        return await finish(None)

@@ -1,0 +1,57 @@
+"""Turning Host records and a Workload into scheduler inputs (the pure scheduler does the rest)."""
+
+from __future__ import annotations
+
+from wasmfleet.api import resources
+from wasmfleet.bus import messages
+from wasmfleet.operator import assignments, hostregistry
+from wasmfleet.scheduler import candidates
+
+
+def host_interfaces(hb: messages.HostHeartbeat) -> frozenset[candidates.Interface]:
+    """What a host can link: its advertised imports and exports together (a workload's hostInterfaces
+    mixes both: wasi:http incoming-handler is exported by the guest, wasi:keyvalue imported)."""
+    return frozenset(
+        candidates.Interface(wit.namespace, wit.package, iface, wit.version or None)
+        for wit in [*hb.imports, *hb.exports]
+        for iface in wit.interfaces
+    )
+
+
+def host_candidates(
+    registry: hostregistry.HostRegistry, book: assignments.Assignments
+) -> list[candidates.HostCandidate]:
+    load = book.load()
+    out = []
+    for rec in registry.records():
+        if rec.superseded:
+            continue
+        hb = rec.heartbeat
+        out.append(
+            candidates.HostCandidate(
+                name=rec.name,
+                host_id=hb.id,
+                ready=registry.liveness(hb.id) is hostregistry.Liveness.ALIVE,
+                labels=dict(hb.labels),
+                environment=hb.environment,
+                interfaces=host_interfaces(hb),
+                load=load.get(hb.id, 0),
+            )
+        )
+    return out
+
+
+def requirements(key: str, spec: resources.WorkloadSpec, group: str) -> candidates.Requirements:
+    wanted = frozenset(
+        candidates.Interface(hi.namespace, hi.package, iface, hi.version or None)
+        for hi in spec.host_interfaces
+        for iface in hi.interfaces
+    )
+    return candidates.Requirements(
+        key=key,
+        host_selector=candidates.LabelSelector(match_labels=dict(spec.host_selector)),
+        environment=spec.environment or "",
+        host_id=spec.host_id or "",
+        interfaces=wanted,
+        group=group,
+    )

@@ -1,0 +1,52 @@
+"""Operator settings, grouped by concern; built once by the CLI and passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from wasmfleet.kube import leasing
+
+
+@dataclass(frozen=True)
+class HostHealth:
+    """How host liveness is judged from heartbeats.
+
+    expiry_s: a host silent for this long is not Ready and its workloads move elsewhere. Upstream
+    waits 60 s; wasmfleet hosts heartbeat every second in a local fleet, so 3 missed beats suffice
+    for the 5 s failover target. Raise it on slow or lossy networks.
+    status_interval_s: the longest a live Host object's status.lastSeen may lag (Host status writes
+    are throttled to this, so frequent heartbeats do not turn into a stream of API writes).
+    """
+
+    expiry_s: float = 3.0
+    status_interval_s: float = 10.0
+    namespace: str = "default"
+
+
+@dataclass(frozen=True)
+class Reconciling:
+    """concurrency: reconciles in flight per controller (workload starts wait on hosts, so this
+    bounds how many start requests are outstanding at once).
+    sync_interval_s: how often a placed workload's state is confirmed with its host (workload.status)."""
+
+    concurrency: int = 16
+    sync_interval_s: float = 30.0
+    start_timeout_s: float = 60.0
+    stop_timeout_s: float = 10.0
+    status_timeout_s: float = 5.0
+    unschedulable_retry_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    kubeconfig: str
+    nats_url: str
+    identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    namespace: str | None = None  # None = watch every namespace
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8081  # /metrics, /healthz, /readyz; 0 = a free port
+    hosts: HostHealth = field(default_factory=HostHealth)
+    reconciling: Reconciling = field(default_factory=Reconciling)
+    lease: leasing.LeaseSettings = field(default_factory=leasing.LeaseSettings)
