@@ -1,0 +1,86 @@
+"""ObjectMeta rules the server enforces on every kind: names, labels, annotations, system fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from typing import Any
+
+Cause = dict[str, str]
+
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+# Fields only the server writes: client values are replaced (create) or kept from storage (update).
+SYSTEM_FIELDS = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "resourceVersion", "selfLink")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def generate_name(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_GEN_ALPHABET) for _ in range(5))
+
+
+def _invalid(field: str, value: Any, why: str) -> Cause:
+    return {"reason": "FieldValueInvalid", "message": f"Invalid value: {value!r}: {why}".replace("'", '"'),
+            "field": field}
+
+
+def check_name(name: str, field: str = "metadata.name") -> list[Cause]:
+    if len(name) > 253 or not _SUBDOMAIN.match(name):
+        return [_invalid(field, name, "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                                      "characters, '-' or '.', and must start and end with an alphanumeric "
+                                      "character")]
+    return []
+
+
+def _qualified_name_ok(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix)):
+        return False
+    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
+
+
+def check_meta(meta: Any) -> list[Cause]:
+    if not isinstance(meta, dict):
+        return [_invalid("metadata", meta, "must be an object")]
+    causes: list[Cause] = []
+    labels = meta.get("labels")
+    if labels is not None:
+        if not isinstance(labels, dict):
+            causes.append(_invalid("metadata.labels", labels, "must be a map of strings"))
+        else:
+            for key, val in labels.items():
+                if not _qualified_name_ok(key):
+                    causes.append(_invalid("metadata.labels", key, "name part must consist of alphanumeric "
+                                                                  "characters, '-', '_' or '.'"))
+                if not isinstance(val, str) or len(val) > 63 or not _LABEL_VALUE.match(val):
+                    causes.append(_invalid(f"metadata.labels.{key}", val, "a valid label must be an empty "
+                                                                          "string or 63 alphanumeric characters"))
+    ann = meta.get("annotations")
+    if ann is not None:
+        if not isinstance(ann, dict) or not all(isinstance(v, str) for v in ann.values()):
+            causes.append(_invalid("metadata.annotations", "...", "must be a map of strings"))
+        elif sum(len(k) + len(v) for k, v in ann.items()) > 256 * 1024:
+            causes.append({"reason": "FieldValueTooLong", "message": "Too long: must have at most 262144 bytes",
+                           "field": "metadata.annotations"})
+    for key in ("finalizers",):
+        val = meta.get(key)
+        if val is not None and (not isinstance(val, list) or not all(isinstance(v, str) for v in val)):
+            causes.append(_invalid(f"metadata.{key}", val, "must be a list of strings"))
+    refs = meta.get("ownerReferences")
+    if refs is not None:
+        if not isinstance(refs, list):
+            causes.append(_invalid("metadata.ownerReferences", refs, "must be a list"))
+        else:
+            for i, ref in enumerate(refs):
+                for req in ("apiVersion", "kind", "name", "uid"):
+                    if not isinstance(ref, dict) or not ref.get(req):
+                        causes.append({"reason": "FieldValueRequired", "message": "Required value",
+                                       "field": f"metadata.ownerReferences[{i}].{req}"})
+    return causes

@@ -1,0 +1,191 @@
+"""Structural-schema handling for custom resources: prune unknown fields, apply defaults, validate.
+
+Pruning and defaulting follow apiextensions-apiserver (nulls dropped unless nullable, defaults applied
+where a field is absent, `x-kubernetes-preserve-unknown-fields` stops pruning). Validation uses the
+`jsonschema` Draft 4 validator (OpenAPI v3.0 shares its keyword semantics, e.g. boolean
+exclusiveMinimum) on a copy of the schema with the OpenAPI-only keywords translated.
+CEL rules (`x-kubernetes-validations`) are not evaluated.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+
+Cause = dict[str, str]
+_ROOT_KEEP = {"apiVersion", "kind", "metadata"}
+
+
+def _is_object_schema(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "object" or "properties" in schema or "additionalProperties" in schema
+
+
+def prune_and_default(value: Any, schema: dict[str, Any], path: str, pruned: list[str], *, root: bool = False) -> Any:
+    """Return `value` pruned and defaulted (mutating dicts/lists in place); record pruned paths."""
+    if isinstance(value, dict) and _is_object_schema(schema):
+        props: dict[str, Any] = schema.get("properties") or {}
+        additional = schema.get("additionalProperties")
+        preserve = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+        for key in list(value):
+            if root and key in _ROOT_KEEP:
+                continue
+            sub = props.get(key)
+            child = f"{path}.{key}" if path else key
+            if sub is None and isinstance(additional, dict):
+                sub = additional
+            if sub is None:
+                if not preserve and additional is not True:
+                    del value[key]
+                    pruned.append(child)
+                continue
+            if value[key] is None and not sub.get("nullable"):
+                del value[key]
+                continue
+            value[key] = prune_and_default(value[key], sub, child, pruned)
+        for key, sub in props.items():
+            if key not in value and "default" in sub and not (root and key in _ROOT_KEEP):
+                child = f"{path}.{key}" if path else key
+                value[key] = prune_and_default(copy.deepcopy(sub["default"]), sub, child, pruned)
+        return value
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        items = schema["items"]
+        return [prune_and_default(v, items, f"{path}[{i}]", pruned) for i, v in enumerate(value)]
+    return value
+
+
+def _translate(schema: Any) -> Any:
+    """OpenAPI v3.0 + Kubernetes extensions -> JSON Schema draft 4."""
+    if isinstance(schema, list):
+        return [_translate(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, val in schema.items():
+        if key in ("properties", "patternProperties", "definitions"):
+            out[key] = {k: _translate(v) for k, v in val.items()}
+        elif key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):
+            out[key] = _translate(val)
+        elif key.startswith("x-kubernetes-") or key in ("nullable", "default", "example", "format", "description"):
+            continue
+        else:
+            out[key] = val
+    if schema.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
+    if schema.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+class SchemaChecker:
+    """A compiled openAPIV3Schema of one CRD version."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        translated = _translate(schema)
+        # apiVersion/kind/metadata are checked by the server itself.
+        props = translated.get("properties")
+        if isinstance(props, dict):
+            for key in _ROOT_KEEP:
+                props.pop(key, None)
+        if isinstance(translated.get("required"), list):
+            translated["required"] = [r for r in translated["required"] if r not in _ROOT_KEEP]
+        self._validator = jsonschema.Draft4Validator(translated)
+
+    def normalize(self, obj: dict[str, Any]) -> list[str]:
+        """Prune and default `obj` in place; returns the pruned field paths."""
+        pruned: list[str] = []
+        prune_and_default(obj, self.schema, "", pruned, root=True)
+        return pruned
+
+    def validate(self, obj: dict[str, Any]) -> list[Cause]:
+        causes: list[Cause] = []
+        for err in self._validator.iter_errors(obj):
+            causes.extend(_causes(err))
+        causes.sort(key=lambda c: c["field"])
+        return causes
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += f".{p}" if out else str(p)
+    return out
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _causes(err: jsonschema.ValidationError) -> list[Cause]:
+    field = _path(err.absolute_path)
+    v = err.validator
+    if v == "required":
+        inst = err.instance if isinstance(err.instance, dict) else {}
+        return [
+            {"reason": "FieldValueRequired", "message": "Required value", "field": f"{field}.{r}" if field else r}
+            for r in err.validator_value if r not in inst
+        ]
+    if v == "type":
+        want = err.validator_value
+        want_s = want if isinstance(want, str) else " or ".join(want)
+        return [{
+            "reason": "FieldValueTypeInvalid",
+            "message": f"Invalid value: {_short(err.instance)}: {field} in body must be of type {want_s}: "
+                       f"{_json_type(err.instance)!r}".replace("'", '"'),
+            "field": field,
+        }]
+    if v == "enum":
+        allowed = ", ".join(json.dumps(x) for x in err.validator_value)
+        return [{
+            "reason": "FieldValueNotSupported",
+            "message": f"Unsupported value: {_short(err.instance)}: supported values: {allowed}",
+            "field": field,
+        }]
+    return [{
+        "reason": "FieldValueInvalid",
+        "message": f"Invalid value: {_short(err.instance)}: {field} in body {_describe(err)}",
+        "field": field,
+    }]
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    v, want = err.validator, err.validator_value
+    texts = {
+        "minimum": f"should be greater than or equal to {want}",
+        "maximum": f"should be less than or equal to {want}",
+        "minLength": f"should be at least {want} chars long",
+        "maxLength": f"may not be longer than {want}",
+        "minItems": f"should have at least {want} items",
+        "maxItems": f"must have at most {want} items",
+        "pattern": f"should match '{want}'",
+        "uniqueItems": "shouldn't contain duplicates",
+        "minProperties": f"should have at least {want} properties",
+        "maxProperties": f"should have at most {want} properties",
+        "multipleOf": f"should be a multiple of {want}",
+    }
+    return texts.get(str(v), re.sub(r"\s+", " ", err.message))

@@ -1,0 +1,179 @@
+"""The in-memory object table in front of SQLite, and the group-commit pipeline.
+
+Mutations are computed synchronously on the event loop (so a read-check-write on one object is atomic
+without locks), staged with the next global resourceVersion, and acknowledged only after the batch that
+holds them is committed. Batches form naturally: while one commit runs in the storage thread, the next
+writes accumulate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from wasmfleet.apiserver.storage import Row, Storage, Write
+from wasmfleet.apiserver.watching import StoreKey, WatchEvent
+
+log = logging.getLogger(__name__)
+
+ObjKey = tuple[str, str]  # (namespace or "", name)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(slots=True)
+class Stored:
+    obj: dict[str, Any]
+    text: str
+
+
+class Store:
+    def __init__(self, storage: Storage, rv: int, rows: list[Row]) -> None:
+        self._storage = storage
+        self.rv = rv
+        self._data: dict[StoreKey, dict[ObjKey, Stored]] = {}
+        self._pending: list[tuple[Write, WatchEvent, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self.on_commit: list[Any] = []  # callables taking list[WatchEvent]
+        self.owners: dict[str, set[tuple[StoreKey, ObjKey]]] = {}
+        self.uids: dict[str, tuple[StoreKey, ObjKey]] = {}
+        for row in rows:
+            obj = json.loads(row.data)
+            self._put((row.group, row.plural), (row.namespace, row.name), Stored(obj, row.data))
+
+    # --- reads -------------------------------------------------------------------------------
+    def get(self, key: StoreKey, ns: str, name: str) -> Stored | None:
+        return self._data.get(key, {}).get((ns, name))
+
+    def items(self, key: StoreKey, ns: str | None = None) -> Iterator[tuple[ObjKey, Stored]]:
+        table = self._data.get(key, {})
+        if ns is None:
+            yield from table.items()
+        else:
+            for okey, st in table.items():
+                if okey[0] == ns:
+                    yield okey, st
+
+    def count(self, key: StoreKey) -> int:
+        return len(self._data.get(key, {}))
+
+    def store_keys(self) -> list[StoreKey]:
+        return list(self._data)
+
+    def by_uid(self, uid: str) -> tuple[StoreKey, ObjKey, Stored] | None:
+        got = self.uids.get(uid)
+        if got is None:
+            return None
+        st = self.get(got[0], *got[1])
+        return (got[0], got[1], st) if st is not None else None
+
+    def dependents(self, uid: str) -> list[tuple[StoreKey, ObjKey]]:
+        return sorted(self.owners.get(uid, ()))
+
+    # --- writes ------------------------------------------------------------------------------
+    def _put(self, key: StoreKey, okey: ObjKey, st: Stored) -> Stored | None:
+        table = self._data.setdefault(key, {})
+        old = table.get(okey)
+        if old is not None:
+            self._index_owners(key, okey, old.obj, remove=True)
+        table[okey] = st
+        self._index_owners(key, okey, st.obj, remove=False)
+        uid = st.obj.get("metadata", {}).get("uid")
+        if isinstance(uid, str):
+            self.uids[uid] = (key, okey)
+        return old
+
+    def _drop(self, key: StoreKey, okey: ObjKey) -> Stored | None:
+        table = self._data.get(key, {})
+        old = table.pop(okey, None)
+        if old is not None:
+            self._index_owners(key, okey, old.obj, remove=True)
+            self.uids.pop(old.obj.get("metadata", {}).get("uid", ""), None)
+        return old
+
+    def _index_owners(self, key: StoreKey, okey: ObjKey, obj: dict[str, Any], *, remove: bool) -> None:
+        for ref in obj.get("metadata", {}).get("ownerReferences") or ():
+            uid = ref.get("uid")
+            if not isinstance(uid, str):
+                continue
+            if remove:
+                deps = self.owners.get(uid)
+                if deps is not None:
+                    deps.discard((key, okey))
+                    if not deps:
+                        del self.owners[uid]
+            else:
+                self.owners.setdefault(uid, set()).add((key, okey))
+
+    def stage(self, key: StoreKey, okey: ObjKey, obj: dict[str, Any] | None) -> asyncio.Future[None]:
+        """Apply a change in memory with a fresh resourceVersion; the future resolves once durable.
+
+        `obj` None deletes. The caller owns `obj` from here on (it is stored, not copied).
+        """
+        self.rv += 1
+        rv = self.rv
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if obj is None:
+            old = self._drop(key, okey)
+            assert old is not None, "delete of a missing object"
+            gone = dict(old.obj)
+            gone["metadata"] = dict(gone["metadata"], resourceVersion=str(rv))
+            text = dumps(gone)
+            write = Write(key[0], key[1], okey[0], okey[1], rv, None)
+            event = WatchEvent(rv, key, "DELETED", gone, text, old.obj)
+        else:
+            obj["metadata"]["resourceVersion"] = str(rv)
+            text = dumps(obj)
+            prev = self._put(key, okey, Stored(obj, text))
+            write = Write(key[0], key[1], okey[0], okey[1], rv, text)
+            event = WatchEvent(rv, key, "ADDED" if prev is None else "MODIFIED", obj, text,
+                               prev.obj if prev else None)
+        self._pending.append((write, event, fut))
+        self._wake.set()
+        return fut
+
+    def start(self) -> None:
+        self._committer = asyncio.get_running_loop().create_task(self._commit_loop(), name="sqlite-commit")
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._pending:
+                continue
+            batch, self._pending = self._pending, []
+            writes = [w for w, _, _ in batch]
+            try:
+                await self._storage.commit(writes, batch[-1][0].rv)
+            except Exception as exc:  # disk full, I/O error: fail these requests, keep serving
+                log.error("commit of %d writes failed: %s", len(batch), exc)
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            events = [ev for _, ev, _ in batch]
+            for hook in self.on_commit:
+                hook(events)
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def flush(self) -> None:
+        """Wait until everything staged so far is committed."""
+        if self._pending:
+            await asyncio.gather(*(f for _, _, f in self._pending), return_exceptions=True)
+
+    async def stop(self) -> None:
+        await self.flush()
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer

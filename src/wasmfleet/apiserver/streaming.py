@@ -1,0 +1,149 @@
+"""Serving one watch request: initial state or replay, then live events, bookmarks, timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from aiohttp import web
+
+from wasmfleet.apiserver import errors, selectors, tables
+from wasmfleet.apiserver.engine import Engine
+from wasmfleet.apiserver.resources import ResourceType
+from wasmfleet.apiserver.store import dumps
+from wasmfleet.apiserver.watching import WatchEvent
+
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+class WatchRequest:
+    def __init__(self, engine: Engine, rt: ResourceType, namespace: str | None, query: Any, as_table: str | None,
+                 bookmark_interval_s: float) -> None:
+        self.engine = engine
+        self.rt = rt
+        self.namespace = namespace
+        self.match = selectors.matcher(query.get("labelSelector"), query.get("fieldSelector"))
+        self.as_table = as_table  # None, or the includeObject policy
+        self.rv_param = query.get("resourceVersion", "")
+        self.bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        self.initial_events = query.get("sendInitialEvents") in ("true", "1")
+        timeout = query.get("timeoutSeconds")
+        try:
+            self.timeout_s = float(timeout) if timeout else DEFAULT_TIMEOUT_S
+        except ValueError as exc:
+            raise errors.bad_request(f"invalid timeoutSeconds: {timeout!r}") from exc
+        self.bookmark_interval_s = bookmark_interval_s
+        self.first_table = True
+
+    def _frame(self, type_: str, obj: dict[str, Any], text: str | None = None) -> str:
+        if self.as_table is not None:
+            body = tables.table(self.rt, [obj], self.as_table, {"resourceVersion": obj["metadata"].get(
+                "resourceVersion", "")}, with_columns=self.first_table)
+            self.first_table = False
+            return dumps({"type": type_, "object": body}) + "\n"
+        if obj.get("apiVersion") != self.rt.api_version:
+            obj = self.engine.present(self.rt, obj)
+            text = None
+        return '{"type":"' + type_ + '","object":' + (text if text is not None else dumps(obj)) + "}\n"
+
+    def _translate(self, ev: WatchEvent) -> str | None:
+        """The frame this watcher gets for `ev` (selectors turn MODIFIED into ADDED/DELETED), or None."""
+        if self.match is None:
+            if self.as_table is None and ev.obj.get("apiVersion") == self.rt.api_version:
+                return ev.line()
+            return self._frame(ev.type, ev.obj, ev.text)
+        now_in = self.match(ev.obj)
+        if ev.type == "DELETED":
+            return self._frame("DELETED", ev.obj, ev.text) if now_in else None
+        was_in = ev.old is not None and self.match(ev.old)
+        if now_in:
+            return self._frame("MODIFIED" if was_in else "ADDED", ev.obj, ev.text)
+        if was_in:
+            return self._frame("DELETED", ev.obj, ev.text)
+        return None
+
+    def _bookmark(self, rv: int, initial_end: bool = False) -> str:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return dumps({"type": "BOOKMARK", "object": {"kind": self.rt.kind, "apiVersion": self.rt.api_version,
+                                                      "metadata": meta}}) + "\n"
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        hub = self.engine.hub
+        store = self.engine.store
+        initial: list[str] = []
+        floor = 0  # events at or below this are already reflected in the initial state
+        if self.rv_param in ("", "0") or self.initial_events:
+            floor = store.rv
+            for (_, st) in sorted(store.items(self.rt.store_key, self.namespace), key=lambda kv: kv[0]):
+                if self.match is None or self.match(st.obj):
+                    initial.append(self._frame("ADDED", st.obj, st.text))
+            replay, sub = hub.subscribe(self.rt.store_key, self.namespace, None)
+        else:
+            try:
+                since = int(self.rv_param)
+            except ValueError as exc:
+                raise errors.bad_request(f"invalid resourceVersion: {self.rv_param!r}") from exc
+            replay, sub = hub.subscribe(self.rt.store_key, self.namespace, since)
+        last_rv = floor
+        resp = web.StreamResponse(headers={"Content-Type": "application/json" if self.as_table is None else
+                                           "application/json;as=Table;v=v1;g=meta.k8s.io"})
+        resp.enable_chunked_encoding()
+        try:
+            await resp.prepare(request)
+            chunk = "".join(initial)
+            if self.initial_events and self.bookmarks:
+                chunk += self._bookmark(floor, initial_end=True)
+            for old in replay:
+                line = self._translate(old)
+                if line:
+                    chunk += line
+                last_rv = max(last_rv, old.rv)
+            if chunk:
+                await resp.write(chunk.encode())
+            deadline = time.monotonic() + self.timeout_s
+            last_sent = time.monotonic()
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                wait = min(remaining, self.bookmark_interval_s) if self.bookmarks else remaining
+                try:
+                    ev: WatchEvent | None = await asyncio.wait_for(sub.queue.get(), timeout=wait)
+                except TimeoutError:
+                    if self.bookmarks and time.monotonic() - last_sent >= self.bookmark_interval_s * 0.9:
+                        await resp.write(self._bookmark(max(last_rv, hub.compacted_rv, floor)).encode())
+                        last_sent = time.monotonic()
+                    continue
+                if ev is None:
+                    break
+                out: list[str] = []
+                batch: list[WatchEvent | None] = [ev]
+                while not sub.queue.empty() and len(batch) < 512:
+                    batch.append(sub.queue.get_nowait())
+                stop = False
+                for item in batch:
+                    if item is None:
+                        stop = True
+                        break
+                    if item.rv <= floor:
+                        continue
+                    last_rv = item.rv
+                    line = self._translate(item)
+                    if line:
+                        out.append(line)
+                if out:
+                    await resp.write("".join(out).encode())
+                    last_sent = time.monotonic()
+                if stop:
+                    break
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        finally:
+            hub.unsubscribe(sub)
+        with contextlib.suppress(ConnectionResetError):
+            await resp.write_eof()
+        return resp

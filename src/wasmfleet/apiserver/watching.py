@@ -1,0 +1,100 @@
+"""Watch fan-out: a bounded in-memory log of committed changes and the queues of live watchers.
+
+Events enter only after their SQLite commit, in resourceVersion order, so a watcher never sees a change
+that could still be lost. A watcher resuming from a resourceVersion older than the window (or from before
+this process started) gets 410 Gone and must relist, exactly as with etcd compaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from wasmfleet.apiserver import errors
+
+StoreKey = tuple[str, str]
+
+
+@dataclass(slots=True)
+class WatchEvent:
+    rv: int
+    key: StoreKey
+    type: str  # ADDED | MODIFIED | DELETED
+    obj: dict[str, Any]
+    text: str
+    old: dict[str, Any] | None
+    _line: str | None = None
+
+    def line(self) -> str:
+        """The JSON watch frame for the stored version (cached: shared by every watcher)."""
+        if self._line is None:
+            self._line = '{"type":"' + self.type + '","object":' + self.text + "}\n"
+        return self._line
+
+
+@dataclass(eq=False)
+class Subscriber:
+    key: StoreKey
+    namespace: str | None
+    queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
+    overflowed: bool = False
+
+
+class WatchHub:
+    def __init__(self, window: int, start_rv: int, max_backlog: int = 100_000) -> None:
+        self._log: deque[WatchEvent] = deque()
+        self._window = window
+        # Changes at or below this version are not in the log (before start, or evicted).
+        self.compacted_rv = start_rv
+        self._subs: dict[StoreKey, set[Subscriber]] = {}
+        self._max_backlog = max_backlog
+
+    def publish(self, events: list[WatchEvent]) -> None:
+        for ev in events:
+            self._log.append(ev)
+            if len(self._log) > self._window:
+                dropped = self._log.popleft()
+                self.compacted_rv = dropped.rv
+            for sub in self._subs.get(ev.key, ()):
+                if sub.overflowed:
+                    continue
+                if sub.namespace is not None and ev.obj.get("metadata", {}).get("namespace") != sub.namespace:
+                    continue
+                if sub.queue.qsize() >= self._max_backlog:
+                    # A watcher this far behind is cut off (kube-apiserver does the same); it relists.
+                    sub.overflowed = True
+                    sub.queue.put_nowait(None)
+                    continue
+                sub.queue.put_nowait(ev)
+
+    def subscribe(
+        self, key: StoreKey, namespace: str | None, since_rv: int | None
+    ) -> tuple[list[WatchEvent], Subscriber]:
+        """Replay of events after `since_rv` (None: no replay) and a live subscription, atomically."""
+        replay: list[WatchEvent] = []
+        if since_rv is not None:
+            if since_rv < self.compacted_rv:
+                raise errors.gone(f"too old resource version: {since_rv} ({self.compacted_rv})")
+            for ev in self._log:
+                if ev.rv > since_rv and ev.key == key and (
+                    namespace is None or ev.obj.get("metadata", {}).get("namespace") == namespace
+                ):
+                    replay.append(ev)
+        sub = Subscriber(key, namespace)
+        self._subs.setdefault(key, set()).add(sub)
+        return replay, sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        subs = self._subs.get(sub.key)
+        if subs is not None:
+            subs.discard(sub)
+
+    def close_all(self) -> None:
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.queue.put_nowait(None)
+
+    def watcher_count(self) -> int:
+        return sum(len(s) for s in self._subs.values())
