@@ -149,8 +149,8 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) 
                 supervising.Child(
                     name=f"host {name}",
                     argv=wasmfleet_argv(
-                        "host", "--nats-url", endpoints.nats_url, "--label", f"hostgroup={group}",
-                        "--http-host", bind, "--http-port", str(port), "--hostname", "127.0.0.1",
+                        "host", "--nats", endpoints.nats_url, "--group", group,
+                        "--http-addr", f"{bind}:{port}", "--hostname", "127.0.0.1",
                         "--data-dir", str(data / "hosts" / name), "--workers", str(options.host_workers),
                         "--heartbeat-interval", f"{options.heartbeat_s:g}",
                     ),
