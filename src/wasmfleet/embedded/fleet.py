@@ -50,6 +50,7 @@ class FleetOptions:
 class Endpoints:
     nats_url: str
     apiserver_port: int
+    operator_port: int
     gateway_url: str
     host_ports: dict[str, int]
 
@@ -57,9 +58,10 @@ class Endpoints:
     def allocate(options: FleetOptions, book: ports.PortBook) -> Endpoints:
         nats_port = book.port("nats")
         api_port = book.port("apiserver")
+        op_port = book.port("operator")
         gw_port = book.port("gateway", options.gateway_port)
         hosts = {name: book.port(f"host:{name}") for name, _ in host_names(options)}
-        return Endpoints(f"nats://127.0.0.1:{nats_port}", api_port, f"http://127.0.0.1:{gw_port}", hosts)
+        return Endpoints(f"nats://127.0.0.1:{nats_port}", api_port, op_port, f"http://127.0.0.1:{gw_port}", hosts)
 
 
 def host_names(options: FleetOptions) -> list[tuple[str, str]]:
@@ -128,16 +130,19 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) 
                 argv=wasmfleet_argv("apiserver", "--data-dir", str(data), "--port", str(api_port)),
                 log_path=logs / "apiserver.log",
                 ready=lambda: _api_ready(api_port, kubeconfig),
-                describe=f"https://127.0.0.1:{api_port} (kubeconfig {kubeconfig})",
+                describe=f"http://127.0.0.1:{api_port} (kubeconfig {kubeconfig})",
             )
         )
     if "operator" in available:
+        op_port = endpoints.operator_port
         children.append(
             supervising.Child(
                 name="operator",
-                argv=wasmfleet_argv("operator", "--kubeconfig", str(kubeconfig), "--nats-url", endpoints.nats_url),
+                argv=wasmfleet_argv("operator", "--kubeconfig", str(kubeconfig), "--nats", endpoints.nats_url,
+                                    "--listen", f"127.0.0.1:{op_port}"),
                 log_path=logs / "operator.log",
-                describe="controllers + scheduler",
+                ready=lambda: http_ok(f"http://127.0.0.1:{op_port}/readyz"),
+                describe=f"controllers + scheduler; metrics http://127.0.0.1:{op_port}/metrics",
             )
         )
     if "host" in available:
