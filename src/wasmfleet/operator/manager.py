@@ -43,6 +43,7 @@ class Operator:
         self.metrics = metrics.Metrics()
         self.port = 0  # bound HTTP port once started
         self.ctx: context.Context | None = None
+        self.is_leader = False  # True while this process runs the controllers
         self._nats_connected = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._controllers: dict[str, running.Controller] = {}
@@ -98,6 +99,7 @@ class Operator:
             for informer in ctx.informers.all():
                 await informer.wait_synced()
             self.metrics.leader.set(1)
+            self.is_leader = True
             log.info("operator %s is the leader: reconciling", cfg.identity)
             for ctl in self._controllers.values():
                 self._spawn(ctl.run())
@@ -112,6 +114,7 @@ class Operator:
             return 0
         finally:
             self.metrics.leader.set(0)
+            self.is_leader = False
             for task in self._tasks:
                 task.cancel()
             for task in self._tasks:

@@ -165,8 +165,15 @@ def _local(res: resources.LocalResources | None, src: Sources) -> messages.Local
     )
 
 
+_PULL_POLICIES = {
+    "Always": messages.ImagePullPolicy.ALWAYS,
+    "IfNotPresent": messages.ImagePullPolicy.IF_NOT_PRESENT,
+    "Never": messages.ImagePullPolicy.NEVER,
+}
+
+
 def _pull_policy(policy: str) -> messages.ImagePullPolicy:
-    return messages.ImagePullPolicy(policy)
+    return _PULL_POLICIES.get(policy, messages.ImagePullPolicy.UNSPECIFIED)
 
 
 def build(wl: resources.Workload, src: Sources) -> messages.WorkloadStartRequest:

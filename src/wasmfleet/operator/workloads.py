@@ -211,6 +211,10 @@ class _Step:
                 self.obj = {**self.obj, "status": self.status_dict()}
                 await self.event("Normal", "Rescheduling", message)
         if not host_id:
+            if ctx.registry.grace_remaining() > 0:
+                # Just (re)connected: hosts have not all reported yet, so a decision now would be
+                # made on a partial fleet (everything on the first host heard, or "no host").
+                return ctx.registry.grace_remaining() + 0.05
             decision = placement.choose(
                 scheduling.requirements(self.key, self.wl.spec, self.group),
                 scheduling.host_candidates(ctx.registry, ctx.assignments),

@@ -1,0 +1,221 @@
+"""Shared pieces of the operator integration tests and benchmarks (not a test module).
+
+- `apiserver(tmp)`: a real `wasmfleet apiserver` subprocess; yields its kubeconfig path.
+- `FakeHost`: a protocol responder on the REAL nats-server standing in for `wasmfleet host` where
+  a test is about the operator's decisions (placement, failover timing) rather than running wasm:
+  it heartbeats, answers workload.start/status/stop from an in-memory table, and can "die" (stop
+  heartbeating and answering at once, like kill -9) or leave gracefully.
+- `running_operator(...)`: an in-process operator (manager.Operator) on those servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+
+from wasmfleet.bus import messages, subjects
+from wasmfleet.kube import client, leasing
+from wasmfleet.operator import manager, settings
+
+
+@contextlib.contextmanager
+def apiserver(data_dir: Path, timeout_s: float = 30.0) -> Iterator[Path]:
+    """A real embedded API server on a free port; yields the kubeconfig it writes."""
+    try:
+        from wasmfleet.testing import apiserver as helper  # the API-server engineer's helper
+    except ImportError:
+        helper = None
+    if helper is not None:
+        with helper.running_apiserver(data_dir) as kubeconfig:
+            yield Path(kubeconfig)
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    kubeconfig = data_dir / "kubeconfig"
+    log = open(data_dir / "apiserver.log", "ab")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "wasmfleet"), "apiserver", "--data-dir", str(data_dir), "--port", "0"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not kubeconfig.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"apiserver did not start; see {data_dir / 'apiserver.log'}")
+            time.sleep(0.05)
+        yield kubeconfig
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+class FakeHost:
+    """A protocol-level host on real NATS (see module docstring)."""
+
+    def __init__(
+        self,
+        nats_url: str,
+        name: str,
+        *,
+        labels: dict[str, str] | None = None,
+        interfaces: list[tuple[str, str, list[str], str]] | None = None,
+        environment: str = "",
+        interval_s: float = 0.5,
+        start_delay_s: float = 0.0,
+        fail_start: str = "",
+    ) -> None:
+        self.nats_url = nats_url
+        self.name = name
+        self.host_id = f"id-{name}-{os.getpid()}-{time.monotonic_ns() % 100000}"
+        self.labels = {"hostgroup": "default", **(labels or {})}
+        self.interfaces = interfaces if interfaces is not None else [
+            ("wasi", "http", ["incoming-handler"], "0.2.0"),
+            ("wasi", "config", ["store"], "0.2.0-rc.1"),
+            ("wasi", "logging", ["logging"], "0.1.0-draft"),
+        ]
+        self.environment = environment
+        self.interval_s = interval_s
+        self.start_delay_s = start_delay_s
+        self.fail_start = fail_start
+        self.workloads: dict[str, messages.WorkloadStartRequest] = {}
+        self.starts = 0
+        self._nc: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    def heartbeat(self) -> messages.HostHeartbeat:
+        return messages.HostHeartbeat(
+            id=self.host_id,
+            hostname="127.0.0.1",
+            friendly_name=self.name,
+            version="fake",
+            labels=self.labels,
+            http_port=18000,
+            environment=self.environment,
+            workload_count=len(self.workloads),
+            imports=[
+                messages.WitInterface(namespace=ns, package=pkg, interfaces=ifaces, version=ver)
+                for ns, pkg, ifaces, ver in self.interfaces
+            ],
+        )
+
+    async def start(self) -> FakeHost:
+        self._nc = await nats.connect(self.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        await self._nc.subscribe(subjects.host_commands(self.host_id), cb=self._on_command)
+        self._task = asyncio.create_task(self._beat())
+        await self._nc.flush()
+        return self
+
+    async def _beat(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self._nc.publish(subjects.operator_heartbeat(self.host_id), messages.encode(self.heartbeat()))
+            await asyncio.sleep(self.interval_s)
+
+    async def _on_command(self, msg: Any) -> None:
+        command = subjects.command_from_host_subject(msg.subject, self.host_id)
+        reply: messages.Message
+        if command == subjects.WORKLOAD_START:
+            req = messages.decode(messages.WorkloadStartRequest, msg.data)
+            self.starts += 1
+            if self.start_delay_s:
+                await asyncio.sleep(self.start_delay_s)
+            if self.fail_start:
+                state, text = messages.WorkloadState.ERROR, self.fail_start
+            else:
+                self.workloads[req.workload_id] = req
+                state, text = messages.WorkloadState.RUNNING, ""
+            reply = messages.WorkloadStartResponse(
+                workload_status=messages.WorkloadStatus(workload_id=req.workload_id, workload_state=state,
+                                                        message=text))
+        elif command == subjects.WORKLOAD_STATUS:
+            req_s = messages.decode(messages.WorkloadStatusRequest, msg.data)
+            state = (messages.WorkloadState.RUNNING if req_s.workload_id in self.workloads
+                     else messages.WorkloadState.NOT_FOUND)
+            reply = messages.WorkloadStatusResponse(
+                workload_status=messages.WorkloadStatus(workload_id=req_s.workload_id, workload_state=state))
+        elif command == subjects.WORKLOAD_STOP:
+            req_t = messages.decode(messages.WorkloadStopRequest, msg.data)
+            self.workloads.pop(req_t.workload_id, None)
+            reply = messages.WorkloadStopResponse(
+                workload_status=messages.WorkloadStatus(workload_id=req_t.workload_id,
+                                                        workload_state=messages.WorkloadState.NOT_FOUND))
+        else:
+            reply = self.heartbeat()
+        await msg.respond(messages.encode(reply))
+
+    async def kill(self) -> None:
+        """Vanish at once: no more heartbeats, no replies (what kill -9 looks like on the bus)."""
+        if self._task is not None:
+            self._task.cancel()
+        if self._nc is not None:
+            await self._nc.close()
+        self._nc = None
+
+    async def leave(self) -> None:
+        """Graceful shutdown: announce leaving, then vanish."""
+        await self._nc.publish(subjects.operator_leaving(self.host_id), messages.encode(self.heartbeat()))
+        await self._nc.flush()
+        await self.kill()
+
+
+def operator_settings(kubeconfig: Path, nats_url: str, **kw: Any) -> settings.OperatorSettings:
+    """Fast settings for tests: 1 s host expiry, short sync interval, quick lease."""
+    return settings.OperatorSettings(
+        kubeconfig=str(kubeconfig),
+        nats_url=nats_url,
+        listen_port=0,
+        hosts=settings.HostHealth(expiry_s=kw.pop("expiry_s", 1.5)),
+        reconciling=settings.Reconciling(concurrency=8, sync_interval_s=kw.pop("sync_interval_s", 5.0),
+                                         unschedulable_retry_s=2.0),
+        lease=leasing.LeaseSettings(lease_duration_s=3.0, renew_deadline_s=2.0, retry_period_s=0.4),
+        **kw,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_operator(cfg: settings.OperatorSettings) -> AsyncIterator[manager.Operator]:
+    op = manager.Operator(cfg)
+    stop = asyncio.Event()
+    task = asyncio.create_task(op.run(stop))
+    try:
+        deadline = time.monotonic() + 20
+        while not op.is_leader:
+            if task.done():
+                task.result()
+                raise RuntimeError("operator exited")
+            if time.monotonic() > deadline:
+                raise RuntimeError("operator did not become leader")
+            await asyncio.sleep(0.05)
+        yield op
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 15)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 15.0, what: str = "") -> Any:
+    """Poll `check` until it returns something truthy (and return it) or fail with its last value."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or check}: last value {last!r}")
+
+
+async def kube_client(kubeconfig: Path) -> client.KubeClient:
+    return await client.KubeClient.from_kubeconfig(kubeconfig)
