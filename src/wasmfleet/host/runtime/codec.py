@@ -1,0 +1,330 @@
+"""Conversion of component-model values between wasmtime's C representation and Python.
+
+wasmtime-py converts values by re-reading types from C on every call and copies `list<u8>` one
+element at a time (wasm-host-notes.md, pitfall 1). Here each WIT type is compiled ONCE into a
+pair of closures (lift: C -> Python, lower: Python -> C) and byte lists are copied in bulk with
+strided slices over the 32-byte value array.
+
+Python shapes (explicit, never guessed per call):
+  bool/ints/floats/char/string -> themselves; list<u8> -> bytes; other lists -> list
+  record/tuple -> tuple (fields in declaration order)
+  variant -> (case-name, payload|None); enum -> case-name; flags -> frozenset of names
+  option<T> -> None | T;  result<T, E> -> ("ok", T|None) | ("err", E|None)
+  own<R>/borrow<R> of a host resource -> the Python object kept in the store's `ResourceTable`
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from typing import Any
+
+from wasmtime import _ffi as ffi
+from wasmtime import component as cm
+
+from wasmfleet.host.runtime import resources
+
+Ctx = Any  # ctypes pointer to wasmtime_context_t
+Val = Any  # a wasmtime_component_val_t structure (ctypes view)
+Lift = Callable[[Ctx, Val], Any]
+Lower = Callable[[Ctx, Any, Val], None]
+
+VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
+_PAYLOAD_OFFSET = ffi.wasmtime_component_val_t.of.offset
+
+# Value kinds (wasmtime_component_valkind_t), as plain ints for speed.
+K_BOOL, K_S8, K_U8, K_S16, K_U16, K_S32, K_U32, K_S64, K_U64 = range(9)
+K_F32, K_F64, K_CHAR, K_STRING, K_LIST, K_RECORD, K_TUPLE, K_VARIANT = range(9, 17)
+K_ENUM, K_OPTION, K_RESULT, K_FLAGS, K_RESOURCE = range(17, 22)
+
+_string_at = ctypes.string_at
+_byref = ctypes.byref
+_val_new = ffi.wasmtime_component_val_new
+_byte_vec_new = ffi.wasm_byte_vec_new
+_byte_vec_uninit = ffi.wasm_byte_vec_new_uninitialized
+_memmove = ctypes.memmove
+_addressof = ctypes.addressof
+_U8_ARRAY = ctypes.c_uint8 * 0
+
+
+def _read_bytes(vec: Any) -> bytes:
+    n = vec.size
+    return _string_at(vec.data, n) if n else b""
+
+
+def _write_bytes(vec: Any, data: bytes) -> None:
+    n = len(data)
+    _byte_vec_uninit(_byref(vec), n)
+    if n:
+        _memmove(vec.data, data, n)
+
+
+def _box(ctx: Ctx, lower: Lower, value: Any) -> Any:
+    """Lowers `value` into a heap-allocated val (for option/result/variant payloads)."""
+    tmp = ffi.wasmtime_component_val_t()
+    lower(ctx, value, tmp)
+    return _val_new(_byref(tmp))
+
+
+def owns_memory(ty: cm.ValType) -> bool:
+    """Whether a lifted argument of this type must be freed with val_delete afterwards."""
+    return not isinstance(
+        ty, cm.Bool | cm.S8 | cm.U8 | cm.S16 | cm.U16 | cm.S32 | cm.U32 | cm.S64 | cm.U64 | cm.F32
+        | cm.F64 | cm.Char
+    )
+
+
+def compile_lift(ty: cm.ValType) -> Lift:  # noqa: C901 - one branch per WIT type, kept together
+    if isinstance(ty, cm.Bool):
+        return lambda ctx, v: bool(v.of.boolean)
+    if isinstance(ty, cm.U8):
+        return lambda ctx, v: v.of.u8
+    if isinstance(ty, cm.U16):
+        return lambda ctx, v: v.of.u16
+    if isinstance(ty, cm.U32):
+        return lambda ctx, v: v.of.u32
+    if isinstance(ty, cm.U64):
+        return lambda ctx, v: v.of.u64
+    if isinstance(ty, cm.S8):
+        return lambda ctx, v: v.of.s8
+    if isinstance(ty, cm.S16):
+        return lambda ctx, v: v.of.s16
+    if isinstance(ty, cm.S32):
+        return lambda ctx, v: v.of.s32
+    if isinstance(ty, cm.S64):
+        return lambda ctx, v: v.of.s64
+    if isinstance(ty, cm.F32):
+        return lambda ctx, v: v.of.f32
+    if isinstance(ty, cm.F64):
+        return lambda ctx, v: v.of.f64
+    if isinstance(ty, cm.Char):
+        return lambda ctx, v: chr(v.of.character)
+    if isinstance(ty, cm.String):
+        return lambda ctx, v: _read_bytes(v.of.string).decode("utf-8")
+    if isinstance(ty, cm.ListType):
+        elem = ty.element
+        if isinstance(elem, cm.U8):
+            return _lift_bytes
+        lift_elem = compile_lift(elem)
+
+        def lift_list(ctx: Ctx, v: Val) -> list[Any]:
+            lst = v.of.list
+            data = lst.data
+            return [lift_elem(ctx, data[i]) for i in range(lst.size)]
+
+        return lift_list
+    if isinstance(ty, cm.RecordType):
+        lifts = [compile_lift(t) for _, t in ty.fields]
+
+        def lift_record(ctx: Ctx, v: Val) -> tuple[Any, ...]:
+            data = v.of.record.data
+            return tuple(lift(ctx, data[i].val) for i, lift in enumerate(lifts))
+
+        return lift_record
+    if isinstance(ty, cm.TupleType):
+        tlifts = [compile_lift(t) for t in ty.elements]
+
+        def lift_tuple(ctx: Ctx, v: Val) -> tuple[Any, ...]:
+            data = v.of.tuple.data
+            return tuple(lift(ctx, data[i]) for i, lift in enumerate(tlifts))
+
+        return lift_tuple
+    if isinstance(ty, cm.VariantType):
+        cases = {name: (compile_lift(t) if t is not None else None) for name, t in ty.cases}
+
+        def lift_variant(ctx: Ctx, v: Val) -> tuple[str, Any]:
+            var = v.of.variant
+            name = _read_bytes(var.discriminant).decode()
+            lift = cases[name]
+            return (name, lift(ctx, var.val.contents) if lift is not None and var.val else None)
+
+        return lift_variant
+    if isinstance(ty, cm.EnumType):
+        return lambda ctx, v: _read_bytes(v.of.enumeration).decode()
+    if isinstance(ty, cm.OptionType):
+        lift_some = compile_lift(ty.payload)
+
+        def lift_option(ctx: Ctx, v: Val) -> Any:
+            p = v.of.option
+            return lift_some(ctx, p.contents) if p else None
+
+        return lift_option
+    if isinstance(ty, cm.ResultType):
+        ok_t, err_t = ty.ok, ty.err
+        lift_ok = compile_lift(ok_t) if ok_t is not None else None
+        lift_err = compile_lift(err_t) if err_t is not None else None
+
+        def lift_result(ctx: Ctx, v: Val) -> tuple[str, Any]:
+            r = v.of.result
+            if r.is_ok:
+                return ("ok", lift_ok(ctx, r.val.contents) if lift_ok and r.val else None)
+            return ("err", lift_err(ctx, r.val.contents) if lift_err and r.val else None)
+
+        return lift_result
+    if isinstance(ty, cm.FlagsType):
+
+        def lift_flags(ctx: Ctx, v: Val) -> frozenset[str]:
+            f = v.of.flags
+            return frozenset(_read_bytes(f.data[i]).decode() for i in range(f.size))
+
+        return lift_flags
+    if isinstance(ty, cm.OwnType):
+        return resources.lift_own
+    if isinstance(ty, cm.BorrowType):
+        return resources.lift_borrow
+    raise TypeError(f"unsupported component value type {type(ty).__name__}")
+
+
+def _lift_bytes(ctx: Ctx, v: Val) -> bytes:
+    lst = v.of.list
+    n = lst.size
+    if not n:
+        return b""
+    # Each element is a 32-byte val whose u8 payload sits at offset 8: take every 32nd byte.
+    raw = _string_at(lst.data, n * VAL_SIZE)
+    return raw[_PAYLOAD_OFFSET::VAL_SIZE]
+
+
+def _lower_bytes(ctx: Ctx, data: bytes, v: Val) -> None:
+    n = len(data)
+    lst = v.of.list
+    ffi.wasmtime_component_vallist_new_uninit(_byref(lst), n)
+    if n:
+        buf = bytearray(n * VAL_SIZE)
+        buf[0::VAL_SIZE] = bytes((K_U8,)) * n
+        buf[_PAYLOAD_OFFSET::VAL_SIZE] = data
+        _memmove(lst.data, bytes(buf), n * VAL_SIZE)
+    v.kind = K_LIST
+
+
+def _scalar(kind: int, field: str, conv: Callable[[Any], Any] = lambda x: x) -> Lower:
+    def lower(ctx: Ctx, value: Any, v: Val) -> None:
+        v.kind = kind
+        setattr(v.of, field, conv(value))
+
+    return lower
+
+
+def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds) -> Lower:  # noqa: C901
+    if isinstance(ty, cm.Bool):
+        return _scalar(K_BOOL, "boolean", bool)
+    for cls, kind, field in (
+        (cm.U8, K_U8, "u8"), (cm.U16, K_U16, "u16"), (cm.U32, K_U32, "u32"), (cm.U64, K_U64, "u64"),
+        (cm.S8, K_S8, "s8"), (cm.S16, K_S16, "s16"), (cm.S32, K_S32, "s32"), (cm.S64, K_S64, "s64"),
+        (cm.F32, K_F32, "f32"), (cm.F64, K_F64, "f64"),
+    ):
+        if isinstance(ty, cls):
+            return _scalar(kind, field)
+    if isinstance(ty, cm.Char):
+        return _scalar(K_CHAR, "character", ord)
+    if isinstance(ty, cm.String):
+
+        def lower_string(ctx: Ctx, value: str, v: Val) -> None:
+            _write_bytes(v.of.string, value.encode("utf-8"))
+            v.kind = K_STRING
+
+        return lower_string
+    if isinstance(ty, cm.ListType):
+        elem = ty.element
+        if isinstance(elem, cm.U8):
+            return _lower_bytes
+        lower_elem = compile_lower(elem, type_ids)
+
+        def lower_list(ctx: Ctx, value: list[Any], v: Val) -> None:
+            lst = v.of.list
+            ffi.wasmtime_component_vallist_new_uninit(_byref(lst), len(value))
+            data = lst.data
+            for i, item in enumerate(value):
+                lower_elem(ctx, item, data[i])
+            v.kind = K_LIST
+
+        return lower_list
+    if isinstance(ty, cm.RecordType):
+        fields = [(name.encode(), compile_lower(t, type_ids)) for name, t in ty.fields]
+
+        def lower_record(ctx: Ctx, value: tuple[Any, ...], v: Val) -> None:
+            rec = v.of.record
+            ffi.wasmtime_component_valrecord_new_uninit(_byref(rec), len(fields))
+            data = rec.data
+            for i, (name, lower) in enumerate(fields):
+                entry = data[i]
+                _write_bytes(entry.name, name)
+                lower(ctx, value[i], entry.val)
+            v.kind = K_RECORD
+
+        return lower_record
+    if isinstance(ty, cm.TupleType):
+        elems = [compile_lower(t, type_ids) for t in ty.elements]
+
+        def lower_tuple(ctx: Ctx, value: tuple[Any, ...], v: Val) -> None:
+            tup = v.of.tuple
+            ffi.wasmtime_component_valtuple_new_uninit(_byref(tup), len(elems))
+            data = tup.data
+            for i, lower in enumerate(elems):
+                lower(ctx, value[i], data[i])
+            v.kind = K_TUPLE
+
+        return lower_tuple
+    if isinstance(ty, cm.VariantType):
+        vcases = {
+            name: (name.encode(), compile_lower(t, type_ids) if t is not None else None)
+            for name, t in ty.cases
+        }
+
+        def lower_variant(ctx: Ctx, value: tuple[str, Any], v: Val) -> None:
+            name, payload = value
+            encoded, lower = vcases[name]
+            var = v.of.variant
+            _write_bytes(var.discriminant, encoded)
+            var.val = _box(ctx, lower, payload) if lower is not None else None
+            v.kind = K_VARIANT
+
+        return lower_variant
+    if isinstance(ty, cm.EnumType):
+
+        def lower_enum(ctx: Ctx, value: str, v: Val) -> None:
+            _write_bytes(v.of.enumeration, value.encode())
+            v.kind = K_ENUM
+
+        return lower_enum
+    if isinstance(ty, cm.OptionType):
+        lower_some = compile_lower(ty.payload, type_ids)
+
+        def lower_option(ctx: Ctx, value: Any, v: Val) -> None:
+            v.of.option = None if value is None else _box(ctx, lower_some, value)
+            v.kind = K_OPTION
+
+        return lower_option
+    if isinstance(ty, cm.ResultType):
+        ok_t, err_t = ty.ok, ty.err
+        lower_ok = compile_lower(ok_t, type_ids) if ok_t is not None else None
+        lower_err = compile_lower(err_t, type_ids) if err_t is not None else None
+
+        def lower_result(ctx: Ctx, value: tuple[str, Any], v: Val) -> None:
+            tag, payload = value
+            r = v.of.result
+            if tag == "ok":
+                r.is_ok = True
+                r.val = _box(ctx, lower_ok, payload) if lower_ok is not None else None
+            else:
+                r.is_ok = False
+                r.val = _box(ctx, lower_err, payload) if lower_err is not None else None
+            v.kind = K_RESULT
+
+        return lower_result
+    if isinstance(ty, cm.FlagsType):
+
+        def lower_flags(ctx: Ctx, value: frozenset[str], v: Val) -> None:
+            f = v.of.flags
+            names = sorted(value)
+            ffi.wasmtime_component_valflags_new_uninit(_byref(f), len(names))
+            for i, name in enumerate(names):
+                _write_bytes(f.data[i], name.encode())
+            v.kind = K_FLAGS
+
+        return lower_flags
+    if isinstance(ty, cm.OwnType):
+        return resources.lower_own(type_ids.id_of(ty.ty))
+    if isinstance(ty, cm.BorrowType):
+        return resources.lower_own(type_ids.id_of(ty.ty))
+    raise TypeError(f"unsupported component value type {type(ty).__name__}")

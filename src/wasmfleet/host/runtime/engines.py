@@ -1,0 +1,117 @@
+"""The wasmtime engine of this process, its epoch ticker, and the on-disk component cache.
+
+Compiled components are serialized to `<cache_dir>/<key>.cwasm` where key = sha256 of (the
+component's sha256, the wasmtime version, the engine configuration), and loaded with
+`Component.deserialize_file` (mmap: milliseconds, versus seconds to compile a 13-18 MB guest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import threading
+import time
+from pathlib import Path
+
+import wasmtime
+from wasmtime import component as cm
+
+from wasmfleet.host.runtime.errors import ComponentError
+
+ENGINE_CONFIG = "component-model;epoch-interruption;cranelift-opt=speed"
+"""Everything that changes compiled code; part of the cache key."""
+
+_COMPONENT_MAGIC = b"\0asm\x0d\x00\x01\x00"
+_MODULE_MAGIC = b"\0asm\x01\x00\x00\x00"
+
+_engine: wasmtime.Engine | None = None
+_engine_lock = threading.Lock()
+_ticker: threading.Thread | None = None
+_tick_s = 0.01
+
+
+def wasmtime_version() -> str:
+    return importlib.metadata.version("wasmtime")
+
+
+def engine(tick_s: float = 0.01) -> wasmtime.Engine:
+    """The process-wide engine (components are bound to an engine; one is enough per process)."""
+    global _engine, _ticker, _tick_s
+    with _engine_lock:
+        if _engine is None:
+            config = wasmtime.Config()
+            config.wasm_component_model = True
+            config.epoch_interruption = True
+            config.cranelift_opt_level = "speed"
+            _engine = wasmtime.Engine(config)
+            _tick_s = tick_s
+            _ticker = threading.Thread(target=_tick, args=(_engine, tick_s), name="epoch-ticker",
+                                       daemon=True)
+            _ticker.start()
+        return _engine
+
+
+def tick_seconds() -> float:
+    return _tick_s
+
+
+def _tick(eng: wasmtime.Engine, period: float) -> None:
+    while True:
+        time.sleep(period)
+        eng.increment_epoch()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_key(component_sha256: str) -> str:
+    material = f"{component_sha256}\n{wasmtime_version()}\n{ENGINE_CONFIG}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def check_header(path: Path) -> None:
+    """Raises ComponentError for files that are not WebAssembly components."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except FileNotFoundError:
+        raise ComponentError(path, "no such file") from None
+    except IsADirectoryError:
+        raise ComponentError(path, "is a directory, not a component file") from None
+    except OSError as exc:
+        raise ComponentError(path, f"cannot read: {exc.strerror}") from None
+    if head == _MODULE_MAGIC:
+        raise ComponentError(
+            path, "is a core WebAssembly module, not a component (wrap it with `wasm-tools component new`)"
+        )
+    if head != _COMPONENT_MAGIC:
+        raise ComponentError(path, "is not a WebAssembly component (bad magic number)")
+
+
+def compile_to_cache(path: Path, cache_dir: Path) -> Path:
+    """Compiles `path` once and returns the serialized artefact's path (blocking; run off-loop)."""
+    path = Path(path)
+    check_header(path)
+    target = Path(cache_dir) / f"{cache_key(file_sha256(path))}.cwasm"
+    if target.exists():
+        return target
+    try:
+        compiled = cm.Component(engine(), path.read_bytes())
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid component"
+        raise ComponentError(path, f"invalid component: {first}") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(compiled.serialize())
+    os.replace(tmp, target)
+    return target
+
+
+def load(artefact: Path) -> cm.Component:
+    return cm.Component.deserialize_file(engine(), str(artefact))

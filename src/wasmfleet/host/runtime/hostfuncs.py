@@ -1,0 +1,118 @@
+"""Registering Python functions and resource types in a component linker, with cached codecs.
+
+wasmtime-py's own `LinkerInstance.add_func` re-reads the function type from C on every call; here
+the type is read once (first call) and compiled into lift/lower closures (see `codec`). A Python
+exception inside a host function becomes a guest trap; the exception is remembered per thread so
+the caller can report the real cause (wasmtime-py keeps it in a module global, not thread-safe).
+Arguments are owned by wasmtime (it frees them after the callback returns): never free them here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from wasmtime import WasmtimeError
+from wasmtime import _ffi as ffi
+from wasmtime import component as cm
+
+from wasmfleet.host.runtime import codec, resources
+
+HostFunc = Callable[..., Any]
+
+_local = threading.local()
+
+
+class _Entry:
+    __slots__ = ("fn", "lifts", "lower", "name", "type_ids")
+
+    def __init__(self, name: str, fn: HostFunc, type_ids: resources.TypeIds) -> None:
+        self.name = name
+        self.fn = fn
+        self.type_ids = type_ids
+        self.lifts: list[codec.Lift] | None = None
+        self.lower: codec.Lower | None = None
+
+    def compile(self, ty_ptr: Any) -> None:
+        fty = cm.FuncType._from_ptr(ty_ptr, owner=self)  # borrowed pointer: never deleted here
+        params = [t for _, t in fty.params]
+        result = fty.result
+        self.lower = codec.compile_lower(result, self.type_ids) if result is not None else None
+        self.lifts = [codec.compile_lift(t) for t in params]
+
+
+# Entries live as long as the process: linkers are few (one per component) and small.
+_ENTRIES: list[_Entry | None] = [None]
+_ENTRIES_LOCK = threading.Lock()
+
+
+def last_exception() -> BaseException | None:
+    """The Python exception behind the most recent trap on this thread (then forgotten)."""
+    exc: BaseException | None = getattr(_local, "exc", None)
+    _local.exc = None
+    return exc
+
+
+def _fail(exc: BaseException) -> int:
+    _local.exc = exc
+    msg = f"{type(exc).__name__}: {exc}".encode()
+    err = ffi.wasmtime_error_new(ctypes.create_string_buffer(msg))
+    return ctypes.cast(err, ctypes.c_void_p).value or 0
+
+
+@ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
+def _trampoline(data: int, ctx: Any, ty: Any, args: Any, nargs: int, results: Any, nresults: int) -> int:
+    entry = _ENTRIES[data]
+    assert entry is not None
+    try:
+        lifts = entry.lifts
+        if lifts is None:
+            entry.compile(ty)
+            lifts = entry.lifts
+            assert lifts is not None
+        pyargs = [lift(ctx, args[i]) for i, lift in enumerate(lifts)]
+        result = entry.fn(*pyargs)
+        lower = entry.lower
+        if lower is not None:
+            lower(ctx, result, results[0])
+        return 0
+    except BaseException as exc:  # every failure must become a trap, never unwind into C
+        return _fail(exc)
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+def _finalize(data: int) -> None:
+    # Linkers may be dropped while entries are still referenced by compiled closures: keep them.
+    return None
+
+
+@ffi.wasmtime_component_resource_destructor_t  # type: ignore[untyped-decorator]
+def _dtor(data: int, ctx: Any, rep: int) -> int:
+    try:
+        resources.drop(rep)
+        return 0
+    except BaseException as exc:
+        return _fail(exc)
+
+
+def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: resources.TypeIds) -> None:
+    with _ENTRIES_LOCK:
+        _ENTRIES.append(_Entry(name, fn, type_ids))
+        idx = len(_ENTRIES) - 1
+    encoded = name.encode()
+    err = ffi.wasmtime_component_linker_instance_add_func(
+        instance.ptr(), ctypes.create_string_buffer(encoded), len(encoded), _trampoline, idx, _finalize
+    )
+    if err:
+        raise WasmtimeError._from_ptr(err)
+
+
+def add_resource(instance: cm.LinkerInstance, name: str, ty: cm.ResourceType) -> None:
+    encoded = name.encode()
+    err = ffi.wasmtime_component_linker_instance_add_resource(
+        instance.ptr(), ctypes.create_string_buffer(encoded), len(encoded), ty.ptr(), _dtor, 0, _finalize
+    )
+    if err:
+        raise WasmtimeError._from_ptr(err)

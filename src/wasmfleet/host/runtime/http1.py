@@ -1,0 +1,318 @@
+"""A small HTTP/1.1 server protocol for asyncio: keep-alive, chunked bodies both ways, Host routing.
+
+Parsing is done by hand on bytes (request line + headers), which keeps the per-request cost far
+below a general framework's; the guest call itself runs on the wasm thread (see `serving`). One
+request at a time per connection (pipelined requests wait in the buffer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from wasmfleet.host.wasi import io
+
+MAX_HEAD = 64 * 1024
+REASONS = {
+    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 301: "Moved Permanently",
+    302: "Found", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large", 418: "I'm a teapot",
+    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class Request:
+    __slots__ = ("authority", "body", "headers", "host", "keep_alive", "method", "target")
+
+    def __init__(self, method: str, target: str, headers: list[tuple[str, bytes]], host: str | None,
+                 keep_alive: bool, body: io.Channel) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.host = host
+        self.authority = host
+        self.keep_alive = keep_alive
+        self.body = body
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, conn: Connection, request: Request) -> None: ...
+
+
+def _reason(status: int) -> str:
+    return REASONS.get(status, "Status")
+
+
+class Connection(asyncio.Protocol):
+    """One client connection. `dispatch` is called once per request head; the response arrives
+    later through `send` (possibly in several parts) and ends with `end` or `abort`."""
+
+    def __init__(self, dispatcher: Dispatcher, max_body: int, on_close: Callable[[Connection], None]) -> None:
+        self.dispatcher = dispatcher
+        self.max_body = max_body
+        self.on_close = on_close
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.busy = False
+        self.body: io.Channel | None = None
+        self.body_remaining = 0
+        self.chunked = False
+        self.chunk_phase = "size"
+        self.chunk_buf = b""
+        self.chunk_left = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.keep_alive = True
+        self.response_chunked = False
+        self.head_sent = False
+        self.is_head = False
+        self.closing = False
+        self.last_active = time.monotonic()
+
+    # --- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.body is not None and not self.body.eof:
+            self.body.close("client disconnected")
+        self.transport = None
+        self.on_close(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
+        if self.body is not None and not self.body.eof:
+            data = self._feed_body(data)
+            if not data:
+                return
+        self.buf += data
+        self._process()
+
+    # --- request side -----------------------------------------------------------------------
+
+    def _process(self) -> None:
+        while not self.busy and self.transport is not None and not self.closing:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > MAX_HEAD:
+                    self.simple(431, "request head too large\n", close=True)
+                return
+            head, self.buf = self.buf[:end], self.buf[end + 4 :]
+            if not self._start_request(head):
+                return
+            if self.buf and self.body is not None and not self.body.eof:
+                rest, self.buf = self.buf, b""
+                self.buf = self._feed_body(rest)
+
+    def _start_request(self, head: bytes) -> bool:
+        lines = head.split(b"\r\n")
+        try:
+            method_b, target_b, version = lines[0].split(b" ")
+            method, target = method_b.decode("ascii"), target_b.decode("latin-1")
+        except (ValueError, UnicodeDecodeError):
+            self.simple(400, "malformed request line\n", close=True)
+            return False
+        headers: list[tuple[str, bytes]] = []
+        host: str | None = None
+        length = 0
+        chunked = False
+        conn_hdr = b""
+        for line in lines[1:]:
+            name_b, sep, value = line.partition(b":")
+            if not sep:
+                self.simple(400, "malformed header line\n", close=True)
+                return False
+            name = name_b.decode("latin-1").strip().lower()
+            value = value.strip()
+            if name == "host":
+                host = value.decode("latin-1")
+                continue
+            if name == "content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    self.simple(400, "bad content-length\n", close=True)
+                    return False
+                headers.append((name, value))
+                continue
+            if name == "transfer-encoding":
+                chunked = b"chunked" in value.lower()
+                continue
+            if name == "connection":
+                conn_hdr = value.lower()
+                continue
+            headers.append((name, value))
+        self.keep_alive = (b"close" not in conn_hdr) if version == b"HTTP/1.1" else (b"keep-alive" in conn_hdr)
+        if length > self.max_body:
+            self.simple(413, "request body too large\n", close=True)
+            return False
+        body = io.Channel()
+        self.chunked = chunked
+        self.chunk_phase = "size"
+        self.chunk_buf = b""
+        self.body_remaining = length
+        if not chunked and length == 0:
+            body.close()
+        self.body = body
+        body.on_drain = self._resume_threadsafe
+        self.busy = True
+        self.head_sent = False
+        self.is_head = method == "HEAD"
+        self.dispatcher.dispatch(self, Request(method, target, headers, host, self.keep_alive, body))
+        return True
+
+    def _feed_body(self, data: bytes) -> bytes:
+        """Feeds body bytes to the channel; returns what follows the body (next request)."""
+        body = self.body
+        assert body is not None
+        if not self.chunked:
+            take = data[: self.body_remaining]
+            rest = data[self.body_remaining :]
+            self.body_remaining -= len(take)
+            if take and not body.feed(take) and self.transport is not None:
+                self.transport.pause_reading()
+            if self.body_remaining == 0:
+                body.close()
+            return rest
+        return self._feed_chunked(data)
+
+    def _feed_chunked(self, data: bytes) -> bytes:
+        body = self.body
+        assert body is not None
+        buf = self.chunk_buf + data
+        self.chunk_buf = b""
+        while True:
+            phase = self.chunk_phase
+            if phase == "data":
+                if not buf:
+                    return b""
+                take = buf[: self.chunk_left]
+                buf = buf[len(take) :]
+                self.chunk_left -= len(take)
+                if not body.feed(take) and self.transport is not None:
+                    self.transport.pause_reading()
+                if self.chunk_left == 0:
+                    self.chunk_phase = "crlf"
+            elif phase == "crlf":
+                if len(buf) < 2:
+                    self.chunk_buf = buf
+                    return b""
+                buf = buf[2:]
+                self.chunk_phase = "size"
+            else:  # "size" or "trailer": line-oriented
+                nl = buf.find(b"\r\n")
+                if nl < 0:
+                    self.chunk_buf = buf
+                    return b""
+                line, buf = buf[:nl], buf[nl + 2 :]
+                if phase == "trailer":
+                    if not line:
+                        body.close()
+                        self.chunk_phase = "size"
+                        return buf
+                    continue
+                try:
+                    size = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    body.close("bad chunk size")
+                    self.closing = True
+                    return b""
+                if size == 0:
+                    self.chunk_phase = "trailer"
+                else:
+                    self.chunk_left = size
+                    self.chunk_phase = "data"
+
+    def _resume_threadsafe(self) -> None:
+        # Called on the wasm thread when the guest drained the body buffer.
+        loop = self.loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._resume)
+
+    def _resume(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    # --- response side ----------------------------------------------------------------------
+
+    def send(self, head: tuple[int, list[tuple[str, bytes]]] | None, parts: list[bytes], finished: bool) -> None:
+        t = self.transport
+        if t is None:
+            return
+        out: list[bytes] = []
+        if head is not None and not self.head_sent:
+            status, headers = head
+            has_length = any(k.lower() == "content-length" for k, _ in headers)
+            lines = [f"HTTP/1.1 {status} {_reason(status)}\r\n".encode()]
+            for k, v in headers:
+                if k.lower() in ("connection", "transfer-encoding"):
+                    continue
+                lines.append(k.encode("latin-1") + b": " + v + b"\r\n")
+            if has_length or self.is_head or status in (204, 304):
+                self.response_chunked = False
+            elif finished:
+                # Whole response known: a content-length is cheaper for clients than chunks.
+                lines.append(b"content-length: %d\r\n" % sum(len(p) for p in parts))
+                self.response_chunked = False
+            else:
+                lines.append(b"transfer-encoding: chunked\r\n")
+                self.response_chunked = True
+            if not self.keep_alive:
+                lines.append(b"connection: close\r\n")
+            lines.append(b"\r\n")
+            out.append(b"".join(lines))
+            self.head_sent = True
+        if not self.is_head:
+            if self.response_chunked:
+                for p in parts:
+                    if p:
+                        out.append(b"%x\r\n" % len(p))
+                        out.append(p)
+                        out.append(b"\r\n")
+                if finished:
+                    out.append(b"0\r\n\r\n")
+            else:
+                out.extend(parts)
+        if out:
+            t.write(b"".join(out))
+        if finished:
+            self._complete()
+
+    def simple(self, status: int, text: str, close: bool = False) -> None:
+        """A response made by the host itself (errors), when nothing was sent yet."""
+        if close:
+            self.keep_alive = False
+        if self.head_sent:
+            self.abort()
+            return
+        self.is_head = False
+        body = text.encode()
+        self.send((status, [("content-type", b"text/plain; charset=utf-8")]), [body], True)
+
+    def abort(self) -> None:
+        """Ends a response that cannot be completed (guest failed mid-body): close the socket."""
+        if self.transport is not None:
+            self.transport.close()
+        self.busy = False
+
+    def _complete(self) -> None:
+        self.busy = False
+        body = self.body
+        if body is not None and not body.eof:
+            # The guest did not read the whole body: the connection cannot be reused reliably.
+            self.keep_alive = False
+        self.body = None
+        if not self.keep_alive or self.closing:
+            if self.transport is not None:
+                self.transport.close()
+            return
+        if self.buf:
+            self._process()
+
+    def idle(self) -> bool:
+        return not self.busy

@@ -1,0 +1,188 @@
+"""Loaded components, their instances, and one invocation of wasi:http/incoming-handler.handle.
+
+A fresh store + instance per request by default. With pool_size > 0 up to pool_size instances are
+kept warm and reused (retired after max_invocations calls, or at once after a trap). Each call
+gets an epoch deadline (-> `GuestTrap(deadline=True)`, answered 504) and each store a memory
+limit (growth beyond it fails inside the guest, which then traps -> 500).
+
+Calls run on the worker's wasm thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import wasmtime
+from wasmtime import _ffi as ffi
+from wasmtime import component as cm
+
+from wasmfleet.host.runtime import engines, hostfuncs, linking, resources
+from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
+from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
+from wasmfleet.host.wasi import context, filesystem, http, io, registry
+
+_func_call = ffi.wasmtime_component_func_call
+_post_return = ffi.wasmtime_component_func_post_return
+_byref = ctypes.byref
+
+
+def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
+    """Compiles into the cache and checks imports against grants. Blocking: run off the loop."""
+    artefact = engines.compile_to_cache(spec.wasm_path, settings.cache_dir)
+    component = engines.load(artefact)
+    the_plan = linking.plan(component, spec, registry.all_interfaces())
+    if the_plan.handler_export is None:
+        raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP")
+    return artefact
+
+
+@dataclass
+class WarmInstance:
+    store: wasmtime.Store
+    table: resources.ResourceTable
+    func: cm.Func
+    uses: int = 0
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    traps: int = 0
+    timeouts: int = 0
+    instantiations: int = 0
+
+
+class LoadedComponent:
+    """A component ready to serve: deserialized from the cache, linked, with its handler located."""
+
+    def __init__(self, spec: ComponentSpec, settings: RuntimeSettings, artefact: Path) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.component = engines.load(artefact)
+        known = registry.all_interfaces()
+        self.plan = linking.plan(self.component, spec, known)
+        if self.plan.handler_export is None:
+            raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler")
+        self.linker, self.type_ids = linking.build_linker(self.component, spec, self.plan, known)
+        iface_idx = self.component.get_export_index(self.plan.handler_export)
+        self.handle_idx = self.component.get_export_index("handle", iface_idx)
+        self.request_type = self.type_ids.host_type("wasi:http/types#incoming-request")[0]
+        self.outparam_type = self.type_ids.host_type("wasi:http/types#response-outparam")[0]
+        self.lower_request = resources.lower_own(self.request_type)
+        self.lower_outparam = resources.lower_own(self.outparam_type)
+        timeout = spec.request_timeout_s or settings.request_timeout_s
+        self.deadline_ticks = max(1, math.ceil(timeout / engines.tick_seconds()))
+        self.timeout_s = timeout
+        self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20
+        self.environment = list(spec.environment.items())
+        self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
+        self.idle: list[WarmInstance] = []
+        self.pool_lock = threading.Lock()
+        self.stats = Stats()
+
+    def _new_instance(self) -> WarmInstance:
+        store = wasmtime.Store(engines.engine())
+        store.set_limits(memory_size=self.memory_bytes)
+        state = context.WasiContext(
+            environment=self.environment,
+            preopens=self.preopens,
+            allowed_hosts=self.spec.allowed_hosts,
+            log_name=self.spec.name or self.spec.workload_id,
+        )
+        table = resources.ResourceTable(state)
+        store.set_epoch_deadline(self.deadline_ticks)
+        with resources.active(table):
+            try:
+                inst = self.linker.instantiate(store, self.component)
+            except wasmtime.WasmtimeError as exc:
+                raise GuestTrap(f"instantiation failed: {linking.describe_error(exc)}") from None
+        func = inst.get_func(store, self.handle_idx)
+        assert func is not None
+        self.stats.instantiations += 1
+        return WarmInstance(store, table, func)
+
+    def _acquire(self) -> WarmInstance:
+        if self.spec.pool_size > 0:
+            with self.pool_lock:
+                if self.idle:
+                    return self.idle.pop()
+        return self._new_instance()
+
+    def _release(self, inst: WarmInstance, healthy: bool) -> None:
+        spec = self.spec
+        if not healthy or spec.pool_size <= 0:
+            inst.table.clear()
+            return
+        inst.uses += 1
+        if spec.max_invocations and inst.uses >= spec.max_invocations:
+            inst.table.clear()
+            return
+        with self.pool_lock:
+            if len(self.idle) < spec.pool_size:
+                self.idle.append(inst)
+                return
+        inst.table.clear()
+
+    def invoke(self, request: http.IncomingRequest, sink: http.ResponseSink) -> http.ResponseOutparam:
+        """Runs the guest's handler for one request; raises GuestTrap when the guest fails."""
+        self.stats.requests += 1
+        inst = self._acquire()
+        outparam = http.ResponseOutparam(sink)
+        store = inst.store
+        state: context.WasiContext = inst.table.state
+        state.deadline = time.monotonic() + self.timeout_s
+        body = request.body
+        if isinstance(body, io.ChannelInput):
+            # Wake pollers of this store when body bytes arrive (poll waits on the store's cond).
+            body.channel.cond = state.cond
+        store.set_epoch_deadline(self.deadline_ticks)
+        ctx = store._context()
+        healthy = False
+        try:
+            with resources.active(inst.table):
+                args = (ffi.wasmtime_component_val_t * 2)()
+                self.lower_request(ctx, request, args[0])
+                self.lower_outparam(ctx, outparam, args[1])
+                func_raw = _byref(inst.func._func)
+                error = _func_call(func_raw, ctx, args, 2, None, 0)
+                if error:
+                    raise self._trap(wasmtime.WasmtimeError._from_ptr(error))
+                error = _post_return(func_raw, ctx)
+                if error:
+                    raise self._trap(wasmtime.WasmtimeError._from_ptr(error))
+            healthy = True
+            return outparam
+        finally:
+            self._release(inst, healthy)
+
+    def _trap(self, exc: wasmtime.WasmtimeError) -> GuestTrap:
+        cause = hostfuncs.last_exception()
+        text = linking.describe_error(exc)
+        if isinstance(cause, context.DeadlineExceeded) or "interrupt" in text:
+            self.stats.timeouts += 1
+            return GuestTrap(f"request exceeded its {self.timeout_s:g}s deadline", deadline=True)
+        self.stats.traps += 1
+        if isinstance(cause, context.GuestExit):
+            return GuestTrap(str(cause))
+        if cause is not None:
+            return GuestTrap(f"{type(cause).__name__}: {cause}")
+        # Keep the cause ("wasm trap: ...") and drop wasmtime's backtrace preamble.
+        return GuestTrap(text.rsplit("Caused by:", 1)[-1].strip())
+
+    def close(self) -> None:
+        with self.pool_lock:
+            for inst in self.idle:
+                inst.table.clear()
+            self.idle.clear()
+
+
+@dataclass
+class Loaded:
+    """Registry of loaded components in one process, keyed by workload id."""
+
+    by_workload: dict[str, LoadedComponent] = field(default_factory=dict)

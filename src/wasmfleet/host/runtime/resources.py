@@ -1,0 +1,149 @@
+"""Host-side resources: the per-store table of Python objects behind guest handles.
+
+A guest holds `own`/`borrow` handles; wasmtime hands the host a `rep` (u32) for them. Each store
+has a `ResourceTable` mapping rep -> Python object. wasmtime's StoreContext carries no user data
+(wasm-host-notes.md, pitfall 4), so the table of the store currently running on this thread is
+found through a thread-local set by the code that calls into the guest.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from wasmtime import WasmtimeError
+from wasmtime import _ffi as ffi
+from wasmtime import component as cm
+
+_local = threading.local()
+
+_any_to_host = ffi.wasmtime_component_resource_any_to_host
+_host_to_any = ffi.wasmtime_component_resource_host_to_any
+_host_new = ffi.wasmtime_component_resource_host_new
+_host_rep = ffi.wasmtime_component_resource_host_rep
+_host_delete = ffi.wasmtime_component_resource_host_delete
+_HostPtr = ctypes.POINTER(ffi.wasmtime_component_resource_host_t)
+_AnyPtr = ctypes.POINTER(ffi.wasmtime_component_resource_any_t)
+_byref = ctypes.byref
+K_RESOURCE = 21  # WASMTIME_COMPONENT_RESOURCE
+
+
+class ResourceTable:
+    """rep -> object for one store. Reps start at 1 and are never reused within a store."""
+
+    __slots__ = ("_next", "objects", "state")
+
+    def __init__(self, state: Any = None) -> None:
+        self.objects: dict[int, Any] = {}
+        self._next = 1
+        self.state = state  # the per-store WASI context (wasi.context.WasiContext)
+
+    def add(self, obj: Any) -> int:
+        rep = self._next
+        self._next = rep + 1
+        self.objects[rep] = obj
+        return rep
+
+    def clear(self) -> None:
+        for obj in list(self.objects.values()):
+            close = getattr(obj, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: S110 - best effort while discarding a store
+                    pass
+        self.objects.clear()
+
+
+def current() -> ResourceTable:
+    table: ResourceTable | None = getattr(_local, "table", None)
+    if table is None:
+        raise WasmtimeError("host call outside of a guest invocation")
+    return table
+
+
+@contextmanager
+def active(table: ResourceTable) -> Iterator[None]:
+    """Makes `table` the current store's table on this thread for the duration of a guest call."""
+    previous = getattr(_local, "table", None)
+    _local.table = table
+    try:
+        yield
+    finally:
+        _local.table = previous
+
+
+def _rep_of(ctx: Any, v: Any) -> int:
+    host = _HostPtr()
+    err = _any_to_host(ctx, v.of.resource, _byref(host))
+    if err:
+        raise WasmtimeError._from_ptr(err)
+    rep: int = _host_rep(host)
+    _host_delete(host)
+    return rep
+
+
+def lift_own(ctx: Any, v: Any) -> Any:
+    """An owned handle moves to the host: the object leaves the table (the guest cannot drop it)."""
+    obj = _local.table.objects.pop(_rep_of(ctx, v), None)
+    if obj is None:
+        raise WasmtimeError("unknown resource handle")
+    return obj
+
+
+def lift_borrow(ctx: Any, v: Any) -> Any:
+    obj = _local.table.objects.get(_rep_of(ctx, v))
+    if obj is None:
+        raise WasmtimeError("unknown resource handle")
+    return obj
+
+
+def lower_own(type_id: int) -> Any:
+    def lower(ctx: Any, obj: Any, v: Any) -> None:
+        rep = _local.table.add(obj)
+        host = _host_new(True, rep, type_id)
+        out = _AnyPtr()
+        err = _host_to_any(ctx, host, _byref(out))
+        _host_delete(host)
+        if err:
+            raise WasmtimeError._from_ptr(err)
+        v.of.resource = out
+        v.kind = K_RESOURCE
+
+    return lower
+
+
+def drop(rep: int) -> None:
+    """Destructor body: the guest dropped its handle."""
+    table: ResourceTable | None = getattr(_local, "table", None)
+    if table is None:
+        return
+    obj = table.objects.pop(rep, None)
+    close = getattr(obj, "close", None)
+    if close is not None:
+        close()
+
+
+class TypeIds:
+    """Host resource type ids of one linker, and lookup of a component-side type by equality."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, int] = {}
+        self._types: list[tuple[int, cm.ResourceType]] = []
+
+    def host_type(self, key: str) -> tuple[int, cm.ResourceType]:
+        rid = self._by_key.get(key)
+        if rid is None:
+            rid = len(self._by_key) + 1
+            self._by_key[key] = rid
+            self._types.append((rid, cm.ResourceType.host(rid)))
+        return rid, self._types[rid - 1][1]
+
+    def id_of(self, ty: cm.ResourceType) -> int:
+        for rid, known in self._types:
+            if known == ty:
+                return rid
+        raise WasmtimeError("a function returns a resource type this host does not define")

@@ -1,0 +1,148 @@
+"""`WasmServer`: the host's HTTP data plane for wasi:http components.
+
+    server = WasmServer("0.0.0.0", 8080, workers=2, settings=RuntimeSettings())
+    await server.start()
+    await server.prepare(spec)                       # compile + check, off the event loop
+    await server.route(spec.workload_id, ["hello.example.com"], spec)
+    ...
+    await server.unroute(spec.workload_id)
+    await server.stop(grace_s=10)
+
+Requests are routed by the Host header (port stripped); several workloads on one hostname are
+balanced round-robin; hostname "*" catches every host without a route of its own. 400 without a
+Host header, 404 for a host nobody serves. With workers <= 1 everything runs in this process;
+with more, each worker is a process listening on the same port (SO_REUSEPORT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+from wasmfleet.host.runtime import instances, serving, workers
+from wasmfleet.host.runtime.errors import RuntimeUnavailable
+from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
+
+
+class WasmServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, workers: int = 1,
+                 settings: RuntimeSettings | None = None) -> None:
+        self.host = host
+        self.requested_port = port
+        self.workers = max(1, workers)
+        self.settings = settings or RuntimeSettings()
+        self.port = 0
+        self._core: serving.ServingCore | None = None
+        self._workers: list[workers.Worker] = []
+        self._placeholder: socket.socket | None = None
+        self._prepared: dict[tuple[str, Path], str] = {}
+        self._routes: dict[str, tuple[list[str], ComponentSpec]] = {}
+        self._started = False
+        self._stopped = False
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        if self.workers == 1:
+            sock = workers.listening_socket(self.host, self.requested_port)
+            self.port = sock.getsockname()[1]
+            self._core = serving.ServingCore(self.settings)
+            await self._core.start(sock)
+        else:
+            # Bound, not listening: reserves the port (also when 0 was asked) for the workers.
+            self._placeholder = workers.listening_socket(self.host, self.requested_port, listen=False)
+            self.port = self._placeholder.getsockname()[1]
+            self._workers = [workers.Worker(i, self.host, self.port, self.settings) for i in range(self.workers)]
+            try:
+                await asyncio.gather(*(w.ready() for w in self._workers))
+            except BaseException:
+                for w in self._workers:
+                    w.kill()
+                raise
+        self._started = True
+
+    def _check_running(self) -> None:
+        if not self._started or self._stopped:
+            raise RuntimeUnavailable("the wasm server is not running")
+
+    async def prepare(self, spec: ComponentSpec) -> Path:
+        """Compiles `spec.wasm_path` into the cache and checks it can be linked and served.
+
+        Raises errors.ComponentError (one line naming the file and the cause).
+        """
+        key = (spec.workload_id, Path(spec.wasm_path))
+        artefact = await asyncio.to_thread(instances.prepare_file, spec, self.settings)
+        self._prepared[key] = str(artefact)
+        return artefact
+
+    async def route(self, workload_id: str, hostnames: list[str], spec: ComponentSpec) -> None:
+        """Serves HTTP for `hostnames` with `spec` (replacing this workload's previous route)."""
+        self._check_running()
+        key = (spec.workload_id, Path(spec.wasm_path))
+        artefact = self._prepared.get(key) or str(await self.prepare(spec))
+        if self._core is not None:
+            await self._core.route(workload_id, hostnames, spec, artefact)
+        else:
+            await asyncio.gather(*(w.call("route", workload_id, hostnames, spec, artefact) for w in self._workers))
+        self._routes[workload_id] = (list(hostnames), spec)
+
+    async def unroute(self, workload_id: str) -> None:
+        self._check_running()
+        if self._core is not None:
+            self._core.unroute(workload_id)
+        else:
+            await asyncio.gather(*(w.call("unroute", workload_id) for w in self._workers))
+        route = self._routes.pop(workload_id, None)
+        if route is not None:
+            self._prepared.pop((workload_id, Path(route[1].wasm_path)), None)
+
+    def routes(self) -> dict[str, list[str]]:
+        return {wid: hosts for wid, (hosts, _) in self._routes.items()}
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stops accepting connections, lets in-flight requests finish (bounded), then stops."""
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
+        grace = self.settings.drain_timeout_s if grace_s is None else grace_s
+        if self._core is not None:
+            await self._core.stop(grace)
+        else:
+            async def stop_one(w: workers.Worker) -> None:
+                try:
+                    await w.call("stop", grace, timeout=grace + 5)
+                except RuntimeUnavailable:
+                    pass
+                await asyncio.to_thread(w.process.join, 5)
+                w.kill()
+
+            await asyncio.gather(*(stop_one(w) for w in self._workers))
+        if self._placeholder is not None:
+            self._placeholder.close()
+
+    async def stats_async(self) -> dict[str, Any]:
+        """Counters from every worker (requests, 5xx, traps, timeouts, warm instances)."""
+        if self._core is not None:
+            return {"workers": [self._core.stats()]}
+        results: list[Any] = []
+        for w in self._workers:
+            try:
+                results.append(await w.call("stats", timeout=10))
+            except RuntimeUnavailable as exc:
+                results.append({"error": str(exc)})
+        return {"workers": results}
+
+    def stats(self) -> dict[str, Any]:
+        """Synchronous summary from this process's view (routes, workers alive)."""
+        out: dict[str, Any] = {
+            "port": self.port,
+            "workers": self.workers,
+            "routes": self.routes(),
+        }
+        if self._core is not None:
+            out["serving"] = self._core.stats()
+        else:
+            out["workers_alive"] = sum(1 for w in self._workers if w.alive())
+        return out

@@ -1,0 +1,273 @@
+"""One serving process: the route table, loaded components, the HTTP listener and the wasm thread.
+
+The event loop parses HTTP and moves bytes; guest calls run one at a time on a dedicated wasm
+thread (wasmtime-py calls block, and threads do not add throughput under the GIL: more cores
+come from worker processes, see `workers`). Responses travel back with `call_soon_threadsafe`,
+coalesced by `ThreadSink` so a small response costs one wake-up of the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wasmfleet.host.runtime import http1, instances
+from wasmfleet.host.runtime.errors import GuestTrap
+from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
+from wasmfleet.host.wasi import http, io
+
+log = logging.getLogger(__name__)
+
+FLUSH_BYTES = 64 * 1024
+FLUSH_AFTER_S = 0.02
+"""A guest that flushes after running this long is streaming: pass its bytes on at once."""
+
+
+class ThreadSink:
+    """`ResponseSink` used on the wasm thread; forwards batches to the connection on the loop."""
+
+    __slots__ = ("conn", "finished", "head", "head_pushed", "loop", "parts", "size", "started_at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, conn: http1.Connection) -> None:
+        self.loop = loop
+        self.conn = conn
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.head: tuple[int, list[tuple[str, bytes]]] | None = None
+        self.head_pushed = False
+        self.finished = False
+        self.started_at = time.monotonic()
+
+    def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
+        self.head = (status, headers)
+
+    def write(self, data: bytes) -> None:
+        if self.finished:
+            return
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= FLUSH_BYTES:
+            self._push(False)
+
+    def flush(self) -> None:
+        if not self.finished and time.monotonic() - self.started_at > FLUSH_AFTER_S:
+            self._push(False)
+
+    def finish(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self._push(True)
+
+    def _push(self, finished: bool) -> None:
+        head = None if self.head_pushed else self.head
+        self.head_pushed = True
+        parts, self.parts, self.size = self.parts, [], 0
+        self.loop.call_soon_threadsafe(self.conn.send, head, parts, finished)
+
+
+@dataclass
+class Route:
+    hostnames: tuple[str, ...]
+    component: instances.LoadedComponent
+
+
+@dataclass
+class RouteTable:
+    by_workload: dict[str, Route] = field(default_factory=dict)
+    by_host: dict[str, list[str]] = field(default_factory=dict)
+    turn: int = 0
+
+    def set(self, workload_id: str, route: Route) -> instances.LoadedComponent | None:
+        old = self.remove(workload_id)
+        self.by_workload[workload_id] = route
+        for h in route.hostnames:
+            self.by_host.setdefault(h, []).append(workload_id)
+        return old
+
+    def remove(self, workload_id: str) -> instances.LoadedComponent | None:
+        route = self.by_workload.pop(workload_id, None)
+        if route is None:
+            return None
+        for h in route.hostnames:
+            ids = self.by_host.get(h, [])
+            if workload_id in ids:
+                ids.remove(workload_id)
+            if not ids:
+                self.by_host.pop(h, None)
+        return route.component
+
+    def pick(self, host: str) -> instances.LoadedComponent | None:
+        ids = self.by_host.get(host) or self.by_host.get("*")
+        if not ids:
+            return None
+        self.turn += 1
+        return self.by_workload[ids[self.turn % len(ids)]].component
+
+
+def normalize_host(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+class ServingCore:
+    """Everything one process needs to serve HTTP for its routed workloads."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        self.routes = RouteTable()
+        self.connections: set[http1.Connection] = set()
+        self.inflight = 0
+        self.stopping = False
+        self.server: asyncio.base_events.Server | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._wasm_thread, name="wasm", daemon=True)
+        self.idle_event: asyncio.Event | None = None
+        self.counters = {"requests": 0, "responses_5xx": 0, "rejected": 0}
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, sock: socket.socket) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.idle_event = asyncio.Event()
+        self.idle_event.set()
+        self.thread.start()
+        self.server = await self.loop.create_server(self._new_connection, sock=sock, backlog=1024)
+
+    def _new_connection(self) -> http1.Connection:
+        conn = http1.Connection(self, self.settings.max_request_body_mb << 20, self.connections.discard)
+        self.connections.add(conn)
+        return conn
+
+    async def stop(self, grace_s: float) -> None:
+        """Stops accepting, lets in-flight requests finish (at most grace_s), then closes."""
+        self.stopping = True
+        if self.server is not None:
+            self.server.close()
+        deadline = time.monotonic() + grace_s
+        assert self.idle_event is not None
+        while self.inflight and time.monotonic() < deadline:
+            self.idle_event.clear()
+            try:
+                await asyncio.wait_for(self.idle_event.wait(), max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        self.jobs.put(None)
+        for route in list(self.routes.by_workload.values()):
+            route.component.close()
+        self.routes = RouteTable()
+
+    # --- routes -----------------------------------------------------------------------------
+
+    async def route(self, workload_id: str, hostnames: list[str], spec: ComponentSpec, artefact: str) -> None:
+        from pathlib import Path
+
+        component = await asyncio.to_thread(instances.LoadedComponent, spec, self.settings, Path(artefact))
+        hosts = tuple(sorted({h if h == "*" else normalize_host(h) for h in hostnames}))
+        old = self.routes.set(workload_id, Route(hosts, component))
+        if old is not None:
+            old.close()
+
+    def unroute(self, workload_id: str) -> None:
+        old = self.routes.remove(workload_id)
+        if old is not None:
+            old.close()
+
+    def stats(self) -> dict[str, Any]:
+        per: dict[str, Any] = {}
+        for wid, route in self.routes.by_workload.items():
+            s = route.component.stats
+            per[wid] = {"hostnames": list(route.hostnames), "requests": s.requests, "traps": s.traps,
+                        "timeouts": s.timeouts, "instantiations": s.instantiations,
+                        "warm": len(route.component.idle)}
+        return {**self.counters, "inflight": self.inflight, "connections": len(self.connections),
+                "workloads": per}
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def dispatch(self, conn: http1.Connection, request: http1.Request) -> None:
+        self.counters["requests"] += 1
+        if self.stopping:
+            conn.simple(503, "server is stopping\n", close=True)
+            return
+        if not request.host:
+            conn.simple(400, "missing Host header\n")
+            return
+        component = self.routes.pick(normalize_host(request.host))
+        if component is None:
+            conn.simple(404, f"no workload serves host {normalize_host(request.host)!r}\n")
+            return
+        self.inflight += 1
+        loop = self.loop
+        assert loop is not None
+
+        def job() -> None:
+            self._run(loop, component, conn, request)
+
+        self.jobs.put(job)
+
+    def _wasm_thread(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception:  # pragma: no cover - _run catches everything it expects
+                log.exception("wasm job failed")
+
+    def _run(self, loop: asyncio.AbstractEventLoop, component: instances.LoadedComponent,
+             conn: http1.Connection, request: http1.Request) -> None:
+        sink = ThreadSink(loop, conn)
+        wreq = http.IncomingRequest(request.method, request.target, request.authority, request.headers,
+                                    io.ChannelInput(request.body))
+        outparam: http.ResponseOutparam | None = None
+        error: GuestTrap | None = None
+        try:
+            outparam = component.invoke(wreq, sink)
+        except GuestTrap as exc:
+            error = exc
+        except Exception as exc:
+            log.exception("host error while serving %s", component.spec.workload_id)
+            error = GuestTrap(f"host error: {type(exc).__name__}: {exc}")
+        loop.call_soon_threadsafe(self._done, conn, sink, outparam, error, component)
+
+    def _done(self, conn: http1.Connection, sink: ThreadSink, outparam: http.ResponseOutparam | None,
+              error: GuestTrap | None, component: instances.LoadedComponent) -> None:
+        self.inflight -= 1
+        if self.inflight == 0 and self.idle_event is not None:
+            self.idle_event.set()
+        name = component.spec.name or component.spec.workload_id
+        if error is not None:
+            self.counters["responses_5xx"] += 1
+            log.warning("%s: %s", name, error)
+            if conn.head_sent:
+                conn.abort()
+            elif error.deadline:
+                conn.simple(504, f"{name}: {error}\n")
+            else:
+                conn.simple(500, f"{name}: guest failed: {error}\n")
+            return
+        if sink.head is None:
+            self.counters["responses_5xx"] += 1
+            if outparam is not None and outparam.error is not None:
+                conn.simple(500, f"{name}: guest answered with an error: {outparam.error}\n")
+            else:
+                conn.simple(500, f"{name}: guest returned without setting a response\n")
+            return
+        if not sink.finished:
+            # Handler returned with the body still open: end it (the guest cannot write any more).
+            sink.finished = True
+            conn.send(None if sink.head_pushed else sink.head, sink.parts, True)

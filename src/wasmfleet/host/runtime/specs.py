@@ -1,0 +1,106 @@
+"""What to run: immutable descriptions of a component and of the runtime's settings.
+
+`ComponentSpec` is what the host agent (or `wasmfleet serve`) hands to `WasmServer`; it is plain
+data (picklable) because it crosses into worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One host interface a workload may import, e.g. wasi:http/{incoming-handler,outgoing-handler}.
+
+    `version` None matches any version of the package; `name` distinguishes named entries binding
+    several backends of one interface (upstream `hostInterfaces[].name`).
+    """
+
+    namespace: str
+    package: str
+    interfaces: tuple[str, ...] = ()
+    version: str | None = None
+    name: str | None = None
+    config: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def covers(self, namespace: str, package: str, interface: str) -> bool:
+        """True when this grant lets a component import `namespace:package/interface`.
+
+        An empty `interfaces` tuple grants the whole package.
+        """
+        if (namespace, package) != (self.namespace, self.package):
+            return False
+        return not self.interfaces or interface in self.interfaces
+
+
+@dataclass(frozen=True)
+class Preopen:
+    """A host directory visible to the guest as a WASI preopen."""
+
+    host_path: Path
+    guest_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One component of a workload, as the runtime needs it.
+
+    pool_size 0 means a fresh instance per request (the default, for isolation); pool_size N keeps up
+    to N warm instances. max_invocations 0 means unlimited reuse of a warm instance.
+    max_concurrency is accepted for compatibility: wasmtime instances are not re-entrant, so an
+    instance serves one call at a time and concurrency comes from more instances.
+    memory_limit_mb 0 and request_timeout_s 0 mean the server's defaults.
+    """
+
+    workload_id: str
+    name: str
+    wasm_path: Path
+    grants: tuple[Grant, ...] = ()
+    config: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    environment: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    allowed_hosts: tuple[str, ...] = ()
+    preopens: tuple[Preopen, ...] = ()
+    pool_size: int = 0
+    max_invocations: int = 0
+    max_concurrency: int = 1
+    memory_limit_mb: int = 0
+    request_timeout_s: float = 0.0
+
+    def grants_interface(self, namespace: str, package: str, interface: str) -> bool:
+        return any(g.covers(namespace, package, interface) for g in self.grants)
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wasmfleet" / "components"
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Knobs of the runtime, built once by the CLI or the host agent and passed down."""
+
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    """Where compiled components are kept (serialized wasmtime artefacts, loaded with mmap)."""
+
+    request_timeout_s: float = 30.0
+    """CPU-time budget of one request when the component does not set one (epoch deadline -> 504)."""
+
+    memory_limit_mb: int = 512
+    """Linear-memory cap per instance when the component does not set one (exceeding it -> 500).
+    512 MB fits the 13-18 MB interpreter guests (componentize-js/py) with room for their heaps."""
+
+    epoch_tick_s: float = 0.01
+    """Period of the epoch ticker; deadlines are whole ticks, so 10 ms is the timeout resolution."""
+
+    max_request_body_mb: int = 64
+    """Largest request body accepted (413 beyond): bodies are buffered between loop and guest."""
+
+    drain_timeout_s: float = 10.0
+    """Default bound of a graceful stop."""
+
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

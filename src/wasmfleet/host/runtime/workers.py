@@ -1,0 +1,144 @@
+"""Worker processes that share one HTTP port (SO_REUSEPORT) and obey route updates over a pipe.
+
+Threads cannot scale wasm serving under the GIL (wasm-host-notes.md, pitfall 6), so each worker
+is a process with its own engine, event loop and wasm thread. The kernel spreads connections
+across the workers' listening sockets. The parent sends commands (route, unroute, stats, stop)
+to every worker and waits for each answer, so a route is live everywhere when `route()` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import socket
+import threading
+from typing import Any
+
+from wasmfleet.host.runtime import serving
+from wasmfleet.host.runtime.errors import RuntimeUnavailable
+from wasmfleet.host.runtime.specs import RuntimeSettings
+
+log = logging.getLogger(__name__)
+
+
+def listening_socket(host: str, port: int, listen: bool = True) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    if listen:
+        sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def worker_main(conn: multiprocessing.connection.Connection, host: str, port: int,
+                settings: RuntimeSettings, log_level: int) -> None:
+    """Entry point of a worker process."""
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s worker: %(message)s")
+    try:
+        asyncio.run(_serve(conn, host, port, settings))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _serve(conn: multiprocessing.connection.Connection, host: str, port: int,
+                 settings: RuntimeSettings) -> None:
+    loop = asyncio.get_running_loop()
+    core = serving.ServingCore(settings)
+    await core.start(listening_socket(host, port))
+    done = asyncio.Event()
+
+    async def handle(cmd: tuple[Any, ...]) -> Any:
+        op = cmd[0]
+        if op == "route":
+            await core.route(*cmd[1:])
+            return None
+        if op == "unroute":
+            core.unroute(cmd[1])
+            return None
+        if op == "stats":
+            return core.stats()
+        if op == "stop":
+            await core.stop(cmd[1])
+            done.set()
+            return None
+        raise ValueError(f"unknown command {op!r}")
+
+    def reader() -> None:
+        while True:
+            try:
+                cmd = conn.recv()
+            except (EOFError, OSError):
+                # Parent went away: stop serving.
+                loop.call_soon_threadsafe(done.set)
+                return
+            fut = asyncio.run_coroutine_threadsafe(handle(cmd), loop)
+            try:
+                reply: tuple[str, Any] = ("ok", fut.result())
+            except Exception as exc:
+                reply = ("error", exc)
+            try:
+                conn.send(reply)
+            except (OSError, ValueError):
+                return
+            if cmd[0] == "stop":
+                return
+
+    conn.send(("ok", "ready"))
+    threading.Thread(target=reader, name="commands", daemon=True).start()
+    await done.wait()
+
+
+class Worker:
+    """The parent's handle on one worker process."""
+
+    def __init__(self, index: int, host: str, port: int, settings: RuntimeSettings) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.index = index
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=worker_main, args=(child, host, port, settings, logging.getLogger().level),
+            name=f"wasmfleet-worker-{index}", daemon=True,
+        )
+        self.lock = asyncio.Lock()
+        self.process.start()
+        child.close()
+
+    async def ready(self, timeout: float = 60.0) -> None:
+        def wait() -> Any:
+            if not self.conn.poll(timeout):
+                raise RuntimeUnavailable(f"worker {self.index} did not start within {timeout:g}s")
+            return self.conn.recv()
+
+        await asyncio.to_thread(wait)
+
+    async def call(self, *cmd: Any, timeout: float = 120.0) -> Any:
+        if not self.process.is_alive():
+            raise RuntimeUnavailable(f"worker {self.index} (pid {self.process.pid}) is not running")
+
+        def roundtrip() -> Any:
+            self.conn.send(cmd)
+            if not self.conn.poll(timeout):
+                raise RuntimeUnavailable(f"worker {self.index} did not answer {cmd[0]!r}")
+            return self.conn.recv()
+
+        async with self.lock:
+            try:
+                status, value = await asyncio.to_thread(roundtrip)
+            except (EOFError, OSError) as exc:
+                raise RuntimeUnavailable(f"worker {self.index} went away: {exc}") from None
+        if status == "error":
+            raise value
+        return value
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)

@@ -1,0 +1,83 @@
+"""wasi:cli (environment, exit, stdin/stdout/stderr, terminal-*).
+
+stdin is empty; stdout and stderr go to the host's log, one record per line, prefixed with the
+component's name, so a guest's prints are visible without a terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from wasmfleet.host.wasi import context
+from wasmfleet.host.wasi.io import InputStream, OutputStream
+from wasmfleet.host.wasi.registry import Interface
+
+log = logging.getLogger("wasmfleet.guest")
+
+
+class LogOutput(OutputStream):
+    """Buffers bytes and logs complete lines (and the rest when flushed or dropped)."""
+
+    def __init__(self, name: str, level: int) -> None:
+        self.name = name
+        self.level = level
+        self.pending = b""
+
+    def write(self, data: bytes) -> None:
+        self.pending += data
+        if b"\n" in self.pending:
+            *lines, self.pending = self.pending.split(b"\n")
+            for line in lines:
+                log.log(self.level, "%s: %s", self.name, line.decode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        if self.pending:
+            log.log(self.level, "%s: %s", self.name, self.pending.decode("utf-8", "replace"))
+            self.pending = b""
+
+    def close(self) -> None:
+        self.flush()
+
+
+def _exit(status: tuple[str, Any]) -> None:
+    raise context.GuestExit(0 if status[0] == "ok" else 1)
+
+
+def _exit_with_code(code: int) -> None:
+    raise context.GuestExit(code)
+
+
+INTERFACES = {
+    "wasi:cli/environment": Interface(
+        "wasi:cli/environment",
+        {
+            "get-environment": lambda: list(context.state().environment),
+            "get-arguments": lambda: list(context.state().arguments),
+            "initial-cwd": lambda: None,
+        },
+    ),
+    "wasi:cli/exit": Interface(
+        "wasi:cli/exit", {"exit": _exit, "exit-with-code": _exit_with_code}
+    ),
+    "wasi:cli/stdin": Interface("wasi:cli/stdin", {"get-stdin": lambda: InputStream()}),
+    "wasi:cli/stdout": Interface(
+        "wasi:cli/stdout",
+        {"get-stdout": lambda: LogOutput(context.state().log_name, logging.INFO)},
+    ),
+    "wasi:cli/stderr": Interface(
+        "wasi:cli/stderr",
+        {"get-stderr": lambda: LogOutput(context.state().log_name, logging.WARNING)},
+    ),
+    "wasi:cli/terminal-input": Interface("wasi:cli/terminal-input", {}, ("terminal-input",)),
+    "wasi:cli/terminal-output": Interface("wasi:cli/terminal-output", {}, ("terminal-output",)),
+    "wasi:cli/terminal-stdin": Interface(
+        "wasi:cli/terminal-stdin", {"get-terminal-stdin": lambda: None}
+    ),
+    "wasi:cli/terminal-stdout": Interface(
+        "wasi:cli/terminal-stdout", {"get-terminal-stdout": lambda: None}
+    ),
+    "wasi:cli/terminal-stderr": Interface(
+        "wasi:cli/terminal-stderr", {"get-terminal-stderr": lambda: None}
+    ),
+}

@@ -1,0 +1,60 @@
+"""Per-store WASI state: environment, preopens, the request deadline, the wake-up condition.
+
+Host functions reach it through `resources.current().state`. Blocking host calls (poll, blocking
+reads, outgoing HTTP) wait on `cond` and give up when the request's deadline passes, because epoch
+interruption only stops code running inside wasm, not a host call that waits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from wasmfleet.host.runtime import resources
+
+
+class DeadlineExceeded(Exception):
+    """The request ran out of time while the guest waited inside a host call."""
+
+
+class GuestExit(Exception):
+    """The guest called wasi:cli/exit."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        super().__init__(f"guest exited with code {code}")
+
+
+@dataclass
+class WasiContext:
+    environment: list[tuple[str, str]] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)
+    preopens: list[tuple[Any, str]] = field(default_factory=list)
+    """(Descriptor, guest path) pairs, built by wasi.filesystem from the spec's preopens."""
+    allowed_hosts: tuple[str, ...] = ()
+    log_name: str = "guest"
+    deadline: float = float("inf")
+    """time.monotonic() after which blocking host calls fail."""
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    """Notified whenever an input source gains data (request body chunks, outgoing responses)."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Waits for a notification, at most until `timeout` seconds or the deadline."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded("request deadline exceeded while waiting in a host call")
+        if timeout is None or timeout > remaining:
+            timeout = remaining
+        with self.cond:
+            self.cond.wait(min(timeout, 1.0))
+
+    def notify(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+
+def state() -> WasiContext:
+    ctx: WasiContext = resources.current().state
+    return ctx

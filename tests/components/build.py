@@ -1,0 +1,115 @@
+"""Builds the test guests from their sources, cached by a hash of those sources.
+
+    from tests.components.build import build_component
+    wasm: Path = build_component("hello-wat")     # -> .cache/components/hello-wat-<hash>.wasm
+
+or from a shell: `python tests/components/build.py hello-wat` (prints the path).
+
+Guests (each a directory here):
+  hello-wat  hand-written WAT core module -> `wasm-tools component embed/new` (about 50 ms)
+  hello-py   componentize-py app (about 25 s the first time)
+  hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
+
+The cache directory is `<repo>/.cache/components` (gitignored) unless WASMFLEET_COMPONENT_CACHE
+is set. A build happens once per source change; concurrent builders are serialized by a lock file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+WIT = HERE / "wit"
+GUESTS = ("hello-wat", "hello-py", "hello-js")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("WASMFLEET_COMPONENT_CACHE", REPO / ".cache" / "components"))
+
+
+def _tool(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found (install the test extras: pip install -e '.[test]')")
+    return found
+
+
+def _sources_hash(name: str) -> str:
+    h = hashlib.sha256(name.encode())
+    for root in (HERE / name, WIT):
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "node_modules" not in p.parts):
+            h.update(str(path.relative_to(HERE)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+def _build_wat(src: Path, out: Path, work: Path) -> None:
+    wt = _tool("wasm-tools")
+    _run([wt, "parse", str(src / "guest.wat"), "-o", str(work / "core.wasm")])
+    _run([wt, "component", "embed", str(WIT), "-w", "wat-guest", str(work / "core.wasm"),
+          "-o", str(work / "embedded.wasm")])
+    _run([wt, "component", "new", str(work / "embedded.wasm"), "-o", str(out)])
+
+
+def _build_py(src: Path, out: Path, work: Path) -> None:
+    _run([_tool("componentize-py"), "-d", str(WIT), "-w", "wasi:http/proxy@0.2.12", "componentize",
+          "app", "-p", str(src), "-o", str(out)], cwd=work)
+
+
+def componentize_js_bin() -> Path:
+    return REPO / ".cache" / "componentize-js" / "node_modules" / ".bin" / "componentize-js"
+
+
+def _build_js(src: Path, out: Path, work: Path) -> None:
+    tool = componentize_js_bin()
+    if not tool.exists():
+        raise FileNotFoundError(f"{tool} missing: run `bash scripts/deps.d/components.sh`")
+    _run([str(tool), str(src / "app.js"), "-w", str(WIT), "-n", "wasi:http/proxy@0.2.12",
+          "-o", str(out)], cwd=work)
+
+
+_BUILDERS = {"hello-wat": _build_wat, "hello-py": _build_py, "hello-js": _build_js}
+
+
+def build_component(name: str) -> Path:
+    """Returns the path of the built component `name`, building it if its sources changed."""
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown guest {name!r}; known: {', '.join(GUESTS)}")
+    out_dir = cache_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{name}-{_sources_hash(name)}.wasm"
+    if out.exists():
+        return out
+    with open(out_dir / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.exists():
+            return out
+        with tempfile.TemporaryDirectory(prefix=f"build-{name}-") as tmp:
+            partial = Path(tmp) / "out.wasm"
+            _BUILDERS[name](HERE / name, partial, Path(tmp))
+            os.replace(partial, out) if partial.stat().st_dev == out_dir.stat().st_dev else shutil.move(
+                partial, out
+            )
+    return out
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:] or ["hello-wat"]:
+        print(build_component(arg))
