@@ -116,6 +116,7 @@ async def serving(settings: ServerSettings) -> AsyncIterator[Running]:
     store.on_commit.extend([hub.publish, gc.on_commit])
     store.start()
     await _bootstrap(engine, settings.install_crds)
+    hub.compact_to(store.rv)
     gc.start()
     token = security.load_or_create_token(settings.data_dir, settings.token)
     ssl_ctx: ssl.SSLContext | None = None

@@ -71,6 +71,13 @@ class WatchRequest:
         return dumps({"type": "BOOKMARK", "object": {"kind": self.rt.kind, "apiVersion": self.rt.api_version,
                                                       "metadata": meta}}) + "\n"
 
+    async def _error_event(self, request: web.Request, exc: errors.ApiError) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        await resp.write((dumps({"type": "ERROR", "object": exc.status()}) + "\n").encode())
+        await resp.write_eof()
+        return resp
+
     async def serve(self, request: web.Request) -> web.StreamResponse:
         hub = self.engine.hub
         store = self.engine.store
@@ -87,7 +94,11 @@ class WatchRequest:
                 since = int(self.rv_param)
             except ValueError as exc:
                 raise errors.bad_request(f"invalid resourceVersion: {self.rv_param!r}") from exc
-            replay, sub = hub.subscribe(self.rt.store_key, self.namespace, since)
+            try:
+                replay, sub = hub.subscribe(self.rt.store_key, self.namespace, since)
+            except errors.ApiError as exc:
+                # As kube-apiserver's watch cache does: 200, then one ERROR event carrying the 410 Status.
+                return await self._error_event(request, exc)
         last_rv = floor
         resp = web.StreamResponse(headers={"Content-Type": "application/json" if self.as_table is None else
                                            "application/json;as=Table;v=v1;g=meta.k8s.io"})

@@ -51,6 +51,12 @@ class WatchHub:
         self._subs: dict[StoreKey, set[Subscriber]] = {}
         self._max_backlog = max_backlog
 
+    def compact_to(self, rv: int) -> None:
+        """Forget changes up to `rv` (the server's own bootstrap writes are not resumable)."""
+        while self._log and self._log[0].rv <= rv:
+            self._log.popleft()
+        self.compacted_rv = max(self.compacted_rv, rv)
+
     def publish(self, events: list[WatchEvent]) -> None:
         for ev in events:
             self._log.append(ev)

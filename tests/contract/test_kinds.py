@@ -1,0 +1,79 @@
+"""Every kind wasmfleet relies on is served: core Namespace/ConfigMap/Secret/Event/Service, events.k8s.io
+Event, Lease, EndpointSlice, the five runtime.wasmcloud.dev kinds, and a CRD posted at runtime."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from conftest import wait_until
+from contract_client import Kube
+
+BUILTINS = [
+    ("/api/v1", "configmaps", {"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "b"}}),
+    ("/api/v1", "secrets", {"kind": "Secret", "apiVersion": "v1", "stringData": {"a": "b"}}),
+    ("/api/v1", "services", {"kind": "Service", "apiVersion": "v1",
+                             "spec": {"ports": [{"port": 80, "protocol": "TCP"}], "selector": {"app": "x"}}}),
+    ("/api/v1", "events", {"kind": "Event", "apiVersion": "v1", "reason": "Tested", "message": "m", "type": "Normal",
+                           "involvedObject": {"kind": "ConfigMap", "name": "x", "namespace": "NS"}}),
+    ("/apis/events.k8s.io/v1", "events", {"kind": "Event", "apiVersion": "events.k8s.io/v1", "reason": "Tested",
+                                          "note": "n", "type": "Normal", "action": "Test",
+                                          "eventTime": "2026-01-01T00:00:00.000000Z",
+                                          "reportingController": "contract", "reportingInstance": "i",
+                                          "regarding": {"kind": "ConfigMap", "name": "x", "namespace": "NS"}}),
+    ("/apis/coordination.k8s.io/v1", "leases", {"kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+                                                "spec": {"holderIdentity": "me", "leaseDurationSeconds": 15}}),
+    ("/apis/discovery.k8s.io/v1", "endpointslices", {
+        "kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1", "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.1"]}], "ports": [{"port": 80, "protocol": "TCP", "name": "http"}]}),
+]
+
+
+@pytest.mark.parametrize(("prefix", "plural", "body"), BUILTINS, ids=[f"{p}/{r}" for p, r, _ in BUILTINS])
+def test_builtin_kind_round_trips(kube: Kube, ns: str, prefix: str, plural: str, body: dict) -> None:
+    body = dict(body, metadata={"name": "one"})
+    for key in ("involvedObject", "regarding"):
+        if key in body:
+            body[key] = dict(body[key], namespace=ns)
+    created = kube.post(f"{prefix}/namespaces/{ns}/{plural}", body)
+    assert created.status == 201, created.body
+    got = kube.get(f"{prefix}/namespaces/{ns}/{plural}/one")
+    assert got.status == 200 and got.body["kind"] == body["kind"]
+    if plural == "secrets":
+        assert got.body["data"] == {"a": "Yg=="} and got.body["type"] == "Opaque"
+    listed = kube.get(f"{prefix}/namespaces/{ns}/{plural}")
+    assert [i["metadata"]["name"] for i in listed.body["items"]] == ["one"]
+
+
+def test_runtime_wasmcloud_kinds_accept_their_examples(kube: Kube, ns: str) -> None:
+    body = {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Artifact", "metadata": {"name": "a"},
+            "spec": {"image": "ghcr.io/wasmcloud/components/http-hello-world-rust:0.1.0"}}
+    created = kube.post(f"/apis/runtime.wasmcloud.dev/v1alpha1/namespaces/{ns}/artifacts", body)
+    assert created.status == 201, created.body
+    for plural in ("hosts", "workloads", "workloadreplicasets", "workloaddeployments"):
+        assert kube.get(f"/apis/runtime.wasmcloud.dev/v1alpha1/namespaces/{ns}/{plural}").status == 200
+
+
+def test_crd_posted_at_runtime_is_served_then_removed(kube: Kube, ns: str) -> None:
+    group = f"g{secrets.token_hex(3)}.contract.wasmfleet.dev"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"gadgets.{group}"},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "properties": {"spec": {"type": "object",
+                                                               "x-kubernetes-preserve-unknown-fields": True}}}}}]},
+    }
+    assert kube.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd).status == 201
+    path = f"/apis/{group}/v1/namespaces/{ns}/gadgets"
+
+    def created() -> bool:
+        got = kube.post(path, {"apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g1"},
+                               "spec": {"anything": [1, 2]}})
+        return got.status == 201
+
+    wait_until(created, 30, 0.2)
+    assert kube.get(f"{path}/g1").body["spec"] == {"anything": [1, 2]}
+    assert kube.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}").status in (200, 202)
+    wait_until(lambda: kube.get(f"/apis/{group}/v1").status == 404, 60, 0.2)

@@ -1,0 +1,38 @@
+"""Schema validation against the CRD's openAPIV3Schema: defaults applied, unknown fields pruned, and
+invalid objects answered with 422 listing every field at fault."""
+
+from __future__ import annotations
+
+from conftest import WIDGETS, widget
+from contract_client import Kube
+
+
+def test_defaults_are_applied_and_unknown_fields_pruned(kube: Kube, ns: str) -> None:
+    body = widget("w", bogus="x", extra={"free": {"form": 1}})
+    body["unknownTop"] = 1
+    created = kube.post(f"{WIDGETS}/namespaces/{ns}/widgets", body)
+    assert created.status == 201, created.body
+    spec = created.body["spec"]
+    assert spec["replicas"] == 1 and spec["mode"] == "auto"
+    assert "bogus" not in spec and "unknownTop" not in created.body
+    assert spec["extra"] == {"free": {"form": 1}}
+
+
+def test_strict_field_validation_rejects_unknown_fields(kube: Kube, ns: str) -> None:
+    got = kube.post(f"{WIDGETS}/namespaces/{ns}/widgets", widget("w", bogus="x"),
+                    query={"fieldValidation": "Strict"})
+    assert got.status == 400 and "bogus" in got.body["message"]
+
+
+def test_invalid_object_is_422_listing_every_field(kube: Kube, ns: str) -> None:
+    body = widget("w", size=99, color="purple", replicas="many")
+    got = kube.post(f"{WIDGETS}/namespaces/{ns}/widgets", body)
+    assert got.status == 422 and got.body["reason"] == "Invalid"
+    fields = {c["field"] for c in got.body["details"]["causes"]}
+    assert {"spec.size", "spec.color", "spec.replicas"} <= fields
+    missing = widget("w2")
+    missing["spec"] = {"color": "red"}
+    got = kube.post(f"{WIDGETS}/namespaces/{ns}/widgets", missing)
+    assert got.status == 422 and "spec.size" in {c["field"] for c in got.body["details"]["causes"]}
+    bad_name = widget("Not_A_Name")
+    assert kube.post(f"{WIDGETS}/namespaces/{ns}/widgets", bad_name).status == 422
