@@ -9,7 +9,16 @@ from __future__ import annotations
 import click
 
 from wasmfleet import __version__
-from wasmfleet.cli import apiserver_cmd, crds_cmd, gateway_cmd, operator_cmd, resources_cmd, up_cmd, validate_cmd
+from wasmfleet.cli import (
+    apiserver_cmd,
+    crds_cmd,
+    gateway_cmd,
+    operator_cmd,
+    resources_cmd,
+    serve_cmd,
+    up_cmd,
+    validate_cmd,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +33,7 @@ cli.add_command(validate_cmd.validate)
 cli.add_command(gateway_cmd.gateway)
 cli.add_command(up_cmd.up)
 cli.add_command(operator_cmd.operator)
+cli.add_command(serve_cmd.serve)
 for _verb in (resources_cmd.apply, resources_cmd.get, resources_cmd.describe, resources_cmd.delete):
     cli.add_command(_verb)
 

@@ -74,7 +74,7 @@ def owns_memory(ty: cm.ValType) -> bool:
     )
 
 
-def compile_lift(ty: cm.ValType) -> Lift:  # noqa: C901 - one branch per WIT type, kept together
+def compile_lift(ty: cm.ValType) -> Lift:
     if isinstance(ty, cm.Bool):
         return lambda ctx, v: bool(v.of.boolean)
     if isinstance(ty, cm.U8):
@@ -205,7 +205,7 @@ def _scalar(kind: int, field: str, conv: Callable[[Any], Any] = lambda x: x) -> 
     return lower
 
 
-def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds) -> Lower:  # noqa: C901
+def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds) -> Lower:
     if isinstance(ty, cm.Bool):
         return _scalar(K_BOOL, "boolean", bool)
     for cls, kind, field in (

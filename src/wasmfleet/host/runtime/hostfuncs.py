@@ -82,7 +82,7 @@ def _trampoline(data: int, ctx: Any, ty: Any, args: Any, nargs: int, results: An
         return _fail(exc)
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
 def _finalize(data: int) -> None:
     # Linkers may be dropped while entries are still referenced by compiled closures: keep them.
     return None

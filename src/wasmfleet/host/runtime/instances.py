@@ -70,7 +70,10 @@ class LoadedComponent:
             raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler")
         self.linker, self.type_ids = linking.build_linker(self.component, spec, self.plan, known)
         iface_idx = self.component.get_export_index(self.plan.handler_export)
-        self.handle_idx = self.component.get_export_index("handle", iface_idx)
+        handle_idx = self.component.get_export_index("handle", iface_idx)
+        if handle_idx is None:
+            raise ComponentError(spec.wasm_path, "exports wasi:http/incoming-handler without `handle`")
+        self.handle_idx = handle_idx
         self.request_type = self.type_ids.host_type("wasi:http/types#incoming-request")[0]
         self.outparam_type = self.type_ids.host_type("wasi:http/types#response-outparam")[0]
         self.lower_request = resources.lower_own(self.request_type)

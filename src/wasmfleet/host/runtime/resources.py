@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from wasmtime import WasmtimeError
@@ -51,10 +51,8 @@ class ResourceTable:
         for obj in list(self.objects.values()):
             close = getattr(obj, "close", None)
             if close is not None:
-                try:
+                with suppress(Exception):
                     close()
-                except Exception:  # noqa: S110 - best effort while discarding a store
-                    pass
         self.objects.clear()
 
 
@@ -101,7 +99,7 @@ def lift_borrow(ctx: Any, v: Any) -> Any:
     return obj
 
 
-def lower_own(type_id: int) -> Any:
+def lower_own(type_id: int) -> Callable[[Any, Any, Any], None]:
     def lower(ctx: Any, obj: Any, v: Any) -> None:
         rep = _local.table.add(obj)
         host = _host_new(True, rep, type_id)

@@ -17,11 +17,13 @@ with more, each worker is a process listening on the same port (SO_REUSEPORT).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from pathlib import Path
 from typing import Any
 
-from wasmfleet.host.runtime import instances, serving, workers
+from wasmfleet.host.runtime import instances, serving
+from wasmfleet.host.runtime import workers as processes
 from wasmfleet.host.runtime.errors import RuntimeUnavailable
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 
@@ -35,7 +37,7 @@ class WasmServer:
         self.settings = settings or RuntimeSettings()
         self.port = 0
         self._core: serving.ServingCore | None = None
-        self._workers: list[workers.Worker] = []
+        self._workers: list[processes.Worker] = []
         self._placeholder: socket.socket | None = None
         self._prepared: dict[tuple[str, Path], str] = {}
         self._routes: dict[str, tuple[list[str], ComponentSpec]] = {}
@@ -46,15 +48,15 @@ class WasmServer:
         if self._started:
             return
         if self.workers == 1:
-            sock = workers.listening_socket(self.host, self.requested_port)
+            sock = processes.listening_socket(self.host, self.requested_port)
             self.port = sock.getsockname()[1]
             self._core = serving.ServingCore(self.settings)
             await self._core.start(sock)
         else:
             # Bound, not listening: reserves the port (also when 0 was asked) for the workers.
-            self._placeholder = workers.listening_socket(self.host, self.requested_port, listen=False)
+            self._placeholder = processes.listening_socket(self.host, self.requested_port, listen=False)
             self.port = self._placeholder.getsockname()[1]
-            self._workers = [workers.Worker(i, self.host, self.port, self.settings) for i in range(self.workers)]
+            self._workers = [processes.Worker(i, self.host, self.port, self.settings) for i in range(self.workers)]
             try:
                 await asyncio.gather(*(w.ready() for w in self._workers))
             except BaseException:
@@ -110,11 +112,9 @@ class WasmServer:
         if self._core is not None:
             await self._core.stop(grace)
         else:
-            async def stop_one(w: workers.Worker) -> None:
-                try:
+            async def stop_one(w: processes.Worker) -> None:
+                with contextlib.suppress(RuntimeUnavailable):
                     await w.call("stop", grace, timeout=grace + 5)
-                except RuntimeUnavailable:
-                    pass
                 await asyncio.to_thread(w.process.join, 5)
                 w.kill()
 

@@ -9,6 +9,7 @@ to every worker and waits for each answer, so a route is live everywhere when `r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -39,10 +40,8 @@ def worker_main(conn: multiprocessing.connection.Connection, host: str, port: in
                 settings: RuntimeSettings, log_level: int) -> None:
     """Entry point of a worker process."""
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s worker: %(message)s")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(conn, host, port, settings))
-    except KeyboardInterrupt:
-        pass
 
 
 async def _serve(conn: multiprocessing.connection.Connection, host: str, port: int,

@@ -1,0 +1,132 @@
+"""`wasmfleet serve COMPONENT.wasm`: serve one wasi:http component locally (dev mode).
+
+Like `wasmtime serve`: every Host is routed to the component. Interfaces beyond the WASI core are
+denied unless granted; `--allow-host` grants wasi:http/outgoing-handler for those hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from wasmfleet.host.runtime import errors, specs
+from wasmfleet.host.runtime.server import WasmServer
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=option)
+        out[key] = value
+    return out
+
+
+def _preopens(values: tuple[str, ...]) -> tuple[specs.Preopen, ...]:
+    out = []
+    for item in values:
+        parts = item.split(":")
+        read_only = len(parts) == 3 and parts[2] == "ro"
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1] or (len(parts) == 3 and not read_only):
+            raise click.BadParameter(f"expected HOST:GUEST[:ro], got {item!r}", param_hint="--dir")
+        host = Path(parts[0])
+        if not host.is_dir():
+            raise click.BadParameter(f"{host} is not a directory", param_hint="--dir")
+        out.append(specs.Preopen(host, parts[1], read_only))
+    return tuple(out)
+
+
+def _grants(values: tuple[str, ...], allow_hosts: tuple[str, ...]) -> tuple[specs.Grant, ...]:
+    grants = []
+    for item in values:
+        base, _, version = item.partition("@")
+        ns, sep, rest = base.partition(":")
+        pkg, _, iface = rest.partition("/")
+        if not sep or not ns or not pkg:
+            raise click.BadParameter(f"expected NS:PKG[/IFACE][@VERSION], got {item!r}", param_hint="--grant")
+        grants.append(specs.Grant(ns, pkg, (iface,) if iface else (), version or None))
+    if allow_hosts:
+        grants.append(specs.Grant("wasi", "http", ("outgoing-handler",)))
+    return tuple(grants)
+
+
+def _addr(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint="--addr")
+    return (host.strip("[]") or "0.0.0.0"), int(port)
+
+
+@click.command()
+@click.argument("component", type=click.Path(path_type=Path))
+@click.option("--addr", default="0.0.0.0:8080", show_default=True, help="Address to listen on (HOST:PORT).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes sharing the port (one per core scales CPU-bound guests).")
+@click.option("--config", "config", multiple=True, metavar="K=V", help="Component config value.")
+@click.option("--env", "env", multiple=True, metavar="K=V", help="Environment variable for the guest.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="HOST",
+              help="Allow outgoing HTTP to HOST (pattern, '*' = any); grants outgoing-handler.")
+@click.option("--dir", "dirs", multiple=True, metavar="HOST:GUEST[:ro]", help="Preopen a directory.")
+@click.option("--grant", "grants", multiple=True, metavar="NS:PKG[/IFACE]", help="Grant a host interface.")
+@click.option("--pool-size", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Warm instances kept for reuse (0 = fresh instance per request).")
+@click.option("--max-invocations", type=click.IntRange(min=0), default=0, help="Retire a warm instance after N calls.")
+@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True,
+              help="Per-request deadline in seconds (-> 504).")
+@click.option("--memory-limit-mb", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Linear memory limit per instance.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Compiled component cache.")
+def serve(component: Path, addr: str, workers: int, config: tuple[str, ...], env: tuple[str, ...],
+          allow_hosts: tuple[str, ...], dirs: tuple[str, ...], grants: tuple[str, ...], pool_size: int,
+          max_invocations: int, timeout_s: float, memory_limit_mb: int, cache_dir: Path | None) -> None:
+    """Serve a wasi:http component over HTTP (development mode)."""
+    host, port = _addr(addr)
+    spec = specs.ComponentSpec(
+        workload_id="serve",
+        name=component.stem,
+        wasm_path=component.resolve(),
+        grants=_grants(grants, allow_hosts),
+        config=_pairs(config, "--config"),
+        environment=_pairs(env, "--env"),
+        allowed_hosts=allow_hosts,
+        preopens=_preopens(dirs),
+        pool_size=pool_size,
+        max_invocations=max_invocations,
+        request_timeout_s=timeout_s,
+        memory_limit_mb=memory_limit_mb,
+    )
+    settings = specs.RuntimeSettings(**({"cache_dir": cache_dir} if cache_dir else {}))
+    try:
+        asyncio.run(_serve(spec, host, port, workers, settings))
+    except errors.ComponentError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"error: cannot listen on {addr}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+
+
+async def _serve(spec: specs.ComponentSpec, host: str, port: int, workers: int,
+                 settings: specs.RuntimeSettings) -> None:
+    server = WasmServer(host, port, workers=workers, settings=settings)
+    # Check the component before starting workers: bad input fails fast with one line.
+    await server.prepare(spec)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.route(spec.workload_id, ["*"], spec)
+        click.echo(f"serving {spec.wasm_path.name} on http://{host}:{server.port}/ ({workers} worker(s))",
+                   err=True)
+        await stop.wait()
+    finally:
+        await server.stop(settings.drain_timeout_s)
