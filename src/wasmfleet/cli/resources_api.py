@@ -203,6 +203,37 @@ def load_manifests(paths: Iterable[str], stdin_text: str | None = None) -> list[
                 if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
                     raise ApiError(f"{source}: document {index} is not a Kubernetes object (kind/apiVersion)")
                 items = doc.get("items") if doc["kind"].endswith("List") else None
+                base = Path(source).resolve().parent if source != "<stdin>" else Path.cwd()
                 for item in items if isinstance(items, list) else [doc]:
+                    resolve_local_images(item, base)
                     docs.append((source, item))
     return docs
+
+
+def _resolve(image: object, base: Path) -> object:
+    if isinstance(image, str) and image.startswith("file:") and not image.startswith("file:/"):
+        return f"file://{(base / image.removeprefix('file:')).resolve()}"
+    return image
+
+
+def resolve_local_images(obj: Obj, base: Path) -> None:
+    """Turn ``image: file:relative.wasm`` into an absolute file:// URL, relative to the manifest's folder.
+
+    A wasmfleet convenience so examples run from any checkout; absolute file:///, OCI and http(s)
+    references are left alone, and kubectl users simply write absolute paths."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    if obj.get("kind") == "Artifact":
+        spec["image"] = _resolve(spec.get("image"), base)
+        return
+    template = spec.get("template")
+    workload_spec = template.get("spec") if isinstance(template, dict) else spec
+    if not isinstance(workload_spec, dict):
+        return
+    for component in workload_spec.get("components") or []:
+        if isinstance(component, dict):
+            component["image"] = _resolve(component.get("image"), base)
+    service = workload_spec.get("service")
+    if isinstance(service, dict):
+        service["image"] = _resolve(service.get("image"), base)

@@ -101,32 +101,39 @@ def apply(paths: tuple[str, ...], namespace: str | None, kubeconfig: Path | None
         raise click.ClickException(str(exc)) from None
 
     async def work(api: rapi.Api) -> None:
-        catalog = await api.catalog()
-        for source, obj in docs:
-            rt = catalog.for_object(obj)
-            meta = obj.setdefault("metadata", {})
-            name = meta.get("name")
-            if not name:
-                raise rapi.ApiError(f"{source}: {obj['kind']} without metadata.name")
-            ns = (namespace or meta.get("namespace") or "default") if rt.namespaced else None
-            if ns:
-                meta["namespace"] = ns
-            status, before = await api.request("GET", rt.path(ns, name))
-            try:
-                after = await api.call(
-                    "PATCH", rt.path(ns, name), body=obj, content_type="application/apply-patch+yaml",
-                    query=[("fieldManager", rapi.FIELD_MANAGER), ("force", "true")],
-                )
-            except rapi.ApiError as exc:
-                raise rapi.ApiError(f"{source}: {rt.qualified}/{name}: {exc}", exc.status) from None
-            if status == 404:
-                verb = "created"
-            else:
-                old_rv = (before.get("metadata") or {}).get("resourceVersion")
-                verb = "unchanged" if old_rv == after["metadata"].get("resourceVersion") else "configured"
-            click.echo(f"{rt.qualified}/{name} {verb}")
+        await apply_documents(api, docs, namespace, click.echo)
 
     _run(_kubeconfig(kubeconfig, data_dir), work)
+
+
+async def apply_documents(
+    api: rapi.Api, docs: list[tuple[str, rapi.Obj]], namespace: str | None, echo: Callable[[str], Any]
+) -> None:
+    """Server-side apply each document; echo `<type>/<name> created|configured|unchanged`."""
+    catalog = await api.catalog()
+    for source, obj in docs:
+        rt = catalog.for_object(obj)
+        meta = obj.setdefault("metadata", {})
+        name = meta.get("name")
+        if not name:
+            raise rapi.ApiError(f"{source}: {obj['kind']} without metadata.name")
+        ns = (namespace or meta.get("namespace") or "default") if rt.namespaced else None
+        if ns:
+            meta["namespace"] = ns
+        status, before = await api.request("GET", rt.path(ns, name))
+        try:
+            after = await api.call(
+                "PATCH", rt.path(ns, name), body=obj, content_type="application/apply-patch+yaml",
+                query=[("fieldManager", rapi.FIELD_MANAGER), ("force", "true")],
+            )
+        except rapi.ApiError as exc:
+            raise rapi.ApiError(f"{source}: {rt.qualified}/{name}: {exc}", exc.status) from None
+        if status == 404:
+            verb = "created"
+        else:
+            old_rv = (before.get("metadata") or {}).get("resourceVersion")
+            verb = "unchanged" if old_rv == after["metadata"].get("resourceVersion") else "configured"
+        echo(f"{rt.qualified}/{name} {verb}")
 
 
 # ------------------------------------------------------------------------------------------------- get

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import click
 
+from wasmfleet.cli import resources_api as rapi
+from wasmfleet.cli import resources_cmd
 from wasmfleet.embedded import fleet, running, supervising
+from wasmfleet.gateway import routes
 
 
 def _groups(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -34,13 +39,15 @@ def _groups(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
               help="Wasm worker processes per host.")
 @click.option("--public-address", default="127.0.0.1", show_default=True,
               help="Bind address of public-ingress hosts (0.0.0.0 exposes them to the network).")
+@click.option("--apply", "apply_paths", multiple=True, metavar="PATH",
+              help="Manifests to apply once the fleet is up (e.g. examples/hello/deployment.yaml); repeatable.")
 def up(data_dir: Path, host_groups: tuple[str, ...], hosts_per_group: int, gateway_port: int,
-       host_workers: int, public_address: str) -> None:
+       host_workers: int, public_address: str, apply_paths: tuple[str, ...]) -> None:
     """Start NATS, the API server, the operator, the hosts and the gateway; Ctrl-C stops them.
 
     \b
     Example:
-      wasmfleet up --data-dir .wasmfleet
+      wasmfleet up --apply examples/hello/deployment.yaml
       export KUBECONFIG=.wasmfleet/kubeconfig; kubectl get hosts
     """
     from wasmfleet.cli import main  # the group, to know which subcommands this build has
@@ -60,8 +67,54 @@ def up(data_dir: Path, host_groups: tuple[str, ...], hosts_per_group: int, gatew
         click.echo(f"{stamp} {line}".rstrip() if line.startswith(("[", "stopping", "stopped")) else line)
 
     try:
-        asyncio.run(running.run(options, sorted(main.cli.commands), report))
+        docs = rapi.load_manifests(apply_paths) if apply_paths else []
+    except rapi.ApiError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def after_start(endpoints: fleet.Endpoints) -> None:
+        if docs:
+            await _apply_and_wait(options.data_dir / "kubeconfig", docs, endpoints.gateway_url, report)
+
+    try:
+        asyncio.run(running.run(options, sorted(main.cli.commands), report, after_start=after_start))
     except (supervising.StartError, running.AlreadyRunning) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
+
+
+async def _apply_and_wait(kubeconfig: Path, docs: list[tuple[str, rapi.Obj]], gateway_url: str,
+                          report: Callable[[str], None], timeout_s: float = 120.0) -> None:
+    """Apply the manifests, then wait until each HTTP hostname they declare answers through the gateway."""
+    try:
+        api = await rapi.Api.connect(kubeconfig)
+        try:
+            await resources_cmd.apply_documents(api, docs, None, report)
+        finally:
+            await api.close()
+    except rapi.ApiError as exc:
+        report(f"apply failed: {exc}")
+        return
+    hostnames: list[str] = []
+    for _, obj in docs:
+        spec = obj.get("spec") or {}
+        template = spec.get("template")
+        workload_spec = template.get("spec") if isinstance(template, dict) else spec
+        if isinstance(workload_spec, dict):
+            hostnames += routes.http_hostnames(workload_spec)
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        for name in dict.fromkeys(hostnames):
+            report(f"waiting for {name} to serve through the gateway ...")
+            while True:
+                try:
+                    async with session.get(gateway_url + "/", headers={"Host": name}) as resp:
+                        if resp.status < 500:
+                            report(f"{name} is serving. Try:  curl -H 'Host: {name}' {gateway_url}/")
+                            break
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    report(f"{name} not serving after {timeout_s:g} s; see `wasmfleet describe wd` and the logs")
+                    break
+                await asyncio.sleep(0.5)

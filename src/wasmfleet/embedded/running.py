@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from wasmfleet.embedded import fleet, ports, supervising
 
@@ -60,9 +61,15 @@ def summary(options: fleet.FleetOptions, endpoints: fleet.Endpoints, children: S
     return lines
 
 
+AfterStart = Callable[[fleet.Endpoints], Coroutine[Any, Any, None]]
+
+
 async def run(options: fleet.FleetOptions, available: Sequence[str], report: Report,
-              stop: asyncio.Event | None = None) -> None:
-    """Run the fleet until SIGINT/SIGTERM or ``stop``; raises StartError or AlreadyRunning."""
+              stop: asyncio.Event | None = None, after_start: AfterStart | None = None) -> None:
+    """Run the fleet until SIGINT/SIGTERM or ``stop``; raises StartError or AlreadyRunning.
+
+    ``after_start`` runs once everything is ready (e.g. applying the example); its failure is reported,
+    the fleet keeps running."""
     options.data_dir.mkdir(parents=True, exist_ok=True)
     pid_path = _claim(options.data_dir)
     stop = stop or asyncio.Event()
@@ -96,9 +103,16 @@ async def run(options: fleet.FleetOptions, available: Sequence[str], report: Rep
         starting.result()  # raises StartError
         for line in summary(options, endpoints, children, missing):
             report(line)
+        extra: asyncio.Task[None] | None = None
+        if after_start is not None:
+            extra = asyncio.create_task(after_start(endpoints))
         try:
             await stop.wait()
         finally:
+            if extra is not None:
+                extra.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await extra
             report("stopping the fleet ...")
             await supervisor.stop()
             report("stopped; state kept in " + str(options.data_dir))
