@@ -13,6 +13,7 @@ from wasmfleet.cli import (
     apiserver_cmd,
     crds_cmd,
     gateway_cmd,
+    host_cmd,
     operator_cmd,
     resources_cmd,
     serve_cmd,
@@ -34,6 +35,7 @@ cli.add_command(gateway_cmd.gateway)
 cli.add_command(up_cmd.up)
 cli.add_command(operator_cmd.operator)
 cli.add_command(serve_cmd.serve)
+cli.add_command(host_cmd.host)
 for _verb in (resources_cmd.apply, resources_cmd.get, resources_cmd.describe, resources_cmd.delete):
     cli.add_command(_verb)
 

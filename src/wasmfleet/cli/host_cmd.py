@@ -1,0 +1,137 @@
+"""`wasmfleet host`: join the fleet as a host (washlet) and run the workloads the operator places here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+from pathlib import Path
+
+import click
+
+from wasmfleet.artifacts.fetching import ArtifactSettings
+from wasmfleet.bus import subjects
+from wasmfleet.host import machine
+from wasmfleet.host.agent import Agent
+from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
+
+
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not key=value", param_hint="--label")
+        labels[key] = val
+    return labels
+
+
+def _http_addr(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = value, "0"
+    try:
+        number = int(port)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: port {port!r} is not a number", param_hint="--http-addr") from None
+    if not 0 <= number <= 65535:
+        raise click.BadParameter(f"{value!r}: port out of range", param_hint="--http-addr")
+    return host.strip("[]") or "0.0.0.0", number
+
+
+@click.command("host")
+@click.option("--nats", "nats_url", envvar="WASMFLEET_NATS_URL", default="nats://127.0.0.1:4222",
+              show_default=True, help="NATS URL(s), comma-separated.")
+@click.option("--name", default=None, help="Friendly name (default: a generated adjective-noun-NNNN).")
+@click.option("--host-id", default=None, help="Unique host ID (default: a random UUID).")
+@click.option("--group", default="default", show_default=True, help="Host group (the `hostgroup` label).")
+@click.option("--label", "label_values", multiple=True, metavar="KEY=VALUE", help="Host label; repeatable.")
+@click.option("--http-addr", default="127.0.0.1:0", show_default=True,
+              help="HTTP bind address of the data plane, HOST:PORT (port 0 = any free port).")
+@click.option("--hostname", default="", help="Name/IP the gateway uses to reach this host (default: bind addr).")
+@click.option("--environment", default="", help="Environment (tenant) this host advertises.")
+@click.option("--heartbeat-interval", default=15.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between heartbeats.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes serving wasm.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Scratch space for ephemeral volumes (default: the system temp dir).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Cache of fetched components (default: ~/.cache/wasmfleet/artifacts).")
+@click.option("--drain-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds a graceful stop waits for in-flight work.")
+@click.option("--insecure-registry", "insecure", multiple=True,
+              help="Registry host spoken to over plain HTTP (loopback always is); repeatable.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def host(
+    nats_url: str, name: str | None, host_id: str | None, group: str, label_values: tuple[str, ...],
+    http_addr: str, hostname: str, environment: str, heartbeat_interval: float, workers: int,
+    data_dir: Path | None, cache_dir: Path | None, drain_timeout: float, insecure: tuple[str, ...],
+    log_level: str,
+) -> None:
+    """Join the fleet over NATS and run the workloads the operator places on this host.
+
+    SIGTERM or Ctrl-C stops gracefully: no new work, a leaving announcement to the operator,
+    in-flight requests finished within --drain-timeout.
+    """
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    labels = {"hostgroup": group, **_labels(label_values)}
+    try:
+        checked_id = subjects.check_host_id(host_id) if host_id else str(uuid.uuid4())
+    except subjects.InvalidHostId as exc:
+        raise click.BadParameter(str(exc), param_hint="--host-id") from None
+    identity = Identity(
+        host_id=checked_id,
+        friendly_name=name or machine.friendly_name(),
+        hostname=hostname,
+        labels=labels,
+        environment=environment,
+    )
+    bind_host, bind_port = _http_addr(http_addr)
+    defaults = ArtifactSettings()
+    artifacts = ArtifactSettings(
+        cache_dir=cache_dir or defaults.cache_dir,
+        insecure_registries=defaults.insecure_registries + insecure,
+    )
+    lifecycle = LifecycleSettings(drain_timeout_s=drain_timeout)
+    if data_dir is not None:
+        lifecycle = LifecycleSettings(drain_timeout_s=drain_timeout, data_dir=data_dir)
+    settings = HostSettings(
+        identity=identity,
+        bus=BusSettings(nats_url=nats_url, heartbeat_interval_s=heartbeat_interval),
+        serving=ServingSettings(http_host=bind_host, http_port=bind_port, workers=workers),
+        lifecycle=lifecycle,
+        artifacts=artifacts,
+    )
+    try:
+        asyncio.run(_run(settings))
+    except OSError as exc:
+        raise click.ClickException(f"host: {exc.strerror or exc} ({http_addr})") from None
+
+
+async def _run(settings: HostSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    agent = Agent(settings)
+    starting = asyncio.create_task(agent.start())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        # Race the start with a signal: a host still waiting for NATS must stop on SIGTERM too.
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()
+            click.echo(
+                f"host {settings.identity.friendly_name} ({agent.host_id}) "
+                f"serving HTTP on port {agent.http_port}",
+                err=True,
+            )
+            await stopping
+    finally:
+        for task in (starting, stopping):
+            task.cancel()
+        await asyncio.wait({starting, stopping})
+        await agent.shutdown()

@@ -1,0 +1,199 @@
+"""The host agent: one process owning the NATS connection, the workloads and the wasm data plane.
+
+    agent = Agent(settings)
+    await agent.start()          # data plane up, NATS connected, subscribed, heartbeating
+    await agent.shutdown()       # graceful: refuse new work, announce leaving, drain, stop
+
+Each request on runtime.host.<hostID>.> is answered in its own task, so commands run concurrently:
+a slow fetch delays neither heartbeats nor status/stop of other workloads. Losing NATS does not touch
+the workloads: they keep serving HTTP while the client reconnects (forever, every reconnect_wait_s);
+subscriptions are restored by the client and a heartbeat goes out as soon as the link is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+import nats.errors
+
+from wasmfleet.artifacts.fetching import Fetcher
+from wasmfleet.bus import subjects
+from wasmfleet.host import heartbeating
+from wasmfleet.host.commands import Commands
+from wasmfleet.host.machine import Machine
+from wasmfleet.host.runtime import server, specs
+from wasmfleet.host.settings import HostSettings
+from wasmfleet.host.workloads import Workloads
+
+log = logging.getLogger(__name__)
+
+SHUTTING_DOWN = "host is shutting down"
+
+
+def advertised_hostname(settings: HostSettings) -> str:
+    if settings.identity.hostname:
+        return settings.identity.hostname
+    bind = settings.serving.http_host
+    return socket.getfqdn() if bind in ("", "0.0.0.0", "::") else bind
+
+
+class Agent:
+    def __init__(self, settings: HostSettings) -> None:
+        self.settings = settings
+        self.host_id = subjects.check_host_id(settings.identity.host_id)
+        self.started_at = datetime.now(UTC)
+        self.nc: Any = None
+        self.server: server.WasmServer | None = None
+        self.fetcher = Fetcher(settings.artifacts)
+        self.workloads: Workloads | None = None
+        self.heartbeats: heartbeating.HeartbeatSource | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def http_port(self) -> int:
+        return self.server.port if self.server is not None else 0
+
+    async def start(self) -> None:
+        serving = self.settings.serving
+        runtime_settings = (
+            specs.RuntimeSettings(cache_dir=self.settings.runtime_cache_dir)
+            if self.settings.runtime_cache_dir is not None
+            else specs.RuntimeSettings()
+        )
+        self.server = server.WasmServer(serving.http_host, serving.http_port, serving.workers, runtime_settings)
+        await self.server.start()
+        lifecycle = self.settings.lifecycle
+        self.workloads = Workloads(
+            self.server, self.fetcher,
+            data_dir=lifecycle.data_dir / self.host_id,
+            max_concurrent_starts=lifecycle.max_concurrent_starts,
+        )
+        imports, exports = heartbeating.split_interfaces(heartbeating.provided_interfaces())
+        self.heartbeats = heartbeating.HeartbeatSource(
+            identity=self.settings.identity,
+            hostname=advertised_hostname(self.settings),
+            started_at=self.started_at,
+            machine=Machine(),
+            counts=self.workloads.counts,
+            http_port=lambda: self.http_port,
+            imports=imports,
+            exports=exports,
+        )
+        commands = Commands(self.host_id, self.workloads, self.heartbeats.build)
+        self.nc = await self._connect()
+
+        async def on_request(msg: Any) -> None:
+            # Returning at once lets the client deliver the next request: each runs in its own task.
+            task = asyncio.create_task(self._answer(commands, msg))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+        await self.nc.subscribe(subjects.host_commands(self.host_id), cb=on_request)
+        await self.nc.flush()
+        self._heartbeat_task = asyncio.create_task(
+            heartbeating.heartbeat_loop(
+                self.nc, self.heartbeats, self.settings.bus.heartbeat_interval_s, self._wake
+            ),
+            name="heartbeats",
+        )
+        log.info(
+            "host %s (%s) joined via %s; HTTP on %s:%d",
+            self.settings.identity.friendly_name, self.host_id, self.settings.bus.nats_url,
+            serving.http_host, self.http_port,
+        )
+
+    async def _connect(self) -> Any:
+        bus = self.settings.bus
+
+        async def disconnected() -> None:
+            if not self._closing:
+                log.warning("lost NATS; workloads keep serving, reconnecting every %.1fs", bus.reconnect_wait_s)
+
+        async def reconnected() -> None:
+            log.info("reconnected to NATS")
+            self._wake.set()  # tell the operator we are here at once
+
+        async def error(exc: Exception) -> None:
+            log.debug("NATS: %s", exc)
+
+        servers = [url.strip() for url in bus.nats_url.split(",") if url.strip()]
+        warned = False
+        while True:
+            try:
+                return await nats.connect(
+                    servers=servers,
+                    name=f"wasmfleet-host {self.settings.identity.friendly_name}",
+                    connect_timeout=bus.connect_timeout_s,
+                    reconnect_time_wait=bus.reconnect_wait_s,
+                    max_reconnect_attempts=-1,
+                    allow_reconnect=True,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    error_cb=error,
+                )
+            except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
+                if not warned:
+                    log.warning("waiting for NATS at %s (%s)", bus.nats_url, exc)
+                    warned = True
+                await asyncio.sleep(bus.reconnect_wait_s)
+
+    async def _answer(self, commands: Commands, msg: Any) -> None:
+        reply = await commands.handle(msg.subject, msg.data)
+        if not msg.reply:
+            return
+        try:
+            await self.nc.publish(msg.reply, reply.body, headers=reply.headers)
+        except Exception as exc:  # the requester is gone or the link dropped: nothing to answer to
+            log.warning("reply to %s not sent: %s", msg.subject, exc)
+
+    async def shutdown(self) -> None:
+        """Graceful stop, bounded by lifecycle.drain_timeout_s (plus the data plane's own drain):
+
+        1. refuse new workloads (their starts are answered ERROR "host is shutting down");
+        2. announce leaving on runtime.operator.leaving.<hostID> (a last HostHeartbeat), so the
+           operator can place replacements while this host drains;
+        3. let in-flight commands finish (half the drain budget), cancel what remains;
+        4. stop the data plane: no new connections, in-flight HTTP requests finish (bounded);
+        5. drain and close the NATS connection.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        drain = self.settings.lifecycle.drain_timeout_s
+        if self.workloads is not None:
+            self.workloads.refuse_new(SHUTTING_DOWN)
+        if self.nc is not None and self.heartbeats is not None:
+            leaving = subjects.operator_leaving(self.host_id)
+            if await heartbeating.publish(self.nc, leaving, self.heartbeats.build()):
+                with contextlib.suppress(Exception):
+                    await self.nc.flush(timeout=2)
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=drain / 2)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1)
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+        if self.server is not None:
+            await self.server.stop(drain)
+        if self.workloads is not None:
+            await self.workloads.discard_local_state()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), 5)
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+        await self.fetcher.close()
+        log.info("host %s left", self.host_id)

@@ -1,0 +1,317 @@
+"""The host agent on a real nats-server, serving a real component over real HTTP.
+
+Checks: start -> RUNNING and HTTP served for the workload's Host name (400 without Host, 404 for an
+unknown one); stop -> 404 and status NOT_FOUND; a duplicate start (concurrent and repeated) returns
+the same workload with no second copy; undecodable, incomplete and unknown requests get error
+replies (never silence); a bad image or a non-component answers ERROR with a one-line reason; a slow
+fetch delays neither heartbeat requests nor status; heartbeats carry every field from the real
+machine; ephemeral volumes are per-workload and removed on stop; after nats-server is killed and
+restarted the host reconnects, heartbeats resume and the workload keeps serving throughout;
+a component pulled from a real docker-registry with basic-auth credentials runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import nats
+import pytest
+from aiohttp import web
+
+from wasmfleet.artifacts.fetching import ArtifactSettings
+from wasmfleet.bus import messages, subjects
+from wasmfleet.host.agent import Agent
+from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
+from wasmfleet.testing.nats import NatsServer, nats_server
+from wasmfleet.testing.registry import push_wasm, running_registry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.components.build import build_component
+
+State = messages.WorkloadState
+
+
+@pytest.fixture(scope="module")
+def hello_wasm() -> Path:
+    return build_component("hello-wat")
+
+
+@pytest.fixture
+def bus(tmp_path: Path) -> Iterator[NatsServer]:
+    with nats_server(tmp_path / "nats") as server:
+        yield server
+
+
+def host_settings(tmp_path: Path, url: str, **identity: str) -> HostSettings:
+    return HostSettings(
+        identity=Identity(labels={"hostgroup": "test", "zone": "a"}, environment="dev", **identity),
+        bus=BusSettings(nats_url=url, heartbeat_interval_s=0.3, reconnect_wait_s=0.1),
+        serving=ServingSettings(http_host="127.0.0.1", http_port=0, workers=1),
+        lifecycle=LifecycleSettings(drain_timeout_s=3, data_dir=tmp_path / "host"),
+        artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
+        runtime_cache_dir=tmp_path / "compiled",
+    )
+
+
+@pytest.fixture
+async def agent(tmp_path: Path, bus: NatsServer) -> AsyncIterator[Agent]:
+    host = Agent(host_settings(tmp_path, bus.url))
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.shutdown()
+
+
+@pytest.fixture
+async def nc(bus: NatsServer) -> AsyncIterator[nats.aio.client.Client]:
+    client = await nats.connect(bus.url, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def start_request(workload_id: str, image: str, host: str = "hello.test", **component: object) -> bytes:
+    return messages.encode(
+        messages.WorkloadStartRequest(
+            workload_id=workload_id,
+            workload=messages.Workload(
+                namespace="default",
+                name=workload_id,
+                wit_world=messages.WitWorld(
+                    components=[messages.Component(name="hello", image=image, **component)],  # type: ignore[arg-type]
+                    host_interfaces=[
+                        messages.WitInterface(
+                            namespace="wasi", package="http", interfaces=["incoming-handler"],
+                            config={"host": host},
+                        )
+                    ],
+                ),
+            ),
+        )
+    )
+
+
+async def ask(nc: nats.aio.client.Client, agent: Agent, command: str, payload: bytes, timeout: float = 30) -> dict:
+    reply = await nc.request(subjects.host_command(agent.host_id, command), payload, timeout=timeout)
+    return json.loads(reply.data)
+
+
+async def start(nc: nats.aio.client.Client, agent: Agent, workload_id: str, image: str, **kw: object) -> dict:
+    body = await ask(nc, agent, subjects.WORKLOAD_START, start_request(workload_id, image, **kw))
+    return body["workloadStatus"]
+
+
+async def http_get(port: int, host: str, path: str = "/") -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}) as response,
+    ):
+        return response.status, await response.text()
+
+
+async def test_start_serves_http_and_stop_removes_it(
+    agent: Agent, nc: nats.aio.client.Client, hello_wasm: Path
+) -> None:
+    status = await start(nc, agent, "w1", f"file://{hello_wasm}")
+    assert status["workloadState"] == "WORKLOAD_STATE_RUNNING", status
+    assert status["workloadId"] == "w1"
+    assert await http_get(agent.http_port, "hello.test") == (200, "hello from wat\n")
+    assert (await http_get(agent.http_port, "hello.test:8080"))[0] == 200  # port stripped
+    assert (await http_get(agent.http_port, "other.test"))[0] == 404
+    reader, writer = await asyncio.open_connection("127.0.0.1", agent.http_port)
+    writer.write(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host header at all
+    assert (await reader.readline()).split()[1] == b"400"
+    writer.close()
+    body = await ask(nc, agent, subjects.WORKLOAD_STATUS, b'{"workloadId": "w1"}')
+    assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_RUNNING"
+
+    body = await ask(nc, agent, subjects.WORKLOAD_STOP, b'{"workloadId": "w1"}')
+    assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_STOPPING"
+    assert (await http_get(agent.http_port, "hello.test"))[0] == 404
+    body = await ask(nc, agent, subjects.WORKLOAD_STATUS, b'{"workloadId": "w1"}')
+    assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_NOT_FOUND"
+    body = await ask(nc, agent, subjects.WORKLOAD_STOP, b'{"workloadId": "w1"}')  # repeat: safe
+    assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_NOT_FOUND"
+
+
+async def test_duplicate_start_returns_the_same_workload(
+    agent: Agent, nc: nats.aio.client.Client, hello_wasm: Path
+) -> None:
+    image = f"file://{hello_wasm}"
+    first, second = await asyncio.gather(start(nc, agent, "dup", image), start(nc, agent, "dup", image))
+    third = await start(nc, agent, "dup", image)
+    for status in (first, second, third):
+        assert status["workloadState"] == "WORKLOAD_STATE_RUNNING"
+        assert status["workloadId"] == "dup"
+    hb = await ask(nc, agent, subjects.HEARTBEAT, b"{}")
+    assert hb["workloadCount"] == "1" and hb["componentCount"] == "1"
+    assert agent.workloads is not None and len(agent.workloads.records()) == 1
+    assert (await http_get(agent.http_port, "hello.test"))[0] == 200
+
+
+async def test_bad_requests_get_error_replies(agent: Agent, nc: nats.aio.client.Client) -> None:
+    for command in (subjects.WORKLOAD_START, subjects.WORKLOAD_STATUS, subjects.WORKLOAD_STOP):
+        reply = await nc.request(subjects.host_command(agent.host_id, command), b"{not json", timeout=5)
+        assert reply.headers is not None and reply.headers["Nats-Service-Error-Code"] == "400"
+        status = json.loads(reply.data)["workloadStatus"]
+        assert status["workloadState"] == "WORKLOAD_STATE_ERROR"
+        assert status["message"].startswith("invalid request:") and "\n" not in status["message"]
+    missing = await ask(nc, agent, subjects.WORKLOAD_START, b'{"workload": {}}')
+    assert "workloadId is required" in missing["workloadStatus"]["message"]
+    typed = await ask(nc, agent, subjects.WORKLOAD_START, b'{"workloadId": "x", "workload": {"volumes": 3}}')
+    assert typed["workloadStatus"]["workloadId"] == "x"
+    assert typed["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_ERROR"
+
+    unknown = await nc.request(f"runtime.host.{agent.host_id}.workload.explode", b"{}", timeout=5)
+    assert unknown.headers is not None and unknown.headers["Nats-Service-Error-Code"] == "404"
+    assert "unknown command" in json.loads(unknown.data)["error"]["message"]
+    bad_hb = await nc.request(subjects.host_heartbeat(agent.host_id), b"[]", timeout=5)
+    assert json.loads(bad_hb.data)["error"]["code"] == 400
+
+
+async def test_bad_images_answer_error_with_a_reason(
+    agent: Agent, nc: nats.aio.client.Client, tmp_path: Path
+) -> None:
+    missing = await start(nc, agent, "m", f"file://{tmp_path}/absent.wasm")
+    assert missing["workloadState"] == "WORKLOAD_STATE_ERROR"
+    assert "no such file" in missing["message"]
+    junk = tmp_path / "junk.wasm"
+    junk.write_bytes(b"not wasm at all")
+    bad = await start(nc, agent, "j", f"file://{junk}")
+    assert bad["workloadState"] == "WORKLOAD_STATE_ERROR" and "\n" not in bad["message"]
+    body = await ask(nc, agent, subjects.WORKLOAD_STATUS, b'{"workloadId": "j"}')
+    assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_ERROR"
+
+
+@pytest.fixture
+async def slow_http(hello_wasm: Path) -> AsyncIterator[str]:
+    data = hello_wasm.read_bytes()
+
+    async def handler(request: web.Request) -> web.Response:
+        await asyncio.sleep(2.0)
+        return web.Response(body=data)
+
+    app = web.Application()
+    app.router.add_get("/slow.wasm", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/slow.wasm"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_slow_fetch_delays_neither_heartbeats_nor_status(
+    agent: Agent, nc: nats.aio.client.Client, slow_http: str
+) -> None:
+    starting = asyncio.create_task(start(nc, agent, "slow", slow_http))
+    await asyncio.sleep(0.3)
+    t0 = time.monotonic()
+    hb = await ask(nc, agent, subjects.HEARTBEAT, b"", timeout=1)
+    status = await ask(nc, agent, subjects.WORKLOAD_STATUS, b'{"workloadId": "slow"}', timeout=1)
+    assert time.monotonic() - t0 < 0.5
+    assert hb["id"] == agent.host_id
+    assert status["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_STARTING"
+    assert (await starting)["workloadState"] == "WORKLOAD_STATE_RUNNING"
+
+
+async def test_heartbeats_carry_every_field(agent: Agent, nc: nats.aio.client.Client) -> None:
+    sub = await nc.subscribe(subjects.operator_heartbeat(agent.host_id))
+    published = json.loads((await sub.next_msg(timeout=3)).data)
+    requested = await ask(nc, agent, subjects.HEARTBEAT, b"{}")
+    for hb in (published, requested):
+        assert hb["id"] == agent.host_id
+        assert hb["hostname"] == "127.0.0.1"
+        assert hb["friendlyName"].count("-") == 2
+        assert hb["version"]
+        assert hb["labels"] == {"hostgroup": "test", "zone": "a"}
+        assert hb["startedAt"].endswith("Z")
+        assert hb["osName"] == "linux" and hb["osArch"] and hb["osKernel"]
+        assert isinstance(hb["systemCpuUsage"], float | int) and 0 <= hb["systemCpuUsage"] <= 100
+        assert int(hb["systemMemoryTotal"]) > int(hb["systemMemoryFree"]) > 0
+        assert hb["workloadCount"] == "0" and hb["componentCount"] == "0"
+        assert hb["httpPort"] == agent.http_port > 0
+        assert hb["environment"] == "dev"
+        exported = {(w["namespace"], w["package"], i) for w in hb["exports"] for i in w["interfaces"]}
+        assert ("wasi", "http", "incoming-handler") in exported
+        imported = {(w["namespace"], w["package"]) for w in hb["imports"]}
+        assert ("wasi", "http") in imported or ("wasi", "io") in imported
+    assert messages.decode(messages.HostHeartbeat, json.dumps(published)).id == agent.host_id
+
+
+async def test_ephemeral_volumes_are_per_workload_and_removed_on_stop(
+    agent: Agent, nc: nats.aio.client.Client, hello_wasm: Path
+) -> None:
+    request = messages.decode(messages.WorkloadStartRequest, start_request("vol", f"file://{hello_wasm}"))
+    request.workload.volumes = [messages.Volume(name="scratch", empty_dir=messages.EmptyDirVolume())]
+    request.workload.wit_world.components[0].local_resources.volume_mounts = [
+        messages.VolumeMount(name="scratch", mount_path="/data")
+    ]
+    body = await ask(nc, agent, subjects.WORKLOAD_START, messages.encode(request))
+    assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_RUNNING", body
+    scratch = agent.settings.lifecycle.data_dir / agent.host_id / "workloads" / "vol" / "volumes" / "scratch"
+    assert scratch.is_dir()
+    await ask(nc, agent, subjects.WORKLOAD_STOP, b'{"workloadId": "vol"}')
+    assert not scratch.exists()
+
+    request.workload_id = "vol2"
+    request.workload.wit_world.components[0].local_resources.volume_mounts = [
+        messages.VolumeMount(name="nope", mount_path="/data")
+    ]
+    body = await ask(nc, agent, subjects.WORKLOAD_START, messages.encode(request))
+    assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_ERROR"
+    assert "names no workload volume" in body["workloadStatus"]["message"]
+
+
+async def test_reconnects_after_nats_restart_and_keeps_serving(
+    agent: Agent, bus: NatsServer, hello_wasm: Path
+) -> None:
+    client = await nats.connect(bus.url, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
+    try:
+        status = await start(client, agent, "survivor", f"file://{hello_wasm}")
+        assert status["workloadState"] == "WORKLOAD_STATE_RUNNING"
+    finally:
+        await client.close()
+
+    bus.kill()
+    for _ in range(5):  # the workload keeps serving while the bus is down
+        assert (await http_get(agent.http_port, "hello.test"))[0] == 200
+        await asyncio.sleep(0.1)
+    bus.start()
+
+    client = await nats.connect(bus.url)
+    try:
+        sub = await client.subscribe(subjects.operator_heartbeat(agent.host_id))
+        hb = json.loads((await sub.next_msg(timeout=5)).data)
+        assert hb["workloadCount"] == "1"
+        body = await ask(client, agent, subjects.WORKLOAD_STATUS, b'{"workloadId": "survivor"}', timeout=5)
+        assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_RUNNING"
+    finally:
+        await client.close()
+    assert (await http_get(agent.http_port, "hello.test"))[0] == 200
+
+
+async def test_oci_pull_with_credentials(
+    agent: Agent, nc: nats.aio.client.Client, hello_wasm: Path, tmp_path: Path
+) -> None:
+    with running_registry(tmp_path / "registry", users={"bob": "pw"}) as registry:
+        push_wasm(registry, "apps/hello", "1.0", hello_wasm.read_bytes(), auth=("bob", "pw"))
+        image = f"{registry.host}/apps/hello:1.0"
+        denied = await start(nc, agent, "oci-anon", image, host="oci.test")
+        assert denied["workloadState"] == "WORKLOAD_STATE_ERROR"
+        assert "credentials" in denied["message"]
+        secret = messages.ImagePullSecret(username="bob", password="pw")
+        ok = await start(nc, agent, "oci", image, host="oci.test", image_pull_secret=secret)
+        assert ok["workloadState"] == "WORKLOAD_STATE_RUNNING", ok
+    assert await http_get(agent.http_port, "oci.test") == (200, "hello from wat\n")
