@@ -15,8 +15,6 @@ Checks:
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,28 +27,15 @@ from aiohttp import web
 from wasmfleet.gateway import endpointslices, serving
 from wasmfleet.gateway.settings import GatewaySettings
 from wasmfleet.kube import client, resources
+from wasmfleet.testing.apiserver import running_apiserver
 
 pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
 def kubeconfig(tmp_path: Path) -> Iterator[Path]:
-    data = tmp_path / "api"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from wasmfleet.cli.main import main; main()",
-         "apiserver", "--data-dir", str(data), "--port", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not (data / "kubeconfig").exists():
-            assert proc.poll() is None, "apiserver exited"
-            assert time.monotonic() < deadline, "apiserver not ready"
-            time.sleep(0.05)
-        yield data / "kubeconfig"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with running_apiserver(tmp_path / "api") as path:
+        yield path
 
 
 async def upstream(name: str) -> tuple[web.AppRunner, int]:
