@@ -13,7 +13,6 @@ import click
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import subjects
 from wasmfleet.host import machine
-from wasmfleet.host.agent import Agent
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 
 
@@ -112,6 +111,10 @@ def host(
 
 
 async def _run(settings: HostSettings) -> None:
+    # Imported here: the agent pulls in wasmtime, nats and aiohttp, which other subcommands
+    # (and `wasmfleet --help`) should not pay for.
+    from wasmfleet.host.agent import Agent
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
