@@ -307,6 +307,8 @@ class Operator:
             current = self.ctx.assignments.get(uid) if self.ctx else None
             if current is not None and current.host_id == host_id:
                 continue  # placed back here since
-            with contextlib.suppress(requests.BusError):
+            try:
                 await self._workload_ctl.stop(host_id, uid)
                 log.info("stopped workload %s on returning host %s (it runs elsewhere now)", uid, host_id)
+            except requests.BusError as exc:
+                log.warning("could not stop workload %s on returning host %s: %s", uid, host_id, exc)

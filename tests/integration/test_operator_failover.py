@@ -1,0 +1,155 @@
+"""Failover and resilience of the operator (real embedded API server, real nats-server).
+
+Hosts are `FakeHost` protocol responders on the real NATS (see operator_harness.py): the point here
+is the operator's judgement and timing, measured on the resulting Workload objects.
+
+Checks:
+- A host that vanishes (no heartbeats, no replies: kill -9 on the bus) is marked Ready False with
+  reason HeartbeatExpired, and its replicas are Ready on other hosts within 5 s.
+- A host that announces it is leaving is given up at once (well under the heartbeat expiry).
+- A host that comes back is Ready again and the workloads moved away meanwhile are stopped on it.
+- A nats-server restart (the operator's own bus lost) deletes nothing, un-readies nothing, moves
+  nothing, and starts nothing again.
+- An operator restart adopts running workloads: no start request is sent again, no object changes
+  host, and conditions stay Ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import operator_harness as h
+import pytest
+from test_operator_placement import NS, cond, deployment, ready_workloads, workloads_of
+
+from wasmfleet.kube import client
+from wasmfleet.kube import resources as kres
+from wasmfleet.testing import nats as nats_helper
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def host_ready(kube: client.KubeClient, name: str) -> str:
+    obj = await kube.get(kres.HOSTS, NS, name)
+    return cond(obj, "Ready")
+
+
+async def test_dead_host_replicas_serve_elsewhere_within_5s_and_return(tmp_path: Path) -> None:
+    with nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
+        kube = await h.kube_client(kubeconfig)
+        hosts = [await h.FakeHost(url, f"swift-hare-000{i}", interval_s=0.5).start() for i in range(3)]
+        cfg = h.operator_settings(kubeconfig, url, expiry_s=1.5)
+        async with h.running_operator(cfg):
+            await kube.create(kres.DEPLOYMENTS, NS, deployment("fo", replicas=3))
+            await h.eventually(lambda: ready_workloads(kube, "fo", 3), what="3 ready")
+            victim = hosts[0]
+            moved_uid = next(iter(victim.workloads))
+            killed_at = time.monotonic()
+            await victim.kill()
+
+            async def all_ready_elsewhere() -> Any:
+                ready = await ready_workloads(kube, "fo", 3)
+                return ready and all(w["status"]["hostId"] != victim.host_id for w in ready)
+
+            await h.eventually(all_ready_elsewhere, timeout_s=10, what="replicas re-placed")
+            elapsed = time.monotonic() - killed_at
+            assert elapsed <= 5.0, f"failover took {elapsed:.2f}s"
+            host = await kube.get(kres.HOSTS, NS, "swift-hare-0000")
+            assert cond(host, "Ready") == "False"
+            ready_cond = next(c for c in host["status"]["conditions"] if c["type"] == "Ready")
+            assert ready_cond["reason"] == "HeartbeatExpired"
+
+            # Graceful leave: given up at once, not after the expiry.
+            leaver = hosts[1]
+            left_at = time.monotonic()
+            await leaver.leave()
+
+            async def leaver_not_ready() -> bool:
+                return await host_ready(kube, "swift-hare-0001") == "False"
+
+            await h.eventually(leaver_not_ready, what="leaving host not Ready")
+            assert time.monotonic() - left_at < 1.5
+
+            # The dead host returns (same ID, e.g. a paused process): Ready again, and the workload
+            # that moved away is stopped there so it does not run twice.
+            victim.workloads[moved_uid] = victim.workloads.get(moved_uid) or next(iter(hosts[2].workloads.values()))
+            await victim.start()
+
+            async def victim_back() -> bool:
+                return await host_ready(kube, "swift-hare-0000") == "True" and moved_uid not in victim.workloads
+
+            await h.eventually(victim_back, what="returning host Ready and cleaned up")
+        for x in hosts:
+            await x.kill()
+        await kube.close()
+
+
+async def test_nats_restart_deletes_and_moves_nothing(tmp_path: Path) -> None:
+    with nats_helper.nats_server(tmp_path / "nats") as server, h.apiserver(tmp_path / "api") as kubeconfig:
+        url = server.url
+        kube = await h.kube_client(kubeconfig)
+        hosts = [await h.FakeHost(url, f"tidy-wren-000{i}", interval_s=0.5).start() for i in range(2)]
+        async with h.running_operator(h.operator_settings(kubeconfig, url, expiry_s=1.5)):
+            await kube.create(kres.DEPLOYMENTS, NS, deployment("steady", replicas=2))
+            before = await h.eventually(lambda: ready_workloads(kube, "steady", 2), what="2 ready")
+            starts_before = sum(x.starts for x in hosts)
+            placement = {w["metadata"]["uid"]: w["status"]["hostId"] for w in before}
+
+            server.kill()  # the operator's bus (and the hosts') is gone for longer than the expiry
+            await asyncio.sleep(4.0)
+            items, _ = await kube.list(kres.HOSTS, NS)
+            assert sorted(i["metadata"]["name"] for i in items) == ["tidy-wren-0000", "tidy-wren-0001"]
+            assert all(cond(i, "Ready") == "True" for i in items)
+            during = await workloads_of(kube, "steady")
+            assert {w["metadata"]["uid"]: w["status"]["hostId"] for w in during} == placement
+            assert all(cond(w, "Ready") == "True" for w in during)
+
+            server.start()
+            await asyncio.sleep(4.0)  # reconnect + a full expiry: hosts report again, nothing must move
+            after = await ready_workloads(kube, "steady", 2)
+            assert after is not None
+            assert {w["metadata"]["uid"]: w["status"]["hostId"] for w in after} == placement
+            items, _ = await kube.list(kres.HOSTS, NS)
+            assert all(cond(i, "Ready") == "True" for i in items)
+            assert sum(x.starts for x in hosts) == starts_before
+        for x in hosts:
+            await x.kill()
+        await kube.close()
+
+
+async def test_operator_restart_adopts_running_workloads(tmp_path: Path) -> None:
+    with nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
+        kube = await h.kube_client(kubeconfig)
+        hosts = [await h.FakeHost(url, f"bold-newt-000{i}", interval_s=0.5).start() for i in range(2)]
+        cfg = h.operator_settings(kubeconfig, url, sync_interval_s=1.0)
+        async with h.running_operator(cfg):
+            await kube.create(kres.DEPLOYMENTS, NS, deployment("adopt", replicas=4))
+            before = await h.eventually(lambda: ready_workloads(kube, "adopt", 4), what="4 ready")
+        starts = sum(x.starts for x in hosts)
+        placement = {w["metadata"]["uid"]: w["status"]["hostId"] for w in before}
+        async with h.running_operator(cfg) as op:
+            # Let the new operator sync, confirm with the hosts and run a few sync intervals.
+            await h.eventually(lambda: _reconciled(op), what="workload reconciles after restart")
+            await h.eventually(lambda: _synced_twice(op), timeout_s=10, what="sync checks")
+            after = await ready_workloads(kube, "adopt", 4)
+            assert after is not None
+            assert {w["metadata"]["uid"]: w["status"]["hostId"] for w in after} == placement
+        assert sum(x.starts for x in hosts) == starts, "operator restart must not restart workloads"
+        for x in hosts:
+            await x.kill()
+        await kube.close()
+
+
+def _workload_reconciles(op: Any) -> float:
+    return sum(op.metrics.reconciles.labels("workloads", r)._value.get() for r in ("success", "requeue"))
+
+
+async def _reconciled(op: Any) -> bool:
+    return _workload_reconciles(op) >= 4
+
+
+async def _synced_twice(op: Any) -> bool:
+    return _workload_reconciles(op) >= 12
