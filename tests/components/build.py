@@ -7,6 +7,7 @@ or from a shell: `python tests/components/build.py hello-wat` (prints the path).
 
 Guests (each a directory here):
   hello-wat  hand-written WAT core module -> `wasm-tools component embed/new` (about 50 ms)
+  unknown-import-wat, no-handler-wat  bad-input fixtures (WAT, same build)
   hello-py   componentize-py app (about 25 s the first time)
   hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
 
@@ -28,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WIT = HERE / "wit"
-GUESTS = ("hello-wat", "hello-py", "hello-js")
+GUESTS = ("hello-wat", "unknown-import-wat", "no-handler-wat", "hello-py", "hello-js")
 
 
 def cache_dir() -> Path:
@@ -45,9 +46,19 @@ def _tool(name: str) -> str:
     return found
 
 
+WASI_PACKAGES = ("cli", "clocks", "filesystem", "http", "io", "random", "sockets")
+
+
 def _sources_hash(name: str) -> str:
+    """Hash of what the guest is built from (WAT worlds also use world.wit and the acme package)."""
     h = hashlib.sha256(name.encode())
-    for root in (HERE / name, WIT):
+    roots = [HERE / name, *(WIT / "deps" / p for p in WASI_PACKAGES)]
+    if name.endswith("-wat"):
+        roots += [WIT / "world.wit", WIT / "deps" / "acme-widgets"]
+    for root in roots:
+        if root.is_file():
+            h.update(root.read_bytes())
+            continue
         for path in sorted(p for p in root.rglob("*") if p.is_file() and "node_modules" not in p.parts):
             h.update(str(path.relative_to(HERE)).encode())
             h.update(path.read_bytes())
@@ -63,14 +74,21 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
 def _build_wat(src: Path, out: Path, work: Path) -> None:
     wt = _tool("wasm-tools")
     _run([wt, "parse", str(src / "guest.wat"), "-o", str(work / "core.wasm")])
-    _run([wt, "component", "embed", str(WIT), "-w", "wat-guest", str(work / "core.wasm"),
+    world = (src / "world").read_text().strip()
+    _run([wt, "component", "embed", str(WIT), "-w", world, str(work / "core.wasm"),
           "-o", str(work / "embedded.wasm")])
     _run([wt, "component", "new", str(work / "embedded.wasm"), "-o", str(out)])
 
 
 def _build_py(src: Path, out: Path, work: Path) -> None:
-    _run([_tool("componentize-py"), "-d", str(WIT), "-w", "wasi:http/proxy@0.2.12", "componentize",
-          "app", "-p", str(src), "-o", str(out)], cwd=work)
+    # Without VIRTUAL_ENV, componentize-py bundles only the app directory (not the venv).
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    proc = subprocess.run(
+        [_tool("componentize-py"), "-d", str(WIT), "-w", "wasi:http/proxy@0.2.12", "componentize", "app",
+         "-p", str(src), "-o", str(out)], cwd=work, capture_output=True, text=True, env=env,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"componentize-py failed:\n{proc.stdout}\n{proc.stderr}")
 
 
 def componentize_js_bin() -> Path:
@@ -85,7 +103,13 @@ def _build_js(src: Path, out: Path, work: Path) -> None:
           "-o", str(out)], cwd=work)
 
 
-_BUILDERS = {"hello-wat": _build_wat, "hello-py": _build_py, "hello-js": _build_js}
+_BUILDERS = {
+    "hello-wat": _build_wat,
+    "unknown-import-wat": _build_wat,
+    "no-handler-wat": _build_wat,
+    "hello-py": _build_py,
+    "hello-js": _build_js,
+}
 
 
 def build_component(name: str) -> Path:

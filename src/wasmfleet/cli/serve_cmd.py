@@ -101,7 +101,7 @@ def serve(component: Path, addr: str, workers: int, config: tuple[str, ...], env
         request_timeout_s=timeout_s,
         memory_limit_mb=memory_limit_mb,
     )
-    settings = specs.RuntimeSettings(**({"cache_dir": cache_dir} if cache_dir else {}))
+    settings = specs.RuntimeSettings(cache_dir=cache_dir) if cache_dir else specs.RuntimeSettings()
     try:
         asyncio.run(_serve(spec, host, port, workers, settings))
     except errors.ComponentError as exc:

@@ -165,8 +165,8 @@ class LoadedComponent:
 
     def _trap(self, exc: wasmtime.WasmtimeError) -> GuestTrap:
         cause = hostfuncs.last_exception()
-        text = linking.describe_error(exc)
-        if isinstance(cause, context.DeadlineExceeded) or "interrupt" in text:
+        text = " ".join(str(exc).split())
+        if isinstance(cause, context.DeadlineExceeded) or "wasm trap: interrupt" in text:
             self.stats.timeouts += 1
             return GuestTrap(f"request exceeded its {self.timeout_s:g}s deadline", deadline=True)
         self.stats.traps += 1
@@ -174,8 +174,8 @@ class LoadedComponent:
             return GuestTrap(str(cause))
         if cause is not None:
             return GuestTrap(f"{type(cause).__name__}: {cause}")
-        # Keep the cause ("wasm trap: ...") and drop wasmtime's backtrace preamble.
-        return GuestTrap(text.rsplit("Caused by:", 1)[-1].strip())
+        # Keep the cause ("wasm trap: ...") and drop wasmtime's backtrace.
+        return GuestTrap(text.rsplit("Caused by:", 1)[-1].strip()[:300])
 
     def close(self) -> None:
         with self.pool_lock:

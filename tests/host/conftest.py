@@ -1,0 +1,35 @@
+"""Fixtures for the runtime tests: guests built from tests/components, servers on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from runtime_harness import build
+
+from wasmfleet.host.runtime import specs
+from wasmfleet.host.runtime.server import WasmServer
+
+
+@pytest.fixture(scope="session")
+def hello_wat() -> Path:
+    return build("hello-wat")
+
+
+@pytest.fixture(scope="session")
+def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("component-cache")
+
+
+@pytest.fixture
+def settings(runtime_cache: Path) -> specs.RuntimeSettings:
+    return specs.RuntimeSettings(cache_dir=runtime_cache)
+
+
+@pytest.fixture
+async def server(settings: specs.RuntimeSettings) -> AsyncIterator[WasmServer]:
+    srv = WasmServer("127.0.0.1", 0, workers=1, settings=settings)
+    await srv.start()
+    yield srv
+    await srv.stop(2)

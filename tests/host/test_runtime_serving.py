@@ -1,0 +1,115 @@
+"""WasmServer serving the hand-written WAT guest over real HTTP (one process).
+
+Checks: GET body and headers; status codes other than 200; request headers reach the guest (and
+come back); a 1 MB POST echoed byte-exact with Content-Length and with chunked encoding;
+keep-alive reuses one connection; 400 without Host; 404 for an unknown host; Host routing with
+the port stripped; "*" catch-all; several workloads on one host are balanced; unroute stops
+serving; route() replaces a workload's previous route; a fresh instance per request by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import aiohttp
+from runtime_harness import host_request, make_spec, raw_request
+
+from wasmfleet.host.runtime.server import WasmServer
+
+
+def url(server: WasmServer, path: str = "/") -> str:
+    return f"http://127.0.0.1:{server.port}{path}"
+
+
+async def test_get_returns_the_guest_body_and_headers(server: WasmServer, hello_wat: Path) -> None:
+    await server.route("w1", ["*"], make_spec(hello_wat))
+    async with aiohttp.ClientSession() as s, s.get(url(server)) as r:
+        assert r.status == 200
+        assert await r.text() == "hello from wat\n"
+        assert r.headers["content-type"] == "text/plain"
+        assert r.headers["x-guest"] == "wat"
+
+
+async def test_guest_status_codes_and_custom_headers_pass_through(server: WasmServer, hello_wat: Path) -> None:
+    await server.route("w1", ["*"], make_spec(hello_wat))
+    async with aiohttp.ClientSession() as s, s.get(url(server, "/status")) as r:
+        assert r.status == 201
+        assert r.headers["x-status"] == "created"
+
+
+async def test_request_headers_reach_the_guest(server: WasmServer, hello_wat: Path) -> None:
+    await server.route("w1", ["*"], make_spec(hello_wat))
+    async with aiohttp.ClientSession() as s, s.get(url(server, "/headers"), headers={"X-Foo": "bar baz"}) as r:
+        assert r.status == 200
+        assert r.headers["x-foo"] == "bar baz"
+
+
+async def test_one_megabyte_post_is_echoed_byte_exact(server: WasmServer, hello_wat: Path) -> None:
+    await server.route("w1", ["*"], make_spec(hello_wat))
+    payload = os.urandom(1 << 20)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url(server, "/echo"), data=payload) as r:
+            assert r.status == 200
+            assert await r.read() == payload
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            for i in range(0, len(payload), 100_000):
+                yield payload[i : i + 100_000]
+                await asyncio.sleep(0)
+
+        async with s.post(url(server, "/echo"), data=chunks()) as r:
+            assert r.status == 200
+            assert await r.read() == payload
+
+
+async def test_keep_alive_serves_many_requests_on_one_connection(server: WasmServer, hello_wat: Path) -> None:
+    await server.route("w1", ["*"], make_spec(hello_wat))
+    conn = aiohttp.TCPConnector(limit=1)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        for _ in range(20):
+            async with s.get(url(server)) as r:
+                assert await r.text() == "hello from wat\n"
+    stats = server.stats()["serving"]
+    assert stats["workloads"]["w1"]["requests"] == 20
+    # Fresh instance per request by default.
+    assert stats["workloads"]["w1"]["instantiations"] == 20
+
+
+async def test_missing_host_is_400_and_unknown_host_is_404(server: WasmServer, hello_wat: Path) -> None:
+    await server.route("w1", ["hello.test"], make_spec(hello_wat))
+    status, _ = await raw_request(server.port, b"GET / HTTP/1.0\r\n\r\n")
+    assert status == 400
+    status, body = await raw_request(server.port, host_request("other.test"))
+    assert status == 404
+    assert b"other.test" in body
+    status, body = await raw_request(
+server.port, host_request("Hello.Test:8080"))
+    assert status == 200
+    assert body == b"hello from wat\n"
+
+
+async def test_workloads_sharing_a_hostname_are_balanced_and_unroute_stops_serving(
+    server: WasmServer, hello_wat: Path
+) -> None:
+    await server.route("a", ["shared.test"], make_spec(hello_wat, "a"))
+    await server.route("b", ["shared.test"], make_spec(hello_wat, "b"))
+    for _ in range(10):
+        status, _ = await raw_request(server.port, host_request("shared.test"))
+        assert status == 200
+    per = server.stats()["serving"]["workloads"]
+    assert per["a"]["requests"] == 5 and per["b"]["requests"] == 5
+    await server.unroute("a")
+    await server.unroute("b")
+    status, _ = await raw_request(server.port, host_request("shared.test"))
+    assert status == 404
+
+
+async def test_route_replaces_the_previous_hostnames(server: WasmServer, hello_wat: Path) -> None:
+    await server.route("w1", ["one.test"], make_spec(hello_wat))
+    await server.route("w1", ["two.test"], make_spec(hello_wat))
+    one, _ = await raw_request(server.port, host_request("one.test"))
+    two, _ = await raw_request(server.port, host_request("two.test"))
+    assert (one, two) == (404, 200)
+    assert server.routes() == {"w1": ["two.test"]}
