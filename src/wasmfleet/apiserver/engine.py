@@ -39,6 +39,7 @@ class WriteResult:
     created: bool = False
     warnings: tuple[str, ...] = ()
     deleted: bool = False
+    text: str | None = None  # the stored JSON of `obj` when it is exactly what was stored
 
 
 class Engine:
@@ -127,6 +128,13 @@ class Engine:
             return None
         return self.store.stage(rt.store_key, (ns, name), obj)
 
+    def _stored_text(self, rt: ResourceType, ns: str, name: str, obj: dict[str, Any]) -> str | None:
+        """The JSON already serialized for storage, reused for the response (saves a second dumps)."""
+        st = self.store.get(rt.store_key, ns if rt.namespaced else "", name)
+        if st is not None and st.obj is obj and obj.get("apiVersion") == rt.api_version:
+            return st.text
+        return None
+
     # --- reads ---------------------------------------------------------------------------------
     def get(self, rt: ResourceType, ns: str, name: str) -> dict[str, Any]:
         return self.present(rt, self._current(rt, ns, name))
@@ -214,7 +222,8 @@ class Engine:
         if kinds.is_crd(rt) and not opts.dry_run:
             self.registry.install_crd(name, kinds.crd_types(obj))
         fut = self._stage(rt, obj, ns, name, opts)
-        return WriteResult(self.present(rt, obj), created=True, warnings=tuple(warnings)), fut
+        return WriteResult(self.present(rt, obj), created=True, warnings=tuple(warnings),
+                           text=self._stored_text(rt, ns, name, obj)), fut
 
     # --- update --------------------------------------------------------------------------------
     def update(self, rt: ResourceType, ns: str, name: str, body: Any, opts: WriteOptions,
@@ -288,7 +297,8 @@ class Engine:
             fut = self._remove(rt, ns, name, opts)
             return WriteResult(self.present(rt, new), warnings=tuple(warnings), deleted=True), fut
         fut = self._stage(rt, new, ns, name, opts)
-        return WriteResult(self.present(rt, new), warnings=tuple(warnings)), fut
+        return WriteResult(self.present(rt, new), warnings=tuple(warnings),
+                           text=self._stored_text(rt, ns, name, new)), fut
 
     # --- patch ---------------------------------------------------------------------------------
     def patch(self, rt: ResourceType, ns: str, name: str, content_type: str, patch: Any, opts: WriteOptions,

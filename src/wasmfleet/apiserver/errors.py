@@ -103,3 +103,18 @@ def gone(message: str) -> ApiError:
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
+
+
+_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
+_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
+
+
+def query_bool(value: str | None, name: str) -> bool:
+    """A boolean query parameter parsed like Go's strconv.ParseBool (clients send "true" or "True")."""
+    if value is None or value == "":
+        return False
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise bad_request(f"invalid value for {name}: {value!r} (want true or false)")

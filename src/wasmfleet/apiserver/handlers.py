@@ -49,7 +49,7 @@ def _options(request: web.Request) -> WriteOptions:
     dry = q.getall("dryRun", [])
     if any(d != "All" for d in dry):
         raise errors.bad_request(f"dryRun must be All, not {dry}")
-    force = q.get("force") in ("true", "1")
+    force = errors.query_bool(q.get("force"), "force")
     if force and request.headers.get("Content-Type", "").split(";")[0].strip() != patching.APPLY_YAML:
         raise errors.bad_request("force may only be used with server-side apply patches")
     return WriteOptions(manager=manager[:128], dry_run=bool(dry), field_validation=validation, force=force)
@@ -167,7 +167,7 @@ class Handlers:
         method = request.method
         if t.name is None:
             if method in ("GET", "HEAD"):
-                if request.query.get("watch") in ("true", "1"):
+                if errors.query_bool(request.query.get("watch"), "watch"):
                     watch = WatchRequest(self.engine, t.rt, t.namespace, request.query, _table_include(request),
                                          self.settings.bookmark_interval_s)
                     return await watch.serve(request)
@@ -210,8 +210,8 @@ class Handlers:
             for key in ("propagationPolicy", "gracePeriodSeconds"):
                 if key in request.query:
                     options[key] = request.query[key]
-            if request.query.get("orphanDependents") in ("true", "false"):
-                options["orphanDependents"] = request.query["orphanDependents"] == "true"
+            if "orphanDependents" in request.query:
+                options["orphanDependents"] = errors.query_bool(request.query["orphanDependents"], "orphanDependents")
             opts = _options(request)
             res, fut = self.engine.delete(t.rt, ns, t.name, options, opts)
             return await self._written(res, fut, 200 if res.deleted or opts.dry_run else 202)
@@ -220,7 +220,7 @@ class Handlers:
     async def _written(self, res: WriteResult, fut: Any, status: int) -> web.Response:
         if fut is not None:
             await fut
-        return _json_response(res.obj, status, res.warnings)
+        return _json_response(res.text if res.text is not None else res.obj, status, res.warnings)
 
     async def _create(self, request: web.Request, t: routing.Target) -> web.Response:
         body = await self._body(request)

@@ -16,6 +16,8 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
+from wasmfleet.apiserver import fastcheck
+
 Cause = dict[str, str]
 _ROOT_KEEP = {"apiVersion", "kind", "metadata"}
 
@@ -95,6 +97,7 @@ class SchemaChecker:
         if isinstance(translated.get("required"), list):
             translated["required"] = [r for r in translated["required"] if r not in _ROOT_KEEP]
         self._validator = jsonschema.Draft4Validator(translated)
+        self._fast = fastcheck.compile_schema(translated)
 
     def normalize(self, obj: dict[str, Any]) -> list[str]:
         """Prune and default `obj` in place; returns the pruned field paths."""
@@ -103,6 +106,8 @@ class SchemaChecker:
         return pruned
 
     def validate(self, obj: dict[str, Any]) -> list[Cause]:
+        if self._fast is not None and self._fast(obj):
+            return []  # the common case, ~10x cheaper than collecting jsonschema errors
         causes: list[Cause] = []
         for err in self._validator.iter_errors(obj):
             causes.extend(_causes(err))

