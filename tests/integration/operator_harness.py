@@ -1,6 +1,6 @@
 """Shared pieces of the operator integration tests and benchmarks (not a test module).
 
-- `apiserver(tmp)`: a real `wasmfleet apiserver` subprocess; yields its kubeconfig path.
+- `apiserver(tmp)`: a real `wasmfleet apiserver` subprocess (testing.apiserver); yields its kubeconfig.
 - `FakeHost`: a protocol responder on the REAL nats-server standing in for `wasmfleet host` where
   a test is about the operator's decisions (placement, failover timing) rather than running wasm:
   it heartbeats, answers workload.start/status/stop from an in-memory table, and can "die" (stop
@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,40 +23,12 @@ import nats
 from wasmfleet.bus import messages, subjects
 from wasmfleet.kube import client, leasing
 from wasmfleet.operator import manager, settings
+from wasmfleet.testing import apiserver as apiserver_helper
 
 
-@contextlib.contextmanager
-def apiserver(data_dir: Path, timeout_s: float = 30.0) -> Iterator[Path]:
+def apiserver(data_dir: Path, *extra_args: str) -> contextlib.AbstractContextManager[Path]:
     """A real embedded API server on a free port; yields the kubeconfig it writes."""
-    try:
-        from wasmfleet.testing import apiserver as helper  # the API-server engineer's helper
-    except ImportError:
-        helper = None
-    if helper is not None:
-        with helper.running_apiserver(data_dir) as kubeconfig:
-            yield Path(kubeconfig)
-        return
-    data_dir.mkdir(parents=True, exist_ok=True)
-    kubeconfig = data_dir / "kubeconfig"
-    log = open(data_dir / "apiserver.log", "ab")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "wasmfleet"), "apiserver", "--data-dir", str(data_dir), "--port", "0"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not kubeconfig.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"apiserver did not start; see {data_dir / 'apiserver.log'}")
-            time.sleep(0.05)
-        yield kubeconfig
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    return apiserver_helper.running_apiserver(data_dir, *extra_args)
 
 
 class FakeHost:

@@ -101,7 +101,8 @@ class Informer:
         """Keep the cache current until cancelled."""
         resync = asyncio.create_task(self._resync_loop()) if self._resync_s > 0 else None
         failures = 0
-        need_list = True
+        # A restarted informer resumes from where it stopped (a 410 then makes it relist).
+        need_list = not self._rv
         try:
             while True:
                 try:
