@@ -31,7 +31,7 @@ def apiserver(data_dir: Path, host: str, port: int, token: str | None, tls: bool
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ServerSettings(data_dir=data_dir, host=host, port=port, token=token, tls=tls,
-                              watch_window=max(watch_window, 100), install_crds=not no_crds)
+                              watch_window=max(watch_window, 1), install_crds=not no_crds)
     try:
         asyncio.run(app.run_forever(settings))
     except OSError as exc:
