@@ -3,9 +3,10 @@
 Checks: file:// and plain paths are read in place and a missing file is a one-line error; http://
 downloads are cached by digest and imagePullPolicy decides whether the server is asked again
 (IfNotPresent: no, Always: yes, Never: only the cache); an HTTP error is a one-line error; OCI pulls
-from a real docker-registry work anonymously and with htpasswd basic auth (missing or wrong
-credentials fail with a clear reason), a re-pushed tag is picked up under Always and not under
-IfNotPresent, a digest-pinned reference works, and concurrent fetches share one download.
+from a real docker-registry work anonymously, with htpasswd basic auth and with bearer tokens from a
+token service (missing or wrong credentials fail with a clear reason; a token is reused); a
+re-pushed tag is picked up under Always and not under IfNotPresent; a digest-pinned reference works;
+concurrent fetches share one download.
 """
 
 from __future__ import annotations
@@ -163,6 +164,24 @@ async def test_oci_basic_auth(private_registry: Registry, fetcher: Fetcher) -> N
     # a later fetch without credentials must not reuse alice's authorization
     with pytest.raises(ArtifactError, match="requires credentials"):
         await fetcher.fetch(image, policy=PullPolicy.ALWAYS)
+
+
+async def test_oci_bearer_token_auth(tmp_path: Path, fetcher: Fetcher) -> None:
+    with running_registry(tmp_path / "tokens", token_users={"carol": "t0ken"}) as registry:
+        push_wasm(registry, "team/tok", "1", BODY_V2, auth=("carol", "t0ken"))
+        image = f"{registry.host}/team/tok:1"
+        with pytest.raises(ArtifactError, match="requires credentials"):
+            await fetcher.fetch(image)
+        with pytest.raises(ArtifactError, match="refused the credentials"):
+            await fetcher.fetch(image, credentials=Credentials("carol", "nope"))
+        got = await fetcher.fetch(image, credentials=Credentials("carol", "t0ken"))
+        assert got.path.read_bytes() == BODY_V2 and got.downloaded
+        # the token is reused for the same credentials: a re-check costs no new token
+        assert registry.tokens is not None
+        issued = registry.tokens.issued
+        again = await fetcher.fetch(image, credentials=Credentials("carol", "t0ken"), policy=PullPolicy.ALWAYS)
+        assert again.digest == got.digest and not again.downloaded
+        assert registry.tokens.issued == issued
 
 
 async def test_concurrent_fetches_share_one_download(registry: Registry, fetcher: Fetcher) -> None:

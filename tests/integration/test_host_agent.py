@@ -3,7 +3,8 @@
 Checks: start -> RUNNING and HTTP served for the workload's Host name (400 without Host, 404 for an
 unknown one); stop -> 404 and status NOT_FOUND; a duplicate start (concurrent and repeated) returns
 the same workload with no second copy; undecodable, incomplete and unknown requests get error
-replies (never silence); a bad image or a non-component answers ERROR with a one-line reason; a slow
+replies (never silence); a bad image or a non-component answers ERROR with a one-line reason, and a later start of
+the same workloadId tries again; a slow
 fetch delays neither heartbeat requests nor status; heartbeats carry every field from the real
 machine; ephemeral volumes are per-workload and removed on stop; after nats-server is killed and
 restarted the host reconnects, heartbeats resume and the workload keeps serving throughout;
@@ -177,8 +178,8 @@ async def test_bad_requests_get_error_replies(agent: Agent, nc: nats.aio.client.
     assert json.loads(bad_hb.data)["error"]["code"] == 400
 
 
-async def test_bad_images_answer_error_with_a_reason(
-    agent: Agent, nc: nats.aio.client.Client, tmp_path: Path
+async def test_bad_images_answer_error_with_a_reason_and_a_later_start_retries(
+    agent: Agent, nc: nats.aio.client.Client, tmp_path: Path, hello_wasm: Path
 ) -> None:
     missing = await start(nc, agent, "m", f"file://{tmp_path}/absent.wasm")
     assert missing["workloadState"] == "WORKLOAD_STATE_ERROR"
@@ -189,6 +190,10 @@ async def test_bad_images_answer_error_with_a_reason(
     assert bad["workloadState"] == "WORKLOAD_STATE_ERROR" and "\n" not in bad["message"]
     body = await ask(nc, agent, subjects.WORKLOAD_STATUS, b'{"workloadId": "j"}')
     assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_ERROR"
+    # A start after ERROR tries again: the cause may be gone.
+    junk.write_bytes(hello_wasm.read_bytes())
+    retried = await start(nc, agent, "j", f"file://{junk}")
+    assert retried["workloadState"] == "WORKLOAD_STATE_RUNNING", retried
 
 
 @pytest.fixture

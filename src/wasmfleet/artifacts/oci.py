@@ -167,6 +167,8 @@ class RegistryClient:
         auth = aiohttp.BasicAuth(credentials.username, credentials.password) if credentials else None
         async with self._session.get(challenge.params["realm"], params=params, auth=auth) as response:
             if response.status in (401, 403):
+                if credentials is None:
+                    raise ArtifactError(str(ref), "registry requires credentials (set imagePullSecret)")
                 raise ArtifactError(str(ref), "registry token service refused the credentials")
             if response.status != 200:
                 reason = f"registry token service answered {response.status}"

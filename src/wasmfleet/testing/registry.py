@@ -15,15 +15,18 @@ import base64
 import contextlib
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from wasmfleet.testing import registry_tokens
 from wasmfleet.testing.nats import free_port
 
 WASM_LAYER = "application/wasm"
@@ -41,6 +44,8 @@ class Registry:
     """host:port, what goes in an image reference."""
 
     process: subprocess.Popen[bytes]
+    tokens: registry_tokens.TokenService | None = None
+    """The token service, in token-auth mode (its `issued` counts tokens handed out)."""
 
     @property
     def url(self) -> str:
@@ -59,7 +64,11 @@ def _htpasswd(path: Path, users: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def running_registry(data_dir: Path, *, users: dict[str, str] | None = None) -> Iterator[Registry]:
+def running_registry(
+    data_dir: Path, *, users: dict[str, str] | None = None, token_users: dict[str, str] | None = None
+) -> Iterator[Registry]:
+    """`users`: htpasswd basic auth. `token_users`: bearer tokens from a real token service (the
+    Docker Hub/GHCR scheme) that knows these users. Neither: anonymous."""
     binary = shutil.which("docker-registry")
     if binary is None:
         raise RegistryError("docker-registry not found: apt-get install docker-registry (scripts/deps.d/registry.sh)")
@@ -69,6 +78,14 @@ def running_registry(data_dir: Path, *, users: dict[str, str] | None = None) -> 
     if users:
         _htpasswd(data_dir / "htpasswd", users)
         auth = f"auth:\n  htpasswd:\n    realm: wasmfleet-test\n    path: {data_dir / 'htpasswd'}\n"
+    tokens: registry_tokens.TokenService | None = None
+    if token_users is not None:
+        tokens = registry_tokens.TokenService(registry_tokens.make_signing_key(data_dir), token_users)
+        tokens.start()
+        auth = (
+            f"auth:\n  token:\n    realm: {tokens.realm}\n    service: {registry_tokens.SERVICE}\n"
+            f"    issuer: {registry_tokens.ISSUER}\n    rootcertbundle: {tokens.key.cert}\n"
+        )
     config = data_dir / "config.yml"
     config.write_text(
         "version: 0.1\n"
@@ -80,7 +97,7 @@ def running_registry(data_dir: Path, *, users: dict[str, str] | None = None) -> 
     process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_ready(f"http://127.0.0.1:{port}/v2/", process)
-        yield Registry(host=f"127.0.0.1:{port}", process=process)
+        yield Registry(host=f"127.0.0.1:{port}", process=process, tokens=tokens)
     finally:
         process.terminate()
         try:
@@ -89,6 +106,8 @@ def running_registry(data_dir: Path, *, users: dict[str, str] | None = None) -> 
             process.kill()
             process.wait()
         log.close()
+        if tokens is not None:
+            tokens.stop()
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -109,9 +128,28 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
 def _request(
     method: str, url: str, data: bytes | None, headers: dict[str, str], auth: tuple[str, str] | None
 ) -> tuple[int, dict[str, str]]:
+    """One registry call; answers a Bearer challenge by fetching a token (with `auth`) and retrying."""
+    basic = None
     if auth is not None:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        headers = {**headers, "Authorization": f"Basic {token}"}
+        basic = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    first = {**headers, "Authorization": basic} if basic else headers
+    try:
+        return _send(method, url, data, first)
+    except urllib.error.HTTPError as exc:
+        challenge = exc.headers.get("WWW-Authenticate", "")
+        if exc.code != 401 or not challenge.startswith("Bearer "):
+            raise
+    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+    query = urllib.parse.urlencode({"service": params.get("service", ""), "scope": params.get("scope", "")})
+    token_headers = {"Authorization": basic} if basic else {}
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{params['realm']}?{query}", headers=token_headers), timeout=30
+    ) as response:
+        token = json.loads(response.read())["token"]
+    return _send(method, url, data, {**headers, "Authorization": f"Bearer {token}"})
+
+
+def _send(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=60) as response:
         return response.status, dict(response.headers)
