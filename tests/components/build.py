@@ -99,8 +99,8 @@ def _build_js(src: Path, out: Path, work: Path) -> None:
     tool = componentize_js_bin()
     if not tool.exists():
         raise FileNotFoundError(f"{tool} missing: run `bash scripts/deps.d/components.sh`")
-    _run([str(tool), str(src / "app.js"), "-w", str(WIT), "-n", "wasi:http/proxy@0.2.12",
-          "-o", str(out)], cwd=work)
+    # StarlingMonkey's fetch handler exports incoming-handler@0.2.10: use the guest's own WIT.
+    _run([str(tool), str(src / "app.js"), "-w", str(src / "wit"), "-n", "js-guest", "-o", str(out)], cwd=work)
 
 
 _BUILDERS = {

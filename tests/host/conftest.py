@@ -22,6 +22,13 @@ def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("component-cache")
 
 
+@pytest.fixture(scope="session")
+def persistent_settings() -> specs.RuntimeSettings:
+    """Settings whose compiled-component cache survives test runs (big guests compile in ~20 s)."""
+    cache = Path(__file__).resolve().parents[2] / ".cache" / "runtime-test-components"
+    return specs.RuntimeSettings(cache_dir=cache)
+
+
 @pytest.fixture
 def settings(runtime_cache: Path) -> specs.RuntimeSettings:
     return specs.RuntimeSettings(cache_dir=runtime_cache)
