@@ -136,6 +136,9 @@ class Agent:
                     reconnect_time_wait=bus.reconnect_wait_s,
                     max_reconnect_attempts=-1,
                     allow_reconnect=True,
+                    # A silent link (partition, not a closed socket) is noticed within ~30 s.
+                    ping_interval=10,
+                    max_outstanding_pings=3,
                     disconnected_cb=disconnected,
                     reconnected_cb=reconnected,
                     error_cb=error,
