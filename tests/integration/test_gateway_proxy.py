@@ -12,6 +12,7 @@ Checks:
 - a connection dropped after a POST was sent is not retried (502), and the upstream saw it once;
 - every replica dead -> 502; a silent replica -> 504;
 - request and response bodies stream both ways (large upload hashed, first chunk arrives early);
+- a host's own refusal (route just removed) is retried elsewhere, even for a POST; a component's 404 is not;
 - X-Forwarded-For/Proto/Host are set, the Host header reaches the host, gzip passes through undecoded.
 """
 
@@ -335,3 +336,34 @@ async def test_forwarded_headers_host_and_encoding_pass_through(client: aiohttp.
     finally:
         await runner.cleanup()
         await up.runner.cleanup()
+
+
+async def test_a_hosts_own_refusal_is_retried_but_a_components_404_is_not(client: aiohttp.ClientSession) -> None:
+    async def unrouted(request: web.Request) -> web.StreamResponse:
+        # What a wasmfleet host answers when the route was just removed (host/runtime/serving.py).
+        await request.read()
+        return web.Response(status=404, text=f"no workload serves host {request.host!r}\n")
+
+    async def app_404(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=404, text="no such page\n")
+
+    gone = await start_upstream("gone", unrouted)
+    live = await start_upstream("live")
+    page = await start_upstream("page", app_404)
+    proxy, runner, base = await start_gateway({"u.test": [gone.backend, live.backend], "p.test": [page.backend]})
+    try:
+        for _ in range(2):
+            proxy.balancer.acquire(live.backend)  # make the refusing host the first choice
+            async with client.post(base + "/echo", data=b"small body", headers={"Host": "u.test"}) as r:
+                proxy.balancer.release(live.backend)
+                assert r.status == 200
+                assert (await r.json())["sha"] == hashlib.sha256(b"small body").hexdigest()
+        assert len(gone.seen) == 2
+        async with client.get(base + "/x", headers={"Host": "p.test"}) as r:
+            assert r.status == 404
+            assert await r.text() == "no such page\n"
+        assert page.seen == ["/x"]
+    finally:
+        await runner.cleanup()
+        for up in (gone, live, page):
+            await up.runner.cleanup()

@@ -4,7 +4,9 @@ Behaviour:
 - the Host header (port stripped) picks the route; no route -> 503 naming the host, no Host -> 400;
 - among the route's hosts, least outstanding requests wins (`balancing`);
 - a refused or failed connect is retried on another replica for every method (nothing was sent yet);
-  a connection dropped before the response is retried only for idempotent methods without a body;
+  so is a host's own refusal (route just removed, host draining: no component ran); a connection dropped
+  before the response is retried only for idempotent methods; retrying needs the body again, so bodies up
+  to ``buffer_limit`` bytes with a Content-Length are buffered, larger ones stream and are not retried;
 - request and response bodies stream in both directions (no buffering), Content-Encoding passes through;
 - X-Forwarded-For is appended to, X-Forwarded-Proto and X-Forwarded-Host describe this hop;
 - 502 when no replica could be reached, 504 when a host stays silent longer than the response timeout;
@@ -66,6 +68,63 @@ def _text(status: int, message: str) -> web.Response:
 
 class _RetryableError(Exception):
     """A failure after which the request may go to another replica."""
+
+    def __init__(self, message: str, *, eject: bool = True) -> None:
+        super().__init__(message)
+        self.eject = eject
+        """Whether the backend should get no new requests for a while (dead) or only not this one."""
+
+
+# What a wasmfleet host answers by itself, before any component runs (host/runtime/serving.py). The
+# gateway's table can lag the hosts by a watch event: a request may reach a host that just stopped serving
+# the route or started draining. Such a refusal is safe to retry elsewhere for every method.
+HOST_REJECTIONS = {
+    404: (b"no workload serves host", "host no longer serves this route"),
+    503: (b"server is stopping", "host is draining"),
+}
+NO_ROUTE_HEADER = "X-Wasmfleet-No-Route"
+"""A host may mark its own refusals explicitly with this header (preferred over matching the text)."""
+
+
+async def _host_rejection(upstream: aiohttp.ClientResponse) -> tuple[str | None, bytes | None]:
+    """(reason, body): reason is set when ``upstream`` is a host's own refusal rather than a component's
+    answer; body is set whenever it had to be read to tell (the caller must then send it on itself)."""
+    known = HOST_REJECTIONS.get(upstream.status)
+    if known is None:
+        return None, None
+    if upstream.headers.get(NO_ROUTE_HEADER):
+        return known[1], await upstream.read()
+    length = upstream.content_length
+    if length is None or length > 256 or not upstream.headers.get("Content-Type", "").startswith("text/plain"):
+        return None, None
+    text = await upstream.read()
+    return (known[1] if text.startswith(known[0]) else None), text
+
+
+class _Body:
+    """The request body: absent, buffered (small, so it can be sent again), or a one-shot stream."""
+
+    def __init__(self, present: bool, buffered: bytes | None) -> None:
+        self.present = present
+        self.buffered = buffered
+
+    @classmethod
+    async def of(cls, request: web.Request, limit: int) -> _Body:
+        if not request.body_exists:
+            return cls(False, None)
+        length = request.content_length
+        if length is not None and length <= limit:
+            return cls(True, await request.read())
+        return cls(True, None)
+
+    @property
+    def replayable(self) -> bool:
+        return not self.present or self.buffered is not None
+
+    def data(self, request: web.Request) -> bytes | aiohttp.StreamReader | None:
+        if not self.present:
+            return None
+        return self.buffered if self.buffered is not None else request.content
 
 
 class Proxy:
@@ -159,8 +218,7 @@ class Proxy:
 
     async def _forward(self, request: web.Request, route: str) -> web.StreamResponse:
         backends = self.table.routes.get(route, ())
-        has_body = request.body_exists
-        replayable = request.method in IDEMPOTENT and not has_body
+        body = await _Body.of(request, self.settings.buffer_limit)
         tried: set[routes.Backend] = set()
         stale_retry_used = False
         last_error = "no replica available"
@@ -168,11 +226,11 @@ class Proxy:
             backend = self.balancer.choose(route, backends, tried)
             if backend is None:
                 return _text(502, f"bad gateway: no replica of {route!r} could be reached ({last_error})")
-            if tried:
+            if tried or stale_retry_used:
                 self.metrics.retries.labels(route=route).inc()
             self.balancer.acquire(backend)
             try:
-                return await self._exchange(request, backend, replayable)
+                return await self._exchange(request, backend, body)
             except _RetryableError as exc:
                 last_error = f"{backend.authority}: {exc}"
                 log.info("upstream %s for %s failed, trying another: %s", backend.authority, route, exc)
@@ -181,7 +239,8 @@ class Proxy:
                     stale_retry_used = True
                     continue
                 tried.add(backend)
-                self.balancer.eject(backend)
+                if exc.eject:
+                    self.balancer.eject(backend)
             except TimeoutError:
                 return _text(
                     504,
@@ -193,7 +252,7 @@ class Proxy:
             finally:
                 self.balancer.release(backend)
 
-    async def _exchange(self, request: web.Request, backend: routes.Backend, replayable: bool) -> web.StreamResponse:
+    async def _exchange(self, request: web.Request, backend: routes.Backend, body: _Body) -> web.StreamResponse:
         assert self._session is not None, "Proxy.start() not called"
         headers = _forwardable(request.headers)
         peer = request.remote or ""
@@ -208,7 +267,7 @@ class Proxy:
                 request.method,
                 url,
                 headers=headers,
-                data=request.content if request.body_exists else None,
+                data=body.data(request),
                 allow_redirects=False,
                 skip_auto_headers=skip,
             )
@@ -216,11 +275,24 @@ class Proxy:
             # Connect failed: nothing of the request was sent, any method may go elsewhere.
             raise _RetryableError(str(exc) or type(exc).__name__) from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            if replayable:
+            # The request may have reached the component: only an idempotent one may be sent again.
+            if body.replayable and request.method in IDEMPOTENT:
                 raise _RetryableError(str(exc) or type(exc).__name__) from exc
             raise
         async with upstream:
             self.balancer.restore(backend)
+            rejection, early_body = await _host_rejection(upstream)
+            if rejection is not None and body.replayable:
+                # The host refused before running anything (route just removed, host draining): any
+                # method is safe to send to another replica. Only a draining host is ejected.
+                raise _RetryableError(rejection, eject=upstream.status == 503)
+            if early_body is not None:
+                early = web.Response(status=upstream.status, body=early_body)
+                for key, value in _forwardable(upstream.headers, ("Content-Length",)).items():
+                    early.headers.add(key, value)
+                if self.settings.backend_header:
+                    early.headers[BACKEND_HEADER] = backend.host_name or backend.authority
+                return early
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for key, value in _forwardable(upstream.headers).items():
                 response.headers.add(key, value)

@@ -20,6 +20,9 @@ class GatewaySettings:
     """How long a host that refused a connection gets no new requests (see balancing.Balancer)."""
     max_connections: int = 1000
     """Upper bound on pooled upstream connections across all hosts."""
+    buffer_limit: int = 64 * 1024
+    """Request bodies up to this size (with a Content-Length) are buffered so the request can be retried
+    on another replica; larger or chunked bodies stream straight through and are never retried."""
     chunk_size: int = 64 * 1024
     """Bytes copied per step when streaming a response body."""
     backend_header: bool = True
