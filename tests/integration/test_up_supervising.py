@@ -1,7 +1,8 @@
 """The `wasmfleet up` supervisor with real child processes (small Python programs).
 
 Checks:
-- children start in order, each only after the previous one's readiness probe passed;
+- children start in order, each only after the previous one's readiness probe passed; children of one
+  batch (hosts) start together;
 - a child that exits while starting fails the start with its name and log path, and earlier children
   are stopped;
 - a crashed child is restarted (new pid, restart counted in children.json) and reported;
@@ -102,6 +103,23 @@ async def test_start_in_order_and_stop_in_reverse_with_forked_workers(tmp_path: 
     await asyncio.sleep(0.1)
     assert not alive(grandchild)
     assert any("[3/3] c ready" in line for line in lines)
+
+
+async def test_children_of_one_batch_start_together(tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    # Each is ready only once BOTH started: sequential starting would time out.
+    both = started(record, "a"), started(record, "b")
+
+    async def ready() -> bool:
+        return all([await p() for p in both])
+
+    a = child(tmp_path, "a", record, ready=ready)
+    b = child(tmp_path, "b", record, ready=ready)
+    a.batch = b.batch = "hosts"
+    a.ready_timeout_s = b.ready_timeout_s = 5
+    sup = supervising.Supervisor([a, b], report=lambda _: None)
+    await sup.start()
+    await sup.stop()
 
 
 async def test_child_failing_to_start_names_itself_and_stops_the_others(tmp_path: Path) -> None:

@@ -161,6 +161,7 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) 
                     ),
                     log_path=logs / f"host-{name}.log",
                     ready=functools.partial(tcp_open, port),
+                    batch="hosts",
                     describe=f"group {group}, {ingress}",
                 )
             )

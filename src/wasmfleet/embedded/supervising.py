@@ -45,6 +45,9 @@ class Child:
     """One line for the summary: where it listens, what it is for."""
     env: dict[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 60.0
+    batch: str = ""
+    """Consecutive children with the same non-empty batch start together (hosts do not depend on each
+    other, and each pays the interpreter start-up: in parallel they are ready in the time of one)."""
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -132,18 +135,28 @@ class Supervisor:
     async def start(self) -> None:
         """Start every child in order; raises StartError (after stopping what started) on failure."""
         total = len(self.children)
+        numbered = list(enumerate(self.children, 1))
+        batches: list[list[tuple[int, Child]]] = []
+        for index, child in numbered:
+            if batches and child.batch and batches[-1][0][1].batch == child.batch:
+                batches[-1].append((index, child))
+            else:
+                batches.append([(index, child)])
         try:
-            for index, child in enumerate(self.children, 1):
-                began = time.monotonic()
-                self._report(f"[{index}/{total}] starting {child.name} ...")
-                await self._spawn(child)
-                await self._wait_ready(child)
-                took = time.monotonic() - began
-                self._report(f"[{index}/{total}] {child.name} ready in {took:.1f} s  {child.describe}".rstrip())
-                self._watchers.append(asyncio.create_task(self._watch(child)))
+            for batch in batches:
+                await asyncio.gather(*(self._start_one(index, total, child) for index, child in batch))
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_one(self, index: int, total: int, child: Child) -> None:
+        began = time.monotonic()
+        self._report(f"[{index}/{total}] starting {child.name} ...")
+        await self._spawn(child)
+        await self._wait_ready(child)
+        took = time.monotonic() - began
+        self._report(f"[{index}/{total}] {child.name} ready in {took:.1f} s  {child.describe}".rstrip())
+        self._watchers.append(asyncio.create_task(self._watch(child)))
 
     async def _watch(self, child: Child) -> None:
         backoff = 0.5
