@@ -8,7 +8,7 @@ import asyncio
 
 import aiohttp
 import pytest
-from conftest import endpoint
+from apiserver_support import endpoint
 
 from wasmfleet.testing.apiserver import ApiServerProcess
 

@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import aiohttp
-from conftest import endpoint
+from apiserver_support import endpoint
 
 from wasmfleet.testing.apiserver import ApiServerProcess
 

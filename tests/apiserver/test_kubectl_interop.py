@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import yaml
-from conftest import KUBECTL, ROOT, kubectl
+from apiserver_support import KUBECTL, ROOT, kubectl
 
 from wasmfleet.testing.apiserver import ApiServerProcess
 

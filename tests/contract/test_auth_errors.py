@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from conftest import WIDGETS
 from contract_client import Kube
+from contract_support import WIDGETS
 
 
 def test_wrong_or_missing_token_is_rejected(kube: Kube) -> None:

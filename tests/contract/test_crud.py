@@ -3,8 +3,8 @@ selectors, List kind and numeric resourceVersion, limit/continue pagination, opt
 
 from __future__ import annotations
 
-from conftest import GROUP, WIDGETS, widget
 from contract_client import Kube
+from contract_support import GROUP, WIDGETS, widget
 
 
 def test_create_sets_system_fields_and_rejects_duplicates(kube: Kube, ns: str) -> None:

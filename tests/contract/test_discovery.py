@@ -3,8 +3,8 @@ subresources), /openapi/v3 root and group-version documents with the kinds' sche
 
 from __future__ import annotations
 
-from conftest import GROUP, WIDGETS
 from contract_client import Kube
+from contract_support import GROUP, WIDGETS
 
 
 def test_version_and_group_lists(kube: Kube) -> None:

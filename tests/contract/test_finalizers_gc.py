@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import GROUP, WIDGETS, wait_until, widget
 from contract_client import Kube
+from contract_support import GROUP, WIDGETS, wait_until, widget
 
 
 def test_finalizer_holds_deletion_until_removed(kube: Kube, ns: str) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from conftest import wait_until
 from contract_client import Kube
+from contract_support import wait_until
 
 BUILTINS = [
     ("/api/v1", "configmaps", {"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "b"}}),

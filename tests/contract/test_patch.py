@@ -4,8 +4,8 @@ and 415 for strategic merge on a custom resource."""
 from __future__ import annotations
 
 import yaml
-from conftest import WIDGETS, widget
 from contract_client import Kube
+from contract_support import WIDGETS, widget
 
 APPLY = "application/apply-patch+yaml"
 

@@ -3,8 +3,8 @@ spec changes bump generation and status writes do not, /scale reads and writes s
 
 from __future__ import annotations
 
-from conftest import WIDGETS, widget
 from contract_client import Kube
+from contract_support import WIDGETS, widget
 
 
 def test_status_subresource_splits_spec_and_status(kube: Kube, ns: str) -> None:

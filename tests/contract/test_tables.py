@@ -3,8 +3,8 @@ additionalPrinterColumns (Name first), for lists and single objects; Host shows 
 
 from __future__ import annotations
 
-from conftest import WIDGETS, widget
 from contract_client import Kube
+from contract_support import WIDGETS, widget
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 

@@ -3,8 +3,8 @@ invalid objects answered with 422 listing every field at fault."""
 
 from __future__ import annotations
 
-from conftest import WIDGETS, widget
 from contract_client import Kube
+from contract_support import WIDGETS, widget
 
 
 def test_defaults_are_applied_and_unknown_fields_pruned(kube: Kube, ns: str) -> None:

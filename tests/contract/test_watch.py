@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
-from conftest import WIDGETS, widget
 from contract_client import Kube
+from contract_support import WIDGETS, widget
 
 
 def test_watch_from_resource_version_streams_changes_in_order(kube: Kube, ns: str) -> None:

@@ -12,7 +12,7 @@ from aiohttp import web
 from wasmfleet.apiserver import discovery, errors, openapi, patching, routing, security, tables
 from wasmfleet.apiserver.engine import Engine, WriteOptions, WriteResult
 from wasmfleet.apiserver.settings import ServerSettings
-from wasmfleet.apiserver.store import dumps
+from wasmfleet.apiserver.store import dumps, intern_keys, loads
 from wasmfleet.apiserver.streaming import WatchRequest
 
 log = logging.getLogger(__name__)
@@ -98,13 +98,13 @@ class Handlers:
             raise errors.bad_request("the request body is not valid UTF-8") from exc
         if ctype in ("application/yaml", "application/x-yaml", "text/yaml", patching.APPLY_YAML):
             try:
-                return yaml.load(text, Loader=_YAML_LOADER)
+                return intern_keys(yaml.load(text, Loader=_YAML_LOADER))
             except yaml.YAMLError as exc:
                 raise errors.bad_request(f"the request body is not valid YAML: {str(exc).splitlines()[0]}") from exc
         if ctype in ("application/vnd.kubernetes.protobuf", "application/cbor", patching.APPLY_CBOR):
             raise errors.ApiError(415, f"unsupported media type {ctype!r}: send application/json or YAML")
         try:
-            return json.loads(text)
+            return loads(text)
         except json.JSONDecodeError as exc:
             raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
 

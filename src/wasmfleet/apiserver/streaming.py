@@ -48,11 +48,11 @@ class WatchRequest:
             text = None
         return '{"type":"' + type_ + '","object":' + (text if text is not None else dumps(obj)) + "}\n"
 
-    def _translate(self, ev: WatchEvent) -> str | None:
+    def _translate(self, ev: WatchEvent, line: str | None = None) -> str | None:
         """The frame this watcher gets for `ev` (selectors turn MODIFIED into ADDED/DELETED), or None."""
         if self.match is None:
             if self.as_table is None and ev.obj.get("apiVersion") == self.rt.api_version:
-                return ev.line()
+                return line if line is not None else ev.line()
             return self._frame(ev.type, ev.obj, ev.text)
         now_in = self.match(ev.obj)
         if ev.type == "DELETED":
@@ -123,27 +123,28 @@ class WatchRequest:
                     break
                 wait = min(remaining, self.bookmark_interval_s) if self.bookmarks else remaining
                 try:
-                    ev: WatchEvent | None = await asyncio.wait_for(sub.queue.get(), timeout=wait)
+                    item: tuple[WatchEvent, str] | None = await asyncio.wait_for(sub.queue.get(), timeout=wait)
                 except TimeoutError:
                     if self.bookmarks and time.monotonic() - last_sent >= self.bookmark_interval_s * 0.9:
                         await resp.write(self._bookmark(max(last_rv, hub.compacted_rv, floor)).encode())
                         last_sent = time.monotonic()
                     continue
-                if ev is None:
+                if item is None:
                     break
                 out: list[str] = []
-                batch: list[WatchEvent | None] = [ev]
+                batch: list[tuple[WatchEvent, str] | None] = [item]
                 while not sub.queue.empty() and len(batch) < 512:
                     batch.append(sub.queue.get_nowait())
                 stop = False
-                for item in batch:
-                    if item is None:
+                for entry in batch:
+                    if entry is None:
                         stop = True
                         break
-                    if item.rv <= floor:
+                    ev, shared_line = entry
+                    if ev.rv <= floor:
                         continue
-                    last_rv = item.rv
-                    line = self._translate(item)
+                    last_rv = ev.rv
+                    line = self._translate(ev, shared_line)
                     if line:
                         out.append(line)
                 if out:

@@ -25,20 +25,18 @@ class WatchEvent:
     obj: dict[str, Any]
     text: str
     old: dict[str, Any] | None
-    _line: str | None = None
 
     def line(self) -> str:
-        """The JSON watch frame for the stored version (cached: shared by every watcher)."""
-        if self._line is None:
-            self._line = '{"type":"' + self.type + '","object":' + self.text + "}\n"
-        return self._line
+        """The JSON watch frame for the stored version. Not cached on the event: the log would then keep
+        a second copy of every object; `publish` builds it once per event for all live watchers."""
+        return '{"type":"' + self.type + '","object":' + self.text + "}\n"
 
 
 @dataclass(eq=False)
 class Subscriber:
     key: StoreKey
     namespace: str | None
-    queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[tuple[WatchEvent, str] | None] = field(default_factory=asyncio.Queue)
     overflowed: bool = False
 
 
@@ -63,6 +61,7 @@ class WatchHub:
             if len(self._log) > self._window:
                 dropped = self._log.popleft()
                 self.compacted_rv = dropped.rv
+            line: str | None = None
             for sub in self._subs.get(ev.key, ()):
                 if sub.overflowed:
                     continue
@@ -73,7 +72,9 @@ class WatchHub:
                     sub.overflowed = True
                     sub.queue.put_nowait(None)
                     continue
-                sub.queue.put_nowait(ev)
+                if line is None:
+                    line = ev.line()
+                sub.queue.put_nowait((ev, line))
 
     def subscribe(
         self, key: StoreKey, namespace: str | None, since_rv: int | None
