@@ -3,8 +3,9 @@
 ;;   /       200 "hello from wat\n" with content-type and x-guest headers
 ;;   /s...   201 with header x-status: created
 ;;   /h...   200 and the request's headers echoed back as response headers
-;;   /e...   200 and the request body copied into the response body (blocking-read + write, 64 KiB
-;;           chunks; not blocking-splice, whose two borrowed handles wasmtime's C API rejects)
+;;   /e...   200 and the request body copied into the response body (blocking-read and
+;;           blocking-write-and-flush in 4 KiB pieces, which every host must accept; not
+;;           blocking-splice, whose two borrowed handles wasmtime-py's C API path rejects)
 ;;   /t...   a trap (unreachable) before responding
 ;;   /l...   an infinite loop (stopped by the host's epoch deadline)
 ;;   /m...   a memory bomb: grows memory until refused, then traps
@@ -40,8 +41,6 @@
     (func $write_flush (param i32 i32 i32 i32)))
   (import "cm32p2|wasi:io/streams@0.2" "[method]input-stream.blocking-read"
     (func $blocking_read (param i32 i64 i32)))
-  (import "cm32p2|wasi:io/streams@0.2" "[method]output-stream.write"
-    (func $write (param i32 i32 i32 i32)))
   (import "cm32p2|wasi:io/streams@0.2" "output-stream_drop" (func $out_drop (param i32)))
   (import "cm32p2|wasi:io/streams@0.2" "input-stream_drop" (func $in_drop (param i32)))
   (import "cm32p2|wasi:random/random@0.2" "get-random-u64" (func $random_u64 (result i64)))
@@ -93,9 +92,9 @@
         (block $done
           (loop $copy
             (global.set $heap (i32.const 8192))
-            (call $blocking_read (local.get $in_stream) (i64.const 65536) (i32.const 16))
+            (call $blocking_read (local.get $in_stream) (i64.const 4096) (i32.const 16))
             (br_if $done (i32.load8_u (i32.const 16)))   ;; err: closed (or failed)
-            (call $write (local.get $stream) (i32.load (i32.const 20)) (i32.load (i32.const 24))
+            (call $write_flush (local.get $stream) (i32.load (i32.const 20)) (i32.load (i32.const 24))
               (i32.const 32))
             (br $copy)))))
     (call $out_drop (local.get $stream))
