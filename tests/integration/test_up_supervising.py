@@ -6,7 +6,7 @@ Checks:
 - a child that exits while starting fails the start with its name and log path, and earlier children
   are stopped;
 - a crashed child is restarted (new pid, restart counted in children.json) and reported;
-- stop terminates children in reverse order, including processes they forked;
+- stop terminates children in reverse order (stop_early ones first), including processes they forked;
 - the port book keeps ports across runs and replaces a port that got taken.
 """
 
@@ -87,22 +87,24 @@ async def test_start_in_order_and_stop_in_reverse_with_forked_workers(tmp_path: 
             child(tmp_path, "a", record, ready=started(record, "a")),
             child(tmp_path, "b", record, "fork", ready=started(record, "b")),
             child(tmp_path, "c", record, ready=started(record, "c")),
+            child(tmp_path, "d", record, ready=started(record, "d")),
         ],
         report=lines.append,
         state_path=tmp_path / "children.json",
     )
+    sup.children[1].stop_early = True  # like the operator: leaves before the hosts
     await sup.start()
-    assert record.read_text().split("\n")[:3] == ["start a", "start b", "start c"]
+    assert record.read_text().split("\n")[:4] == ["start a", "start b", "start c", "start d"]
     for _ in range(50):
         if (tmp_path / "record.grandchild").exists():
             break
         await asyncio.sleep(0.05)
     grandchild = int((tmp_path / "record.grandchild").read_text())
     await sup.stop()
-    assert record.read_text().split("\n")[3:6] == ["stop c", "stop b", "stop a"]
+    assert record.read_text().split("\n")[4:8] == ["stop b", "stop d", "stop c", "stop a"]
     await asyncio.sleep(0.1)
     assert not alive(grandchild)
-    assert any("[3/3] c ready" in line for line in lines)
+    assert any("[3/4] c ready" in line for line in lines)
 
 
 async def test_children_of_one_batch_start_together(tmp_path: Path) -> None:

@@ -143,6 +143,7 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) 
                 log_path=logs / "operator.log",
                 ready=lambda: http_ok(f"http://127.0.0.1:{op_port}/readyz"),
                 describe=f"controllers + scheduler; metrics http://127.0.0.1:{op_port}/metrics",
+                stop_early=True,
             )
         )
     if "host" in available:

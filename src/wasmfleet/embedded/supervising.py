@@ -45,6 +45,9 @@ class Child:
     """One line for the summary: where it listens, what it is for."""
     env: dict[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 60.0
+    stop_early: bool = False
+    """Stopped before the others (whatever its start position): the operator, so that hosts leaving
+    during a shutdown do not make it move every workload onto the last host still running."""
     batch: str = ""
     """Consecutive children with the same non-empty batch start together (hosts do not depend on each
     other, and each pays the interpreter start-up: in parallel they are ready in the time of one)."""
@@ -197,7 +200,8 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._watchers.clear()
-        for child in reversed(self.children):
+        order = list(reversed(self.children))
+        for child in [c for c in order if c.stop_early] + [c for c in order if not c.stop_early]:
             await self._terminate(child)
         self._write_state()
 
