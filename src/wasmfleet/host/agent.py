@@ -113,21 +113,28 @@ class Agent:
 
     async def _connect(self) -> Any:
         bus = self.settings.bus
+        complained = False  # one warning per outage, not one per attempt
 
         async def disconnected() -> None:
             if not self._closing:
                 log.warning("lost NATS; workloads keep serving, reconnecting every %.1fs", bus.reconnect_wait_s)
 
         async def reconnected() -> None:
+            nonlocal complained
+            complained = False
             log.info("reconnected to NATS")
             self._wake.set()  # tell the operator we are here at once
 
         async def error(exc: Exception) -> None:
-            log.debug("NATS: %s", exc)
+            nonlocal complained
+            if not complained and not self._closing:
+                complained = True
+                log.warning("NATS at %s: %s; retrying every %.1fs", bus.nats_url, exc or type(exc).__name__,
+                            bus.reconnect_wait_s)
 
         servers = [url.strip() for url in bus.nats_url.split(",") if url.strip()]
-        warned = False
         while True:
+            # With max_reconnect_attempts=-1 the client also retries the first connection itself.
             try:
                 return await nats.connect(
                     servers=servers,
@@ -144,9 +151,7 @@ class Agent:
                     error_cb=error,
                 )
             except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
-                if not warned:
-                    log.warning("waiting for NATS at %s (%s)", bus.nats_url, exc)
-                    warned = True
+                await error(exc)
                 await asyncio.sleep(bus.reconnect_wait_s)
 
     async def _answer(self, commands: Commands, msg: Any) -> None:
