@@ -10,8 +10,8 @@ Runs a real nats-server, a real docker-registry and `wasmfleet host` as a subpro
    the WAT hello padded to 12 MB (pull-dominated) and the componentize-py hello (18 MB of real code,
    compile-dominated). Peer: download of the same blob over plain HTTP + `wasmtime serve` to first 200.
 3. heartbeat cost: CPU % of an idle host process over a window (target < 1 %), at the default 15 s
-   interval and at 1 s (to show the per-beat cost); the idle nats-server in the same window for
-   reference.
+   interval and at 0.1 s (so the per-beat cost rises above the 10 ms CPU-time resolution; it is then
+   extrapolated to 15 s); the idle nats-server in the same window for reference.
 
     .venv/bin/python bench/host_bench.py [--rounds 15] [--cold-rounds 3] [--window 20] [--skip-py]
 """
@@ -34,7 +34,7 @@ import nats
 import psutil
 
 from wasmfleet.bus import messages, subjects
-from wasmfleet.testing.nats import free_port, nats_server
+from wasmfleet.testing.nats import NatsServer, free_port, nats_server
 from wasmfleet.testing.registry import Registry, push_wasm, running_registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,55 +182,74 @@ async def main(args: argparse.Namespace) -> None:
         tmp = Path(tmp_name)
         with nats_server(tmp / "nats") as bus, running_registry(tmp / "registry") as registry:
             nc = await nats.connect(bus.url)
-            host = spawn_host(bus.url, tmp, 15.0)
-            try:
-                hb = await wait_heartbeat(nc)
-                async with aiohttp.ClientSession() as session:
-                    # 1. cached component: warm the caches once, then measure.
-                    image = f"file://{hello}"
-                    await host_start_to_200(nc, session, hb.id, hb.http_port, "warmup", image, 60)
-                    cached = [await host_start_to_200(nc, session, hb.id, hb.http_port, f"cached-{i}", image, 60)
-                              for i in range(args.rounds)]
-                    peer_cached = [await wasmtime_serve_to_200(session, hello, 60) for _ in range(args.rounds)]
-                    print(f"start -> first 200, cached hello-wat ({len(hello.read_bytes())} B), "
-                          f"{args.rounds} rounds")
-                    print(f"  wasmfleet host        {median_ms(cached)}   (target < 100 ms: "
-                          f"{'met' if statistics.median(cached) < 0.1 else 'MISSED'})")
-                    print(f"  wasmtime serve (peer) {median_ms(peer_cached)}   ratio ours/peer "
-                          f"{statistics.median(cached) / statistics.median(peer_cached):.2f}")
-
-                    # 2. cold pulls from the local registry.
-                    guests = [("wat12", hello.read_bytes(), 12 << 20)]
-                    if py is not None:
-                        guests.append(("py18", py.read_bytes(), 0))
-                    for label, base, size in guests:
-                        ours, peer = await cold_rounds(nc, session, registry, hb.id, hb.http_port, base, size,
-                                                       label, args.cold_rounds, tmp)
-                        total = max(size, len(base))
-                        print(f"start -> first 200, cold pull from docker-registry, {label} "
-                              f"({total / 2**20:.1f} MB), {args.cold_rounds} rounds")
-                        print(f"  wasmfleet host                  {median_ms(ours)}")
-                        print(f"  HTTP GET blob + wasmtime serve  {median_ms(peer)}   ratio ours/peer "
-                              f"{statistics.median(ours) / statistics.median(peer):.2f}")
-            finally:
-                host.terminate()
-                host.wait(30)
-
-            # 3. heartbeat cost of an idle host.
-            for interval in (15.0, 1.0):
-                idle = spawn_host(bus.url, tmp / f"idle-{interval:g}", interval)
-                try:
-                    await wait_heartbeat(nc)
-                    await asyncio.sleep(2)  # past start-up
-                    assert bus.pid is not None
-                    host_cpu, nats_cpu = await asyncio.to_thread(cpu_percent, [idle.pid, bus.pid], args.window)
-                finally:
-                    idle.terminate()
-                    idle.wait(30)
-                print(f"idle host CPU, heartbeat every {interval:g} s, {args.window:g} s window: "
-                      f"{host_cpu:.3f} %  (target < 1 %: {'met' if host_cpu < 1 else 'MISSED'}); "
-                      f"nats-server in the same window {nats_cpu:.3f} %")
+            if not args.heartbeat_only:
+                await start_benchmarks(args, nc, registry, hello, py, tmp, bus.url)
+            await heartbeat_benchmarks(args, nc, bus, tmp)
             await nc.close()
+
+
+async def start_benchmarks(
+    args: argparse.Namespace, nc: nats.aio.client.Client, registry: Registry, hello: Path, py: Path | None,
+    tmp: Path, url: str,
+) -> None:
+    host = spawn_host(url, tmp, 15.0)
+    try:
+        hb = await wait_heartbeat(nc)
+        async with aiohttp.ClientSession() as session:
+            # 1. cached component: warm the caches once, then measure.
+            image = f"file://{hello}"
+            await host_start_to_200(nc, session, hb.id, hb.http_port, "warmup", image, 60)
+            cached = [await host_start_to_200(nc, session, hb.id, hb.http_port, f"cached-{i}", image, 60)
+                      for i in range(args.rounds)]
+            peer_cached = [await wasmtime_serve_to_200(session, hello, 60) for _ in range(args.rounds)]
+            print(f"start -> first 200, cached hello-wat ({len(hello.read_bytes())} B), "
+                  f"{args.rounds} rounds")
+            print(f"  wasmfleet host        {median_ms(cached)}   (target < 100 ms: "
+                  f"{'met' if statistics.median(cached) < 0.1 else 'MISSED'})")
+            print(f"  wasmtime serve (peer) {median_ms(peer_cached)}   ratio ours/peer "
+                  f"{statistics.median(cached) / statistics.median(peer_cached):.2f}")
+
+            # 2. cold pulls from the local registry.
+            guests = [("wat12", hello.read_bytes(), 12 << 20)]
+            if py is not None:
+                guests.append(("py18", py.read_bytes(), 0))
+            for label, base, size in guests:
+                ours, peer = await cold_rounds(nc, session, registry, hb.id, hb.http_port, base, size,
+                                               label, args.cold_rounds, tmp)
+                total = max(size, len(base))
+                print(f"start -> first 200, cold pull from docker-registry, {label} "
+                      f"({total / 2**20:.1f} MB), {args.cold_rounds} rounds")
+                print(f"  wasmfleet host                  {median_ms(ours)}")
+                print(f"  HTTP GET blob + wasmtime serve  {median_ms(peer)}   ratio ours/peer "
+                      f"{statistics.median(ours) / statistics.median(peer):.2f}")
+    finally:
+        host.terminate()
+        host.wait(30)
+
+
+async def heartbeat_benchmarks(args: argparse.Namespace, nc: nats.aio.client.Client, bus: NatsServer,
+                               tmp: Path) -> None:
+    # 3. heartbeat cost of an idle host: at the default interval, and at 0.1 s to make the
+    #    per-beat cost measurable (CPU time has 10 ms resolution), extrapolated back to 15 s.
+    for interval in (15.0, 0.1):
+        idle = spawn_host(bus.url, tmp / f"idle-{interval:g}", interval)
+        try:
+            await wait_heartbeat(nc)
+            await asyncio.sleep(2)  # past start-up
+            assert bus.pid is not None
+            host_cpu, nats_cpu = await asyncio.to_thread(cpu_percent, [idle.pid, bus.pid], args.window)
+        finally:
+            idle.terminate()
+            idle.wait(30)
+        line = (f"idle host CPU, heartbeat every {interval:g} s, {args.window:g} s window: "
+                f"{host_cpu:.3f} %; nats-server {nats_cpu:.3f} %")
+        if interval < 1:
+            # host_cpu % of one core => host_cpu/100 s per s; times interval s per beat.
+            per_beat_ms = host_cpu / 100 * interval * 1000
+            at_15 = per_beat_ms / 1000 / 15 * 100
+            line += (f"; {per_beat_ms:.2f} ms CPU per heartbeat (upper bound: includes the idle loop)"
+                     f" -> {at_15:.4f} % at 15 s (target < 1 %: {'met' if at_15 < 1 else 'MISSED'})")
+        print(line)
 
 
 if __name__ == "__main__":
@@ -239,4 +258,5 @@ if __name__ == "__main__":
     parser.add_argument("--cold-rounds", type=int, default=3)
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--skip-py", action="store_true", help="skip the componentize-py guest")
+    parser.add_argument("--heartbeat-only", action="store_true", help="only the heartbeat cost")
     asyncio.run(main(parser.parse_args()))
