@@ -66,3 +66,19 @@ def test_wait_for_condition_and_watch(server: ApiServerProcess) -> None:
         waiter.kill()
     lines = [line.split() for line in watch_out.splitlines() if "hello-world" in line]
     assert lines[0][0] == "ADDED" and any(line[0] == "MODIFIED" and "True" in line for line in lines)
+
+
+def test_apply_of_a_builtin_kind_uses_strategic_merge(server: ApiServerProcess, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    kc = server.kubeconfig
+    manifest = tmp_path / "cm.yaml"
+    doc = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "labels": {"a": "1"}},
+           "data": {"one": "1", "two": "2"}}
+    manifest.write_text(yaml.safe_dump(doc))
+    kubectl(kc, "apply", "-f", str(manifest))
+    doc["data"] = {"one": "uno"}
+    manifest.write_text(yaml.safe_dump(doc))
+    assert "configured" in kubectl(kc, "apply", "-f", str(manifest)).stdout
+    got = yaml.safe_load(kubectl(kc, "get", "configmap", "settings", "-o", "yaml").stdout)
+    assert got["data"] == {"one": "uno"} and got["metadata"]["labels"] == {"a": "1"}
+    events = kubectl(kc, "get", "events", "-A")
+    assert "No resources found" in events.stderr or events.stdout.startswith("NAMESPACE")

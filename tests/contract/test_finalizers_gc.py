@@ -56,3 +56,17 @@ def test_orphan_deletion_keeps_dependents_without_the_reference(kube: Kube, ns: 
     for d in deps:
         got = kube.get(d)
         assert got.status == 200 and not got.body["metadata"].get("ownerReferences")
+
+
+def test_deleting_a_namespace_deletes_its_content(kube: Kube) -> None:
+    name = "ct-teardown-" + GROUP.split(".")[0]
+    kube.delete(f"/api/v1/namespaces/{name}")
+    wait_until(lambda: kube.get(f"/api/v1/namespaces/{name}").status == 404, 60, 0.2)
+    assert kube.post("/api/v1/namespaces", {"metadata": {"name": name}}).status == 201
+    assert kube.post(f"/api/v1/namespaces/{name}/configmaps", {"metadata": {"name": "c"}}).status == 201
+    assert kube.post(f"{WIDGETS}/namespaces/{name}/widgets", widget("w")).status == 201
+    assert kube.delete(f"/api/v1/namespaces/{name}").status in (200, 202)
+    terminating = kube.get(f"/api/v1/namespaces/{name}")
+    assert terminating.status == 404 or terminating.body["status"]["phase"] == "Terminating"
+    wait_until(lambda: kube.get(f"/api/v1/namespaces/{name}").status == 404, 120, 0.2)
+    assert kube.get(f"{WIDGETS}/namespaces/{name}/widgets/w").status == 404

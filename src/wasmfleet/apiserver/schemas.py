@@ -26,37 +26,92 @@ def _is_object_schema(schema: dict[str, Any]) -> bool:
     return schema.get("type") == "object" or "properties" in schema or "additionalProperties" in schema
 
 
+PathLink = tuple[Any, str] | None  # (parent link, segment): built per level, joined only when pruning
+
+
+def _join(link: PathLink) -> str:
+    parts: list[str] = []
+    while link is not None:
+        link, seg = link
+        parts.append(seg)
+    out = ""
+    for seg in reversed(parts):
+        out += seg if seg.startswith("[") or not out else "." + seg
+    return out
+
+
+class _Normalizer:
+    """One schema node compiled for pruning and defaulting (the schema is read once, not per object)."""
+
+    __slots__ = ("additional", "defaults", "is_object", "items", "nullable", "open", "props", "root")
+
+    def __init__(self, schema: dict[str, Any], root: bool = False) -> None:
+        self.root = root
+        self.is_object = _is_object_schema(schema)
+        props: dict[str, Any] = schema.get("properties") or {}
+        self.props: dict[str, _Normalizer | None] = {k: _compile_node(v) for k, v in props.items()}
+        self.nullable = {k for k, v in props.items() if v.get("nullable")}
+        additional = schema.get("additionalProperties")
+        self.additional: _Normalizer | None = _compile_node(additional) if isinstance(additional, dict) else None
+        # Unknown keys survive under preserve-unknown-fields or any additionalProperties.
+        self.open = bool(schema.get("x-kubernetes-preserve-unknown-fields")) or additional is not None and \
+            additional is not False
+        self.defaults = [(k, v["default"], self.props[k]) for k, v in props.items()
+                         if "default" in v and not (root and k in _ROOT_KEEP)]
+        items = schema.get("items")
+        self.items: _Normalizer | None = _compile_node(items) if isinstance(items, dict) else None
+
+    def run(self, value: Any, path: PathLink, pruned: list[str]) -> Any:
+        if isinstance(value, dict):
+            if not self.is_object:
+                return value
+            props = self.props
+            for key in list(value):
+                if self.root and key in _ROOT_KEEP:
+                    continue
+                if key in props:
+                    sub = props[key]
+                elif self.open:
+                    sub = self.additional
+                    if sub is None:
+                        continue
+                else:
+                    del value[key]
+                    pruned.append(_join((path, key)))
+                    continue
+                child = value[key]
+                if child is None:
+                    if key not in self.nullable and key in props:
+                        del value[key]
+                    continue
+                if sub is not None and isinstance(child, dict | list):
+                    value[key] = sub.run(child, (path, key), pruned)
+            for key, default, sub in self.defaults:
+                if key not in value:
+                    fresh = copy.deepcopy(default)
+                    value[key] = sub.run(fresh, (path, key), pruned) if sub is not None else fresh
+            return value
+        if isinstance(value, list) and self.items is not None:
+            items = self.items
+            for i, v in enumerate(value):
+                if isinstance(v, dict | list):
+                    value[i] = items.run(v, (path, f"[{i}]"), pruned)
+        return value
+
+
+def _compile_node(schema: Any) -> _Normalizer | None:
+    """None for schemas with nothing to prune or default below them (scalars): no call at all."""
+    if not isinstance(schema, dict):
+        return None
+    node = _Normalizer(schema)
+    if not node.is_object and node.items is None:
+        return None
+    return node
+
+
 def prune_and_default(value: Any, schema: dict[str, Any], path: str, pruned: list[str], *, root: bool = False) -> Any:
     """Return `value` pruned and defaulted (mutating dicts/lists in place); record pruned paths."""
-    if isinstance(value, dict) and _is_object_schema(schema):
-        props: dict[str, Any] = schema.get("properties") or {}
-        additional = schema.get("additionalProperties")
-        preserve = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
-        for key in list(value):
-            if root and key in _ROOT_KEEP:
-                continue
-            sub = props.get(key)
-            child = f"{path}.{key}" if path else key
-            if sub is None and isinstance(additional, dict):
-                sub = additional
-            if sub is None:
-                if not preserve and additional is not True:
-                    del value[key]
-                    pruned.append(child)
-                continue
-            if value[key] is None and not sub.get("nullable"):
-                del value[key]
-                continue
-            value[key] = prune_and_default(value[key], sub, child, pruned)
-        for key, sub in props.items():
-            if key not in value and "default" in sub and not (root and key in _ROOT_KEEP):
-                child = f"{path}.{key}" if path else key
-                value[key] = prune_and_default(copy.deepcopy(sub["default"]), sub, child, pruned)
-        return value
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        items = schema["items"]
-        return [prune_and_default(v, items, f"{path}[{i}]", pruned) for i, v in enumerate(value)]
-    return value
+    return _Normalizer(schema, root=root).run(value, (None, path) if path else None, pruned)
 
 
 def _translate(schema: Any) -> Any:
@@ -88,6 +143,7 @@ class SchemaChecker:
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
+        self._normalizer = _Normalizer(schema, root=True)
         translated = _translate(schema)
         # apiVersion/kind/metadata are checked by the server itself.
         props = translated.get("properties")
@@ -102,7 +158,7 @@ class SchemaChecker:
     def normalize(self, obj: dict[str, Any]) -> list[str]:
         """Prune and default `obj` in place; returns the pruned field paths."""
         pruned: list[str] = []
-        prune_and_default(obj, self.schema, "", pruned, root=True)
+        self._normalizer.run(obj, None, pruned)
         return pruned
 
     def validate(self, obj: dict[str, Any]) -> list[Cause]:

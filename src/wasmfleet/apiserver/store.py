@@ -60,6 +60,7 @@ class Store:
         self._pending: list[tuple[Write, WatchEvent, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
+        self._inflight: list[tuple[Write, WatchEvent, asyncio.Future[None]]] = []
         self.on_commit: list[Any] = []  # callables taking list[WatchEvent]
         self.owners: dict[str, set[tuple[StoreKey, ObjKey]]] = {}
         self.uids: dict[str, tuple[StoreKey, ObjKey]] = {}
@@ -168,6 +169,7 @@ class Store:
             if not self._pending:
                 continue
             batch, self._pending = self._pending, []
+            self._inflight = batch
             writes = [w for w, _, _ in batch]
             try:
                 await self._storage.commit(writes, batch[-1][0].rv)
@@ -185,9 +187,10 @@ class Store:
                     fut.set_result(None)
 
     async def flush(self) -> None:
-        """Wait until everything staged so far is committed."""
-        if self._pending:
-            await asyncio.gather(*(f for _, _, f in self._pending), return_exceptions=True)
+        """Wait until everything staged so far is committed (or failed)."""
+        waiting = [f for _, _, f in self._inflight + self._pending if not f.done()]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     async def stop(self) -> None:
         await self.flush()
