@@ -54,8 +54,8 @@ class _Normalizer:
         additional = schema.get("additionalProperties")
         self.additional: _Normalizer | None = _compile_node(additional) if isinstance(additional, dict) else None
         # Unknown keys survive under preserve-unknown-fields or any additionalProperties.
-        self.open = bool(schema.get("x-kubernetes-preserve-unknown-fields")) or additional is not None and \
-            additional is not False
+        preserve = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+        self.open = preserve or (additional is not None and additional is not False)
         self.defaults = [(k, v["default"], self.props[k]) for k, v in props.items()
                          if "default" in v and not (root and k in _ROOT_KEEP)]
         items = schema.get("items")
