@@ -19,8 +19,8 @@ from typing import Any
 from wasmfleet import __version__
 from wasmfleet.bus import messages, subjects
 from wasmfleet.host.machine import Machine
+from wasmfleet.host.runtime import capabilities
 from wasmfleet.host.settings import Identity
-from wasmfleet.host.wasi import registry
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +28,16 @@ log = logging.getLogger(__name__)
 _EXPORTED = {("wasi", "http", "incoming-handler"), ("wasmcloud", "messaging", "handler")}
 
 
-# Known to the runtime by name but only linked as traps (never served): not advertised.
-_NOT_ADVERTISED = {("wasi", "sockets")}
-
-
 def provided_interfaces() -> list[messages.WitInterface]:
-    """What this host can link, grouped by package: the runtime's WASI implementations, plus
-    wasi:http/incoming-handler, which the data plane invokes on components."""
-    packages: dict[tuple[str, str], list[str]] = {}
-    for name in sorted(registry.all_interfaces()):
-        namespace, _, rest = name.partition(":")
-        package, _, interface = rest.partition("/")
-        if (namespace, package) not in _NOT_ADVERTISED:
-            packages.setdefault((namespace, package), []).append(interface)
-    packages.setdefault(("wasi", "http"), []).append("incoming-handler")
+    """What the runtime can link (its capabilities), as protocol WitInterfaces."""
     return [
-        messages.WitInterface(namespace=namespace, package=package, interfaces=interfaces)
-        for (namespace, package), interfaces in packages.items()
+        messages.WitInterface(
+            namespace=grant.namespace,
+            package=grant.package,
+            version=grant.version or "",
+            interfaces=list(grant.interfaces),
+        )
+        for grant in capabilities.provided_interfaces()
     ]
 
 
