@@ -127,7 +127,7 @@ class Workloads:
             log.info("workload %s (%s/%s) running: %s", record.workload_id, record.namespace,
                      record.name, record.message)
         except asyncio.CancelledError:
-            record.state, record.message = State.ERROR, "start cancelled"
+            record.state, record.message = State.ERROR, "stopped while starting"
             raise
         except (translation.InvalidWorkload, ArtifactError, runtime_errors.ComponentError) as exc:
             record.state, record.message = State.ERROR, str(exc)
