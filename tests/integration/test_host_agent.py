@@ -3,12 +3,12 @@
 Checks: start -> RUNNING and HTTP served for the workload's Host name (400 without Host, 404 for an
 unknown one); stop -> 404 and status NOT_FOUND; a duplicate start (concurrent and repeated) returns
 the same workload with no second copy; undecodable, incomplete and unknown requests get error
-replies (never silence); a bad image or a non-component answers ERROR with a one-line reason, and a later start of
-the same workloadId tries again; a slow
-fetch delays neither heartbeat requests nor status; heartbeats carry every field from the real
-machine; ephemeral volumes are per-workload and removed on stop; after nats-server is killed and
-restarted the host reconnects, heartbeats resume and the workload keeps serving throughout;
-a component pulled from a real docker-registry with basic-auth credentials runs.
+replies (never silence); a bad image or a non-component answers ERROR with a one-line reason, and a
+later start of the same workloadId tries again; a slow fetch delays neither heartbeat requests nor
+status, and a stop during it cancels the start; heartbeats carry every field from the real machine;
+ephemeral volumes are per-workload and removed on stop; after nats-server is killed and restarted
+the host reconnects, publishes a heartbeat at once, and the workload keeps serving throughout; a
+component pulled from a real docker-registry with basic-auth credentials runs.
 """
 
 from __future__ import annotations
@@ -230,6 +230,20 @@ async def test_a_slow_fetch_delays_neither_heartbeats_nor_status(
     assert hb["id"] == agent.host_id
     assert status["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_STARTING"
     assert (await starting)["workloadState"] == "WORKLOAD_STATE_RUNNING"
+
+
+async def test_stop_during_a_slow_start_cancels_it(
+    agent: Agent, nc: nats.aio.client.Client, slow_http: str
+) -> None:
+    starting = asyncio.create_task(start(nc, agent, "cancelled", slow_http))
+    await asyncio.sleep(0.3)
+    stopped = await ask(nc, agent, subjects.WORKLOAD_STOP, b'{"workloadId": "cancelled"}', timeout=5)
+    assert stopped["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_STOPPING"
+    result = await starting
+    assert result["workloadState"] == "WORKLOAD_STATE_ERROR"
+    assert result["message"] == "stopped while starting"
+    body = await ask(nc, agent, subjects.WORKLOAD_STATUS, b'{"workloadId": "cancelled"}')
+    assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_NOT_FOUND"
 
 
 async def test_heartbeats_carry_every_field(agent: Agent, nc: nats.aio.client.Client) -> None:
