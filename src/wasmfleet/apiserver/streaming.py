@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -115,6 +116,9 @@ class WatchRequest:
                 last_rv = max(last_rv, old.rv)
             if chunk:
                 await resp.write(chunk.encode())
+            sub.last_rv = last_rv
+            if self.match is None and self.as_table is None and request.transport is not None:
+                sub.sink = _chunk_sink(request.transport)
             deadline = time.monotonic() + self.timeout_s
             last_sent = time.monotonic()
             while True:
@@ -126,7 +130,7 @@ class WatchRequest:
                     item: tuple[WatchEvent, str] | None = await asyncio.wait_for(sub.queue.get(), timeout=wait)
                 except TimeoutError:
                     if self.bookmarks and time.monotonic() - last_sent >= self.bookmark_interval_s * 0.9:
-                        await resp.write(self._bookmark(max(last_rv, hub.compacted_rv, floor)).encode())
+                        await resp.write(self._bookmark(max(last_rv, sub.last_rv, floor)).encode())
                         last_sent = time.monotonic()
                     continue
                 if item is None:
@@ -147,6 +151,7 @@ class WatchRequest:
                     line = self._translate(ev, shared_line)
                     if line:
                         out.append(line)
+                sub.last_rv = max(sub.last_rv, last_rv)
                 if out:
                     await resp.write("".join(out).encode())
                     last_sent = time.monotonic()
@@ -155,7 +160,30 @@ class WatchRequest:
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         finally:
+            sub.sink = None
             hub.unsubscribe(sub)
         with contextlib.suppress(ConnectionResetError):
             await resp.write_eof()
         return resp
+
+
+_SINK_BUFFER_LIMIT = 1 << 20
+
+
+def _chunk_sink(transport: asyncio.BaseTransport) -> Callable[[bytes], bool]:
+    """Write one HTTP/1.1 chunk directly to a watch connection, synchronously.
+
+    The response is a prepared StreamResponse (aiohttp sends its headers at prepare) with chunked encoding,
+    and its handler is parked on the queue, so nothing else writes to
+    the transport meanwhile; frames reach the socket in publish order. A connection whose buffer is
+    backed up (slow reader) falls back to the queue, which applies aiohttp's flow control.
+    """
+    assert isinstance(transport, asyncio.WriteTransport)
+
+    def sink(data: bytes) -> bool:
+        if transport.is_closing() or transport.get_write_buffer_size() > _SINK_BUFFER_LIMIT:
+            return False
+        transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        return True
+
+    return sink

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,10 @@ class Subscriber:
     namespace: str | None
     queue: asyncio.Queue[tuple[WatchEvent, str] | None] = field(default_factory=asyncio.Queue)
     overflowed: bool = False
+    # Fast path for plain watchers: write the shared frame straight to the connection from `publish`
+    # (no task wake-up per watcher per event). Returns False when it cannot (then the queue is used).
+    sink: Callable[[bytes], bool] | None = None
+    last_rv: int = 0
 
 
 class WatchHub:
@@ -62,6 +67,7 @@ class WatchHub:
                 dropped = self._log.popleft()
                 self.compacted_rv = dropped.rv
             line: str | None = None
+            data: bytes | None = None
             for sub in self._subs.get(ev.key, ()):
                 if sub.overflowed:
                     continue
@@ -74,6 +80,12 @@ class WatchHub:
                     continue
                 if line is None:
                     line = ev.line()
+                if sub.sink is not None and sub.queue.empty():
+                    if data is None:
+                        data = line.encode()
+                    if sub.sink(data):
+                        sub.last_rv = ev.rv
+                        continue
                 sub.queue.put_nowait((ev, line))
 
     def subscribe(
