@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 import wasmtime
+from wasmtime import _bindings
 from wasmtime import component as cm
 
 from wasmfleet.host.runtime.errors import ComponentError
 
-ENGINE_CONFIG = "component-model;epoch-interruption;cranelift-opt=speed"
+ENGINE_CONFIG = "component-model;epoch-interruption;cranelift-opt=speed;pooling-v1"
 """Everything that changes compiled code; part of the cache key."""
 
 _COMPONENT_MAGIC = b"\0asm\x0d\x00\x01\x00"
@@ -44,12 +45,39 @@ def engine(tick_s: float = 0.01) -> wasmtime.Engine:
             config.wasm_component_model = True
             config.epoch_interruption = True
             config.cranelift_opt_level = "speed"
+            if os.environ.get("WASMFLEET_POOLING", "1") != "0":
+                _enable_pooling(config)
             _engine = wasmtime.Engine(config)
             _tick_s = tick_s
             _ticker = threading.Thread(target=_tick, args=(_engine, tick_s), name="epoch-ticker",
                                        daemon=True)
             _ticker.start()
         return _engine
+
+
+def _enable_pooling(config: wasmtime.Config) -> None:
+    """Pooling instance allocator: slots for memories/tables are reserved once and reused, so a
+    fresh instance per request does not mmap/munmap and page-fault its memory every time (the
+    largest per-request cost without it). wasmtime-py exposes it only through the raw C API.
+    Sized for interpreter guests (CPython/StarlingMonkey: dozens of core instances, big tables).
+    """
+    b = _bindings
+    pool = b._wasmtime_pooling_allocation_config_new()
+    b._wasmtime_pooling_allocation_config_total_component_instances_set(pool, 200)
+    b._wasmtime_pooling_allocation_config_total_core_instances_set(pool, 2000)
+    b._wasmtime_pooling_allocation_config_total_memories_set(pool, 400)
+    b._wasmtime_pooling_allocation_config_total_tables_set(pool, 800)
+    b._wasmtime_pooling_allocation_config_total_stacks_set(pool, 200)
+    b._wasmtime_pooling_allocation_config_max_core_instances_per_component_set(pool, 100)
+    b._wasmtime_pooling_allocation_config_max_memories_per_component_set(pool, 20)
+    b._wasmtime_pooling_allocation_config_max_tables_per_component_set(pool, 40)
+    b._wasmtime_pooling_allocation_config_max_component_instance_size_set(pool, 8 << 20)
+    b._wasmtime_pooling_allocation_config_max_core_instance_size_set(pool, 8 << 20)
+    b._wasmtime_pooling_allocation_config_table_elements_set(pool, 200_000)
+    b._wasmtime_pooling_allocation_config_max_memory_size_set(pool, 4 << 30)
+    b._wasmtime_pooling_allocation_config_max_unused_warm_slots_set(pool, 100)
+    b._wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+    b._wasmtime_pooling_allocation_config_delete(pool)
 
 
 def tick_seconds() -> float:

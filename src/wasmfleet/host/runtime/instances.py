@@ -84,6 +84,10 @@ class LoadedComponent:
         self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20
         self.environment = list(spec.environment.items())
         self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
+        self.may_block = any(
+            granted and parsed.unversioned == "wasi:http/outgoing-handler" for _, parsed, granted in self.plan.imports
+        )
+        """True when the guest may wait on something slow (outgoing HTTP): never run it inline."""
         self.idle: list[WarmInstance] = []
         self.pool_lock = threading.Lock()
         self.stats = Stats()
@@ -141,8 +145,9 @@ class LoadedComponent:
         state.deadline = time.monotonic() + self.timeout_s
         body = request.body
         if isinstance(body, io.ChannelInput):
-            # Wake pollers of this store when body bytes arrive (poll waits on the store's cond).
-            body.channel.cond = state.cond
+            # Pollers of this store wait on the body channel's condition, which the producer
+            # notifies when bytes arrive.
+            state.cond = body.channel.cond
         store.set_epoch_deadline(self.deadline_ticks)
         ctx = store._context()
         healthy = False

@@ -15,16 +15,18 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from wasmtime import WasmtimeError
+from wasmtime import _bindings
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
 _local = threading.local()
 
-_any_to_host = ffi.wasmtime_component_resource_any_to_host
-_host_to_any = ffi.wasmtime_component_resource_host_to_any
-_host_new = ffi.wasmtime_component_resource_host_new
-_host_rep = ffi.wasmtime_component_resource_host_rep
-_host_delete = ffi.wasmtime_component_resource_host_delete
+# The raw foreign functions (not wasmtime-py's Python wrappers): one Python frame less per call.
+_any_to_host = _bindings._wasmtime_component_resource_any_to_host
+_host_to_any = _bindings._wasmtime_component_resource_host_to_any
+_host_new = _bindings._wasmtime_component_resource_host_new
+_host_rep = _bindings._wasmtime_component_resource_host_rep
+_host_delete = _bindings._wasmtime_component_resource_host_delete
 _HostPtr = ctypes.POINTER(ffi.wasmtime_component_resource_host_t)
 _AnyPtr = ctypes.POINTER(ffi.wasmtime_component_resource_any_t)
 _byref = ctypes.byref

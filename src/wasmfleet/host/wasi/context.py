@@ -37,8 +37,21 @@ class WasiContext:
     log_name: str = "guest"
     deadline: float = float("inf")
     """time.monotonic() after which blocking host calls fail."""
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    """Notified whenever an input source gains data (request body chunks, outgoing responses)."""
+    _cond: threading.Condition | None = None
+
+    @property
+    def cond(self) -> threading.Condition:
+        """Notified whenever an input source gains data (request body chunks, outgoing responses).
+
+        Created on first use: most requests never wait, and a Condition is not free.
+        """
+        if self._cond is None:
+            self._cond = threading.Condition()
+        return self._cond
+
+    @cond.setter
+    def cond(self, value: threading.Condition) -> None:
+        self._cond = value
 
     def wait(self, timeout: float | None = None) -> None:
         """Waits for a notification, at most until `timeout` seconds or the deadline."""
