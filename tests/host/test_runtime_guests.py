@@ -50,7 +50,9 @@ async def upstream() -> AsyncIterator[int]:
 
 
 @pytest.fixture
-async def guest_server(guest: tuple[str, Path], persistent_settings: specs.RuntimeSettings) -> AsyncIterator[WasmServer]:
+async def guest_server(
+    guest: tuple[str, Path], persistent_settings: specs.RuntimeSettings
+) -> AsyncIterator[WasmServer]:
     _, path = guest
     srv = WasmServer("127.0.0.1", 0, workers=1, settings=persistent_settings)
     await srv.start()
@@ -67,8 +69,7 @@ async def call(server: WasmServer, host: str, path: str) -> tuple[int, bytes]:
     return await raw_request(server.port, host_request(host, path), timeout=30)
 
 
-async def test_get_status_and_headers(guest: tuple[str, Path], guest_server: WasmServer) -> None:
-    name, _ = guest
+async def test_get_status_and_headers(guest_server: WasmServer) -> None:
     status, body = await call(guest_server, "plain.test", "/")
     assert status == 200
     assert body.startswith(b"hello from ")

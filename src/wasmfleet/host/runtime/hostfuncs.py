@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from wasmtime import WasmtimeError
+from wasmtime import WasmtimeError, _bindings
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
@@ -62,24 +62,44 @@ def _fail(exc: BaseException) -> int:
     return ctypes.cast(err, ctypes.c_void_p).value or 0
 
 
-@ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
-def _trampoline(data: int, ctx: Any, ty: Any, args: Any, nargs: int, results: Any, nresults: int) -> int:
+# The callback receives plain addresses (c_void_p) rather than typed pointers: ctypes then skips
+# building pointer objects for every argument of every host call. Binary-compatible with
+# wasmtime_component_func_callback_t.
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+    ctypes.c_void_p, ctypes.c_size_t,
+)
+_VAL = ffi.wasmtime_component_val_t
+_FuncTypePtr = ctypes.POINTER(ffi.wasmtime_component_func_type_t)
+
+
+@_CALLBACK  # type: ignore[untyped-decorator]
+def _trampoline(data: int, ctx: int, ty: int, args: int, nargs: int, results: int, nresults: int) -> int:
     entry = _ENTRIES[data]
     assert entry is not None
     try:
         lifts = entry.lifts
         if lifts is None:
-            entry.compile(ty)
+            entry.compile(ctypes.cast(ty, _FuncTypePtr))
             lifts = entry.lifts
             assert lifts is not None
-        pyargs = [lift(ctx, args[i]) for i, lift in enumerate(lifts)]
-        result = entry.fn(*pyargs)
+        if nargs:
+            vals = (_VAL * nargs).from_address(args)
+            result = entry.fn(*[lift(ctx, vals[i]) for i, lift in enumerate(lifts)])
+        else:
+            result = entry.fn()
         lower = entry.lower
         if lower is not None:
-            lower(ctx, result, results[0])
+            lower(ctx, result, _VAL.from_address(results))
         return 0
     except BaseException as exc:  # every failure must become a trap, never unwind into C
         return _fail(exc)
+
+
+_add_func = _bindings.dll._FuncPtr(("wasmtime_component_linker_instance_add_func", _bindings.dll))
+_add_func.restype = ctypes.c_void_p
+_add_func.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, _CALLBACK, ctypes.c_void_p,
+                      ctypes.c_void_p]
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
@@ -102,11 +122,12 @@ def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: res
         _ENTRIES.append(_Entry(name, fn, type_ids))
         idx = len(_ENTRIES) - 1
     encoded = name.encode()
-    err = ffi.wasmtime_component_linker_instance_add_func(
-        instance.ptr(), ctypes.create_string_buffer(encoded), len(encoded), _trampoline, idx, _finalize
+    err = _add_func(
+        ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded), _trampoline, idx,
+        ctypes.cast(_finalize, ctypes.c_void_p),
     )
     if err:
-        raise WasmtimeError._from_ptr(err)
+        raise WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
 
 
 def add_resource(instance: cm.LinkerInstance, name: str, ty: cm.ResourceType) -> None:

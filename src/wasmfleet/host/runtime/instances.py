@@ -150,12 +150,13 @@ class LoadedComponent:
             state.cond = body.channel.cond
         store.set_epoch_deadline(self.deadline_ticks)
         ctx = store._context()
+        ctx_addr = ctypes.cast(ctx, ctypes.c_void_p).value
         healthy = False
         try:
             with resources.active(inst.table):
                 args = (ffi.wasmtime_component_val_t * 2)()
-                self.lower_request(ctx, request, args[0])
-                self.lower_outparam(ctx, outparam, args[1])
+                self.lower_request(ctx_addr, request, args[0])
+                self.lower_outparam(ctx_addr, outparam, args[1])
                 func_raw = _byref(inst.func._func)
                 error = _func_call(func_raw, ctx, args, 2, None, 0)
                 if error:

@@ -14,23 +14,43 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from wasmtime import WasmtimeError
-from wasmtime import _bindings
+from wasmtime import WasmtimeError, _bindings
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
 _local = threading.local()
 
-# The raw foreign functions (not wasmtime-py's Python wrappers): one Python frame less per call.
-_any_to_host = _bindings._wasmtime_component_resource_any_to_host
-_host_to_any = _bindings._wasmtime_component_resource_host_to_any
-_host_new = _bindings._wasmtime_component_resource_host_new
-_host_rep = _bindings._wasmtime_component_resource_host_rep
-_host_delete = _bindings._wasmtime_component_resource_host_delete
-_HostPtr = ctypes.POINTER(ffi.wasmtime_component_resource_host_t)
-_AnyPtr = ctypes.POINTER(ffi.wasmtime_component_resource_any_t)
+
+
+def _raw(name: str, restype: Any, *argtypes: Any) -> Any:
+    """A private prototype of a C API function taking plain addresses (c_void_p).
+
+    Typed pointer arguments make ctypes check and convert each argument; handing it integers is
+    several times cheaper, and these run several times per host call. A fresh function object is
+    made so wasmtime-py's own (typed) prototype stays untouched.
+    """
+    fn = _bindings.dll._FuncPtr((name, _bindings.dll))
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+    return fn
+
+
+_VP = ctypes.c_void_p
+_any_to_host = _raw("wasmtime_component_resource_any_to_host", _VP, _VP, _VP, _VP)
+_host_to_any = _raw("wasmtime_component_resource_host_to_any", _VP, _VP, _VP, _VP)
+_host_new = _raw("wasmtime_component_resource_host_new", _VP, ctypes.c_bool, ctypes.c_uint32, ctypes.c_uint32)
+_host_rep = _raw("wasmtime_component_resource_host_rep", ctypes.c_uint32, _VP)
+_host_delete = _raw("wasmtime_component_resource_host_delete", None, _VP)
+_ErrPtr = ctypes.POINTER(ffi.wasmtime_error_t)
 _byref = ctypes.byref
+_addressof = ctypes.addressof
+_vp_at = _VP.from_address
+_PAYLOAD = ffi.wasmtime_component_val_t.of.offset
 K_RESOURCE = 21  # WASMTIME_COMPONENT_RESOURCE
+
+
+def _error(err: int) -> WasmtimeError:
+    return WasmtimeError._from_ptr(ctypes.cast(err, _ErrPtr))
 
 
 class ResourceTable:
@@ -76,11 +96,12 @@ def active(table: ResourceTable) -> Iterator[None]:
         _local.table = previous
 
 
-def _rep_of(ctx: Any, v: Any) -> int:
-    host = _HostPtr()
-    err = _any_to_host(ctx, v.of.resource, _byref(host))
+def _rep_of(ctx: int, v: Any) -> int:
+    """ctx: the store context's address; v: a val holding a resource handle."""
+    host = _VP()
+    err = _any_to_host(ctx, _vp_at(_addressof(v) + _PAYLOAD).value, _byref(host))
     if err:
-        raise WasmtimeError._from_ptr(err)
+        raise _error(err)
     rep: int = _host_rep(host)
     _host_delete(host)
     return rep
@@ -105,12 +126,12 @@ def lower_own(type_id: int) -> Callable[[Any, Any, Any], None]:
     def lower(ctx: Any, obj: Any, v: Any) -> None:
         rep = _local.table.add(obj)
         host = _host_new(True, rep, type_id)
-        out = _AnyPtr()
+        out = _VP()
         err = _host_to_any(ctx, host, _byref(out))
         _host_delete(host)
         if err:
-            raise WasmtimeError._from_ptr(err)
-        v.of.resource = out
+            raise _error(err)
+        _vp_at(_addressof(v) + _PAYLOAD).value = out.value
         v.kind = K_RESOURCE
 
     return lower
