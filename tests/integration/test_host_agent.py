@@ -7,8 +7,9 @@ replies (never silence); a bad image or a non-component answers ERROR with a one
 later start of the same workloadId tries again; a slow fetch delays neither heartbeat requests nor
 status, and a stop during it cancels the start; heartbeats carry every field from the real machine;
 ephemeral volumes are per-workload and removed on stop; after nats-server is killed and restarted
-the host reconnects, publishes a heartbeat at once, and the workload keeps serving throughout; a
-component pulled from a real docker-registry with basic-auth credentials runs.
+the host reconnects, publishes a heartbeat at once, and the workload keeps serving throughout; with
+two worker processes start and stop reach both; a component pulled from a real docker-registry
+with basic-auth credentials runs.
 """
 
 from __future__ import annotations
@@ -142,6 +143,23 @@ async def test_start_serves_http_and_stop_removes_it(
     assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_NOT_FOUND"
     body = await ask(nc, agent, subjects.WORKLOAD_STOP, b'{"workloadId": "w1"}')  # repeat: safe
     assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_NOT_FOUND"
+
+
+async def test_with_worker_processes_start_and_stop_reach_every_worker(
+    tmp_path: Path, bus: NatsServer, nc: nats.aio.client.Client, hello_wasm: Path
+) -> None:
+    settings = host_settings(tmp_path, bus.url)
+    agent = Agent(dataclasses.replace(settings, serving=dataclasses.replace(settings.serving, workers=2)))
+    await agent.start()
+    try:
+        status = await start(nc, agent, "multi", f"file://{hello_wasm}")
+        assert status["workloadState"] == "WORKLOAD_STATE_RUNNING"
+        # new connections land on either worker (SO_REUSEPORT): all must serve, then all must 404
+        assert {(await http_get(agent.http_port, "hello.test"))[0] for _ in range(12)} == {200}
+        await ask(nc, agent, subjects.WORKLOAD_STOP, b'{"workloadId": "multi"}')
+        assert {(await http_get(agent.http_port, "hello.test"))[0] for _ in range(12)} == {404}
+    finally:
+        await agent.shutdown()
 
 
 async def test_duplicate_start_returns_the_same_workload(
