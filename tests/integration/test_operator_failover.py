@@ -73,13 +73,20 @@ async def test_dead_host_replicas_serve_elsewhere_within_5s_and_return(tmp_path:
             await h.eventually(leaver_not_ready, what="leaving host not Ready")
             assert time.monotonic() - left_at < 1.5
 
+            async def all_on_last_host() -> Any:
+                ready = await ready_workloads(kube, "fo", 3)
+                return ready and all(w["status"]["hostId"] == hosts[2].host_id for w in ready)
+
+            await h.eventually(all_on_last_host, what="replicas moved off the leaving host")
+
             # The dead host returns (same ID, e.g. a paused process): Ready again, and the workload
             # that moved away is stopped there so it does not run twice.
             victim.workloads[moved_uid] = victim.workloads.get(moved_uid) or next(iter(hosts[2].workloads.values()))
             await victim.start()
 
-            async def victim_back() -> bool:
-                return await host_ready(kube, "swift-hare-0000") == "True" and moved_uid not in victim.workloads
+            async def victim_back() -> tuple[str, bool] | None:
+                state = (await host_ready(kube, "swift-hare-0000"), moved_uid in victim.workloads)
+                return None if state != ("True", False) else state
 
             await h.eventually(victim_back, what="returning host Ready and cleaned up")
         for x in hosts:

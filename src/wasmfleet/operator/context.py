@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wasmfleet.kube import client, events, informing
+from wasmfleet.kube import client, events, freshness, informing
 from wasmfleet.operator import assignments, hostregistry, metrics, settings
 
 
@@ -40,3 +40,5 @@ class Context:
     metrics: metrics.Metrics
     # Queue-adders per controller, filled in by the manager: "workloads", "hosts", ...
     enqueue: dict[str, Callable[[str], None]] = field(default_factory=dict)
+    # Cache readers that know about our own writes, per kind ("workloads", "replicasets", ...).
+    readers: dict[str, freshness.FreshReader] = field(default_factory=dict)

@@ -71,13 +71,13 @@ def referenced_artifacts(wd: dict[str, Any]) -> set[str]:
 class DeploymentController:
     def __init__(self, ctx: context.Context) -> None:
         self._ctx = ctx
+        self._reader = ctx.readers["deployments"]
 
     async def reconcile(self, key: str) -> float | None:
         ctx = self._ctx
         ns, name = kres.split_key(key)
-        try:
-            obj = await ctx.kube.get(kres.DEPLOYMENTS, ns, name)
-        except errors.NotFound:
+        obj = await self._reader.read(key)
+        if obj is None:
             return None
         if obj["metadata"].get("deletionTimestamp"):
             return None
@@ -96,8 +96,10 @@ class DeploymentController:
             conditions.set_condition(conds, type_, value, reason=reason, message=message, observed_generation=gen)
 
         async def finish(delay: float | None) -> float | None:
-            await statuses.write(ctx.kube, kres.DEPLOYMENTS, obj,
-                                 status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+            written = await statuses.write(ctx.kube, kres.DEPLOYMENTS, obj,
+                                           status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+            if written is not None:
+                self._reader.wrote(written)
             return delay
 
         urls = {}
@@ -113,6 +115,7 @@ class DeploymentController:
             put("Ready", "False", "ArtifactNotReady", str(exc))
             return await finish(ctx.settings.reconciling.unschedulable_retry_s)
         rs_name = f"{name}-{template_hash(template)}"
+        rs_reader = ctx.readers["replicasets"]
         owned = [r for r in ctx.informers.replicasets.list(ns) if owners.is_owned_by(r, obj)]
         current = next((r for r in owned if r["metadata"]["name"] == rs_name), None)
         old = [r for r in owned if r["metadata"]["name"] != rs_name]
@@ -122,7 +125,8 @@ class DeploymentController:
         if recreate:
             for rs in old:
                 if int((rs.get("spec") or {}).get("replicas", 0)) != 0:
-                    await ctx.kube.patch(kres.REPLICASETS, ns, rs["metadata"]["name"], {"spec": {"replicas": 0}})
+                    rs_reader.wrote(await ctx.kube.patch(kres.REPLICASETS, ns, rs["metadata"]["name"],
+                                                         {"spec": {"replicas": 0}}))
                 if not replicasets.children_of(ctx, rs):
                     await ctx.kube.delete(kres.REPLICASETS, ns, rs["metadata"]["name"])
             old_remaining = [rs for rs in old if replicasets.children_of(ctx, rs)]
@@ -150,7 +154,8 @@ class DeploymentController:
             except errors.Conflict:
                 current = await ctx.kube.get(kres.REPLICASETS, ns, rs_name)
         elif int((current.get("spec") or {}).get("replicas", 0)) != target:
-            current = await ctx.kube.patch(kres.REPLICASETS, ns, rs_name, {"spec": {"replicas": target}})
+            current = rs_reader.wrote(
+                await ctx.kube.patch(kres.REPLICASETS, ns, rs_name, {"spec": {"replicas": target}}))
 
         counts = ((current.get("status") or {}).get("replicas")) or {}
         ready = int(counts.get("ready", 0))

@@ -107,7 +107,7 @@ class HostController:
             or now - self._last_status_write.get(key, 0.0) >= interval
         ):
             status["lastSeen"] = rec.last_seen_wall
-        if await statuses.write(ctx.kube, resources.HOSTS, obj, status):
+        if await statuses.write(ctx.kube, resources.HOSTS, obj, status) is not None:
             self._last_status_write[key] = now
         if live is hostregistry.Liveness.ALIVE:
             return min(interval, ctx.registry.expires_in(host_id) + 0.05)

@@ -17,7 +17,7 @@ import nats
 
 from wasmfleet.api import resources as api_resources
 from wasmfleet.bus import requests
-from wasmfleet.kube import client, events, informing, leasing, owners, running
+from wasmfleet.kube import client, events, freshness, informing, leasing, owners, running
 from wasmfleet.kube import resources as kres
 from wasmfleet.operator import (
     artifacts,
@@ -203,13 +203,15 @@ class Operator:
             recorder=events.EventRecorder(kube), metrics=self.metrics,
         )
         self.ctx = ctx
+        for kind in ("workloads", "replicasets", "deployments"):
+            ctx.readers[kind] = freshness.FreshReader(kube, getattr(infs, kind))
         concurrency = cfg.reconciling.concurrency
         self._workload_ctl = workloads.WorkloadController(ctx)
         recs: dict[str, tuple[Callable[[str], Awaitable[float | None]], int]] = {
             "hosts": (hosts.HostController(ctx).reconcile, 4),
             "workloads": (self._workload_ctl.reconcile, concurrency),
-            "replicasets": (replicasets.ReplicaSetController(ctx).reconcile, 4),
-            "deployments": (deployments.DeploymentController(ctx).reconcile, 4),
+            "replicasets": (replicasets.ReplicaSetController(ctx).reconcile, 8),
+            "deployments": (deployments.DeploymentController(ctx).reconcile, 8),
             "artifacts": (artifacts.ArtifactController(ctx).reconcile, 2),
         }
         for name, (reconcile, n) in recs.items():

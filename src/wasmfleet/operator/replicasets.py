@@ -42,13 +42,13 @@ def children_of(ctx: context.Context, owner: dict[str, Any]) -> list[dict[str, A
 class ReplicaSetController:
     def __init__(self, ctx: context.Context) -> None:
         self._ctx = ctx
+        self._reader = ctx.readers["replicasets"]
 
     async def reconcile(self, key: str) -> float | None:
         ctx = self._ctx
         ns, name = kres.split_key(key)
-        try:
-            obj = await ctx.kube.get(kres.REPLICASETS, ns, name)
-        except errors.NotFound:
+        obj = await self._reader.read(key)
+        if obj is None:
             return None
         if obj["metadata"].get("deletionTimestamp"):
             return None  # the API server's garbage collector removes the children
@@ -101,8 +101,10 @@ class ReplicaSetController:
             f"{current}/{desired} replicas exist")
         put("Ready", ready >= desired, "Ready" if ready >= desired else "ReplicasNotReady",
             f"{ready}/{desired} replicas ready")
-        await statuses.write(ctx.kube, kres.REPLICASETS, obj,
-                             status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+        written = await statuses.write(ctx.kube, kres.REPLICASETS, obj,
+                                       status.model_dump(by_alias=True, exclude_none=True, mode="json"))
+        if written is not None:
+            self._reader.wrote(written)
         return None
 
     def _workload(
@@ -122,6 +124,8 @@ class ReplicaSetController:
                 "labels": labels,
                 "annotations": dict(rs.spec.template.metadata.annotations),
                 "ownerReferences": [owners.owner_reference(owner)],
+                # From birth, so the Workload controller need not add it (one write fewer each).
+                "finalizers": [groups.FINALIZER_WORKLOAD],
             },
             "spec": rs.spec.template.spec.to_json(),
         }

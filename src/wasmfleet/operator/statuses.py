@@ -17,15 +17,14 @@ def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 async def write(
     kube: client.KubeClient, res: resources.Resource, obj: client.Obj, status: dict[str, Any]
-) -> bool:
-    """Patch obj's status to `status` when different; True when a write happened."""
+) -> client.Obj | None:
+    """Patch obj's status to `status` when different; the updated object, or None when unchanged."""
     old = obj.get("status") or {}
     patch = merge_patch(old, status)
     if not patch:
-        return False
+        return None
     meta = obj["metadata"]
-    await kube.patch(res, meta.get("namespace"), meta["name"], {"status": patch}, subresource="status")
-    return True
+    return await kube.patch(res, meta.get("namespace"), meta["name"], {"status": patch}, subresource="status")
 
 
 def ensure_order(conds: list[conditions.Condition], types: tuple[str, ...], generation: int | None) -> None:

@@ -70,15 +70,18 @@ class WorkloadController:
         self._start_failures: dict[str, int] = {}
         # host ID -> workload IDs moved away from it while it was DEAD: stopped there if it returns.
         self.evicted: dict[str, set[str]] = {}
+        self._reader = ctx.readers["workloads"]
 
     # ------------------------------------------------------------------ entry point
+
+    def wrote(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return self._reader.wrote(obj)
 
     async def reconcile(self, key: str) -> float | None:
         ctx = self._ctx
         ns, name = kres.split_key(key)
-        try:
-            obj = await ctx.kube.get(kres.WORKLOADS, ns, name)
-        except errors.NotFound:
+        obj = await self._reader.read(key)
+        if obj is None:
             return None
         try:
             wl = resources.Workload.model_validate(obj)
@@ -89,16 +92,18 @@ class WorkloadController:
             await self._finalize(obj, wl)
             return None
         if groups.FINALIZER_WORKLOAD not in wl.metadata.finalizers:
-            obj = await ctx.kube.patch(
+            # Workloads made by a ReplicaSet carry it from birth; standalone ones get it here.
+            obj = self.wrote(await ctx.kube.patch(
                 kres.WORKLOADS, ns, name,
                 {"metadata": {"finalizers": [*wl.metadata.finalizers, groups.FINALIZER_WORKLOAD]}},
-            )
+            ))
         step = _Step(self, ctx, obj, wl)
         try:
             return await step.run()
         finally:
-            if step.status_dict() != (obj.get("status") or {}):
-                await statuses.write(ctx.kube, kres.WORKLOADS, obj, step.status_dict())
+            written = await statuses.write(ctx.kube, kres.WORKLOADS, step.obj, step.status_dict())
+            if written is not None:
+                self.wrote(written)
             ctx.assignments.set(uid, step.status.host_id, step.group, key)
 
     # ------------------------------------------------------------------ deletion
@@ -207,8 +212,9 @@ class _Step:
                 self.not_ready_from("HostSelection", "HostNotReady", message)
                 self.status.host_id = None
                 host_id = None
-                await statuses.write(ctx.kube, kres.WORKLOADS, self.obj, self.status_dict())
-                self.obj = {**self.obj, "status": self.status_dict()}
+                written = await statuses.write(ctx.kube, kres.WORKLOADS, self.obj, self.status_dict())
+                if written is not None:
+                    self.obj = self.ctl.wrote(written)
                 await self.event("Normal", "Rescheduling", message)
         if not host_id:
             if ctx.registry.grace_remaining() > 0:
@@ -296,6 +302,13 @@ class _Step:
     async def _start(self, host_id: str, req: messages.WorkloadStartRequest, fingerprint: str) -> float | None:
         ctx, ctl = self.ctx, self.ctl
         req.workload.annotations[FINGERPRINT_ANNOTATION] = fingerprint
+        if self.wl.metadata.annotations.get(FINGERPRINT_ANNOTATION) != fingerprint:
+            # Recorded before starting: the host never runs a configuration the object does not
+            # name (a changed one is stopped before this start), so adoption can trust it.
+            meta = self.obj["metadata"]
+            self.obj = ctl.wrote(await ctx.kube.patch(
+                kres.WORKLOADS, meta.get("namespace"), meta["name"],
+                {"metadata": {"annotations": {FINGERPRINT_ANNOTATION: fingerprint}}}))
         try:
             state = await ctl.start(host_id, req)
         except requests.BusError as exc:
@@ -314,10 +327,6 @@ class _Step:
             return self._backoff()
         ctx.metrics.placements.labels("placed").inc()
         self.ctl._start_failures.pop(self.uid, None)
-        if self.wl.metadata.annotations.get(FINGERPRINT_ANNOTATION) != fingerprint:
-            meta = self.obj["metadata"]
-            await ctx.kube.patch(kres.WORKLOADS, meta.get("namespace"), meta["name"],
-                                 {"metadata": {"annotations": {FINGERPRINT_ANNOTATION: fingerprint}}})
         if state.workload_state is messages.WorkloadState.RUNNING:
             self.ctl._confirmed[self.uid] = Confirmed(host_id, fingerprint, time.monotonic())
             self._mark_running()
