@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from wasmtime import WasmtimeError, _bindings
+from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
@@ -96,7 +96,7 @@ def _trampoline(data: int, ctx: int, ty: int, args: int, nargs: int, results: in
         return _fail(exc)
 
 
-_add_func = _bindings.dll._FuncPtr(("wasmtime_component_linker_instance_add_func", _bindings.dll))
+_add_func = ffi.dll._FuncPtr(("wasmtime_component_linker_instance_add_func", ffi.dll))
 _add_func.restype = ctypes.c_void_p
 _add_func.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, _CALLBACK, ctypes.c_void_p,
                       ctypes.c_void_p]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from wasmtime import WasmtimeError, _bindings
+from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
@@ -29,7 +29,7 @@ def _raw(name: str, restype: Any, *argtypes: Any) -> Any:
     several times cheaper, and these run several times per host call. A fresh function object is
     made so wasmtime-py's own (typed) prototype stays untouched.
     """
-    fn = _bindings.dll._FuncPtr((name, _bindings.dll))
+    fn = ffi.dll._FuncPtr((name, ffi.dll))
     fn.restype = restype
     fn.argtypes = list(argtypes)
     return fn
