@@ -47,6 +47,8 @@ class Record:
     message: str = "starting"
     components: int = 0
     hostnames: list[str] = field(default_factory=list)
+    http_handler: bool = False
+    """The workload lists wasi:http incoming-handler (so it expects HTTP traffic)."""
     routed: bool = False
     task: asyncio.Task[None] | None = None
 
@@ -113,6 +115,7 @@ class Workloads:
             scratch=self._data_dir / "workloads" / _safe(workload_id),
             components=len(workload.wit_world.components),
             hostnames=translation.http_hostnames(workload),
+            http_handler=any(translation.is_http_handler(e) for e in workload.wit_world.host_interfaces),
         )
         self._records[workload_id] = record
         record.task = asyncio.create_task(self._start(record, workload), name=f"start {workload_id}")
@@ -233,6 +236,8 @@ def _running_message(record: Record) -> str:
     parts = [f"{record.components} component(s) running"]
     if record.hostnames:
         parts.append("serving " + ", ".join(record.hostnames))
+    elif record.http_handler:
+        parts.append("no HTTP route: the wasi:http incoming-handler entry has no config.host")
     return "; ".join(parts)
 
 
