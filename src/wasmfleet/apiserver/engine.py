@@ -366,6 +366,8 @@ class Engine:
         current = self._current(rt, ns, name)
         meta = current["metadata"]
         pre = options.get("preconditions") or {}
+        if not isinstance(pre, dict):
+            raise errors.bad_request("DeleteOptions.preconditions must be an object")
         if pre.get("uid") and pre["uid"] != meta.get("uid"):
             raise errors.conflict(rt.group, rt.plural, name, f"Precondition failed: UID in precondition: "
                                                              f"{pre['uid']}, UID in object meta: {meta.get('uid')}")

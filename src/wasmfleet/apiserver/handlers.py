@@ -213,6 +213,8 @@ class Handlers:
             if "orphanDependents" in request.query:
                 options["orphanDependents"] = errors.query_bool(request.query["orphanDependents"], "orphanDependents")
             opts = _options(request)
+            if options.get("dryRun") == ["All"]:  # DeleteOptions in the body may ask for a dry run too
+                opts = WriteOptions(manager=opts.manager, dry_run=True)
             res, fut = self.engine.delete(t.rt, ns, t.name, options, opts)
             return await self._written(res, fut, 200 if res.deleted or opts.dry_run else 202)
         raise errors.ApiError(405, f"method {method} is not supported on {request.path}")
