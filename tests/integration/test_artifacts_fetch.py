@@ -6,7 +6,7 @@ downloads are cached by digest and imagePullPolicy decides whether the server is
 from a real docker-registry work anonymously, with htpasswd basic auth and with bearer tokens from a
 token service (missing or wrong credentials fail with a clear reason; a token is reused); a
 re-pushed tag is picked up under Always and not under IfNotPresent; a digest-pinned reference works;
-concurrent fetches share one download.
+concurrent fetches share one download; the cache evicts the least recently used components.
 """
 
 from __future__ import annotations
@@ -108,6 +108,26 @@ async def test_http_downloads_are_cached_and_policy_decides_refetch(
     with pytest.raises(ArtifactError, match="answered 404") as info:
         await fetcher.fetch(f"{base}/missing.wasm")
     assert not info.value.retryable
+
+
+async def test_cache_evicts_least_recently_used_components(
+    tmp_path: Path, http_source: tuple[str, CountingServer]
+) -> None:
+    base, server = http_source
+    settings = ArtifactSettings(cache_dir=tmp_path / "small", max_cache_bytes=2 * len(BODY_V1) + 100)
+    async with Fetcher(settings) as small:
+        bodies = [BODY_V1 + bytes([i]) for i in range(3)]
+        fetched = []
+        for i, body in enumerate(bodies):
+            server.body = body
+            fetched.append(await small.fetch(f"{base}/c.wasm?v={i}"))
+            if i == 1:  # use the first one again: now the second is the least recently used
+                assert not (await small.fetch(f"{base}/c.wasm?v=0", policy=PullPolicy.IF_NOT_PRESENT)).downloaded
+        assert fetched[0].path.exists() and fetched[2].path.exists()
+        assert not fetched[1].path.exists()
+        hits = server.hits
+        again = await small.fetch(f"{base}/c.wasm?v=1", policy=PullPolicy.IF_NOT_PRESENT)
+        assert again.downloaded and server.hits == hits + 1  # evicted: fetched again
 
 
 async def test_oci_anonymous_pull_and_tag_updates(registry: Registry, fetcher: Fetcher) -> None:

@@ -78,6 +78,33 @@ class BlobCache:
         except ValueError:
             return False
 
+    def touch(self, digest: str) -> None:
+        """Mark a blob as just used (its mtime orders eviction)."""
+        with contextlib.suppress(OSError, ValueError):
+            os.utime(self.blob_path(digest))
+
+    def prune(self, max_bytes: int, keep: frozenset[str] = frozenset()) -> list[str]:
+        """Evict least recently used blobs until the cache holds at most `max_bytes`; never the
+        digests in `keep`. Returns the evicted digests."""
+        entries = []
+        for path in self.blob_dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.stat()
+                entries.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        evicted: list[str] = []
+        for _, size, path in sorted(entries):
+            if total <= max_bytes:
+                break
+            digest = "sha256:" + path.name
+            if digest in keep:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            total -= size
+            evicted.append(digest)
+        return evicted
+
     def writer(self) -> BlobWriter:
         return BlobWriter(self)
 

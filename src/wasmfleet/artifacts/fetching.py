@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,8 @@ import aiohttp
 from wasmfleet.artifacts import cache, oci, references
 from wasmfleet.artifacts.errors import ArtifactError
 from wasmfleet.artifacts.oci import Credentials
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ArtifactError", "ArtifactSettings", "Credentials", "Fetched", "Fetcher", "PullPolicy"]
 
@@ -58,6 +61,11 @@ class ArtifactSettings:
 
     max_bytes: int = 512 << 20
     """Largest component accepted (512 MB): bigger is surely a mistake and would fill the disk."""
+
+    max_cache_bytes: int = 4 << 30
+    """Cache size (4 GB) beyond which the least recently used components are evicted after a
+    download. Running workloads do not need their bytes any more (the runtime keeps its compiled
+    copy); an evicted component is simply fetched again when next started."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,7 @@ class Fetcher:
         return await self._fetch_oci(image, ref, credentials)
 
     def _from_cache(self, digest: str) -> Fetched:
+        self.cache.touch(digest)
         path = self.cache.blob_path(digest)
         return Fetched(path=path, digest=digest, size=path.stat().st_size, downloaded=False)
 
@@ -164,8 +173,15 @@ class Fetcher:
             raise ArtifactError(image, f"download failed: {exc}", retryable=True) from exc
         except cache.DigestMismatch as exc:
             raise ArtifactError(image, f"corrupt download: {exc}", retryable=True) from exc
-        self.cache.remember(str(ref), digest)
-        return Fetched(path=self.cache.blob_path(digest), digest=digest, size=writer.size, downloaded=True)
+        return await self._downloaded(str(ref), digest, writer.size)
+
+    async def _downloaded(self, ref: str, digest: str, size: int) -> Fetched:
+        self.cache.remember(ref, digest)
+        evicted = await asyncio.to_thread(self.cache.prune, self.settings.max_cache_bytes, frozenset({digest}))
+        if evicted:
+            log.info("artifact cache over %d bytes: evicted %d component(s)", self.settings.max_cache_bytes,
+                     len(evicted))
+        return Fetched(path=self.cache.blob_path(digest), digest=digest, size=size, downloaded=True)
 
     async def _fetch_url(self, image: str, ref: references.HttpRef, credentials: Credentials | None) -> Fetched:
         session, _ = self._client()
@@ -196,8 +212,7 @@ class Fetcher:
         except BaseException:
             writer.abort()
             raise
-        self.cache.remember(str(ref), digest)
-        return Fetched(path=self.cache.blob_path(digest), digest=digest, size=writer.size, downloaded=True)
+        return await self._downloaded(str(ref), digest, writer.size)
 
 
 def _effective_policy(ref: references.ImageRef, policy: PullPolicy) -> PullPolicy:
