@@ -117,14 +117,13 @@ async def _serve(spec: specs.ComponentSpec, host: str, port: int, workers: int,
     server = WasmServer(host, port, workers=workers, settings=settings)
     # Check the component before starting workers: bad input fails fast with one line.
     await server.prepare(spec)
-    await server.start()
+    await server.start(routes=[(spec.workload_id, ["*"], spec)])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        await server.route(spec.workload_id, ["*"], spec)
         click.echo(f"serving {spec.wasm_path.name} on http://{host}:{server.port}/ ({workers} worker(s))",
                    err=True)
         await stop.wait()

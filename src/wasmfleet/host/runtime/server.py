@@ -44,19 +44,31 @@ class WasmServer:
         self._started = False
         self._stopped = False
 
-    async def start(self) -> None:
+    async def start(self, routes: list[tuple[str, list[str], ComponentSpec]] | None = None) -> None:
+        """Starts listening. `routes` (workload_id, hostnames, spec) are live before the port
+        accepts its first connection (`wasmfleet serve` uses this: no 404 window at startup)."""
         if self._started:
             return
+        initial = []
+        for workload_id, hostnames, spec in routes or []:
+            artefact = str(await self.prepare(spec))
+            initial.append((workload_id, list(hostnames), spec, artefact))
+            self._routes[workload_id] = (list(hostnames), spec)
         if self.workers == 1:
-            sock = processes.listening_socket(self.host, self.requested_port)
+            sock = processes.listening_socket(self.host, self.requested_port, listen=False)
             self.port = sock.getsockname()[1]
             self._core = serving.ServingCore(self.settings)
+            for route in initial:
+                await self._core.route(*route)
+            sock.listen(1024)
             await self._core.start(sock)
         else:
             # Bound, not listening: reserves the port (also when 0 was asked) for the workers.
             self._placeholder = processes.listening_socket(self.host, self.requested_port, listen=False)
             self.port = self._placeholder.getsockname()[1]
-            self._workers = [processes.Worker(i, self.host, self.port, self.settings) for i in range(self.workers)]
+            self._workers = [
+                processes.Worker(i, self.host, self.port, self.settings, initial) for i in range(self.workers)
+            ]
             try:
                 await asyncio.gather(*(w.ready() for w in self._workers))
             except BaseException:

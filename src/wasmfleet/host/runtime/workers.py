@@ -37,17 +37,19 @@ def listening_socket(host: str, port: int, listen: bool = True) -> socket.socket
 
 
 def worker_main(conn: multiprocessing.connection.Connection, host: str, port: int,
-                settings: RuntimeSettings, log_level: int) -> None:
+                settings: RuntimeSettings, log_level: int, initial: list[tuple[Any, ...]]) -> None:
     """Entry point of a worker process."""
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s worker: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(conn, host, port, settings))
+        asyncio.run(_serve(conn, host, port, settings, initial))
 
 
 async def _serve(conn: multiprocessing.connection.Connection, host: str, port: int,
-                 settings: RuntimeSettings) -> None:
+                 settings: RuntimeSettings, initial: list[tuple[Any, ...]]) -> None:
     loop = asyncio.get_running_loop()
     core = serving.ServingCore(settings)
+    for route in initial:  # live before the first connection is accepted
+        await core.route(*route)
     await core.start(listening_socket(host, port))
     done = asyncio.Event()
 
@@ -95,12 +97,13 @@ async def _serve(conn: multiprocessing.connection.Connection, host: str, port: i
 class Worker:
     """The parent's handle on one worker process."""
 
-    def __init__(self, index: int, host: str, port: int, settings: RuntimeSettings) -> None:
+    def __init__(self, index: int, host: str, port: int, settings: RuntimeSettings,
+                 initial: list[tuple[Any, ...]] | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.index = index
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
-            target=worker_main, args=(child, host, port, settings, logging.getLogger().level),
+            target=worker_main, args=(child, host, port, settings, logging.getLogger().level, initial or []),
             name=f"wasmfleet-worker-{index}", daemon=True,
         )
         self.lock = asyncio.Lock()
