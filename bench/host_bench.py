@@ -3,8 +3,9 @@
 Runs a real nats-server, a real docker-registry and `wasmfleet host` as a subprocess, then measures:
 
 1. start -> first HTTP 200 with a cached component (target < 100 ms): workload.start request sent
-   over NATS until the first 200 for the workload's Host name. Peer: `wasmtime serve` (native CLI)
-   from process spawn to first 200 on the same component.
+   over NATS until the first 200 for the workload's Host name. Peer: `wasmtime serve -C cache=y`
+   (native CLI, its compilation cache warm) from process spawn to first 200 on the same component;
+   the peer pays a process start that a running host does not, so the ratio flatters us.
 2. start -> first 200 with a cold component pulled from the local registry: a fresh digest every
    round (a unique custom section), so the pull, digest check and compile all happen. Two guests:
    the WAT hello padded to 12 MB (pull-dominated) and the componentize-py hello (18 MB of real code,
@@ -112,16 +113,19 @@ async def host_start_to_200(
 
 
 async def wasmtime_serve_to_200(session: aiohttp.ClientSession, wasm: Path, timeout_s: float,
-                                fetch_url: str | None = None, scratch: Path | None = None) -> float:
-    """Peer: (optionally download the blob, then) spawn `wasmtime serve` until the first 200."""
+                                fetch_url: str | None = None, scratch: Path | None = None,
+                                cache: bool = False) -> float:
+    """Peer: (optionally download the blob, then) spawn `wasmtime serve` until the first 200;
+    `cache` turns on wasmtime's own compilation cache (the peer of our cached start)."""
     port = free_port()
     t0 = time.monotonic()
     if fetch_url is not None and scratch is not None:
         data = await asyncio.to_thread(lambda: urllib.request.urlopen(fetch_url, timeout=60).read())
         wasm = scratch / "peer.wasm"
         wasm.write_bytes(data)
-    proc = subprocess.Popen([str(BIN / "wasmtime"), "serve", "-Scli", "--addr", f"127.0.0.1:{port}", str(wasm)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    flags = ["-C", "cache=y"] if cache else []
+    proc = subprocess.Popen([str(BIN / "wasmtime"), "serve", "-Scli", *flags, "--addr", f"127.0.0.1:{port}",
+                             str(wasm)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         t1 = await first_200(session, f"http://127.0.0.1:{port}/", None, timeout_s)
     finally:
@@ -201,12 +205,13 @@ async def start_benchmarks(
             await host_start_to_200(nc, session, hb.id, hb.http_port, "warmup", image, 60)
             cached = [await host_start_to_200(nc, session, hb.id, hb.http_port, f"cached-{i}", image, 60)
                       for i in range(args.rounds)]
-            peer_cached = [await wasmtime_serve_to_200(session, hello, 60) for _ in range(args.rounds)]
+            await wasmtime_serve_to_200(session, hello, 60, cache=True)  # fill wasmtime's cache
+            peer_cached = [await wasmtime_serve_to_200(session, hello, 60, cache=True) for _ in range(args.rounds)]
             print(f"start -> first 200, cached hello-wat ({len(hello.read_bytes())} B), "
                   f"{args.rounds} rounds")
-            print(f"  wasmfleet host        {median_ms(cached)}   (target < 100 ms: "
+            print(f"  wasmfleet host                   {median_ms(cached)}   (target < 100 ms: "
                   f"{'met' if statistics.median(cached) < 0.1 else 'MISSED'})")
-            print(f"  wasmtime serve (peer) {median_ms(peer_cached)}   ratio ours/peer "
+            print(f"  wasmtime serve -C cache=y (peer) {median_ms(peer_cached)}   ratio ours/peer "
                   f"{statistics.median(cached) / statistics.median(peer_cached):.2f}")
 
             # 2. cold pulls from the local registry.
