@@ -79,6 +79,10 @@ async def test_typed_requests_map_failures_to_bus_errors(tmp_path: Path) -> None
                 await requests.request(nc, "svc.err", messages.HeartbeatRequest(),
                                        messages.HostHeartbeat, timeout_s=2)
             assert not err.value.retryable
+            with pytest.raises(requests.RemoteError, match="unknown command"):
+                # an ErrorReply body is never mistaken for an (empty) typed response
+                await requests.request(nc, "svc.err", messages.WorkloadStatusRequest(workload_id="w"),
+                                       messages.WorkloadStatusResponse, timeout_s=2)
             with pytest.raises(requests.RequestTimeout):
                 await requests.request(nc, "svc.silent", messages.HeartbeatRequest(),
                                        messages.HostHeartbeat, timeout_s=0.2)

@@ -3,13 +3,16 @@
     reply = await requests.request(nc, subjects.workload_start(host_id), start_req,
                                    messages.WorkloadStartResponse, timeout_s=60)
 
-A reply carrying the `Nats-Service-Error-Code` header (how a wasmfleet host answers a request it
-cannot serve, e.g. an unknown command) raises `RemoteError`; no host listening raises `NoResponders`;
-silence raises `RequestTimeout`. All are `BusError`, and each says whether retrying may help.
+A reply carrying the `Nats-Service-Error-Code` header with an ErrorReply body (how a wasmfleet host
+answers a request it cannot serve: unknown command, internal failure) raises `RemoteError`; with the
+command's own response type as body (an undecodable workload command) that response is returned.
+No host listening raises `NoResponders`; silence raises `RequestTimeout`. All are `BusError`, and
+each says whether retrying may help.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 import nats.errors
@@ -77,19 +80,34 @@ async def request(
     headers = reply.headers or {}
     if ERROR_CODE_HEADER in headers and response_type is not messages.ErrorReply:
         code = _int_or(headers.get(ERROR_CODE_HEADER), 500)
-        detail = headers.get(ERROR_HEADER, "")
-        # Typed responses may carry a useful body even with the error header (a workload command
-        # answered with WORKLOAD_STATE_ERROR): prefer returning it when it decodes.
-        if response_type is not messages.HostHeartbeat and code != 404:
+        # A workload command answered with its own response type (WORKLOAD_STATE_ERROR and the
+        # reason) is returned as such: the caller records the failure like any other. An ErrorReply
+        # body (unknown command, host failure) raises.
+        if not _is_error_reply(reply.data):
             try:
                 return messages.decode(response_type, reply.data)
             except messages.DecodeError:
                 pass
-        raise RemoteError(subject, code, detail)
+        raise RemoteError(subject, code, headers.get(ERROR_HEADER, "") or _error_message(reply.data))
     try:
         return messages.decode(response_type, reply.data)
     except messages.DecodeError as exc:
         raise BadReply(subject, str(exc)) from exc
+
+
+def _is_error_reply(data: bytes) -> bool:
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and isinstance(obj.get("error"), dict)
+
+
+def _error_message(data: bytes) -> str:
+    try:
+        return messages.decode(messages.ErrorReply, data).error.message
+    except messages.DecodeError:
+        return "error reply"
 
 
 def _int_or(value: str | None, default: int) -> int:
