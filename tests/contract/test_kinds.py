@@ -77,3 +77,18 @@ def test_crd_posted_at_runtime_is_served_then_removed(kube: Kube, ns: str) -> No
     assert kube.get(f"{path}/g1").body["spec"] == {"anything": [1, 2]}
     assert kube.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}").status in (200, 202)
     wait_until(lambda: kube.get(f"/apis/{group}/v1").status == 404, 60, 0.2)
+
+
+def test_events_are_one_resource_in_two_shapes(kube: Kube, ns: str) -> None:
+    body = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "shared"},
+            "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "contract/ctl",
+            "reportingInstance": "ctl-1", "action": "Test", "reason": "Shared", "note": "hello", "type": "Normal",
+            "regarding": {"kind": "ConfigMap", "name": "x", "namespace": ns}}
+    assert kube.post(f"/apis/events.k8s.io/v1/namespaces/{ns}/events", body).status == 201
+    core = kube.get(f"/api/v1/namespaces/{ns}/events/shared")
+    assert core.status == 200 and core.body["apiVersion"] == "v1"
+    assert core.body["message"] == "hello" and core.body["involvedObject"]["name"] == "x"
+    listed = kube.get(f"/api/v1/namespaces/{ns}/events", query={"fieldSelector": "involvedObject.name=x"})
+    assert [e["metadata"]["name"] for e in listed.body["items"]] == ["shared"]
+    back = kube.get(f"/apis/events.k8s.io/v1/namespaces/{ns}/events/shared")
+    assert back.body["note"] == "hello" and back.body["regarding"]["name"] == "x"

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from wasmfleet.apiserver import errors, kinds, managedfields, objectmeta, patching, selectors
+from wasmfleet.apiserver import errors, eventforms, kinds, managedfields, objectmeta, patching, selectors
 from wasmfleet.apiserver.registry import Registry
 from wasmfleet.apiserver.resources import ResourceType
 from wasmfleet.apiserver.schemas import SchemaChecker
@@ -60,9 +60,22 @@ class Engine:
         return got
 
     def present(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        """The object as `rt`'s version shows it (same-storage versions differ only in apiVersion)."""
+        """The object as `rt`'s version shows it (same-storage versions differ only in apiVersion,
+        except the two shapes of Event)."""
         if obj.get("apiVersion") != rt.api_version:
-            obj = dict(obj, apiVersion=rt.api_version)
+            converted = eventforms.convert(obj, rt.api_version)
+            obj = converted if converted is not None else dict(obj, apiVersion=rt.api_version)
+        return obj
+
+    def _to_storage(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """A written object in the shape it is stored in: events.k8s.io Events in the core shape, custom
+        resources under the CRD's storage version (so every stored object has one apiVersion)."""
+        if rt.shared_storage is not None:
+            converted = eventforms.convert(obj, "v1")
+            if converted is not None:
+                return converted
+        if not rt.builtin and rt.storage_version and rt.version != rt.storage_version:
+            obj["apiVersion"] = f"{rt.group}/{rt.storage_version}"
         return obj
 
     def _current(self, rt: ResourceType, ns: str, name: str) -> dict[str, Any]:
@@ -158,25 +171,25 @@ class Engine:
         for okey, st in items:
             if start is not None and okey <= start:
                 continue
-            if match is not None and not match(st.obj):
+            obj = st.obj
+            text = st.text
+            if obj.get("apiVersion") != rt.api_version:
+                obj = self.present(rt, obj)
+                text = dumps(obj)
+            if match is not None and not match(obj):
                 continue
             if limit and len(out) >= limit:
                 last = out[-1][0]["metadata"]
                 token = {"rv": rv, "ns": last.get("namespace", ""), "name": last["name"]}
                 meta["continue"] = base64.urlsafe_b64encode(dumps(token).encode()).decode()
                 break
-            text = st.text
-            obj = st.obj
-            if obj.get("apiVersion") != rt.api_version:
-                obj = self.present(rt, obj)
-                text = dumps(obj)
             out.append((obj, text))
         return out, meta
 
     # --- create --------------------------------------------------------------------------------
     def create(self, rt: ResourceType, ns: str, body: Any, opts: WriteOptions, *, applied: bool = False
                ) -> tuple[WriteResult, Any]:
-        obj = self._check_type(rt, body)
+        obj = self._to_storage(rt, self._check_type(rt, body))
         meta = obj["metadata"]
         if rt.namespaced:
             if meta.get("namespace") not in (None, "", ns):
@@ -228,7 +241,7 @@ class Engine:
     # --- update --------------------------------------------------------------------------------
     def update(self, rt: ResourceType, ns: str, name: str, body: Any, opts: WriteOptions,
                subresource: str = "") -> tuple[WriteResult, Any]:
-        obj = self._check_type(rt, body)
+        obj = self._to_storage(rt, self._check_type(rt, body))
         current = self._current(rt, ns, name)
         meta = obj["metadata"]
         if meta.get("name", name) != name:
@@ -306,7 +319,7 @@ class Engine:
         if content_type == patching.APPLY_YAML:
             return self._apply(rt, ns, name, patch, opts, subresource)
         current = self._current(rt, ns, name)
-        base = copy.deepcopy(current)
+        base = copy.deepcopy(self.present(rt, current))
         if content_type == patching.MERGE:
             result = patching.merge_patch(base, patch)
         elif content_type == patching.JSON_PATCH:
@@ -322,7 +335,7 @@ class Engine:
                                        f"include: {', '.join(patching.SUPPORTED)}")
         if not isinstance(result, dict):
             raise errors.bad_request("the patch did not produce an object")
-        result = self._check_type(rt, result)
+        result = self._to_storage(rt, self._check_type(rt, result))
         rv = result["metadata"].get("resourceVersion")
         if rv not in (None, "") and str(rv) != current["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.group, rt.plural, name, "the object has been modified; please apply your "
@@ -333,7 +346,7 @@ class Engine:
 
     def _apply(self, rt: ResourceType, ns: str, name: str, applied: Any, opts: WriteOptions,
                subresource: str) -> tuple[WriteResult, Any]:
-        applied = self._check_type(rt, applied)
+        applied = self._to_storage(rt, self._check_type(rt, applied))
         meta = applied["metadata"]
         if meta.get("name", name) != name:
             raise errors.bad_request(f'the name of the object ({meta.get("name")}) does not match the name on the '

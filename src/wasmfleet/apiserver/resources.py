@@ -47,6 +47,7 @@ class ResourceType:
     columns: tuple[PrinterColumn, ...] = ()
     builtin: bool = True
     storage_version: str = ""
+    shared_storage: tuple[str, str] | None = None  # another resource's objects, seen in this shape
     verbs: tuple[str, ...] = (
         "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
     )
@@ -58,7 +59,7 @@ class ResourceType:
     @property
     def store_key(self) -> tuple[str, str]:
         """Objects of every version of one resource share this storage key."""
-        return (self.group, self.plural)
+        return self.shared_storage or (self.group, self.plural)
 
     @property
     def qualified(self) -> str:
@@ -105,6 +106,7 @@ def builtin_types() -> list[ResourceType]:
         ),
         ResourceType(
             "events.k8s.io", "v1", "events", "event", "Event", True, ("ev",),
+            shared_storage=("", "events"),
             columns=(
                 _col("Type", "string", ".type"),
                 _col("Reason", "string", ".reason"),

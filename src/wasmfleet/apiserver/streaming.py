@@ -55,14 +55,20 @@ class WatchRequest:
             if self.as_table is None and ev.obj.get("apiVersion") == self.rt.api_version:
                 return line if line is not None else ev.line()
             return self._frame(ev.type, ev.obj, ev.text)
-        now_in = self.match(ev.obj)
+        obj: dict[str, Any] = ev.obj
+        text: str | None = ev.text
+        old = ev.old
+        if obj.get("apiVersion") != self.rt.api_version:  # selectors apply to the shape this client sees
+            obj, text = self.engine.present(self.rt, obj), None
+            old = self.engine.present(self.rt, old) if old is not None else None
+        now_in = self.match(obj)
         if ev.type == "DELETED":
-            return self._frame("DELETED", ev.obj, ev.text) if now_in else None
-        was_in = ev.old is not None and self.match(ev.old)
+            return self._frame("DELETED", obj, text) if now_in else None
+        was_in = old is not None and self.match(old)
         if now_in:
-            return self._frame("MODIFIED" if was_in else "ADDED", ev.obj, ev.text)
+            return self._frame("MODIFIED" if was_in else "ADDED", obj, text)
         if was_in:
-            return self._frame("DELETED", ev.obj, ev.text)
+            return self._frame("DELETED", obj, text)
         return None
 
     def _bookmark(self, rv: int, initial_end: bool = False) -> str:
@@ -87,8 +93,9 @@ class WatchRequest:
         if self.rv_param in ("", "0") or self.initial_events:
             floor = store.rv
             for (_, st) in sorted(store.items(self.rt.store_key, self.namespace), key=lambda kv: kv[0]):
-                if self.match is None or self.match(st.obj):
-                    initial.append(self._frame("ADDED", st.obj, st.text))
+                shown = self.engine.present(self.rt, st.obj)
+                if self.match is None or self.match(shown):
+                    initial.append(self._frame("ADDED", shown, st.text if shown is st.obj else None))
             replay, sub = hub.subscribe(self.rt.store_key, self.namespace, None)
         else:
             try:
@@ -117,7 +124,9 @@ class WatchRequest:
             if chunk:
                 await resp.write(chunk.encode())
             sub.last_rv = last_rv
-            if self.match is None and self.as_table is None and request.transport is not None:
+            rt = self.rt
+            same_shape = rt.shared_storage is None and (rt.builtin or rt.version == rt.storage_version)
+            if self.match is None and self.as_table is None and same_shape and request.transport is not None:
                 sub.sink = _chunk_sink(request.transport)
             deadline = time.monotonic() + self.timeout_s
             last_sent = time.monotonic()
