@@ -2,14 +2,15 @@
 
 Checks: start -> RUNNING and HTTP served for the workload's Host name (400 without Host, 404 for an
 unknown one); stop -> 404 and status NOT_FOUND; a duplicate start (concurrent and repeated) returns
-the same workload with no second copy; undecodable, incomplete and unknown requests get error
-replies (never silence); a bad image or a non-component answers ERROR with a one-line reason, and a
-later start of the same workloadId tries again; a slow fetch delays neither heartbeat requests nor
-status, and a stop during it cancels the start; heartbeats carry every field from the real machine;
-ephemeral volumes are per-workload and removed on stop; after nats-server is killed and restarted
-the host reconnects, publishes a heartbeat at once, and the workload keeps serving throughout; with
-two worker processes start and stop reach both; a component pulled from a real docker-registry
-with basic-auth credentials runs.
+the same workload with no second copy; snake_case names, enum numbers and quoted numbers are
+understood; undecodable, incomplete and unknown requests get error replies (never silence); a bad
+image or a non-component answers ERROR with a one-line reason, and a later start of the same
+workloadId tries again; a slow fetch delays neither heartbeat requests nor status, and a stop during
+it cancels the start; heartbeats carry every field from the real machine; ephemeral volumes are
+per-workload and removed on stop; after nats-server is killed and restarted the host reconnects,
+publishes a heartbeat at once, and the workload keeps serving throughout; with two worker processes
+start and stop reach both; a component pulled from a real docker-registry with basic-auth
+credentials runs.
 """
 
 from __future__ import annotations
@@ -175,6 +176,24 @@ async def test_duplicate_start_returns_the_same_workload(
     assert hb["workloadCount"] == "1" and hb["componentCount"] == "1"
     assert agent.workloads is not None and len(agent.workloads.records()) == 1
     assert (await http_get(agent.http_port, "hello.test"))[0] == 200
+
+
+async def test_snake_case_numeric_enum_start_is_understood(
+    agent: Agent, nc: nats.aio.client.Client, hello_wasm: Path
+) -> None:
+    raw = json.dumps({
+        "workload_id": "snake",
+        "workload": {"namespace": "default", "name": "snake", "wit_world": {
+            "components": [{"name": "c", "image": f"file://{hello_wasm}", "image_pull_policy": 2,
+                            "pool_size": "1"}],
+            "host_interfaces": [{"namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"],
+                                 "config": {"host": "snake.test"}}],
+        }},
+    }).encode()
+    body = await ask(nc, agent, subjects.WORKLOAD_START, raw)
+    assert body == {"workloadStatus": {"workloadId": "snake", "workloadState": "WORKLOAD_STATE_RUNNING",
+                                       "message": "1 component(s) running; serving snake.test"}}
+    assert (await http_get(agent.http_port, "snake.test"))[0] == 200
 
 
 async def test_bad_requests_get_error_replies(agent: Agent, nc: nats.aio.client.Client) -> None:
