@@ -82,3 +82,22 @@ def test_apply_of_a_builtin_kind_uses_strategic_merge(server: ApiServerProcess, 
     assert got["data"] == {"one": "uno"} and got["metadata"]["labels"] == {"a": "1"}
     events = kubectl(kc, "get", "events", "-A")
     assert "No resources found" in events.stderr or events.stdout.startswith("NAMESPACE")
+
+
+def test_get_events_and_describe_shows_them(server: ApiServerProcess, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    kc = server.kubeconfig
+    kubectl(kc, "apply", "-f", "examples/host.yaml")
+    host = yaml.safe_load(kubectl(kc, "get", "hosts", "-o", "yaml").stdout)["items"][0]["metadata"]
+    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "host-event", "namespace": host["namespace"]},
+             "involvedObject": {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Host", "name": host["name"],
+                                "namespace": host["namespace"], "uid": host["uid"]},
+             "reason": "Heartbeat", "message": "first heartbeat", "type": "Normal",
+             "source": {"component": "wasmfleet-operator"}, "count": 1,
+             "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z"}
+    path = tmp_path / "event.yaml"
+    path.write_text(yaml.safe_dump(event))
+    kubectl(kc, "create", "-f", str(path))
+    header = kubectl(kc, "get", "events").stdout.splitlines()[0].split()
+    assert header[:3] == ["LAST", "SEEN", "TYPE"] and "OBJECT" in header
+    described = kubectl(kc, "describe", "host", host["name"]).stdout
+    assert "Heartbeat" in described and "first heartbeat" in described

@@ -92,10 +92,10 @@ def builtin_types() -> list[ResourceType]:
         ResourceType(
             "", "v1", "events", "event", "Event", True, ("ev",),
             columns=(
-                _col("Last Seen", "date", ".lastTimestamp"),
+                _col("Last Seen", "date", "@event-last-seen"),
                 _col("Type", "string", ".type"),
                 _col("Reason", "string", ".reason"),
-                _col("Object", "string", ".involvedObject.name"),
+                _col("Object", "string", "@event-object"),
                 _col("Message", "string", ".message"),
             ),
         ),

@@ -77,8 +77,21 @@ def human_age(stamp: str, now: dt.datetime | None = None) -> str:
     return f"{days // 365}y{days % 365}d" if days % 365 else f"{days // 365}y"
 
 
+def _computed(path: str, obj: dict[str, Any]) -> list[Any]:
+    """Built-in columns that are not a single field (kube-apiserver computes them in Go)."""
+    if path == "@event-object":
+        ref = obj.get("involvedObject") or obj.get("regarding") or {}
+        return [f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"]
+    if path == "@event-last-seen":
+        for candidate in (obj.get("series") or {}).get("lastObservedTime"), obj.get("lastTimestamp"), \
+                obj.get("eventTime"), obj.get("metadata", {}).get("creationTimestamp"):
+            if isinstance(candidate, str) and candidate:
+                return [candidate[:19] + "Z"]
+    return []
+
+
 def _cell(col: PrinterColumn, obj: dict[str, Any]) -> Any:
-    values = jsonpath(obj, col.json_path)
+    values = _computed(col.json_path, obj) if col.json_path.startswith("@") else jsonpath(obj, col.json_path)
     if not values:
         return None
     value = values[0]
@@ -103,8 +116,9 @@ def columns_of(rt: ResourceType) -> list[PrinterColumn]:
 
 
 def column_definitions(rt: ResourceType) -> list[dict[str, Any]]:
+    # Events hide their (generated) names unless -o wide, as kubectl shows them from a real cluster.
     defs = [{"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a "
-             "namespace.", "priority": 0}]
+             "namespace.", "priority": 1 if rt.kind == "Event" else 0}]
     for col in columns_of(rt):
         defs.append({"name": col.name, "type": "string" if col.type == "date" else col.type,
                      "format": col.format, "description": col.description, "priority": col.priority})
