@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -28,6 +29,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 import operator_harness as h  # noqa: E402
 
 from wasmfleet.kube import resources as kres  # noqa: E402
+from wasmfleet.testing import apiserver as apiserver_helper  # noqa: E402
 from wasmfleet.testing import nats as nats_helper  # noqa: E402
 
 NS = "default"
@@ -68,7 +70,10 @@ def ready_count(items: list[dict[str, object]]) -> int:
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        with nats_helper.running_nats_server(tmp / "nats") as url, h.apiserver(tmp / "api") as kubeconfig:
+        with nats_helper.running_nats_server(tmp / "nats") as url, \
+                apiserver_helper.apiserver_process(tmp / "api") as api_proc:
+            kubeconfig = api_proc.kubeconfig
+            api_ps = psutil.Process(api_proc.pid)
             hosts_proc = subprocess.Popen([sys.executable, __file__, "--fake-hosts", str(args.hosts), "--nats", url])
             op_log = open(tmp / "operator.log", "ab")  # noqa: SIM115
             op = subprocess.Popen(
@@ -87,6 +92,7 @@ async def run(args: argparse.Namespace) -> None:
                 await h.eventually(hosts_ready, timeout_s=60, what="hosts registered")
                 await asyncio.sleep(3.5)  # the operator's startup grace for placements
                 cpu0 = sum(ps.cpu_times()[:2])
+                api_cpu0 = sum(api_ps.cpu_times()[:2])
                 t0 = time.monotonic()
                 sem = asyncio.Semaphore(16)
 
@@ -108,6 +114,7 @@ async def run(args: argparse.Namespace) -> None:
                     ready = ready_count(items)
                 elapsed = time.monotonic() - t0
                 cpu = sum(ps.cpu_times()[:2]) - cpu0
+                api_cpu = sum(api_ps.cpu_times()[:2]) - api_cpu0
                 items, _ = await kube.list(kres.WORKLOADS, NS)
                 per_host: dict[str, int] = {}
                 for w in items:
@@ -116,9 +123,12 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"deployments: {args.deployments} on {args.hosts} hosts (fake protocol hosts)")
                 print(f"created all in {created:.1f}s; all Ready after {elapsed:.1f}s "
                       f"({ready}/{args.deployments} ready); target <= 60 s -> ratio {elapsed / 60:.2f}")
-                print(f"operator peak RSS {peak_rss / 2**20:.0f} MB (median {statistics.median(rss_samples) / 2**20:.0f} MB);"
+                median_rss = statistics.median(rss_samples) / 2**20
+                print(f"operator peak RSS {peak_rss / 2**20:.0f} MB (median {median_rss:.0f} MB);"
                       f" target <= 300 MB -> ratio {peak_rss / 2**20 / 300:.2f}")
-                print(f"operator CPU {cpu:.1f}s over {elapsed:.1f}s ({100 * cpu / elapsed:.0f}% of one core)")
+                print(f"operator CPU {cpu:.1f}s over {elapsed:.1f}s ({100 * cpu / elapsed:.0f}% of one core); "
+                      f"API server CPU {api_cpu:.1f}s ({100 * api_cpu / elapsed:.0f}%)")
+                print(f"machine load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
                 print(f"workloads per host: min {min(per_host.values())} max {max(per_host.values())}")
             finally:
                 await kube.close()

@@ -41,6 +41,9 @@ class Informer:
         self._watch_timeout_s = watch_timeout_s
         self._resync_s = resync_s
         self._cache: dict[str, client.Obj] = {}
+        # Secondary indexes: name -> (function giving an object's index values, value -> keys).
+        self._indexers: dict[str, Callable[[client.Obj], list[str]]] = {}
+        self._indexes: dict[str, dict[str, set[str]]] = {}
         self._handlers: list[Handler] = []
         self._synced = asyncio.Event()
         self._rv = ""
@@ -48,6 +51,31 @@ class Informer:
 
     def add_handler(self, handler: Handler) -> None:
         self._handlers.append(handler)
+
+    def add_index(self, name: str, values: Callable[[client.Obj], list[str]]) -> None:
+        """Maintain an index (e.g. by owner uid) so lookups do not scan the whole cache."""
+        self._indexers[name] = values
+        index: dict[str, set[str]] = {}
+        for key, obj in self._cache.items():
+            for value in values(obj):
+                index.setdefault(value, set()).add(key)
+        self._indexes[name] = index
+
+    def by_index(self, name: str, value: str) -> list[client.Obj]:
+        keys = self._indexes[name].get(value, ())
+        return [self._cache[k] for k in keys if k in self._cache]
+
+    def _reindex(self, key: str, old: client.Obj | None, new: client.Obj | None) -> None:
+        for name, values in self._indexers.items():
+            index = self._indexes[name]
+            for value in values(old) if old is not None else []:
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+            for value in values(new) if new is not None else []:
+                index.setdefault(value, set()).add(key)
 
     def get(self, key: str) -> client.Obj | None:
         return self._cache.get(key)
@@ -74,10 +102,11 @@ class Informer:
     def _apply(self, kind: str, obj: client.Obj) -> None:
         key = resources.key_of(obj)
         if kind == "DELETED":
-            self._cache.pop(key, None)
+            self._reindex(key, self._cache.pop(key, None), None)
         else:
             old = self._cache.get(key)
             self._cache[key] = obj
+            self._reindex(key, old, obj)
             if old is not None and old["metadata"].get("resourceVersion") == obj["metadata"].get(
                 "resourceVersion"
             ):

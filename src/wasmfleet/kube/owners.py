@@ -39,6 +39,11 @@ def is_owned_by(obj: client.Obj, owner: client.Obj) -> bool:
     )
 
 
+def owner_uids(obj: client.Obj) -> list[str]:
+    """Index function: the uids of every owner of `obj`."""
+    return [str(ref["uid"]) for ref in obj.get("metadata", {}).get("ownerReferences") or [] if "uid" in ref]
+
+
 def enqueue_owner(kind: str, add: Callable[[str], None]) -> Callable[[str, client.Obj], None]:
     """An informer handler that queues the key of the child's controlling `kind` owner."""
 

@@ -116,7 +116,7 @@ class DeploymentController:
             return await finish(ctx.settings.reconciling.unschedulable_retry_s)
         rs_name = f"{name}-{template_hash(template)}"
         rs_reader = ctx.readers["replicasets"]
-        owned = [r for r in ctx.informers.replicasets.list(ns) if owners.is_owned_by(r, obj)]
+        owned = ctx.informers.replicasets.by_index(replicasets.OWNER_INDEX, obj["metadata"]["uid"])
         current = next((r for r in owned if r["metadata"]["name"] == rs_name), None)
         old = [r for r in owned if r["metadata"]["name"] != rs_name]
         desired = wd.spec.replicas

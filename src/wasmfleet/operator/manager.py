@@ -196,6 +196,8 @@ class Operator:
             configmaps=informer(kres.CONFIGMAPS),
             secrets=informer(kres.SECRETS),
         )
+        infs.workloads.add_index(replicasets.OWNER_INDEX, owners.owner_uids)
+        infs.replicasets.add_index(replicasets.OWNER_INDEX, owners.owner_uids)
         book = assignments.Assignments()
         registry = hostregistry.HostRegistry(cfg.hosts, self.metrics, self._host_changed)
         ctx = context.Context(
@@ -210,8 +212,8 @@ class Operator:
         recs: dict[str, tuple[Callable[[str], Awaitable[float | None]], int]] = {
             "hosts": (hosts.HostController(ctx).reconcile, 4),
             "workloads": (self._workload_ctl.reconcile, concurrency),
-            "replicasets": (replicasets.ReplicaSetController(ctx).reconcile, 8),
-            "deployments": (deployments.DeploymentController(ctx).reconcile, 8),
+            "replicasets": (replicasets.ReplicaSetController(ctx).reconcile, 16),
+            "deployments": (deployments.DeploymentController(ctx).reconcile, 16),
             "artifacts": (artifacts.ArtifactController(ctx).reconcile, 2),
         }
         for name, (reconcile, n) in recs.items():

@@ -35,8 +35,10 @@ def is_ready(wl: dict[str, Any]) -> bool:
 
 
 def children_of(ctx: context.Context, owner: dict[str, Any]) -> list[dict[str, Any]]:
-    ns = owner["metadata"].get("namespace")
-    return [w for w in ctx.informers.workloads.list(ns) if owners.is_owned_by(w, owner)]
+    return ctx.informers.workloads.by_index(OWNER_INDEX, owner["metadata"]["uid"])
+
+
+OWNER_INDEX = "owner-uid"
 
 
 class ReplicaSetController:
