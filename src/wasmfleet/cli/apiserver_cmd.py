@@ -33,6 +33,10 @@ def apiserver(data_dir: Path, host: str, port: int, token: str | None, tls: bool
     settings = ServerSettings(data_dir=data_dir, host=host, port=port, token=token, tls=tls,
                               watch_window=max(watch_window, 1), install_crds=not no_crds)
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"apiserver data dir {data_dir}: {exc.strerror or exc}") from exc
+    try:
         asyncio.run(app.run_forever(settings))
     except OSError as exc:
         raise click.ClickException(f"apiserver on {host}:{port}: {exc.strerror or exc}") from exc
