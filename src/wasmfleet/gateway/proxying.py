@@ -185,16 +185,16 @@ class Proxy:
         if route is None:
             return self._own(request, host_header)
         started = time.perf_counter()
-        self.metrics.in_flight.labels(route=route).inc()
+        series = self.metrics.route(route)
+        series.in_flight.inc()
         code = 0
         try:
-            response = await self._forward(request, route)
+            response = await self._forward(request, route, series)
             code = response.status
             return response
         finally:
-            self.metrics.in_flight.labels(route=route).dec()
-            self.metrics.requests.labels(route=route, code=str(code or 499)).inc()
-            self.metrics.duration.labels(route=route).observe(time.perf_counter() - started)
+            series.in_flight.dec()
+            series.answered(code or 499, time.perf_counter() - started)
 
     def _own(self, request: web.Request, host_header: str | None) -> web.Response:
         """Answers for requests no route claims: health, metrics, or a clear 503/400."""
@@ -216,7 +216,7 @@ class Proxy:
         self.metrics.requests.labels(route=metrics.UNKNOWN_ROUTE, code=str(response.status)).inc()
         return response
 
-    async def _forward(self, request: web.Request, route: str) -> web.StreamResponse:
+    async def _forward(self, request: web.Request, route: str, series: metrics.RouteMetrics) -> web.StreamResponse:
         backends = self.table.routes.get(route, ())
         body = await _Body.of(request, self.settings.buffer_limit)
         tried: set[routes.Backend] = set()
@@ -227,7 +227,7 @@ class Proxy:
             if backend is None:
                 return _text(502, f"bad gateway: no replica of {route!r} could be reached ({last_error})")
             if tried or stale_retry_used:
-                self.metrics.retries.labels(route=route).inc()
+                series.retries.inc()
             self.balancer.acquire(backend)
             try:
                 return await self._exchange(request, backend, body)
@@ -293,6 +293,16 @@ class Proxy:
                 if self.settings.backend_header:
                     early.headers[BACKEND_HEADER] = backend.host_name or backend.authority
                 return early
+            length = upstream.content_length
+            if request.method != "HEAD" and length is not None and length <= self.settings.buffer_limit:
+                # Small and complete: one write instead of headers, chunk and end separately. Nothing is
+                # lost in streaming terms (the host sent a Content-Length, so it had the whole body).
+                whole = web.Response(status=upstream.status, reason=upstream.reason, body=await upstream.read())
+                for key, value in _forwardable(upstream.headers, ("Content-Length",)).items():
+                    whole.headers.add(key, value)
+                if self.settings.backend_header:
+                    whole.headers[BACKEND_HEADER] = backend.host_name or backend.authority
+                return whole
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for key, value in _forwardable(upstream.headers).items():
                 response.headers.add(key, value)
