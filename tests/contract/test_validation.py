@@ -36,3 +36,21 @@ def test_invalid_object_is_422_listing_every_field(kube: Kube, ns: str) -> None:
     assert got.status == 422 and "spec.size" in {c["field"] for c in got.body["details"]["causes"]}
     bad_name = widget("Not_A_Name")
     assert kube.post(f"{WIDGETS}/namespaces/{ns}/widgets", bad_name).status == 422
+
+
+def test_cross_field_rules_of_wasmfleet_kinds_are_enforced(kube: Kube, ns: str) -> None:
+    """The CRDs state these as CEL rules; a real cluster evaluates CEL, the embedded server the models."""
+    path = f"/apis/runtime.wasmcloud.dev/v1alpha1/namespaces/{ns}/workloads"
+    body = {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Workload", "metadata": {"name": "v"},
+            "spec": {"components": [{"name": "c", "image": "ghcr.io/example/c:1"}],
+                     "volumes": [{"name": "data", "ephemeral": {}, "hostPath": {"path": "/tmp"}}]}}
+    got = kube.post(path, body)
+    assert got.status == 422, got.body
+    assert "spec.volumes[0]" in {c["field"] for c in got.body["details"]["causes"]}
+    body["spec"]["volumes"] = [{"name": "data", "ephemeral": {}}]
+    body["metadata"]["finalizers"] = ["contract.wasmfleet.dev/hold"]
+    assert kube.post(path, body).status == 201
+    assert kube.delete(f"{path}/v").status in (200, 202)
+    held = kube.get(f"{path}/v").body
+    assert held["metadata"]["deletionTimestamp"]
+    assert kube.patch(f"{path}/v", {"metadata": {"finalizers": None}}).status == 200

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from wasmfleet.api import crds, groups, validation
 from wasmfleet.apiserver import errors, kinds, security
 from wasmfleet.apiserver.collecting import GarbageCollector
 from wasmfleet.apiserver.engine import Engine, WriteOptions
@@ -42,9 +43,12 @@ class Running:
 
 
 def _bundled_crds() -> list[dict[str, Any]]:
-    from wasmfleet.api import crds  # the five wasmfleet kinds, generated from the models
+    return crds.all_crds()  # the five wasmfleet kinds, generated from the models
 
-    return crds.all_crds()
+
+def _wasmfleet_rules(obj: dict[str, Any]) -> list[tuple[str, str]]:
+    """The CEL rules of wasmfleet's CRDs, as the models state them (same messages as `wasmfleet validate`)."""
+    return [(err.path, err.message) for err in validation.validate_object(obj)]
 
 
 async def _bootstrap(engine: Engine, install_crds: bool) -> None:
@@ -110,7 +114,7 @@ async def serving(settings: ServerSettings) -> AsyncIterator[Running]:
     registry = Registry()
     store = Store(storage, rv, rows)
     hub = WatchHub(settings.watch_window, start_rv=rv)
-    engine = Engine(registry, store, hub)
+    engine = Engine(registry, store, hub, rules={groups.GROUP: _wasmfleet_rules} if settings.install_crds else {})
     _install_stored_crds(engine)
     gc = GarbageCollector(engine)
     store.on_commit.extend([hub.publish, gc.on_commit])

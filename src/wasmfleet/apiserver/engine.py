@@ -11,6 +11,7 @@ import base64
 import copy
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,11 +43,19 @@ class WriteResult:
     text: str | None = None  # the stored JSON of `obj` when it is exactly what was stored
 
 
+# Rules a CRD states in CEL (x-kubernetes-validations), evaluated here by Python code per API group:
+# object -> [(field path, message)]. Keeps the embedded server as strict as a real cluster for wasmfleet's
+# own kinds without a CEL interpreter.
+RuleCheck = Callable[[dict[str, Any]], list[tuple[str, str]]]
+
+
 class Engine:
-    def __init__(self, registry: Registry, store: Store, hub: WatchHub) -> None:
+    def __init__(self, registry: Registry, store: Store, hub: WatchHub,
+                 rules: dict[str, RuleCheck] | None = None) -> None:
         self.registry = registry
         self.store = store
         self.hub = hub
+        self.rules = rules or {}
         self._checkers: dict[tuple[str, str, str], SchemaChecker] = {}
 
     # --- helpers -----------------------------------------------------------------------------
@@ -132,6 +141,10 @@ class Engine:
             causes.extend(checker.validate(obj))
         if kinds.is_crd(rt):
             causes.extend(kinds.check_crd(obj))
+        rule_check = self.rules.get(rt.group)
+        if rule_check is not None and not causes:
+            causes.extend({"reason": "FieldValueInvalid", "field": path, "message": f'Invalid value: "object": {msg}'}
+                          for path, msg in rule_check(obj))
         if causes:
             raise errors.invalid(rt.kind, rt.group, name, causes)
         return warnings
