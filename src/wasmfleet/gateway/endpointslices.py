@@ -93,11 +93,7 @@ class EndpointSliceSync:
         for key, body in wanted.items():
             old = have.get(key)
             if old is None:
-                try:
-                    await self._kube.create(ENDPOINTSLICES, key[0], body)
-                except errors.NotFound:
-                    await self._kube.create(resources.NAMESPACES, None, {"metadata": {"name": key[0]}})
-                    await self._kube.create(ENDPOINTSLICES, key[0], body)
+                await self._kube.create(ENDPOINTSLICES, key[0], body)
                 log.info("endpointslice %s/%s created", *key)
             elif not _same(old, body):
                 body = {

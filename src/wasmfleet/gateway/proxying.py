@@ -208,11 +208,9 @@ class Proxy:
             response = _text(400, "request has no Host header; the gateway routes by Host")
         else:
             name = routes.normalize_hostname(host_header)
-            response = _text(
-                503,
-                f"no ready workload serves host {name!r} on this gateway "
-                f"(known hosts: {', '.join(sorted(self.table.routes)) or 'none'})",
-            )
+            # The body names only the host asked for: listing the others would tell any client every
+            # hostname this gateway serves.
+            response = _text(503, f"no ready workload serves host {name!r} on this gateway")
         self.metrics.requests.labels(route=metrics.UNKNOWN_ROUTE, code=str(response.status)).inc()
         return response
 
