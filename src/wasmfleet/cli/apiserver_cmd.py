@@ -27,7 +27,11 @@ from wasmfleet.apiserver.settings import ServerSettings
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 def apiserver(data_dir: Path, host: str, port: int, token: str | None, tls: bool, watch_window: int,
               no_crds: bool, verbose: bool) -> None:
-    """Serve the Kubernetes API for wasmfleet's resources from one SQLite file."""
+    """Serve the Kubernetes API for wasmfleet's resources from one SQLite file.
+
+    \b
+    Example:
+        wasmfleet apiserver --data-dir ./state --port 6443 && kubectl --kubeconfig ./state/kubeconfig get hosts"""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ServerSettings(data_dir=data_dir, host=host, port=port, token=token, tls=tls,

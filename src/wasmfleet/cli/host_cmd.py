@@ -74,6 +74,10 @@ def host(
 
     SIGTERM or Ctrl-C stops gracefully: no new work, a leaving announcement to the operator,
     in-flight requests finished within --drain-timeout.
+
+    \b
+    Example:
+      wasmfleet host --nats nats://127.0.0.1:4222 --group public-ingress --http-addr 127.0.0.1:4000
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     labels = {"hostgroup": group, **_labels(label_values)}

@@ -1,43 +1,59 @@
 """The `wasmfleet` command: one group, each subcommand in its own module.
 
-Subcommands are registered here by hand (no import-time self-registration) so the list of what
-the CLI exposes is readable in one place.
+Subcommands are listed here by hand (no import-time self-registration) so what the CLI exposes is
+readable in one place. They load lazily: `wasmfleet validate` must not pay for importing wasmtime,
+aiohttp and the Kubernetes client, and every child process `wasmfleet up` starts imports only its
+own command.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from wasmfleet import __version__
-from wasmfleet.cli import (
-    apiserver_cmd,
-    crds_cmd,
-    gateway_cmd,
-    host_cmd,
-    operator_cmd,
-    resources_cmd,
-    serve_cmd,
-    up_cmd,
-    validate_cmd,
-)
+
+# name -> (module under wasmfleet.cli, attribute, one-line help shown by `wasmfleet --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "up": ("up_cmd", "up", "Start NATS, the API server, the operator, the hosts and the gateway on this machine."),
+    "apply": ("resources_cmd", "apply", "Create or update objects from manifests (server-side apply)."),
+    "get": ("resources_cmd", "get", "List objects of a kind (hosts, workloads/ww, workloaddeployments/wd, ...)."),
+    "describe": ("resources_cmd", "describe", "Show one object: spec, status, conditions and recent events."),
+    "delete": ("resources_cmd", "delete", "Delete objects by kind and name, or those in manifests."),
+    "validate": ("validate_cmd", "validate", "Validate wasmCloud v2 manifests offline."),
+    "crds": ("crds_cmd", "crds", "Print the runtime.wasmcloud.dev CRDs as YAML."),
+    "serve": ("serve_cmd", "serve", "Serve a wasi:http component over HTTP (development mode)."),
+    "apiserver": ("apiserver_cmd", "apiserver", "Serve the embedded Kubernetes-compatible API server (SQLite)."),
+    "operator": ("operator_cmd", "operator", "Reconcile the runtime.wasmcloud.dev resources and drive hosts."),
+    "host": ("host_cmd", "host", "Join the fleet over NATS and run the workloads the operator asks for."),
+    "gateway": ("gateway_cmd", "gateway", "Route HTTP by Host header to the Ready replicas of workloads."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module, attr, _ = entry
+        command = getattr(importlib.import_module(f"wasmfleet.cli.{module}"), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Uses the table's help lines so `--help` imports no command module.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, _, short) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wasmfleet")
 def cli() -> None:
     """Run WebAssembly workloads across a fleet of machines (wasmCloud v2 compatible)."""
-
-
-cli.add_command(crds_cmd.crds)
-cli.add_command(apiserver_cmd.apiserver)
-cli.add_command(validate_cmd.validate)
-cli.add_command(gateway_cmd.gateway)
-cli.add_command(up_cmd.up)
-cli.add_command(operator_cmd.operator)
-cli.add_command(serve_cmd.serve)
-cli.add_command(host_cmd.host)
-for _verb in (resources_cmd.apply, resources_cmd.get, resources_cmd.describe, resources_cmd.delete):
-    cli.add_command(_verb)
 
 
 def main() -> None:

@@ -85,7 +85,11 @@ def _addr(value: str) -> tuple[str, int]:
 def serve(component: Path, addr: str, workers: int, config: tuple[str, ...], env: tuple[str, ...],
           allow_hosts: tuple[str, ...], dirs: tuple[str, ...], grants: tuple[str, ...], pool_size: int,
           max_invocations: int, timeout_s: float, memory_limit_mb: int, cache_dir: Path | None) -> None:
-    """Serve a wasi:http component over HTTP (development mode)."""
+    """Serve a wasi:http component over HTTP (development mode).
+
+    \b
+    Example:
+        wasmfleet serve hello.wasm --addr 127.0.0.1:8080 --workers 2 --config host=hello.localhost"""
     host, port = _addr(addr)
     spec = specs.ComponentSpec(
         workload_id="serve",
