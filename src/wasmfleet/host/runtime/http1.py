@@ -121,6 +121,7 @@ class Connection(asyncio.Protocol):
         host: str | None = None
         length = 0
         chunked = False
+        expect_continue = False
         conn_hdr = b""
         for line in lines[1:]:
             name_b, sep, value = line.partition(b":")
@@ -146,6 +147,10 @@ class Connection(asyncio.Protocol):
             if name == "connection":
                 conn_hdr = value.lower()
                 continue
+            if name == "expect":
+                # Clients (curl for bodies over 1 MB) wait for "100 Continue" before the body.
+                expect_continue = value.lower() == b"100-continue"
+                continue
             headers.append((name, value))
         self.keep_alive = (b"close" not in conn_hdr) if version == b"HTTP/1.1" else (b"keep-alive" in conn_hdr)
         if length > self.max_body:
@@ -160,6 +165,8 @@ class Connection(asyncio.Protocol):
             body.close()
         self.body = body
         body.on_drain = self._resume_threadsafe
+        if expect_continue and not body.eof and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.busy = True
         self.head_sent = False
         self.is_head = method == "HEAD"

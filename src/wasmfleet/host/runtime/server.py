@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from wasmfleet.host.runtime import instances, serving
 from wasmfleet.host.runtime import workers as processes
 from wasmfleet.host.runtime.errors import RuntimeUnavailable
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
+
+log = logging.getLogger(__name__)
 
 
 class WasmServer:
@@ -43,6 +46,10 @@ class WasmServer:
         self._routes: dict[str, tuple[list[str], ComponentSpec]] = {}
         self._started = False
         self._stopped = False
+        self._lock = asyncio.Lock()
+        """Serializes route changes and worker restarts, so a restarted worker misses no route."""
+        self._supervisor: asyncio.Task[None] | None = None
+        self.restarts = 0
 
     async def start(self, routes: list[tuple[str, list[str], ComponentSpec]] | None = None) -> None:
         """Starts listening. `routes` (workload_id, hostnames, spec) are live before the port
@@ -75,7 +82,35 @@ class WasmServer:
                 for w in self._workers:
                     w.kill()
                 raise
+            self._supervisor = asyncio.create_task(self._supervise())
         self._started = True
+
+    async def _supervise(self) -> None:
+        """Restarts a worker process that died, with every current route, on the same port."""
+        while not self._stopped:
+            await asyncio.sleep(0.5)
+            for i, worker in enumerate(self._workers):
+                if worker.alive() or self._stopped:
+                    continue
+                async with self._lock:
+                    if self._stopped:
+                        return
+                    log.warning("wasm worker %d (pid %d) died; restarting it", i, worker.process.pid)
+                    worker.kill()
+                    initial = [
+                        (wid, hosts, spec, self._prepared.get((wid, Path(spec.wasm_path))) or
+                         str(await self.prepare(spec)))
+                        for wid, (hosts, spec) in self._routes.items()
+                    ]
+                    fresh = processes.Worker(i, self.host, self.port, self.settings, initial)
+                    try:
+                        await fresh.ready()
+                    except Exception:
+                        log.exception("restarting wasm worker %d failed", i)
+                        fresh.kill()
+                        continue
+                    self._workers[i] = fresh
+                    self.restarts += 1
 
     def _check_running(self) -> None:
         if not self._started or self._stopped:
@@ -96,19 +131,23 @@ class WasmServer:
         self._check_running()
         key = (spec.workload_id, Path(spec.wasm_path))
         artefact = self._prepared.get(key) or str(await self.prepare(spec))
-        if self._core is not None:
-            await self._core.route(workload_id, hostnames, spec, artefact)
-        else:
-            await asyncio.gather(*(w.call("route", workload_id, hostnames, spec, artefact) for w in self._workers))
-        self._routes[workload_id] = (list(hostnames), spec)
+        async with self._lock:
+            if self._core is not None:
+                await self._core.route(workload_id, hostnames, spec, artefact)
+            else:
+                await asyncio.gather(
+                    *(w.call("route", workload_id, hostnames, spec, artefact) for w in self._workers)
+                )
+            self._routes[workload_id] = (list(hostnames), spec)
 
     async def unroute(self, workload_id: str) -> None:
         self._check_running()
-        if self._core is not None:
-            self._core.unroute(workload_id)
-        else:
-            await asyncio.gather(*(w.call("unroute", workload_id) for w in self._workers))
-        route = self._routes.pop(workload_id, None)
+        async with self._lock:
+            if self._core is not None:
+                self._core.unroute(workload_id)
+            else:
+                await asyncio.gather(*(w.call("unroute", workload_id) for w in self._workers))
+            route = self._routes.pop(workload_id, None)
         if route is not None:
             self._prepared.pop((workload_id, Path(route[1].wasm_path)), None)
 
@@ -120,6 +159,8 @@ class WasmServer:
         if not self._started or self._stopped:
             return
         self._stopped = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
         grace = self.settings.drain_timeout_s if grace_s is None else grace_s
         if self._core is not None:
             await self._core.stop(grace)
@@ -127,7 +168,7 @@ class WasmServer:
             async def stop_one(w: processes.Worker) -> None:
                 with contextlib.suppress(RuntimeUnavailable):
                     await w.call("stop", grace, timeout=grace + 5)
-                await asyncio.to_thread(w.process.join, 5)
+                await asyncio.to_thread(w.join, 5)
                 w.kill()
 
             await asyncio.gather(*(stop_one(w) for w in self._workers))
@@ -157,4 +198,5 @@ class WasmServer:
             out["serving"] = self._core.stats()
         else:
             out["workers_alive"] = sum(1 for w in self._workers if w.alive())
+            out["worker_restarts"] = self.restarts
         return out

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import multiprocessing.connection
 import socket
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -99,16 +100,18 @@ class Worker:
 
     def __init__(self, index: int, host: str, port: int, settings: RuntimeSettings,
                  initial: list[tuple[Any, ...]] | None = None) -> None:
-        ctx = multiprocessing.get_context("spawn")
+        # A plain `python -m` child over a socketpair, not multiprocessing's spawn: spawn re-imports
+        # the parent's __main__ (for `wasmfleet` that is the whole CLI, seconds of imports).
         self.index = index
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(
-            target=worker_main, args=(child, host, port, settings, logging.getLogger().level, initial or []),
-            name=f"wasmfleet-worker-{index}", daemon=True,
+        parent_sock, child_sock = socket.socketpair()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wasmfleet.host.runtime.workers", str(child_sock.fileno())],
+            pass_fds=(child_sock.fileno(),),
         )
+        child_sock.close()
+        self.conn = multiprocessing.connection.Connection(parent_sock.detach())
+        self.conn.send((host, port, settings, logging.getLogger().level, initial or []))
         self.lock = asyncio.Lock()
-        self.process.start()
-        child.close()
 
     async def ready(self, timeout: float = 60.0) -> None:
         def wait() -> Any:
@@ -119,7 +122,7 @@ class Worker:
         await asyncio.to_thread(wait)
 
     async def call(self, *cmd: Any, timeout: float = 120.0) -> Any:
-        if not self.process.is_alive():
+        if not self.alive():
             raise RuntimeUnavailable(f"worker {self.index} (pid {self.process.pid}) is not running")
 
         def roundtrip() -> Any:
@@ -138,9 +141,22 @@ class Worker:
         return value
 
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return self.process.poll() is None
+
+    def join(self, timeout: float) -> None:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
 
     def kill(self) -> None:
-        if self.process.is_alive():
+        if self.alive():
             self.process.kill()
-        self.process.join(5)
+        self.join(5)
+        self.conn.close()
+
+
+if __name__ == "__main__":
+    _conn = multiprocessing.connection.Connection(int(sys.argv[1]))
+    _host, _port, _settings, _level, _initial = _conn.recv()
+    worker_main(_conn, _host, _port, _settings, _level, _initial)
