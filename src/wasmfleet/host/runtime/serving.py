@@ -29,6 +29,9 @@ FLUSH_BYTES = 64 * 1024
 FLUSH_AFTER_S = 0.02
 """A guest that flushes after running this long is streaming: pass its bytes on at once."""
 
+IDLE_TIMEOUT_S = 75.0
+"""Keep-alive connections idle this long are closed (longer than typical client/proxy pools' 60 s)."""
+
 
 class ThreadSink:
     """`ResponseSink` for one request: batches the guest's response for the connection.
@@ -151,6 +154,16 @@ class ServingCore:
         self.idle_event.set()
         self.thread.start()
         self.server = await self.loop.create_server(self._new_connection, sock=sock, backlog=1024)
+        self.loop.call_later(IDLE_TIMEOUT_S / 3, self._reap_idle)
+
+    def _reap_idle(self) -> None:
+        if self.stopping or self.loop is None:
+            return
+        cutoff = time.monotonic() - IDLE_TIMEOUT_S
+        for conn in list(self.connections):
+            if conn.idle() and conn.last_active < cutoff and conn.transport is not None:
+                conn.transport.close()
+        self.loop.call_later(IDLE_TIMEOUT_S / 3, self._reap_idle)
 
     def _new_connection(self) -> http1.Connection:
         conn = http1.Connection(self, self.settings.max_request_body_mb << 20, self.connections.discard)
