@@ -101,3 +101,19 @@ def test_get_events_and_describe_shows_them(server: ApiServerProcess, tmp_path) 
     assert header[:3] == ["LAST", "SEEN", "TYPE"] and "OBJECT" in header
     described = kubectl(kc, "describe", "host", host["name"]).stdout
     assert "Heartbeat" in described and "first heartbeat" in described
+
+
+def test_kubectl_create_subcommands_send_protobuf_bodies(server: ApiServerProcess) -> None:
+    kc = server.kubeconfig
+    kubectl(kc, "create", "namespace", "proto")
+    kubectl(kc, "create", "configmap", "c1", "--from-literal=a=b", "-n", "proto")
+    kubectl(kc, "create", "secret", "generic", "s1", "--from-literal=a=b", "-n", "proto")
+    kubectl(kc, "create", "service", "clusterip", "svc1", "--tcp=80:8080", "-n", "proto")
+    cm = yaml.safe_load(kubectl(kc, "get", "cm", "c1", "-n", "proto", "-o", "yaml").stdout)
+    assert cm["data"] == {"a": "b"} and "generateName" not in cm["metadata"]
+    secret = yaml.safe_load(kubectl(kc, "get", "secret", "s1", "-n", "proto", "-o", "yaml").stdout)
+    assert secret["data"] == {"a": "Yg=="} and secret["type"] == "Opaque"
+    svc = yaml.safe_load(kubectl(kc, "get", "svc", "svc1", "-n", "proto", "-o", "yaml").stdout)
+    assert svc["spec"]["ports"][0]["port"] == 80 and svc["spec"]["ports"][0]["targetPort"] == 8080
+    kubectl(kc, "delete", "namespace", "proto")
+    assert kubectl(kc, "get", "namespace", "proto", check=False).returncode != 0

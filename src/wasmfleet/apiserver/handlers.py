@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from wasmfleet.apiserver import discovery, errors, openapi, patching, routing, security, tables
+from wasmfleet.apiserver import discovery, errors, openapi, patching, protobufs, routing, security, tables
 from wasmfleet.apiserver.engine import Engine, WriteOptions, WriteResult
 from wasmfleet.apiserver.settings import ServerSettings
 from wasmfleet.apiserver.store import dumps, intern_keys, loads
@@ -92,6 +92,10 @@ class Handlers:
         ctype = request.headers.get("Content-Type", JSON).split(";")[0].strip().lower()
         if not raw.strip():
             return None
+        if ctype == "application/vnd.kubernetes.protobuf":
+            return protobufs.decode(raw)
+        if ctype in ("application/cbor", patching.APPLY_CBOR):
+            raise errors.ApiError(415, f"unsupported media type {ctype!r}: send application/json or YAML")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -101,8 +105,6 @@ class Handlers:
                 return intern_keys(yaml.load(text, Loader=_YAML_LOADER))
             except yaml.YAMLError as exc:
                 raise errors.bad_request(f"the request body is not valid YAML: {str(exc).splitlines()[0]}") from exc
-        if ctype in ("application/vnd.kubernetes.protobuf", "application/cbor", patching.APPLY_CBOR):
-            raise errors.ApiError(415, f"unsupported media type {ctype!r}: send application/json or YAML")
         try:
             return loads(text)
         except json.JSONDecodeError as exc:

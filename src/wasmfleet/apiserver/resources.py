@@ -101,6 +101,7 @@ def builtin_types() -> list[ResourceType]:
         ),
         ResourceType(
             "", "v1", "services", "service", "Service", True, ("svc",),
+            categories=("all",),  # as in Kubernetes, so `kubectl get all` works
             status_subresource=True,
             columns=(_col("Type", "string", ".spec.type"), _col("Cluster-IP", "string", ".spec.clusterIP"), AGE),
         ),
