@@ -7,7 +7,8 @@ Checks:
   are stopped;
 - a crashed child is restarted (new pid, restart counted in children.json) and reported;
 - stop terminates children in reverse order (stop_early ones first), including processes they forked;
-- the port book keeps ports across runs and replaces a port that got taken.
+- the port book keeps ports across runs and replaces a port that got taken;
+- the fleet plan starts every part the CLI has, hosts of every group, in dependency order.
 """
 
 from __future__ import annotations
@@ -174,3 +175,14 @@ def test_port_book_keeps_ports_and_replaces_taken_ones(tmp_path: Path) -> None:
         squatter.listen()
         assert again.port("a") == a
         assert again.port("b") != b
+
+
+def test_plan_starts_every_part_this_build_has(tmp_path: Path) -> None:
+    from wasmfleet.cli import main
+    from wasmfleet.embedded import fleet
+
+    options = fleet.FleetOptions(data_dir=tmp_path, hosts_per_group=2)
+    endpoints = fleet.Endpoints.allocate(options, ports.PortBook(tmp_path / "ports.json"))
+    names = [c.name for c in fleet.plan(options, endpoints, sorted(main.COMMANDS))]
+    hosts = [f"host {g}-{i}" for g in fleet.DEFAULT_GROUPS for i in (1, 2)]
+    assert names == ["nats-server", "apiserver", "operator", *hosts, "gateway"]

@@ -50,7 +50,7 @@ def up(data_dir: Path, host_groups: tuple[str, ...], hosts_per_group: int, gatew
       wasmfleet up --apply examples/hello/deployment.yaml
       export KUBECONFIG=.wasmfleet/kubeconfig; kubectl get hosts
     """
-    from wasmfleet.cli import main  # the group, to know which subcommands this build has
+    from wasmfleet.cli import main  # the command table, to know which subcommands this build has
 
     options = fleet.FleetOptions(
         data_dir=data_dir.resolve(),
@@ -76,7 +76,7 @@ def up(data_dir: Path, host_groups: tuple[str, ...], hosts_per_group: int, gatew
             await _apply_and_wait(options.data_dir / "kubeconfig", docs, endpoints.gateway_url, report)
 
     try:
-        asyncio.run(running.run(options, sorted(main.cli.commands), report, after_start=after_start))
+        asyncio.run(running.run(options, sorted(main.COMMANDS), report, after_start=after_start))
     except (supervising.StartError, running.AlreadyRunning) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
