@@ -13,9 +13,11 @@ import asyncio
 import enum
 import logging
 import re
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +42,8 @@ class HostRecord:
     last_seen_wall: str
     leaving: bool = False
     superseded: bool = False
+    # Recent gaps between heartbeats: the host's own cadence (1 s in a local fleet, 15 s upstream).
+    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=5))
 
 
 _INVALID = re.compile(r"[^a-z0-9-.]+")
@@ -114,6 +118,8 @@ class HostRegistry:
             self._records[hb.id] = rec
         else:
             changed = (rec.heartbeat.workload_count, rec.heartbeat.labels) != (hb.workload_count, hb.labels)
+            if now - rec.last_seen > 0.05:
+                rec.gaps.append(now - rec.last_seen)
             rec.heartbeat, rec.last_seen, rec.last_seen_wall = hb, now, wall
             is_new = is_new or changed
         rec.leaving = leaving
@@ -129,7 +135,7 @@ class HostRegistry:
         if rec is not None:
             if rec.leaving or rec.superseded:
                 return Liveness.DEAD
-            if now - rec.last_seen < self._settings.expiry_s:
+            if now - rec.last_seen < self.expiry_for(rec):
                 return Liveness.ALIVE
             return Liveness.DEAD
         return Liveness.UNKNOWN if now < self._grace_until else Liveness.DEAD
@@ -137,11 +143,20 @@ class HostRegistry:
     def liveness(self, host_id: str) -> Liveness:
         return self._judge(host_id)
 
+    def expiry_for(self, rec: HostRecord) -> float:
+        """How long this host may stay silent: the configured expiry, stretched to `missed_beats`
+        of the host's own heartbeat cadence (so a 15 s upstream-style host is not declared dead
+        between two beats). Until a cadence is known, `first_expiry_s` applies."""
+        s = self._settings
+        if not rec.gaps:
+            return max(s.expiry_s, s.first_expiry_s)
+        return max(s.expiry_s, s.missed_beats * statistics.median(rec.gaps))
+
     def expires_in(self, host_id: str) -> float:
         rec = self._records.get(host_id)
         if rec is None:
             return self.grace_remaining()
-        return max(0.0, rec.last_seen + self._settings.expiry_s - time.monotonic())
+        return max(0.0, rec.last_seen + self.expiry_for(rec) - time.monotonic())
 
     def record(self, host_id: str) -> HostRecord | None:
         return self._records.get(host_id)
@@ -184,9 +199,10 @@ class HostRegistry:
             before = time.monotonic()
             await asyncio.sleep(period_s)
             stalled = time.monotonic() - before - period_s
-            if stalled > 0.5:
-                # Our own event loop was blocked: heartbeats may be sitting unread in the socket.
-                # Silence we could not have heard is no evidence against the hosts.
+            if stalled > 1.0:
+                # Our own event loop was blocked (not merely slow: lags under a second are normal on
+                # a busy machine and must not postpone expiry forever): heartbeats may be sitting
+                # unread in the socket. Silence we could not have heard is no evidence against hosts.
                 for rec in self._records.values():
                     rec.last_seen += stalled
                 continue

@@ -80,9 +80,8 @@ class HostController:
                                      message="host reports heartbeats")
             conditions.set_condition(conds, "Ready", "True", reason="HostReady", message="host is ready")
         elif live is hostregistry.Liveness.DEAD:
-            reason, message = "HeartbeatExpired", (
-                f"no heartbeat for more than {ctx.settings.hosts.expiry_s:g}s"
-            )
+            expiry = ctx.registry.expiry_for(rec) if rec is not None else ctx.settings.hosts.expiry_s
+            reason, message = "HeartbeatExpired", f"no heartbeat for more than {expiry:.3g}s"
             if rec is not None and rec.leaving:
                 reason, message = "HostLeaving", "host announced it is shutting down"
             elif rec is not None and rec.superseded:

@@ -13,9 +13,9 @@ from wasmfleet.kube import leasing
 class HostHealth:
     """How host liveness is judged from heartbeats.
 
-    expiry_s: a host silent for this long is not Ready and its workloads move elsewhere. Upstream
-    waits 60 s; wasmfleet hosts heartbeat every second in a local fleet, so 3 missed beats suffice
-    for the 5 s failover target. Raise it on slow or lossy networks.
+    expiry_s: a host silent for this long (at least) is not Ready and its workloads move elsewhere.
+    Upstream waits 60 s; wasmfleet hosts heartbeat every second in a local fleet, so 3 missed beats
+    suffice for the 5 s failover target. Raise it on slow or lossy networks.
     status_interval_s: the longest a live Host object's status.lastSeen may lag (Host status writes
     are throttled to this, so frequent heartbeats do not turn into a stream of API writes).
     """
@@ -23,6 +23,12 @@ class HostHealth:
     expiry_s: float = 3.0
     status_interval_s: float = 10.0
     namespace: str = "default"
+    missed_beats: float = 3.0
+    """A host is also given this many of its own observed heartbeat intervals (median of the last
+    five), so hosts beating every 15 s (upstream's default) are not declared dead between beats."""
+    first_expiry_s: float = 20.0
+    """Expiry before a host's cadence is known (after its first heartbeat only): generous, since a
+    host that just appeared may beat slowly; hosts beating every second leave this state at once."""
 
 
 @dataclass(frozen=True)
