@@ -13,6 +13,7 @@ Checks:
 - every replica dead -> 502; a silent replica -> 504;
 - request and response bodies stream both ways (large upload hashed, first chunk arrives early);
 - a host's own refusal (route just removed) is retried elsewhere, even for a POST; a component's 404 is not;
+- HEAD keeps the Content-Length, 204 has no body;
 - X-Forwarded-For/Proto/Host are set, the Host header reaches the host, gzip passes through undecoded.
 """
 
@@ -367,3 +368,26 @@ async def test_a_hosts_own_refusal_is_retried_but_a_components_404_is_not(client
         await runner.cleanup()
         for up in (gone, live, page):
             await up.runner.cleanup()
+
+
+async def test_head_and_no_content_responses_pass_through(client: aiohttp.ClientSession) -> None:
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if request.path == "/empty":
+            return web.Response(status=204)
+        return web.Response(text="twelve bytes")
+
+    up = await start_upstream("plain", answer)
+    _, runner, base = await start_gateway({"e.test": [up.backend]})
+    try:
+        async with client.head(base + "/", headers={"Host": "e.test"}) as r:
+            assert r.status == 200
+            assert r.headers["Content-Length"] == "12"
+            assert await r.read() == b""
+        async with client.get(base + "/empty", headers={"Host": "e.test"}) as r:
+            assert r.status == 204
+            assert await r.read() == b""
+        async with client.get(base + "/", headers={"Host": "e.test"}) as r:  # the connection is still sane
+            assert await r.text() == "twelve bytes"
+    finally:
+        await runner.cleanup()
+        await up.runner.cleanup()
