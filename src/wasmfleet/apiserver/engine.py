@@ -125,8 +125,12 @@ class Engine:
                                                            "message": "Invalid value: must be an object"}])
         return body
 
-    def _normalize(self, rt: ResourceType, obj: dict[str, Any], opts: WriteOptions) -> list[str]:
-        """Meta checks, pruning, defaulting and validation; returns warnings. Raises 400/422."""
+    def _normalize(self, rt: ResourceType, obj: dict[str, Any], opts: WriteOptions,
+                   previous: dict[str, Any] | None = None) -> list[str]:
+        """Meta checks, pruning, defaulting and validation; returns warnings. Raises 400/422.
+
+        `previous` (updates): the cross-field rules, which constrain the spec, are skipped when only
+        metadata or status changed - most writes are controllers' status updates."""
         name = obj["metadata"].get("name", "")
         causes = objectmeta.check_meta(obj["metadata"])
         warnings: list[str] = []
@@ -142,7 +146,7 @@ class Engine:
         if kinds.is_crd(rt):
             causes.extend(kinds.check_crd(obj))
         rule_check = self.rules.get(rt.group)
-        if rule_check is not None and not causes:
+        if rule_check is not None and not causes and (previous is None or _spec_changed(previous, obj, rt, True)):
             causes.extend({"reason": "FieldValueInvalid", "field": path, "message": f'Invalid value: "object": {msg}'}
                           for path, msg in rule_check(obj))
         if causes:
@@ -307,7 +311,7 @@ class Engine:
                 raise errors.invalid(rt.kind, rt.group, name, [{
                     "reason": "FieldValueForbidden", "field": "metadata.finalizers",
                     "message": "Forbidden: no new finalizers can be added if the object is being deleted"}])
-        warnings = self._normalize(rt, new, opts)
+        warnings = self._normalize(rt, new, opts, current)
         if _spec_changed(current, new, rt):
             nmeta["generation"] = int(cmeta.get("generation", 1)) + 1
         when = objectmeta.now()
@@ -506,9 +510,9 @@ def _ns_finalizers(rt: ResourceType, obj: dict[str, Any]) -> bool:
     return kinds.is_namespace(rt) and bool(obj.get("spec", {}).get("finalizers"))
 
 
-def _spec_changed(old: dict[str, Any], new: dict[str, Any], rt: ResourceType) -> bool:
+def _spec_changed(old: dict[str, Any], new: dict[str, Any], rt: ResourceType, ignore_status: bool = False) -> bool:
     skip = {"metadata", "apiVersion", "kind"}
-    if rt.status_subresource:
+    if rt.status_subresource or ignore_status:
         skip.add("status")
     keys = (set(old) | set(new)) - skip
     return any(old.get(k) != new.get(k) for k in keys)

@@ -2,7 +2,8 @@
 
 WAL mode with synchronous=NORMAL: a committed transaction survives the process being killed (the WAL is
 in the OS page cache); only a power loss can drop the last commits, as documented in docs/apiserver.md.
-All access goes through one dedicated thread so the event loop never blocks on disk.
+All access goes through one dedicated thread so the event loop never blocks on disk. A rowid table with a
+unique key rather than WITHOUT ROWID: rows are kilobytes of JSON, where rowid tables write 2-3x faster.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     grp TEXT NOT NULL, plural TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
     rv INTEGER NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (grp, plural, ns, name)
-) WITHOUT ROWID;
+    UNIQUE (grp, plural, ns, name)
+);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
 
