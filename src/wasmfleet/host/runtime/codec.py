@@ -175,14 +175,22 @@ def compile_lift(ty: cm.ValType) -> Lift:
     raise TypeError(f"unsupported component value type {type(ty).__name__}")
 
 
+def _val_array(address: int, n: int) -> memoryview:
+    """The n 32-byte vals at `address` as a flat byte view (no copy)."""
+    return memoryview((ctypes.c_char * (n * VAL_SIZE)).from_address(address)).cast("B")
+
+
 def _lift_bytes(ctx: Ctx, v: Val) -> bytes:
     lst = v.of.list
     n = lst.size
     if not n:
         return b""
-    # Each element is a 32-byte val whose u8 payload sits at offset 8: take every 32nd byte.
-    raw = _string_at(lst.data, n * VAL_SIZE)
-    return raw[_PAYLOAD_OFFSET::VAL_SIZE]
+    # Each element is a 32-byte val whose u8 payload sits at offset 8: gather every 32nd byte
+    # straight from wasmtime's array (one strided copy, no intermediate buffer).
+    return _val_array(_addressof(lst.data.contents), n)[_PAYLOAD_OFFSET::VAL_SIZE].tobytes()
+
+
+_KIND_U8 = bytes((K_U8,))
 
 
 def _lower_bytes(ctx: Ctx, data: bytes, v: Val) -> None:
@@ -190,10 +198,10 @@ def _lower_bytes(ctx: Ctx, data: bytes, v: Val) -> None:
     lst = v.of.list
     ffi.wasmtime_component_vallist_new_uninit(_byref(lst), n)
     if n:
-        buf = bytearray(n * VAL_SIZE)
-        buf[0::VAL_SIZE] = bytes((K_U8,)) * n
-        buf[_PAYLOAD_OFFSET::VAL_SIZE] = data
-        _memmove(lst.data, bytes(buf), n * VAL_SIZE)
+        # Fill wasmtime's freshly allocated array in place: kind byte and payload byte per val.
+        view = _val_array(_addressof(lst.data.contents), n)
+        view[0::VAL_SIZE] = _KIND_U8 * n
+        view[_PAYLOAD_OFFSET::VAL_SIZE] = data
     v.kind = K_LIST
 
 
