@@ -9,7 +9,8 @@ workloadId tries again; a slow fetch delays neither heartbeat requests nor statu
 it cancels the start; heartbeats carry every field from the real machine; ephemeral volumes are
 per-workload and removed on stop; after nats-server is killed and restarted the host reconnects,
 publishes a heartbeat at once, and the workload keeps serving throughout; with two worker processes
-start and stop reach both; a component pulled from a real docker-registry with basic-auth
+start and stop reach both; /metrics counts workloads, starts, commands, requests and heartbeats and
+/readyz turns 503 without NATS; a component pulled from a real docker-registry with basic-auth
 credentials runs.
 """
 
@@ -159,6 +160,49 @@ async def test_with_worker_processes_start_and_stop_reach_every_worker(
         assert {(await http_get(agent.http_port, "hello.test"))[0] for _ in range(12)} == {200}
         await ask(nc, agent, subjects.WORKLOAD_STOP, b'{"workloadId": "multi"}')
         assert {(await http_get(agent.http_port, "hello.test"))[0] for _ in range(12)} == {404}
+    finally:
+        await agent.shutdown()
+
+
+async def test_metrics_and_probes(
+    tmp_path: Path, bus: NatsServer, nc: nats.aio.client.Client, hello_wasm: Path
+) -> None:
+    settings = host_settings(tmp_path, bus.url)
+    agent = Agent(dataclasses.replace(settings, serving=dataclasses.replace(settings.serving, metrics_port=0)))
+    await agent.start()
+    try:
+        base = f"http://127.0.0.1:{agent.metrics_port}"
+        assert (await start(nc, agent, "m", f"file://{hello_wasm}"))["workloadState"] == "WORKLOAD_STATE_RUNNING"
+        await nc.request(f"runtime.host.{agent.host_id}.nonsense", b"{}", timeout=5)
+        for _ in range(3):
+            assert (await http_get(agent.http_port, "hello.test"))[0] == 200
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/metrics") as response:
+                text = await response.text()
+            async with session.get(f"{base}/readyz") as response:
+                assert response.status == 200
+            for line in (
+                'wasmfleet_host_workloads{state="running"} 1.0',
+                "wasmfleet_host_components 1.0",
+                'wasmfleet_host_workload_starts_total{result="running"} 1.0',
+                'wasmfleet_host_commands_total{command="workload.start",outcome="ok"} 1.0',
+                'wasmfleet_host_commands_total{command="unknown",outcome="unknown"} 1.0',
+                'wasmfleet_host_http_requests_total{workload="m"} 3.0',
+                "wasmfleet_host_nats_connected 1.0",
+            ):
+                assert line in text, line
+            assert "wasmfleet_host_workload_start_seconds_count 1.0" in text
+            assert "wasmfleet_host_heartbeats_published_total 0.0" not in text
+
+            bus.kill()
+            deadline = time.monotonic() + 5
+            status, body = 200, ""
+            while time.monotonic() < deadline and status == 200:
+                async with session.get(f"{base}/readyz") as response:
+                    status, body = response.status, await response.text()
+                await asyncio.sleep(0.05)
+            assert (status, body) == (503, "not ready: NATS not connected\n")
+            bus.start()
     finally:
         await agent.shutdown()
 

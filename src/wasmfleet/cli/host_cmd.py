@@ -26,16 +26,16 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
-def _http_addr(value: str) -> tuple[str, int]:
+def _http_addr(value: str, option: str = "--http-addr") -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep:
         host, port = value, "0"
     try:
         number = int(port)
     except ValueError:
-        raise click.BadParameter(f"{value!r}: port {port!r} is not a number", param_hint="--http-addr") from None
+        raise click.BadParameter(f"{value!r}: port {port!r} is not a number", param_hint=option) from None
     if not 0 <= number <= 65535:
-        raise click.BadParameter(f"{value!r}: port out of range", param_hint="--http-addr")
+        raise click.BadParameter(f"{value!r}: port out of range", param_hint=option)
     return host.strip("[]") or "0.0.0.0", number
 
 
@@ -62,13 +62,15 @@ def _http_addr(value: str) -> tuple[str, int]:
               help="Seconds a graceful stop waits for in-flight work.")
 @click.option("--insecure-registry", "insecure", multiple=True,
               help="Registry host spoken to over plain HTTP (loopback always is); repeatable.")
+@click.option("--metrics-addr", default=None, metavar="HOST:PORT",
+              help="Serve /metrics, /healthz and /readyz here (default: not served).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def host(
     nats_url: str, name: str | None, host_id: str | None, group: str, label_values: tuple[str, ...],
     http_addr: str, hostname: str, environment: str, heartbeat_interval: float, workers: int,
     data_dir: Path | None, cache_dir: Path | None, drain_timeout: float, insecure: tuple[str, ...],
-    log_level: str,
+    metrics_addr: str | None, log_level: str,
 ) -> None:
     """Join the fleet over NATS and run the workloads the operator places on this host.
 
@@ -93,6 +95,9 @@ def host(
         environment=environment,
     )
     bind_host, bind_port = _http_addr(http_addr)
+    metrics_host, metrics_port = "127.0.0.1", None
+    if metrics_addr is not None:
+        metrics_host, metrics_port = _http_addr(metrics_addr, "--metrics-addr")
     defaults = ArtifactSettings()
     artifacts = ArtifactSettings(
         cache_dir=cache_dir or defaults.cache_dir,
@@ -104,7 +109,10 @@ def host(
     settings = HostSettings(
         identity=identity,
         bus=BusSettings(nats_url=nats_url, heartbeat_interval_s=heartbeat_interval),
-        serving=ServingSettings(http_host=bind_host, http_port=bind_port, workers=workers),
+        serving=ServingSettings(
+            http_host=bind_host, http_port=bind_port, workers=workers,
+            metrics_host=metrics_host, metrics_port=metrics_port,
+        ),
         lifecycle=lifecycle,
         artifacts=artifacts,
     )

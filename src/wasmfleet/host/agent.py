@@ -23,10 +23,11 @@ import nats
 import nats.errors
 
 from wasmfleet.artifacts.fetching import Fetcher
-from wasmfleet.bus import subjects
+from wasmfleet.bus import messages, subjects
 from wasmfleet.host import heartbeating
 from wasmfleet.host.commands import Commands
 from wasmfleet.host.machine import Machine
+from wasmfleet.host.metrics import HostMetrics, build_app, serve
 from wasmfleet.host.runtime import server, specs
 from wasmfleet.host.settings import HostSettings
 from wasmfleet.host.workloads import Workloads
@@ -34,6 +35,7 @@ from wasmfleet.host.workloads import Workloads
 log = logging.getLogger(__name__)
 
 SHUTTING_DOWN = "host is shutting down"
+State = messages.WorkloadState
 
 
 def advertised_hostname(settings: HostSettings) -> str:
@@ -57,6 +59,9 @@ class Agent:
         self._wake = asyncio.Event()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._closing = False
+        self.metrics = HostMetrics()
+        self.metrics_port: int | None = None
+        self._metrics_runner: Any = None
 
     @property
     def http_port(self) -> int:
@@ -76,6 +81,7 @@ class Agent:
             self.server, self.fetcher,
             data_dir=lifecycle.data_dir / self.host_id,
             max_concurrent_starts=lifecycle.max_concurrent_starts,
+            metrics=self.metrics,
         )
         imports, exports = heartbeating.split_interfaces(heartbeating.provided_interfaces())
         self.heartbeats = heartbeating.HeartbeatSource(
@@ -88,8 +94,12 @@ class Agent:
             imports=imports,
             exports=exports,
         )
-        commands = Commands(self.host_id, self.workloads, self.heartbeats.build)
+        commands = Commands(self.host_id, self.workloads, self.heartbeats.build, self.metrics)
+        if serving.metrics_port is not None:
+            app = build_app(self.metrics, self._refresh_metrics, self.not_ready)
+            self._metrics_runner, self.metrics_port = await serve(app, serving.metrics_host, serving.metrics_port)
         self.nc = await self._connect()
+        self.metrics.nats_connected.set(1)
 
         async def on_request(msg: Any) -> None:
             # Returning at once lets the client deliver the next request: each runs in its own task.
@@ -101,7 +111,8 @@ class Agent:
         await self.nc.flush()
         self._heartbeat_task = asyncio.create_task(
             heartbeating.heartbeat_loop(
-                self.nc, self.heartbeats, self.settings.bus.heartbeat_interval_s, self._wake
+                self.nc, self.heartbeats, self.settings.bus.heartbeat_interval_s, self._wake,
+                self.metrics.heartbeats.inc,
             ),
             name="heartbeats",
         )
@@ -116,12 +127,14 @@ class Agent:
         complained = False  # one warning per outage, not one per attempt
 
         async def disconnected() -> None:
+            self.metrics.nats_connected.set(0)
             if not self._closing:
                 log.warning("lost NATS; workloads keep serving, reconnecting every %.1fs", bus.reconnect_wait_s)
 
         async def reconnected() -> None:
             nonlocal complained
             complained = False
+            self.metrics.nats_connected.set(1)
             log.info("reconnected to NATS")
             self._wake.set()  # tell the operator we are here at once
 
@@ -153,6 +166,27 @@ class Agent:
             except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
                 await error(exc)
                 await asyncio.sleep(bus.reconnect_wait_s)
+
+    def not_ready(self) -> list[str]:
+        """What keeps this host from taking work ([] = ready), for /readyz."""
+        missing = []
+        if self._closing:
+            missing.append("shutting down")
+        elif self.nc is None or not self.nc.is_connected:
+            missing.append("NATS not connected")
+        return missing
+
+    async def _refresh_metrics(self) -> None:
+        if self.workloads is not None:
+            counts = self.workloads.by_state()
+            for state in (State.STARTING, State.RUNNING, State.STOPPING, State.ERROR):
+                self.metrics.workloads.labels(state.name.lower()).set(counts.get(state, 0))
+            self.metrics.components.set(self.workloads.counts()[1])
+        if self.server is not None and not self._closing:
+            try:
+                self.metrics.observe_data_plane(await self.server.stats_async())
+            except Exception as exc:  # a scrape must not fail because a worker is restarting
+                log.debug("data-plane stats unavailable: %s", exc)
 
     async def _answer(self, commands: Commands, msg: Any) -> None:
         reply = await commands.handle(msg.subject, msg.data)
@@ -204,4 +238,6 @@ class Agent:
             with contextlib.suppress(Exception):
                 await self.nc.close()
         await self.fetcher.close()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
         log.info("host %s left", self.host_id)

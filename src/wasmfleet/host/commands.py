@@ -17,10 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wasmfleet.bus import messages, subjects
-from wasmfleet.bus.requests import error_headers
+from wasmfleet.bus.requests import ERROR_CODE_HEADER, error_headers
+from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.workloads import Workloads
 
 log = logging.getLogger(__name__)
+
+_OUTCOMES = {"400": "bad_request", "404": "unknown", "500": "error"}
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,25 @@ def _workload_id_of(data: bytes) -> str:
 
 
 class Commands:
-    def __init__(self, host_id: str, workloads: Workloads, heartbeat: Callable[[], messages.HostHeartbeat]) -> None:
+    def __init__(
+        self, host_id: str, workloads: Workloads, heartbeat: Callable[[], messages.HostHeartbeat],
+        metrics: HostMetrics | None = None,
+    ) -> None:
         self._host_id = host_id
         self._workloads = workloads
         self._heartbeat = heartbeat
+        self._metrics = metrics or HostMetrics()
 
     async def handle(self, subject: str, data: bytes) -> Reply:
         command = subjects.command_from_host_subject(subject, self._host_id)
+        reply = await self._dispatch(subject, command, data)
+        code = (reply.headers or {}).get(ERROR_CODE_HEADER, "")
+        outcome = _OUTCOMES.get(code, "error") if code else "ok"
+        label = command if command in subjects.COMMANDS else "unknown"
+        self._metrics.commands.labels(label, outcome).inc()
+        return reply
+
+    async def _dispatch(self, subject: str, command: str, data: bytes) -> Reply:
         try:
             if command == subjects.HEARTBEAT:
                 return self._on_heartbeat(data)

@@ -105,11 +105,15 @@ async def publish(nc: Any, subject: str, heartbeat: messages.HostHeartbeat) -> b
         return False
 
 
-async def heartbeat_loop(nc: Any, source: HeartbeatSource, interval_s: float, wake: asyncio.Event) -> None:
+async def heartbeat_loop(
+    nc: Any, source: HeartbeatSource, interval_s: float, wake: asyncio.Event,
+    published: Callable[[], None] = lambda: None,
+) -> None:
     """Publish a heartbeat now, then every `interval_s`, and whenever `wake` is set."""
     subject = subjects.operator_heartbeat(source.identity.host_id)
     while True:
-        await publish(nc, subject, source.build())
+        if await publish(nc, subject, source.build()):
+            published()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), interval_s)
         wake.clear()

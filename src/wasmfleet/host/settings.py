@@ -57,6 +57,12 @@ class ServingSettings:
     workers: int = 1
     """Worker processes serving wasm (wasmtime under the GIL scales by processes, not threads)."""
 
+    metrics_host: str = "127.0.0.1"
+    """Bind address of /metrics, /healthz, /readyz."""
+
+    metrics_port: int | None = None
+    """Port of those endpoints; None = not served (0 = any free port)."""
+
 
 @dataclass(frozen=True)
 class LifecycleSettings:

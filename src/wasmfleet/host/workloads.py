@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +21,7 @@ from typing import Protocol
 from wasmfleet.artifacts.fetching import ArtifactError, Fetcher
 from wasmfleet.bus import messages
 from wasmfleet.host import translation
+from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.runtime import errors as runtime_errors
 from wasmfleet.host.runtime import specs
 
@@ -63,8 +65,12 @@ def _status(workload_id: str, state: State, message: str) -> messages.WorkloadSt
 
 
 class Workloads:
-    def __init__(self, plane: DataPlane, fetcher: Fetcher, *, data_dir: Path, max_concurrent_starts: int) -> None:
+    def __init__(
+        self, plane: DataPlane, fetcher: Fetcher, *, data_dir: Path, max_concurrent_starts: int,
+        metrics: HostMetrics | None = None,
+    ) -> None:
         self._plane = plane
+        self._metrics = metrics or HostMetrics()
         self._fetcher = fetcher
         self._data_dir = data_dir
         self._start_slots = asyncio.Semaphore(max_concurrent_starts)
@@ -87,6 +93,12 @@ class Workloads:
 
     def records(self) -> list[Record]:
         return list(self._records.values())
+
+    def by_state(self) -> dict[State, int]:
+        counts: dict[State, int] = {}
+        for record in self._records.values():
+            counts[record.state] = counts.get(record.state, 0) + 1
+        return counts
 
     # ---- start -------------------------------------------------------------------------------
 
@@ -123,6 +135,7 @@ class Workloads:
         return record.status()
 
     async def _start(self, record: Record, workload: messages.Workload) -> None:
+        began = time.monotonic()
         try:
             async with self._start_slots:
                 await self._fetch_prepare_route(record, workload)
@@ -141,6 +154,11 @@ class Workloads:
         except Exception as exc:
             record.state, record.message = State.ERROR, f"internal error: {type(exc).__name__}: {exc}"
             log.exception("workload %s failed to start", record.workload_id)
+        if record.state is State.RUNNING:
+            self._metrics.starts.labels("running").inc()
+            self._metrics.start_seconds.observe(time.monotonic() - began)
+        else:
+            self._metrics.starts.labels("error").inc()
         if record.state is State.ERROR and record.routed:
             with contextlib.suppress(Exception):
                 await self._plane.unroute(record.workload_id)
@@ -167,6 +185,7 @@ class Workloads:
             )
             for component in components
         ))
+        self._metrics.download_bytes.inc(sum(got.size for got in fetched if got.downloaded))
         component_specs = [
             translation.component_spec(record.workload_id, component, index, got.path, workload, volumes)
             for index, (component, got) in enumerate(zip(components, fetched, strict=True))
@@ -198,6 +217,7 @@ class Workloads:
                 record.task.cancel()
                 await asyncio.wait([record.task])
             await self._forget(record)
+            self._metrics.stops.inc()
             log.info("workload %s (%s/%s) stopped", record.workload_id, record.namespace, record.name)
         finally:
             self._stopping.pop(record.workload_id, None)

@@ -1,0 +1,115 @@
+"""The host's own metrics and probes: /metrics (Prometheus), /healthz, /readyz.
+
+    wasmfleet_host_workloads{state}                      workloads by state (gauge)
+    wasmfleet_host_components                            components of running workloads (gauge)
+    wasmfleet_host_workload_starts_total{result}         starts answered RUNNING / ERROR
+    wasmfleet_host_workload_start_seconds                start request -> RUNNING (histogram)
+    wasmfleet_host_workload_stops_total                  workloads stopped
+    wasmfleet_host_commands_total{command,outcome}       requests answered (ok, bad_request, unknown, error)
+    wasmfleet_host_heartbeats_published_total            heartbeats published
+    wasmfleet_host_artifact_download_bytes_total         component bytes downloaded (cache misses)
+    wasmfleet_host_nats_connected                        1 while the NATS link is up
+    wasmfleet_host_http_requests_total{workload}         requests served per workload (data plane)
+    wasmfleet_host_http_traps_total{workload}            guest traps per workload
+    wasmfleet_host_http_timeouts_total{workload}         requests that hit the CPU deadline
+    wasmfleet_host_http_inflight                         requests being served now
+
+The data-plane figures are read from the wasm server when scraped (summed over worker processes).
+/readyz answers 503 with what is missing (NATS not connected, shutting down), so a probe failure
+says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+START_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class HostMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.workloads = Gauge("wasmfleet_host_workloads", "Workloads on this host by state", ["state"], registry=r)
+        self.components = Gauge("wasmfleet_host_components", "Components of running workloads", registry=r)
+        self.starts = Counter("wasmfleet_host_workload_starts", "Workload starts by result", ["result"], registry=r)
+        self.start_seconds = Histogram(
+            "wasmfleet_host_workload_start_seconds", "Start request to RUNNING", buckets=START_BUCKETS, registry=r
+        )
+        self.stops = Counter("wasmfleet_host_workload_stops", "Workloads stopped", registry=r)
+        self.commands = Counter(
+            "wasmfleet_host_commands", "Requests answered", ["command", "outcome"], registry=r
+        )
+        self.heartbeats = Counter("wasmfleet_host_heartbeats_published", "Heartbeats published", registry=r)
+        self.download_bytes = Counter(
+            "wasmfleet_host_artifact_download_bytes", "Component bytes downloaded", registry=r
+        )
+        self.nats_connected = Gauge("wasmfleet_host_nats_connected", "1 while connected to NATS", registry=r)
+        self.http_requests = Gauge(
+            "wasmfleet_host_http_requests_total", "HTTP requests served per workload", ["workload"], registry=r
+        )
+        self.http_traps = Gauge("wasmfleet_host_http_traps_total", "Guest traps per workload", ["workload"],
+                                registry=r)
+        self.http_timeouts = Gauge(
+            "wasmfleet_host_http_timeouts_total", "Requests that hit the CPU deadline", ["workload"], registry=r
+        )
+        self.http_inflight = Gauge("wasmfleet_host_http_inflight", "HTTP requests being served", registry=r)
+
+    def observe_data_plane(self, stats: dict[str, Any]) -> None:
+        """Fold the wasm server's per-worker stats into the data-plane gauges."""
+        totals: dict[str, dict[str, int]] = {}
+        inflight = 0
+        for worker in stats.get("workers", []):
+            if not isinstance(worker, dict):
+                continue
+            inflight += int(worker.get("inflight", 0))
+            for workload_id, figures in (worker.get("workloads") or {}).items():
+                into = totals.setdefault(workload_id, {"requests": 0, "traps": 0, "timeouts": 0})
+                for key in into:
+                    into[key] += int(figures.get(key, 0))
+        for gauge in (self.http_requests, self.http_traps, self.http_timeouts):
+            gauge.clear()  # stopped workloads disappear from the scrape
+        for workload_id, figures in totals.items():
+            self.http_requests.labels(workload_id).set(figures["requests"])
+            self.http_traps.labels(workload_id).set(figures["traps"])
+            self.http_timeouts.labels(workload_id).set(figures["timeouts"])
+        self.http_inflight.set(inflight)
+
+
+def build_app(
+    metrics: HostMetrics,
+    refresh: Callable[[], Awaitable[None]],
+    not_ready: Callable[[], list[str]],
+) -> web.Application:
+    async def get_metrics(_request: web.Request) -> web.Response:
+        await refresh()
+        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_request: web.Request) -> web.Response:
+        missing = not_ready()
+        if missing:
+            return web.Response(status=503, text="not ready: " + "; ".join(missing) + "\n")
+        return web.Response(text="ok\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve `app`; returns the runner (for cleanup) and the bound port (useful with port 0)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    return runner, int(sockets[0].getsockname()[1]) if sockets else port
