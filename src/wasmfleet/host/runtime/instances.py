@@ -38,6 +38,8 @@ def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     the_plan = linking.plan(component, spec, registry.all_interfaces())
     if the_plan.handler_export is None:
         raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP")
+    # Instantiate once: a component whose start-up traps is refused here, not on every request.
+    LoadedComponent(spec, settings, artefact).warm_up()
     return artefact
 
 
@@ -91,6 +93,20 @@ class LoadedComponent:
         self.idle: list[WarmInstance] = []
         self.pool_lock = threading.Lock()
         self.stats = Stats()
+
+    def warm_up(self) -> None:
+        """Instantiates once now (off the request path): a pooled component keeps the instance,
+        and either way the first request finds the artefact's pages and wasmtime's lazy state
+        ready. Raises ComponentError when the component cannot even be instantiated."""
+        try:
+            inst = self._new_instance()
+        except GuestTrap as exc:
+            raise ComponentError(self.spec.wasm_path, str(exc)) from None
+        if self.spec.pool_size > 0:
+            with self.pool_lock:
+                self.idle.append(inst)
+        else:
+            inst.table.clear()
 
     def _new_instance(self) -> WarmInstance:
         store = wasmtime.Store(engines.engine())

@@ -196,7 +196,12 @@ class ServingCore:
     async def route(self, workload_id: str, hostnames: list[str], spec: ComponentSpec, artefact: str) -> None:
         from pathlib import Path
 
-        component = await asyncio.to_thread(instances.LoadedComponent, spec, self.settings, Path(artefact))
+        def load() -> instances.LoadedComponent:
+            loaded = instances.LoadedComponent(spec, self.settings, Path(artefact))
+            loaded.warm_up()
+            return loaded
+
+        component = await asyncio.to_thread(load)
         hosts = tuple(sorted({h if h == "*" else normalize_host(h) for h in hostnames}))
         old = self.routes.set(workload_id, Route(hosts, component))
         if old is not None:
