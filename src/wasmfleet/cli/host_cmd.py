@@ -139,9 +139,10 @@ async def _run(settings: HostSettings) -> None:
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()
+            metrics = f"; metrics on port {agent.metrics_port}" if agent.metrics_port is not None else ""
             click.echo(
                 f"host {settings.identity.friendly_name} ({agent.host_id}) "
-                f"serving HTTP on port {agent.http_port}",
+                f"serving HTTP on port {agent.http_port}{metrics}",
                 err=True,
             )
             await stopping
