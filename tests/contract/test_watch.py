@@ -72,3 +72,20 @@ def test_too_old_resource_version_is_410_gone(kube: Kube, ns: str) -> None:
     # kube-apiserver answers 200 and one ERROR event carrying the 410 Status (clients relist on it).
     assert events and events[0]["type"] == "ERROR"
     assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] in ("Expired", "Gone")
+
+
+def test_selector_watch_sees_objects_enter_and_leave(kube: Kube, ns: str) -> None:
+    coll = f"{WIDGETS}/namespaces/{ns}/widgets"
+    body = widget("s")
+    body["metadata"]["labels"] = {"team": "a"}
+    rv = kube.post(coll, body).body["metadata"]["resourceVersion"]
+    kube.patch(f"{coll}/s", {"metadata": {"labels": {"team": "b"}}})   # leaves team=a
+    kube.patch(f"{coll}/s", {"spec": {"size": 4}})                      # invisible to team=a
+    kube.patch(f"{coll}/s", {"metadata": {"labels": {"team": "a"}}})   # enters again
+    seen = []
+    for ev in kube.watch(coll, {"resourceVersion": rv, "labelSelector": "team=a", "timeoutSeconds": "2"},
+                         timeout_s=10):
+        seen.append(ev["type"])
+        if len(seen) == 2:
+            break
+    assert seen == ["DELETED", "ADDED"]

@@ -117,7 +117,7 @@ async def serving(settings: ServerSettings) -> AsyncIterator[Running]:
     engine = Engine(registry, store, hub, rules={groups.GROUP: _wasmfleet_rules} if settings.install_crds else {})
     _install_stored_crds(engine)
     gc = GarbageCollector(engine)
-    store.on_commit.extend([hub.publish, gc.on_commit])
+    store.on_commit.extend([gc.on_commit, hub.publish])  # GC reads the events' dicts before the log trims them
     store.start()
     await _bootstrap(engine, settings.install_crds)
     hub.compact_to(store.rv)

@@ -147,14 +147,14 @@ class Store:
             gone["metadata"] = dict(gone["metadata"], resourceVersion=str(rv))
             text = dumps(gone)
             write = Write(key[0], key[1], okey[0], okey[1], rv, None)
-            event = WatchEvent(rv, key, "DELETED", gone, text, old.obj)
+            event = WatchEvent(rv, key, "DELETED", gone, text, old.obj, old.text, okey[0], okey[1])
         else:
             obj["metadata"]["resourceVersion"] = str(rv)
             text = dumps(obj)
             prev = self._put(key, okey, Stored(obj, text))
             write = Write(key[0], key[1], okey[0], okey[1], rv, text)
             event = WatchEvent(rv, key, "ADDED" if prev is None else "MODIFIED", obj, text,
-                               prev.obj if prev else None)
+                               prev.obj if prev else None, prev.text if prev else None, okey[0], okey[1])
         self._pending.append((write, event, fut))
         self._wake.set()
         return fut

@@ -37,6 +37,8 @@ class WatchRequest:
             raise errors.bad_request(f"invalid timeoutSeconds: {timeout!r}") from exc
         self.bookmark_interval_s = bookmark_interval_s
         self.first_table = True
+        # Stored objects already have the shape this client reads (no conversion): frames are shared.
+        self.same_shape = rt.shared_storage is None and (rt.builtin or rt.version == rt.storage_version)
 
     def _frame(self, type_: str, obj: dict[str, Any], text: str | None = None) -> str:
         if self.as_table is not None:
@@ -52,7 +54,7 @@ class WatchRequest:
     def _translate(self, ev: WatchEvent, line: str | None = None) -> str | None:
         """The frame this watcher gets for `ev` (selectors turn MODIFIED into ADDED/DELETED), or None."""
         if self.match is None:
-            if self.as_table is None and ev.obj.get("apiVersion") == self.rt.api_version:
+            if self.as_table is None and self.same_shape:
                 return line if line is not None else ev.line()
             return self._frame(ev.type, ev.obj, ev.text)
         obj: dict[str, Any] = ev.obj
@@ -124,9 +126,7 @@ class WatchRequest:
             if chunk:
                 await resp.write(chunk.encode())
             sub.last_rv = last_rv
-            rt = self.rt
-            same_shape = rt.shared_storage is None and (rt.builtin or rt.version == rt.storage_version)
-            if self.match is None and self.as_table is None and same_shape and request.transport is not None:
+            if self.match is None and self.as_table is None and self.same_shape and request.transport is not None:
                 sub.sink = _chunk_sink(request.transport)
             deadline = time.monotonic() + self.timeout_s
             last_sent = time.monotonic()

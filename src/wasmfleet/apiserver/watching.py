@@ -8,6 +8,7 @@ this process started) gets 410 Gone and must relist, exactly as with etcd compac
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,14 +19,42 @@ from wasmfleet.apiserver import errors
 StoreKey = tuple[str, str]
 
 
-@dataclass(slots=True)
 class WatchEvent:
-    rv: int
-    key: StoreKey
-    type: str  # ADDED | MODIFIED | DELETED
-    obj: dict[str, Any]
-    text: str
-    old: dict[str, Any] | None
+    """One committed change. The log keeps superseded versions only as JSON text: their dicts are dropped
+    when the next change of the same object is published (and parsed again on the rare replay that needs
+    them), so the watch window costs text, not a second copy of every object as Python dicts."""
+
+    __slots__ = ("_obj", "_old", "key", "name", "namespace", "old_text", "rv", "text", "type")
+
+    def __init__(self, rv: int, key: StoreKey, type_: str, obj: dict[str, Any], text: str,
+                 old: dict[str, Any] | None, old_text: str | None, namespace: str, name: str) -> None:
+        self.rv = rv
+        self.key = key
+        self.type = type_  # ADDED | MODIFIED | DELETED
+        self._obj: dict[str, Any] | None = obj
+        self.text = text
+        self._old = old
+        self.old_text = old_text
+        self.namespace = namespace
+        self.name = name
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        if self._obj is None:
+            parsed: dict[str, Any] = json.loads(self.text)
+            return parsed
+        return self._obj
+
+    @property
+    def old(self) -> dict[str, Any] | None:
+        if self._old is None and self.old_text is not None:
+            parsed: dict[str, Any] = json.loads(self.old_text)
+            return parsed
+        return self._old
+
+    def forget_dicts(self) -> None:
+        self._obj = None
+        self._old = None
 
     def line(self) -> str:
         """The JSON watch frame for the stored version. Not cached on the event: the log would then keep
@@ -53,6 +82,7 @@ class WatchHub:
         self.compacted_rv = start_rv
         self._subs: dict[StoreKey, set[Subscriber]] = {}
         self._max_backlog = max_backlog
+        self._latest: dict[tuple[StoreKey, str, str], WatchEvent] = {}  # newest event per object
 
     def compact_to(self, rv: int) -> None:
         """Forget changes up to `rv` (the server's own bootstrap writes are not resumable)."""
@@ -66,12 +96,21 @@ class WatchHub:
             if len(self._log) > self._window:
                 dropped = self._log.popleft()
                 self.compacted_rv = dropped.rv
+            ident = (ev.key, ev.namespace, ev.name)
+            prev = self._latest.pop(ident, None)
+            if prev is not None:
+                prev.forget_dicts()
+            if ev.type == "DELETED":
+                ev.forget_dicts()
+            else:
+                self._latest[ident] = ev
+                ev._old = None  # the previous version lives on as old_text
             line: str | None = None
             data: bytes | None = None
             for sub in self._subs.get(ev.key, ()):
                 if sub.overflowed:
                     continue
-                if sub.namespace is not None and ev.obj.get("metadata", {}).get("namespace") != sub.namespace:
+                if sub.namespace is not None and ev.namespace != sub.namespace:
                     continue
                 if sub.queue.qsize() >= self._max_backlog:
                     # A watcher this far behind is cut off (kube-apiserver does the same); it relists.
@@ -97,9 +136,7 @@ class WatchHub:
             if since_rv < self.compacted_rv:
                 raise errors.gone(f"too old resource version: {since_rv} ({self.compacted_rv})")
             for ev in self._log:
-                if ev.rv > since_rv and ev.key == key and (
-                    namespace is None or ev.obj.get("metadata", {}).get("namespace") == namespace
-                ):
+                if ev.rv > since_rv and ev.key == key and (namespace is None or ev.namespace == namespace):
                     replay.append(ev)
         sub = Subscriber(key, namespace)
         self._subs.setdefault(key, set()).add(sub)
