@@ -146,10 +146,11 @@ class HostRegistry:
     def expiry_for(self, rec: HostRecord) -> float:
         """How long this host may stay silent: the configured expiry, stretched to `missed_beats`
         of the host's own heartbeat cadence (so a 15 s upstream-style host is not declared dead
-        between two beats). Until a cadence is known, `first_expiry_s` applies."""
+        between two beats). Until a cadence is known (one heartbeat so far) the configured expiry
+        applies: a host may die right after announcing itself, and must still fail over quickly."""
         s = self._settings
         if not rec.gaps:
-            return max(s.expiry_s, s.first_expiry_s)
+            return s.expiry_s
         return max(s.expiry_s, s.missed_beats * statistics.median(rec.gaps))
 
     def expires_in(self, host_id: str) -> float:
@@ -182,6 +183,12 @@ class HostRegistry:
     def _tick_one(self, host_id: str, *, force: bool = False) -> None:
         judged = self._judge(host_id)
         if force or judged != self._judged.get(host_id):
+            previous = self._judged.get(host_id)
+            if previous is not None and previous is not judged:
+                rec = self._records.get(host_id)
+                silent = time.monotonic() - rec.last_seen if rec else 0.0
+                log.info("host %s: %s -> %s (last heartbeat %.1fs ago)", rec.name if rec else host_id,
+                         previous.value, judged.value, silent)
             self._judged[host_id] = judged
             self._on_change(host_id)
 
@@ -203,6 +210,7 @@ class HostRegistry:
                 # Our own event loop was blocked (not merely slow: lags under a second are normal on
                 # a busy machine and must not postpone expiry forever): heartbeats may be sitting
                 # unread in the socket. Silence we could not have heard is no evidence against hosts.
+                log.info("event loop stalled for %.1fs: host expiry postponed by as much", stalled)
                 for rec in self._records.values():
                     rec.last_seen += stalled
                 continue

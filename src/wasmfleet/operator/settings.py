@@ -25,10 +25,10 @@ class HostHealth:
     namespace: str = "default"
     missed_beats: float = 3.0
     """A host is also given this many of its own observed heartbeat intervals (median of the last
-    five), so hosts beating every 15 s (upstream's default) are not declared dead between beats."""
-    first_expiry_s: float = 20.0
-    """Expiry before a host's cadence is known (after its first heartbeat only): generous, since a
-    host that just appeared may beat slowly; hosts beating every second leave this state at once."""
+    five), so hosts beating every 15 s (upstream's default) are not declared dead between beats once
+    their cadence is known. Before their second beat the plain expiry applies: with such hosts, set
+    expiry_s to about 3 intervals (e.g. 45 s) to avoid one not-Ready blip after each host starts."""
+
 
 
 @dataclass(frozen=True)
