@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from wasmfleet.gateway import balancing, metrics, routes
+from wasmfleet.gateway import upstream as upstream_mod
 from wasmfleet.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ BACKEND_HEADER = "X-Wasmfleet-Host"
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
-def _forwardable(headers: CIMultiDictProxy[str], extra_drop: Iterable[str] = ()) -> CIMultiDict[str]:
+def _forwardable(headers: CIMultiDictProxy[str] | CIMultiDict[str], extra_drop: Iterable[str] = ()) -> CIMultiDict[str]:
     """Copy of ``headers`` without hop-by-hop ones (including those the Connection header names)."""
     drop = set(HOP_BY_HOP) | {d.lower() for d in extra_drop}
     for value in headers.getall("Connection", []):
@@ -86,7 +85,7 @@ NO_ROUTE_HEADER = "X-Wasmfleet-No-Route"
 """A host may mark its own refusals explicitly with this header (preferred over matching the text)."""
 
 
-async def _host_rejection(upstream: aiohttp.ClientResponse) -> tuple[str | None, bytes | None]:
+async def _host_rejection(upstream: upstream_mod.Response) -> tuple[str | None, bytes | None]:
     """(reason, body): reason is set when ``upstream`` is a host's own refusal rather than a component's
     answer; body is set whenever it had to be read to tell (the caller must then send it on itself)."""
     known = HOST_REJECTIONS.get(upstream.status)
@@ -121,10 +120,12 @@ class _Body:
     def replayable(self) -> bool:
         return not self.present or self.buffered is not None
 
-    def data(self, request: web.BaseRequest) -> bytes | aiohttp.StreamReader | None:
+    def data(self, request: web.BaseRequest) -> bytes | AsyncIterator[bytes] | None:
         if not self.present:
             return None
-        return self.buffered if self.buffered is not None else request.content
+        if self.buffered is not None:
+            return self.buffered
+        return request.content.iter_chunked(64 * 1024)
 
 
 class Proxy:
@@ -137,7 +138,7 @@ class Proxy:
         self.table = routes.RoutingTable()
         self.synced = False
         """True once the first full list of Hosts and Workloads arrived (until then /healthz says 503)."""
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: upstream_mod.Pool | None = None
 
     def set_table(self, table: routes.RoutingTable) -> None:
         self.table = table
@@ -146,23 +147,12 @@ class Proxy:
         self.metrics.set_backends({name: len(bs) for name, bs in table.routes.items()})
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.settings.max_connections, limit_per_host=0)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            # The client's own cookie jar would leak cookies between users of the gateway.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                connect=self.settings.connect_timeout_s,
-                sock_read=self.settings.response_timeout_s,
-            ),
-        )
+        self._pool = upstream_mod.Pool(self.settings.connect_timeout_s, self.settings.response_timeout_s)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         host_header = request.headers.get("Host")
@@ -217,70 +207,65 @@ class Proxy:
             except _RetryableError as exc:
                 last_error = f"{backend.authority}: {exc}"
                 log.info("upstream %s for %s failed, trying another: %s", backend.authority, route, exc)
-                if isinstance(exc.__cause__, aiohttp.ServerDisconnectedError) and not stale_retry_used:
+                if isinstance(exc.__cause__, upstream_mod.StaleConnection) and not stale_retry_used:
                     # A pooled keep-alive connection the host closed meanwhile: the host may be fine.
                     stale_retry_used = True
                     continue
                 tried.add(backend)
                 if exc.eject:
                     self.balancer.eject(backend)
-            except TimeoutError:
+            except upstream_mod.UpstreamTimeout:
                 return _text(
                     504,
                     f"gateway timeout: {backend.authority} sent nothing for "
                     f"{self.settings.response_timeout_s:g} s while serving {route!r}",
                 )
-            except aiohttp.ClientError as exc:
+            except upstream_mod.UpstreamError as exc:
                 return _text(502, f"bad gateway: {backend.authority} failed while serving {route!r}: {exc}")
             finally:
                 self.balancer.release(backend)
 
     async def _exchange(self, request: web.BaseRequest, backend: routes.Backend, body: _Body) -> web.StreamResponse:
-        assert self._session is not None, "Proxy.start() not called"
-        headers = _forwardable(request.headers)
+        assert self._pool is not None, "Proxy.start() not called"
+        headers = _forwardable(request.headers, ("Content-Length",))
         peer = request.remote or ""
         prior = request.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
         headers["X-Forwarded-Proto"] = request.scheme
         headers["X-Forwarded-Host"] = request.headers.get("Host", "")
-        url = URL(f"http://{backend.authority}{request.raw_path}", encoded=True)
-        skip = [h for h in ("Accept-Encoding", "User-Agent") if h not in request.headers]
         try:
-            upstream = await self._session.request(
-                request.method,
-                url,
-                headers=headers,
-                data=body.data(request),
-                allow_redirects=False,
-                skip_auto_headers=skip,
+            upstream = await self._pool.request(
+                backend.address, backend.port, request.method, request.raw_path, headers.items(), body.data(request)
             )
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        except upstream_mod.ConnectFailed as exc:
             # Connect failed: nothing of the request was sent, any method may go elsewhere.
-            raise _RetryableError(str(exc) or type(exc).__name__) from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise _RetryableError(str(exc)) from exc
+        except upstream_mod.StaleConnection as exc:
+            # A pooled connection closed before any response byte: usually the host closed it while idle,
+            # but it may have died mid-request, so only an idempotent request is sent again.
+            if body.replayable and request.method in IDEMPOTENT:
+                raise _RetryableError(str(exc), eject=False) from exc
+            raise
+        except upstream_mod.UpstreamBroken as exc:
             # The request may have reached the component: only an idempotent one may be sent again.
             if body.replayable and request.method in IDEMPOTENT:
-                raise _RetryableError(str(exc) or type(exc).__name__) from exc
+                raise _RetryableError(str(exc)) from exc
             raise
-        async with upstream:
+        try:
             self.balancer.restore(backend)
             rejection, early_body = await _host_rejection(upstream)
             if rejection is not None and body.replayable:
                 # The host refused before running anything (route just removed, host draining): any
                 # method is safe to send to another replica. Only a draining host is ejected.
                 raise _RetryableError(rejection, eject=upstream.status == 503)
-            if early_body is not None:
-                early = web.Response(status=upstream.status, body=early_body)
-                for key, value in _forwardable(upstream.headers, ("Content-Length",)).items():
-                    early.headers.add(key, value)
-                if self.settings.backend_header:
-                    early.headers[BACKEND_HEADER] = backend.host_name or backend.authority
-                return early
             length = upstream.content_length
-            if request.method != "HEAD" and length is not None and length <= self.settings.buffer_limit:
+            if early_body is None and request.method != "HEAD" and length is not None and (
+                    length <= self.settings.buffer_limit):
                 # Small and complete: one write instead of headers, chunk and end separately. Nothing is
                 # lost in streaming terms (the host sent a Content-Length, so it had the whole body).
-                whole = web.Response(status=upstream.status, reason=upstream.reason, body=await upstream.read())
+                early_body = await upstream.read()
+            if early_body is not None:
+                whole = web.Response(status=upstream.status, reason=upstream.reason, body=early_body)
                 for key, value in _forwardable(upstream.headers, ("Content-Length",)).items():
                     whole.headers.add(key, value)
                 if self.settings.backend_header:
@@ -293,10 +278,9 @@ class Proxy:
                 response.headers[BACKEND_HEADER] = backend.host_name or backend.authority
             await response.prepare(request)
             try:
-                if request.method != "HEAD":
-                    async for chunk in upstream.content.iter_chunked(self.settings.chunk_size):
-                        await response.write(chunk)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                async for chunk in upstream.iter_chunks(self.settings.chunk_size):
+                    await response.write(chunk)
+            except upstream_mod.UpstreamError as exc:
                 # Headers are out: the status cannot change any more. Cutting the connection is the only
                 # honest signal left (the client sees a truncated body, not a complete wrong one).
                 log.warning("upstream %s broke off a response body: %s", backend.authority, exc)
@@ -305,6 +289,8 @@ class Proxy:
                 return response
             await response.write_eof()
             return response
+        finally:
+            upstream.close()  # no-op once the body was read to the end (the connection is back in the pool)
 
 
 class Served:
@@ -326,7 +312,7 @@ async def serve(proxy: Proxy, host: str, port: int) -> tuple[Served, int]:
 
     aiohttp's low-level server: every request goes to one handler, so the Application's router, middleware
     chain and per-request app plumbing (a measurable share of a proxied request) are skipped."""
-    if proxy._session is None:
+    if proxy._pool is None:
         await proxy.start()
     runner = web.ServerRunner(web.Server(proxy.handle), access_log=None, handle_signals=False)
     await runner.setup()
