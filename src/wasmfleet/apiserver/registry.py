@@ -50,9 +50,3 @@ class Registry:
             served.pop(rt.plural, None)
             if not served:
                 self._by_gv.pop((rt.group, rt.version), None)
-
-    def crd_owning(self, group: str, plural: str) -> str | None:
-        for name, types in self._crd_types.items():
-            if any(rt.group == group and rt.plural == plural for rt in types):
-                return name
-        return None

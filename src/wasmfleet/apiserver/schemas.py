@@ -109,11 +109,6 @@ def _compile_node(schema: Any) -> _Normalizer | None:
     return node
 
 
-def prune_and_default(value: Any, schema: dict[str, Any], path: str, pruned: list[str], *, root: bool = False) -> Any:
-    """Return `value` pruned and defaulted (mutating dicts/lists in place); record pruned paths."""
-    return _Normalizer(schema, root=root).run(value, (None, path) if path else None, pruned)
-
-
 def _translate(schema: Any) -> Any:
     """OpenAPI v3.0 + Kubernetes extensions -> JSON Schema draft 4."""
     if isinstance(schema, list):

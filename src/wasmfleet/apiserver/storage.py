@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +116,3 @@ class Storage:
         if self._db is not None:
             self._db.close()
             self._db = None
-
-
-def iter_rows(rows: list[Row], group: str, plural: str) -> Iterator[Row]:
-    return (r for r in rows if r.group == group and r.plural == plural)

@@ -151,6 +151,3 @@ class WatchHub:
         for subs in self._subs.values():
             for sub in subs:
                 sub.queue.put_nowait(None)
-
-    def watcher_count(self) -> int:
-        return sum(len(s) for s in self._subs.values())
