@@ -117,8 +117,7 @@ class Workloads:
             return _status(workload_id, State.ERROR, "workload is being stopped; start it again afterwards")
         if self._refusal is not None:
             return _status(workload_id, State.ERROR, self._refusal)
-        if record is not None:  # a previous attempt failed: clean it up and try again
-            await self._forget(record)
+        failed = record  # a previous attempt in ERROR: replaced now, cleaned up by the new start
         workload = request.workload
         record = Record(
             workload_id=workload_id,
@@ -129,14 +128,17 @@ class Workloads:
             hostnames=translation.http_hostnames(workload),
             http_handler=any(translation.is_http_handler(e) for e in workload.wit_world.host_interfaces),
         )
+        # Registered before any await, so a concurrent duplicate joins this start.
         self._records[workload_id] = record
-        record.task = asyncio.create_task(self._start(record, workload), name=f"start {workload_id}")
+        record.task = asyncio.create_task(self._start(record, workload, failed), name=f"start {workload_id}")
         await asyncio.wait([record.task])
         return record.status()
 
-    async def _start(self, record: Record, workload: messages.Workload) -> None:
+    async def _start(self, record: Record, workload: messages.Workload, failed: Record | None) -> None:
         began = time.monotonic()
         try:
+            if failed is not None:
+                await self._forget(failed)
             async with self._start_slots:
                 await self._fetch_prepare_route(record, workload)
             record.state, record.message = State.RUNNING, _running_message(record)

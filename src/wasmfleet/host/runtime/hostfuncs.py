@@ -36,7 +36,9 @@ class _Entry:
         self.lower: codec.Lower | None = None
 
     def compile(self, ty_ptr: Any) -> None:
-        fty = cm.FuncType._from_ptr(ty_ptr, owner=self)  # borrowed pointer: never deleted here
+        self.compile_type(cm.FuncType._from_ptr(ty_ptr, owner=self))  # borrowed: never deleted here
+
+    def compile_type(self, fty: cm.FuncType) -> None:
         params = [t for _, t in fty.params]
         result = fty.result
         self.lower = codec.compile_lower(result, self.type_ids) if result is not None else None
@@ -117,9 +119,15 @@ def _dtor(data: int, ctx: Any, rep: int) -> int:
         return _fail(exc)
 
 
-def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: resources.TypeIds) -> None:
+def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: resources.TypeIds,
+             fty: cm.FuncType | None = None) -> None:
+    """Links `fn` as `name`. With the import's type `fty`, its codecs are compiled now (at link
+    time) rather than on the first call, keeping that work off the first request."""
+    entry = _Entry(name, fn, type_ids)
+    if fty is not None:
+        entry.compile_type(fty)
     with _ENTRIES_LOCK:
-        _ENTRIES.append(_Entry(name, fn, type_ids))
+        _ENTRIES.append(entry)
         idx = len(_ENTRIES) - 1
     encoded = name.encode()
     err = _add_func(

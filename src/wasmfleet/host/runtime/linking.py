@@ -123,7 +123,8 @@ def build_linker(
                         # give it the same host type, or instantiation fails with mismatched types.
                         key = next((k for t, k in seen if t == item), f"{parsed.unversioned}#{name}")
                         seen.append((item, key))
-                        _, host_ty = type_ids.host_type(key)
+                        rid, host_ty = type_ids.host_type(key)
+                        type_ids.alias(item, rid)
                         hostfuncs.add_resource(li, name, host_ty)
                     elif isinstance(item, cm.FuncType):
                         if not granted:
@@ -132,7 +133,7 @@ def build_linker(
                             fn = impl.functions.get(name) or _stub(
                                 NotImplementedByHost, f"{full}#{name}: not implemented by this host"
                             )
-                        hostfuncs.add_func(li, name, fn, type_ids)
+                        hostfuncs.add_func(li, name, fn, type_ids, item)
     return linker, type_ids
 
 

@@ -153,6 +153,7 @@ class TypeIds:
 
     def __init__(self) -> None:
         self._by_key: dict[str, int] = {}
+        self._host: dict[int, cm.ResourceType] = {}
         self._types: list[tuple[int, cm.ResourceType]] = []
 
     def host_type(self, key: str) -> tuple[int, cm.ResourceType]:
@@ -160,8 +161,13 @@ class TypeIds:
         if rid is None:
             rid = len(self._by_key) + 1
             self._by_key[key] = rid
-            self._types.append((rid, cm.ResourceType.host(rid)))
-        return rid, self._types[rid - 1][1]
+            self._host[rid] = cm.ResourceType.host(rid)
+            self._types.append((rid, self._host[rid]))
+        return rid, self._host[rid]
+
+    def alias(self, ty: cm.ResourceType, rid: int) -> None:
+        """Records a component-side resource type (from the component's import types) as `rid`."""
+        self._types.append((rid, ty))
 
     def id_of(self, ty: cm.ResourceType) -> int:
         for rid, known in self._types:
