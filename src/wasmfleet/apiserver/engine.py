@@ -87,7 +87,7 @@ class Engine:
             obj["apiVersion"] = f"{rt.group}/{rt.storage_version}"
         return obj
 
-    def _current(self, rt: ResourceType, ns: str, name: str) -> dict[str, Any]:
+    def current(self, rt: ResourceType, ns: str, name: str) -> dict[str, Any]:
         st = self.store.get(rt.store_key, ns, name)
         if st is None:
             raise errors.not_found(rt.group, rt.plural, name)
@@ -167,7 +167,7 @@ class Engine:
 
     # --- reads ---------------------------------------------------------------------------------
     def get(self, rt: ResourceType, ns: str, name: str) -> dict[str, Any]:
-        return self.present(rt, self._current(rt, ns, name))
+        return self.present(rt, self.current(rt, ns, name))
 
     def list(self, rt: ResourceType, ns: str | None, label_selector: str | None, field_selector: str | None,
              limit: int = 0, cont: str | None = None) -> tuple[list[tuple[dict[str, Any], str]], dict[str, Any]]:
@@ -259,7 +259,7 @@ class Engine:
     def update(self, rt: ResourceType, ns: str, name: str, body: Any, opts: WriteOptions,
                subresource: str = "") -> tuple[WriteResult, Any]:
         obj = self._to_storage(rt, self._check_type(rt, body))
-        current = self._current(rt, ns, name)
+        current = self.current(rt, ns, name)
         meta = obj["metadata"]
         if meta.get("name", name) != name:
             raise errors.bad_request(f'the name of the object ({meta.get("name")}) does not match the name on the '
@@ -335,7 +335,7 @@ class Engine:
               subresource: str = "") -> tuple[WriteResult, Any]:
         if content_type == patching.APPLY_YAML:
             return self._apply(rt, ns, name, patch, opts, subresource)
-        current = self._current(rt, ns, name)
+        current = self.current(rt, ns, name)
         base = copy.deepcopy(self.present(rt, current))
         if content_type == patching.MERGE:
             result = patching.merge_patch(base, patch)
@@ -393,7 +393,7 @@ class Engine:
     # --- delete --------------------------------------------------------------------------------
     def delete(self, rt: ResourceType, ns: str, name: str, options: dict[str, Any], opts: WriteOptions
                ) -> tuple[WriteResult, Any]:
-        current = self._current(rt, ns, name)
+        current = self.current(rt, ns, name)
         meta = current["metadata"]
         pre = options.get("preconditions") or {}
         if not isinstance(pre, dict):
@@ -448,61 +448,6 @@ class Engine:
             self.registry.remove_crd(name)
         futs.append(self.store.stage(rt.store_key, (ns, name), None))
         return futs[-1]
-
-    # --- scale ---------------------------------------------------------------------------------
-    def get_scale(self, rt: ResourceType, ns: str, name: str) -> dict[str, Any]:
-        assert rt.scale is not None
-        obj = self._current(rt, ns, name)
-        meta = obj["metadata"]
-        spec_r = _get_json_path(obj, rt.scale.spec_replicas_path)
-        status_r = _get_json_path(obj, rt.scale.status_replicas_path)
-        scale: dict[str, Any] = {
-            "kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                         if k in meta},
-            "spec": {"replicas": spec_r if isinstance(spec_r, int) else 0},
-            "status": {"replicas": status_r if isinstance(status_r, int) else 0},
-        }
-        if rt.scale.label_selector_path:
-            sel = _get_json_path(obj, rt.scale.label_selector_path)
-            if sel:
-                scale["status"]["selector"] = selectors.selector_to_string(sel)
-        return scale
-
-    def write_scale(self, rt: ResourceType, ns: str, name: str, scale: Any, opts: WriteOptions
-                    ) -> tuple[dict[str, Any], Any]:
-        assert rt.scale is not None
-        replicas = scale.get("spec", {}).get("replicas") if isinstance(scale, dict) else None
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise errors.invalid("Scale", "autoscaling", name, [{
-                "reason": "FieldValueInvalid", "field": "spec.replicas",
-                "message": f"Invalid value: {replicas!r}: must be greater than or equal to 0"}])
-        current = self._current(rt, ns, name)
-        rv = (scale.get("metadata") or {}).get("resourceVersion")
-        if rv and rv != current["metadata"]["resourceVersion"]:
-            raise errors.conflict(rt.group, rt.plural, name, "the object has been modified; please apply your "
-                                                             "changes to the latest version and try again")
-        new = copy.deepcopy(current)
-        _set_json_path(new, rt.scale.spec_replicas_path, replicas)
-        _, fut = self.write_update(rt, ns, name, current, new, opts, "")
-        return self.get_scale(rt, ns, name), fut
-
-
-def _get_json_path(obj: Any, path: str) -> Any:
-    cur = obj
-    for part in path.strip(".").split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
-
-
-def _set_json_path(obj: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.strip(".").split(".")
-    cur = obj
-    for part in parts[:-1]:
-        cur = cur.setdefault(part, {})
-    cur[parts[-1]] = value
 
 
 def _ns_finalizers(rt: ResourceType, obj: dict[str, Any]) -> bool:

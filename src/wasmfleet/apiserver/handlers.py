@@ -9,7 +9,17 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from wasmfleet.apiserver import discovery, errors, openapi, patching, protobufs, routing, security, tables
+from wasmfleet.apiserver import (
+    discovery,
+    errors,
+    openapi,
+    patching,
+    protobufs,
+    routing,
+    scaling,
+    security,
+    tables,
+)
 from wasmfleet.apiserver.engine import Engine, WriteOptions, WriteResult
 from wasmfleet.apiserver.settings import ServerSettings
 from wasmfleet.apiserver.store import dumps, intern_keys, loads
@@ -273,13 +283,13 @@ class Handlers:
     async def _scale(self, request: web.Request, t: routing.Target, ns: str) -> web.Response:
         assert t.name is not None
         if request.method == "GET":
-            return _json_response(self.engine.get_scale(t.rt, ns, t.name))
+            return _json_response(scaling.get_scale(self.engine, t.rt, ns, t.name))
         opts = _options(request)
         if request.method == "PUT":
             scale = await self._body(request)
         elif request.method == "PATCH":
             ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            current = self.engine.get_scale(t.rt, ns, t.name)
+            current = scaling.get_scale(self.engine, t.rt, ns, t.name)
             body = await self._body(request)
             if ctype in (patching.MERGE, patching.STRATEGIC):
                 scale = patching.merge_patch(current, body)
@@ -289,7 +299,7 @@ class Handlers:
                 raise errors.ApiError(415, f"unsupported patch type {ctype!r} for the scale subresource")
         else:
             raise errors.ApiError(405, f"method {request.method} is not supported on scale")
-        result, fut = self.engine.write_scale(t.rt, ns, t.name, scale, opts)
+        result, fut = scaling.write_scale(self.engine, t.rt, ns, t.name, scale, opts)
         if fut is not None:
             await fut
         return _json_response(result)
