@@ -13,7 +13,7 @@ Checks:
 - every replica dead -> 502; a silent replica -> 504;
 - request and response bodies stream both ways (large upload hashed, first chunk arrives early);
 - a host's own refusal (route just removed) is retried elsewhere, even for a POST; a component's 404 is not;
-- HEAD keeps the Content-Length, 204 has no body;
+- HEAD keeps the Content-Length, 204 has no body; Expect: 100-continue is answered by the gateway;
 - X-Forwarded-For/Proto/Host are set, the Host header reaches the host, gzip passes through undecoded.
 """
 
@@ -42,6 +42,7 @@ class Upstream:
     port: int
     runner: web.AppRunner
     seen: list[str] = field(default_factory=list)
+    seen_headers: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def backend(self) -> routes.Backend:
@@ -56,6 +57,7 @@ async def start_upstream(name: str, handler: Handler | None = None) -> Upstream:
 
     async def default(request: web.Request) -> web.StreamResponse:
         up.seen.append(request.path)
+        up.seen_headers.append(dict(request.headers))
         if request.path == "/echo":
             body = await request.read()
             return web.json_response(
@@ -391,3 +393,20 @@ async def test_head_and_no_content_responses_pass_through(client: aiohttp.Client
     finally:
         await runner.cleanup()
         await up.runner.cleanup()
+
+
+async def test_expect_100_continue_is_answered_by_the_gateway(upstreams: list[Upstream]) -> None:
+    _, runner, base = await start_gateway({"x.test": [upstreams[0].backend]})
+    port = int(base.rsplit(":", 1)[1])
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x.test\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"ping")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200")
+        writer.close()
+        assert "Expect" not in upstreams[0].seen_headers[-1]
+    finally:
+        await runner.cleanup()

@@ -111,6 +111,11 @@ class _Body:
     async def of(cls, request: web.BaseRequest, limit: int) -> _Body:
         if not request.body_exists:
             return cls(False, None)
+        if request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
+            # The client waits for this before sending its body. The gateway answers it itself (the
+            # low-level server does not) and does not forward Expect: the body is streamed or buffered
+            # here anyway.
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         length = request.content_length
         if length is not None and length <= limit:
             return cls(True, await request.read())
@@ -227,7 +232,7 @@ class Proxy:
 
     async def _exchange(self, request: web.BaseRequest, backend: routes.Backend, body: _Body) -> web.StreamResponse:
         assert self._pool is not None, "Proxy.start() not called"
-        headers = _forwardable(request.headers, ("Content-Length",))
+        headers = _forwardable(request.headers, ("Content-Length", "Expect"))
         peer = request.remote or ""
         prior = request.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
