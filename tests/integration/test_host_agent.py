@@ -194,6 +194,7 @@ async def test_metrics_and_probes(
             assert "wasmfleet_host_workload_start_seconds_count 1.0" in text
             assert "wasmfleet_host_heartbeats_published_total 0.0" not in text
 
+            await nc.close()  # not left reconnecting when the test ends
             bus.kill()
             deadline = time.monotonic() + 5
             status, body = 200, ""
@@ -274,8 +275,12 @@ async def test_bad_images_answer_error_with_a_reason_and_a_later_start_retries(
     assert body["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_ERROR"
     # A start after ERROR tries again: the cause may be gone.
     junk.write_bytes(hello_wasm.read_bytes())
-    retried = await start(nc, agent, "j", f"file://{junk}")
-    assert retried["workloadState"] == "WORKLOAD_STATE_RUNNING", retried
+    retried, duplicate = await asyncio.gather(
+        start(nc, agent, "j", f"file://{junk}"), start(nc, agent, "j", f"file://{junk}")
+    )
+    assert retried["workloadState"] == duplicate["workloadState"] == "WORKLOAD_STATE_RUNNING", retried
+    assert agent.workloads is not None
+    assert [r.workload_id for r in agent.workloads.records() if r.workload_id == "j"] == ["j"]
 
 
 @pytest.fixture

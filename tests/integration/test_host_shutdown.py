@@ -52,7 +52,7 @@ async def test_sigterm_announces_leaving_and_finishes_in_flight_requests(
             [WASMFLEET, "host", "--nats", url, "--group", "edge", "--label", "tier=gold",
              "--heartbeat-interval", "0.5", "--data-dir", str(tmp_path / "data"),
              "--cache-dir", str(tmp_path / "cache"), "--drain-timeout", "5", "--log-level", "warning"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")},
         )
         try:
@@ -89,6 +89,7 @@ async def test_sigterm_announces_leaving_and_finishes_in_flight_requests(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            proc.stderr.close()  # type: ignore[union-attr]
             await nc.close()
 
 

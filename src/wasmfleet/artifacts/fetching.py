@@ -185,10 +185,10 @@ class Fetcher:
 
     async def _fetch_url(self, image: str, ref: references.HttpRef, credentials: Credentials | None) -> Fetched:
         session, _ = self._client()
-        auth = aiohttp.BasicAuth(credentials.username, credentials.password) if credentials else None
+        headers = {"Authorization": credentials.basic()} if credentials else {}
         writer = self.cache.writer()
         try:
-            async with session.get(ref.url, auth=auth) as response:
+            async with session.get(ref.url, headers=headers) as response:
                 if response.status != 200:
                     writer.abort()
                     raise ArtifactError(

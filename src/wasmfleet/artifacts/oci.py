@@ -9,6 +9,7 @@ repository for the lifetime of the client.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -42,6 +43,11 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, password='***')"
+
+    def basic(self) -> str:
+        """The Authorization header value for HTTP basic auth."""
+        raw = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
 
 
 @dataclass(frozen=True)
@@ -158,14 +164,14 @@ class RegistryClient:
         if challenge.scheme == "basic":
             if credentials is None:
                 raise ArtifactError(str(ref), "registry requires credentials (set imagePullSecret)")
-            return aiohttp.BasicAuth(credentials.username, credentials.password).encode()
+            return credentials.basic()
         if challenge.scheme != "bearer" or "realm" not in challenge.params:
             raise ArtifactError(str(ref), f"unsupported registry auth challenge {challenge.scheme!r}")
         params = {"scope": f"repository:{ref.repository}:pull"}
         if "service" in challenge.params:
             params["service"] = challenge.params["service"]
-        auth = aiohttp.BasicAuth(credentials.username, credentials.password) if credentials else None
-        async with self._session.get(challenge.params["realm"], params=params, auth=auth) as response:
+        headers = {"Authorization": credentials.basic()} if credentials else {}
+        async with self._session.get(challenge.params["realm"], params=params, headers=headers) as response:
             if response.status in (401, 403):
                 if credentials is None:
                     raise ArtifactError(str(ref), "registry requires credentials (set imagePullSecret)")
