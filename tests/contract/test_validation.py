@@ -54,3 +54,13 @@ def test_cross_field_rules_of_wasmfleet_kinds_are_enforced(kube: Kube, ns: str) 
     held = kube.get(f"{path}/v").body
     assert held["metadata"]["deletionTimestamp"]
     assert kube.patch(f"{path}/v", {"metadata": {"finalizers": None}}).status == 200
+
+
+def test_builtin_kinds_are_validated_and_pruned(kube: Kube, ns: str) -> None:
+    cms = f"/api/v1/namespaces/{ns}/configmaps"
+    assert kube.post(cms, {"metadata": {"name": "bad"}, "data": {"a": {"nested": 1}}}).status in (400, 422)
+    created = kube.post(cms, {"metadata": {"name": "ok"}, "data": {"a": "b"}, "bogus": 1})
+    assert created.status == 201 and "bogus" not in created.body
+    secret = {"metadata": {"name": "s"}, "data": {"a": "!!not base64!!"}}
+    assert kube.post(f"/api/v1/namespaces/{ns}/secrets", secret).status in (400, 422)
+    assert kube.post("/api/v1/namespaces", {"metadata": {"name": "has.dots"}}).status == 422

@@ -228,6 +228,9 @@ class Engine:
         name = meta["name"]
         causes = objectmeta.check_name(name) if isinstance(name, str) else [
             {"reason": "FieldValueInvalid", "field": "metadata.name", "message": "Invalid value: must be a string"}]
+        if not causes and kinds.is_namespace(rt) and (len(name) > 63 or "." in name):
+            causes = [{"reason": "FieldValueInvalid", "field": "metadata.name", "message": f'Invalid value: "{name}": '
+                       "a lowercase RFC 1123 label must be at most 63 characters, without dots"}]
         if causes:
             raise errors.invalid(rt.kind, rt.group, str(name), causes)
         self._check_namespace(rt, ns)

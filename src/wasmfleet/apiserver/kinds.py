@@ -19,6 +19,12 @@ def on_create(rt: ResourceType, obj: dict[str, Any]) -> None:
 def on_write(rt: ResourceType, obj: dict[str, Any]) -> None:
     if rt.group == "" and rt.plural == "secrets":
         obj.setdefault("type", "Opaque")
+        data = obj.get("data")
+        for key, val in (data.items() if isinstance(data, dict) else ()):
+            try:
+                base64.b64decode(val, validate=True) if isinstance(val, str) else None
+            except ValueError as exc:  # binascii.Error: the JSON decoding kube-apiserver does fails the same way
+                raise errors.bad_request(f"Secret data {key!r}: illegal base64 data") from exc
         string_data = obj.pop("stringData", None)
         if isinstance(string_data, dict):
             data = obj.setdefault("data", {})

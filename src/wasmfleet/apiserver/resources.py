@@ -6,8 +6,11 @@ reads the same objects (conversion strategy None: only apiVersion changes), as k
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+from wasmfleet.apiserver import builtinschemas
 
 CRD_GROUP = "apiextensions.k8s.io"
 
@@ -75,6 +78,12 @@ AGE = _col("Age", "date", ".metadata.creationTimestamp")
 
 def builtin_types() -> list[ResourceType]:
     """The non-CRD kinds wasmfleet and its clients use (everything else answers 404)."""
+    return [
+        dataclasses.replace(rt, schema=builtinschemas.SCHEMAS.get(rt.store_key)) for rt in _builtin_types()
+    ]
+
+
+def _builtin_types() -> list[ResourceType]:
     return [
         ResourceType(
             "", "v1", "namespaces", "namespace", "Namespace", False, ("ns",),
