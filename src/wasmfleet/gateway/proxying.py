@@ -1,4 +1,5 @@
-"""HTTP forwarding: one aiohttp application that proxies by Host header to the hosts serving it.
+"""HTTP forwarding by Host header to the hosts serving it: aiohttp's low-level server downstream, the
+small pooled client of `upstream` towards the hosts.
 
 Behaviour:
 - the Host header (port stripped) picks the route; no route -> 503 naming the host, no Host -> 400;
@@ -7,7 +8,8 @@ Behaviour:
   so is a host's own refusal (route just removed, host draining: no component ran); a connection dropped
   before the response is retried only for idempotent methods; retrying needs the body again, so bodies up
   to ``buffer_limit`` bytes with a Content-Length are buffered, larger ones stream and are not retried;
-- request and response bodies stream in both directions (no buffering), Content-Encoding passes through;
+- request and response bodies stream in both directions; only small ones with a known length are held
+  whole (retries, one-write responses); Content-Encoding passes through;
 - X-Forwarded-For is appended to, X-Forwarded-Proto and X-Forwarded-Host describe this hop;
 - 502 when no replica could be reached, 504 when a host stays silent longer than the response timeout;
 - responses carry ``X-Wasmfleet-Host`` naming the Host object that served them (debugging, tests);
@@ -152,7 +154,9 @@ class Proxy:
         self.metrics.set_backends({name: len(bs) for name, bs in table.routes.items()})
 
     async def start(self) -> None:
-        self._pool = upstream_mod.Pool(self.settings.connect_timeout_s, self.settings.response_timeout_s)
+        self._pool = upstream_mod.Pool(
+            self.settings.connect_timeout_s, self.settings.response_timeout_s, self.settings.max_idle_per_host
+        )
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -18,8 +18,9 @@ class GatewaySettings:
     """Longest silence from a host (waiting for headers or between body chunks) before answering 504."""
     eject_s: float = 3.0
     """How long a host that refused a connection gets no new requests (see balancing.Balancer)."""
-    max_connections: int = 1000
-    """Upper bound on pooled upstream connections across all hosts."""
+    max_idle_per_host: int = 64
+    """Idle keep-alive connections kept per host; more concurrent requests open more, which are closed
+    when they come back to a full pool."""
     buffer_limit: int = 64 * 1024
     """Request bodies up to this size (with a Content-Length) are buffered so the request can be retried
     on another replica; larger or chunked bodies stream straight through and are never retried."""
