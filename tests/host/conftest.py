@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,8 +26,8 @@ def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def persistent_settings() -> specs.RuntimeSettings:
     """Settings whose compiled-component cache survives test runs (big guests compile in ~20 s)."""
-    cache = Path(__file__).resolve().parents[2] / ".cache" / "runtime-test-components"
-    return specs.RuntimeSettings(cache_dir=cache)
+    default = Path(__file__).resolve().parents[2] / ".cache" / "runtime-test-components"
+    return specs.RuntimeSettings(cache_dir=Path(os.environ.get("WASMFLEET_RUNTIME_TEST_CACHE", default)))
 
 
 @pytest.fixture

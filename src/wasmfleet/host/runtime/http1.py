@@ -104,20 +104,24 @@ class Connection(asyncio.Protocol):
                     self.simple(431, "request head too large\n", close=True)
                 return
             head, self.buf = self.buf[:end], self.buf[end + 4 :]
-            if not self._start_request(head):
+            request = self._start_request(head)
+            if request is None:
                 return
+            # Body bytes that came with the head go in before dispatch: a small POST is then
+            # complete and can run inline.
             if self.buf and self.body is not None and not self.body.eof:
                 rest, self.buf = self.buf, b""
                 self.buf = self._feed_body(rest)
+            self.dispatcher.dispatch(self, request)
 
-    def _start_request(self, head: bytes) -> bool:
+    def _start_request(self, head: bytes) -> Request | None:
         lines = head.split(b"\r\n")
         try:
             method_b, target_b, version = lines[0].split(b" ")
             method, target = method_b.decode("ascii"), target_b.decode("latin-1")
         except (ValueError, UnicodeDecodeError):
             self.simple(400, "malformed request line\n", close=True)
-            return False
+            return None
         headers: list[tuple[str, bytes]] = []
         host: str | None = None
         length = 0
@@ -128,7 +132,7 @@ class Connection(asyncio.Protocol):
             name_b, sep, value = line.partition(b":")
             if not sep:
                 self.simple(400, "malformed header line\n", close=True)
-                return False
+                return None
             name = name_b.decode("latin-1").strip().lower()
             value = value.strip()
             if name == "host":
@@ -139,7 +143,7 @@ class Connection(asyncio.Protocol):
                     length = int(value)
                 except ValueError:
                     self.simple(400, "bad content-length\n", close=True)
-                    return False
+                    return None
                 headers.append((name, value))
                 continue
             if name == "transfer-encoding":
@@ -156,7 +160,7 @@ class Connection(asyncio.Protocol):
         self.keep_alive = (b"close" not in conn_hdr) if version == b"HTTP/1.1" else (b"keep-alive" in conn_hdr)
         if length > self.max_body:
             self.simple(413, "request body too large\n", close=True)
-            return False
+            return None
         body = io.Channel()
         self.chunked = chunked
         self.chunk_phase = "size"
@@ -171,8 +175,7 @@ class Connection(asyncio.Protocol):
         self.busy = True
         self.head_sent = False
         self.is_head = method == "HEAD"
-        self.dispatcher.dispatch(self, Request(method, target, headers, host, self.keep_alive, body))
-        return True
+        return Request(method, target, headers, host, self.keep_alive, body)
 
     def _feed_body(self, data: bytes) -> bytes:
         """Feeds body bytes to the channel; returns what follows the body (next request)."""
