@@ -4,7 +4,8 @@ Checks: one-line ComponentError naming the file for a missing file, a non-wasm f
 module, a component importing an interface nobody implements, and a component without
 wasi:http/incoming-handler; the cache compiles once (same artefact, not rewritten) and its key
 changes with the wasmtime version; `wasmfleet serve` serves the WAT guest on a free port, stops
-cleanly on SIGTERM, and prints one `error:` line (exit 1) for bad input.
+cleanly on SIGTERM, and prints one `error:` line (exit 1) for bad input; errors survive pickling
+(they cross the pipe from worker processes).
 """
 
 from __future__ import annotations
@@ -105,3 +106,12 @@ def test_serve_command_reports_bad_components_in_one_line(guest: str, tmp_path: 
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"error: {path}: ")
+
+
+def test_errors_cross_the_worker_pipe_intact() -> None:
+    import pickle
+
+    err = pickle.loads(pickle.dumps(errors.ComponentError("/srv/app.wasm", "imports x:y/z")))
+    assert (str(err), err.path, err.cause) == ("/srv/app.wasm: imports x:y/z", "/srv/app.wasm", "imports x:y/z")
+    trap = pickle.loads(pickle.dumps(errors.GuestTrap("too slow", deadline=True)))
+    assert (str(trap), trap.deadline) == ("too slow", True)

@@ -22,6 +22,10 @@ class ComponentError(RuntimeError_):
         self.cause = " ".join(str(cause).split())
         super().__init__(f"{self.path}: {self.cause}")
 
+    def __reduce__(self) -> tuple[type[ComponentError], tuple[str, str]]:
+        # Crosses the pipe from worker processes: rebuild from both fields, not from args.
+        return (ComponentError, (self.path, self.cause))
+
 
 class RuntimeUnavailable(RuntimeError_):
     """The server is stopping or not started; temporary, retry later."""
@@ -34,3 +38,6 @@ class GuestTrap(RuntimeError_):
         self.deadline = deadline
         self.memory = memory
         super().__init__(" ".join(message.split())[:500])
+
+    def __reduce__(self) -> tuple[type[GuestTrap], tuple[str], dict[str, bool]]:
+        return (GuestTrap, (str(self),), {"deadline": self.deadline, "memory": self.memory})
