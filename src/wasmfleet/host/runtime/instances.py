@@ -115,6 +115,8 @@ class LoadedComponent:
             environment=self.environment,
             preopens=self.preopens,
             allowed_hosts=self.spec.allowed_hosts,
+            config=self.spec.config,
+            grants=self.spec.grants,
             log_name=self.spec.name or self.spec.workload_id,
         )
         table = resources.ResourceTable(state)

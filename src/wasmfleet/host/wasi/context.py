@@ -34,6 +34,10 @@ class WasiContext:
     preopens: list[tuple[Any, str]] = field(default_factory=list)
     """(Descriptor, guest path) pairs, built by wasi.filesystem from the spec's preopens."""
     allowed_hosts: tuple[str, ...] = ()
+    config: dict[str, str] = field(default_factory=dict)
+    """The component's config (for wasi:config-style plugins)."""
+    grants: tuple[Any, ...] = ()
+    """The workload's grants (specs.Grant: namespace, package, interfaces, name, config)."""
     log_name: str = "guest"
     deadline: float = float("inf")
     """time.monotonic() after which blocking host calls fail."""
