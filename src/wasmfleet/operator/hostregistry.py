@@ -61,11 +61,13 @@ class HostRegistry:
         self,
         settings: settings_mod.HostHealth,
         metrics: metrics_mod.Metrics,
-        on_change: Callable[[str], None],
+        on_change: Callable[[str, bool], None],
     ) -> None:
         self._settings = settings
         self._metrics = metrics
-        self._on_change = on_change  # called with a host ID whose judgement (or record) changed
+        # Called with a host ID whose record changed, and whether its judgement changed too (only
+        # then can workloads need to move or find new room).
+        self._on_change = on_change
         self._records: dict[str, HostRecord] = {}
         self._by_name: dict[str, str] = {}
         self._connected = False
@@ -107,7 +109,7 @@ class HostRegistry:
         if previous_id and previous_id != hb.id and previous_id in self._records:
             # Same friendly name, new host ID: the old process is gone (restart).
             self._records[previous_id].superseded = True
-            self._on_change(previous_id)
+            self._tick_one(previous_id)
         self._by_name[name] = hb.id
         rec = self._records.get(hb.id)
         is_new = rec is None
@@ -182,15 +184,15 @@ class HostRegistry:
 
     def _tick_one(self, host_id: str, *, force: bool = False) -> None:
         judged = self._judge(host_id)
-        if force or judged != self._judged.get(host_id):
-            previous = self._judged.get(host_id)
+        previous = self._judged.get(host_id)
+        if force or judged != previous:
             if previous is not None and previous is not judged:
                 rec = self._records.get(host_id)
                 silent = time.monotonic() - rec.last_seen if rec else 0.0
                 log.info("host %s: %s -> %s (last heartbeat %.1fs ago)", rec.name if rec else host_id,
                          previous.value, judged.value, silent)
             self._judged[host_id] = judged
-            self._on_change(host_id)
+            self._on_change(host_id, judged != previous)
 
     def _update_gauges(self) -> None:
         counts = {state: 0 for state in Liveness}
@@ -218,7 +220,7 @@ class HostRegistry:
                 self._tick_one(host_id)
             active = self.grace_remaining() > 0
             if grace_was_active and not active:
-                self._on_change("")  # "" = re-examine everything (hosts never heard from are now DEAD)
+                self._on_change("", True)  # "" = re-examine everything (hosts never heard from are DEAD now)
             grace_was_active = active
             self._update_gauges()
 

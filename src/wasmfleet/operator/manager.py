@@ -276,8 +276,9 @@ class Operator:
             if key.startswith(f"{ns}/") and name in refs.artifacts:
                 self.ctx.enqueue["workloads"](key)
 
-    def _host_changed(self, host_id: str) -> None:
-        """The registry's judgement of a host changed: update its Host object and move workloads."""
+    def _host_changed(self, host_id: str, judgement_changed: bool) -> None:
+        """A host's record changed: update its Host object; if its judgement changed, move workloads
+        off a dead host or give waiting workloads a chance on a newly alive one."""
         ctx = self.ctx
         if ctx is None:
             return
@@ -291,6 +292,8 @@ class Operator:
         rec = ctx.registry.record(host_id)
         if rec is not None:
             ctx.enqueue["hosts"](f"{hosts_ns}/{rec.name}")
+        if not judgement_changed:
+            return
         live = ctx.registry.liveness(host_id)
         if live is hostregistry.Liveness.DEAD:
             for key in ctx.assignments.keys_on(host_id):
