@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from runtime_harness import build
 
 from wasmfleet.host.runtime import specs
@@ -33,6 +34,24 @@ def persistent_settings() -> specs.RuntimeSettings:
 @pytest.fixture
 def settings(runtime_cache: Path) -> specs.RuntimeSettings:
     return specs.RuntimeSettings(cache_dir=runtime_cache)
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[int]:
+    """A plain HTTP server (aiohttp) for outgoing requests: GET /up -> 200 "from upstream"."""
+
+    async def hello(_: web.Request) -> web.Response:
+        return web.Response(text="from upstream")
+
+    app = web.Application()
+    app.router.add_get("/up", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port: int = runner.addresses[0][1]
+    yield port
+    await runner.cleanup()
 
 
 @pytest.fixture

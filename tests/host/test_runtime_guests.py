@@ -17,7 +17,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from runtime_harness import build, host_request, make_spec, raw_request
 
 from wasmfleet.host.runtime import engines, specs
@@ -47,22 +46,6 @@ def prebuilt(persistent_settings: specs.RuntimeSettings) -> dict[str, Future[Pat
 @pytest.fixture(scope="module", params=GUESTS)
 def guest(request: pytest.FixtureRequest, prebuilt: dict[str, Future[Path]]) -> tuple[str, Path]:
     return request.param, prebuilt[request.param].result()
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[int]:
-    async def hello(_: web.Request) -> web.Response:
-        return web.Response(text="from upstream")
-
-    app = web.Application()
-    app.router.add_get("/up", hello)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield port
-    await runner.cleanup()
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ Checks: GET body and headers; status codes other than 200; request headers reach
 come back); a 1 MB POST echoed byte-exact with Content-Length and with chunked encoding;
 keep-alive reuses one connection; 400 without Host; 404 for an unknown host; Host routing with
 the port stripped; "*" catch-all; several workloads on one host are balanced; unroute stops
-serving; route() replaces a workload's previous route; a fresh instance per request by default.
+serving; route() replaces a workload's previous route; a fresh instance per request by default;
+outgoing HTTP works only with the outgoing-handler grant (else 500) and to allowed hosts (else 502).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import aiohttp
 from runtime_harness import host_request, make_spec, raw_request
 
+from wasmfleet.host.runtime import specs
 from wasmfleet.host.runtime.server import WasmServer
 
 
@@ -113,3 +115,22 @@ async def test_route_replaces_the_previous_hostnames(server: WasmServer, hello_w
     two, _ = await raw_request(server.port, host_request("two.test"))
     assert (one, two) == (404, 200)
     assert server.routes() == {"w1": ["two.test"]}
+
+
+async def test_outgoing_http_needs_a_grant_and_an_allowed_host(
+    server: WasmServer, hello_wat: Path, upstream: int
+) -> None:
+    grant = (specs.Grant("wasi", "http", ("outgoing-handler",)),)
+    await server.route("ok", ["ok.test"], make_spec(hello_wat, "ok", grants=grant, allowed_hosts=("127.0.0.1",)))
+    await server.route("nogrant", ["nogrant.test"], make_spec(hello_wat, "nogrant", allowed_hosts=("127.0.0.1",)))
+    await server.route("elsewhere", ["elsewhere.test"],
+                       make_spec(hello_wat, "elsewhere", grants=grant, allowed_hosts=("*.example.com",)))
+
+    def fetch(host: str) -> bytes:
+        return (f"GET /out HTTP/1.1\r\nHost: {host}\r\nX-Target: 127.0.0.1:{upstream}\r\n"
+                "Connection: close\r\n\r\n").encode()
+
+    assert await raw_request(server.port, fetch("ok.test")) == (200, b"from upstream")
+    status, body = await raw_request(server.port, fetch("nogrant.test"))
+    assert status == 500 and b"not granted" in body
+    assert (await raw_request(server.port, fetch("elsewhere.test")))[0] == 502

@@ -11,6 +11,8 @@
 ;;   /m...   a memory bomb: grows memory until refused, then traps
 ;;   /r...   calls wasi:random/random.get-random-u64 (granted to every component) -> "random ok"
 ;;   /n...   calls wasi:sockets/instance-network (never granted: the call traps -> 500)
+;;   /o...   outgoing GET http://<x-target header>/up; answers the upstream's status and body, or
+;;           502 when the host refuses the request (wasi:http/outgoing-handler must be granted)
 (module
   (import "cm32p2|wasi:http/types@0.2" "[constructor]fields" (func $fields_new (result i32)))
   (import "cm32p2|wasi:http/types@0.2" "[method]fields.append"
@@ -43,6 +45,21 @@
     (func $blocking_read (param i32 i64 i32)))
   (import "cm32p2|wasi:io/streams@0.2" "output-stream_drop" (func $out_drop (param i32)))
   (import "cm32p2|wasi:io/streams@0.2" "input-stream_drop" (func $in_drop (param i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]fields.get" (func $fields_get (param i32 i32 i32 i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[constructor]outgoing-request" (func $oreq_new (param i32) (result i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]outgoing-request.set-scheme"
+    (func $set_scheme (param i32 i32 i32 i32 i32) (result i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]outgoing-request.set-authority"
+    (func $set_authority (param i32 i32 i32 i32) (result i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]outgoing-request.set-path-with-query"
+    (func $set_path (param i32 i32 i32 i32) (result i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]future-incoming-response.subscribe"
+    (func $fut_subscribe (param i32) (result i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]future-incoming-response.get" (func $fut_get (param i32 i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]incoming-response.status" (func $iresp_status (param i32) (result i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]incoming-response.consume" (func $iresp_consume (param i32 i32)))
+  (import "cm32p2|wasi:io/poll@0.2" "[method]pollable.block" (func $block (param i32)))
+  (import "cm32p2|wasi:http/outgoing-handler@0.2" "handle" (func $out_handle (param i32 i32 i32 i32)))
   (import "cm32p2|wasi:random/random@0.2" "get-random-u64" (func $random_u64 (result i64)))
   (import "cm32p2|wasi:sockets/instance-network@0.2" "instance-network" (func $network (result i32)))
 
@@ -58,6 +75,8 @@
   (data (i32.const 320) "x-status")            ;; 8 bytes
   (data (i32.const 336) "created")             ;; 7 bytes
   (data (i32.const 352) "random ok\n")         ;; 10 bytes
+  (data (i32.const 368) "x-target")            ;; 8 bytes
+  (data (i32.const 384) "/up")                 ;; 3 bytes
 
   ;; Bump allocator: the host only allocates small strings (the request path) per call.
   (func (export "cm32p2_realloc") (param i32 i32 i32 i32) (result i32)
@@ -109,6 +128,43 @@
       (i32.const 16))
     (local.get $h))
 
+  ;; GET http://<x-target>/up and relay the answer (status and body) to `out`.
+  (func $fetch (param $req i32) (param $out i32)
+    (local $lp i32) (local $oreq i32) (local $fut i32) (local $iresp i32) (local $status i32)
+    (local $body i32) (local $in i32)
+    (call $fields_get (call $req_headers (local.get $req)) (i32.const 368) (i32.const 8) (i32.const 16))
+    (if (i32.eqz (i32.load (i32.const 20))) (then unreachable))      ;; no x-target header
+    (local.set $lp (i32.load (i32.const 16)))
+    (local.set $oreq (call $oreq_new (call $fields_new)))
+    (drop (call $set_scheme (local.get $oreq) (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (drop (call $set_authority (local.get $oreq) (i32.const 1) (i32.load (local.get $lp))
+      (i32.load offset=4 (local.get $lp))))
+    (drop (call $set_path (local.get $oreq) (i32.const 1) (i32.const 384) (i32.const 3)))
+    ;; result<own<future-incoming-response>, error-code>: tag at 16, handle at 24
+    (call $out_handle (local.get $oreq) (i32.const 0) (i32.const 0) (i32.const 16))
+    (if (i32.load8_u (i32.const 16))
+      (then (call $respond (local.get $out) (call $fields_new) (i32.const 502) (i32.const 0) (i32.const 0)
+              (i32.const 0))
+            (return)))
+    (local.set $fut (i32.load (i32.const 24)))
+    (call $block (call $fut_subscribe (local.get $fut)))
+    ;; option<result<result<own<incoming-response>, error-code>>>: tags at 16, 24, 32; handle at 40
+    (call $fut_get (local.get $fut) (i32.const 16))
+    (if (i32.or (i32.load8_u (i32.const 24)) (i32.load8_u (i32.const 32)))
+      (then (call $respond (local.get $out) (call $fields_new) (i32.const 502) (i32.const 0) (i32.const 0)
+              (i32.const 0))
+            (return)))
+    (local.set $iresp (i32.load (i32.const 40)))
+    (local.set $status (call $iresp_status (local.get $iresp)))
+    (call $iresp_consume (local.get $iresp) (i32.const 16))
+    (local.set $body (i32.load (i32.const 20)))
+    (call $in_body_stream (local.get $body) (i32.const 16))
+    (local.set $in (i32.load (i32.const 20)))
+    (call $respond (local.get $out) (call $fields_new) (local.get $status) (i32.const 0) (i32.const 0)
+      (local.get $in))
+    (call $in_drop (local.get $in))
+    (call $incoming_body_drop (local.get $body)))
+
   (func (export "cm32p2|wasi:http/incoming-handler@0.2|handle") (param $req i32) (param $out i32)
     (local $c i32) (local $h i32) (local $body i32) (local $in i32)
     (global.set $heap (i32.const 8192))
@@ -124,6 +180,9 @@
       (then (loop $grow
               (br_if $grow (i32.ne (memory.grow (i32.const 256)) (i32.const -1))))
             unreachable))
+    (if (i32.eq (local.get $c) (i32.const 111))                                 ;; 'o'
+      (then (call $fetch (local.get $req) (local.get $out))
+            (return)))
     (if (i32.eq (local.get $c) (i32.const 110))                                 ;; 'n'
       (then (drop (call $network))))
     (if (i32.eq (local.get $c) (i32.const 114))                                 ;; 'r'
