@@ -229,3 +229,34 @@ async def test_config_from_configmap_is_resolved_and_change_restarts(fleet: Any)
         await h.eventually(restarted, what="restart with the changed ConfigMap")
         await asyncio.sleep(0)
     await host.kill()
+
+
+async def test_standalone_workload_pinned_to_a_host_gets_finalizer_and_is_stopped(fleet: Any) -> None:
+    url, kubeconfig, kube = fleet
+    hosts = [await h.FakeHost(url, f"lone-owl-000{i}").start() for i in range(3)]
+    async with h.running_operator(h.operator_settings(kubeconfig, url)):
+        body = deployment("x")["spec"]["template"]["spec"]
+        body["hostId"] = hosts[2].host_id
+        await kube.create(kres.WORKLOADS, NS, {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Workload",
+                                               "metadata": {"name": "solo", "namespace": NS}, "spec": body})
+
+        async def placed() -> Any:
+            wl = await kube.get(kres.WORKLOADS, NS, "solo")
+            return cond(wl, "Ready") == "True" and wl
+
+        wl = await h.eventually(placed, what="standalone workload Ready")
+        assert wl["status"]["hostId"] == hosts[2].host_id
+        assert "runtime.wasmcloud.dev/workload" in wl["metadata"]["finalizers"]
+        assert wl["metadata"]["uid"] in hosts[2].workloads
+        await kube.delete(kres.WORKLOADS, NS, "solo")
+
+        async def gone() -> bool:
+            try:
+                await kube.get(kres.WORKLOADS, NS, "solo")
+                return False
+            except errors.NotFound:
+                return not hosts[2].workloads
+
+        await h.eventually(gone, what="stopped on its host, then deleted")
+    for x in hosts:
+        await x.kill()
