@@ -15,6 +15,7 @@ Checks:
 - A host lacking a requested interface is refused.
 - ConfigMaps in configFrom are resolved into the start request.
 - Deleting a Workload stops it on its host before the object disappears (finalizer).
+- A standalone Workload pinned with spec.hostId runs there; re-pinning moves it (stopped on the old host).
 """
 
 from __future__ import annotations
@@ -248,6 +249,16 @@ async def test_standalone_workload_pinned_to_a_host_gets_finalizer_and_is_stoppe
         assert wl["status"]["hostId"] == hosts[2].host_id
         assert "runtime.wasmcloud.dev/workload" in wl["metadata"]["finalizers"]
         assert wl["metadata"]["uid"] in hosts[2].workloads
+
+        # Re-pinning moves it: stopped on the old host, running on the new one.
+        await kube.patch(kres.WORKLOADS, NS, "solo", {"spec": {"hostId": hosts[1].host_id}})
+
+        async def moved() -> Any:
+            wl = await kube.get(kres.WORKLOADS, NS, "solo")
+            return (cond(wl, "Ready") == "True" and wl["status"]["hostId"] == hosts[1].host_id
+                    and not hosts[2].workloads and wl)
+
+        await h.eventually(moved, what="moved to the newly pinned host")
         await kube.delete(kres.WORKLOADS, NS, "solo")
 
         async def gone() -> bool:
@@ -255,7 +266,7 @@ async def test_standalone_workload_pinned_to_a_host_gets_finalizer_and_is_stoppe
                 await kube.get(kres.WORKLOADS, NS, "solo")
                 return False
             except errors.NotFound:
-                return not hosts[2].workloads
+                return not hosts[1].workloads
 
         await h.eventually(gone, what="stopped on its host, then deleted")
     for x in hosts:

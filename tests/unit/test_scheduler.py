@@ -7,6 +7,7 @@
 - Replicas of one group spread across hosts before any host gets a second one.
 - Among equals the least loaded host wins; ties break deterministically but not always the same way.
 - A failed decision explains which filter excluded which hosts.
+- still_fits re-checks a placed workload's host, ignoring capacity.
 """
 
 from __future__ import annotations
@@ -124,3 +125,12 @@ def test_explain_lists_each_filter() -> None:
     assert msg.startswith("no suitable host found")
     assert "Ready excluded a" in msg and "Environment excluded b" in msg
     assert placement.choose(req, []).explain() == "no suitable host found: no hosts are registered"
+
+
+def test_still_fits_ignores_capacity_but_not_selectors() -> None:
+    full = host("a", load=3, capacity=3, labels={"hostgroup": "edge"})
+    assert placement.still_fits(candidates.Requirements("ns/w"), full) is None
+    sel = candidates.LabelSelector(match_labels={"hostgroup": "core"})
+    ex = placement.still_fits(candidates.Requirements("ns/w", host_selector=sel), full)
+    assert ex is not None and ex.filter == "HostSelector"
+

@@ -33,6 +33,10 @@ class PermanentError(Exception):
     """Retrying cannot help (the object is wrong); the message is recorded on the object."""
 
 
+class RetryLater(Exception):
+    """Not an error: a precondition is not met yet (e.g. a host cannot be judged); retry with backoff."""
+
+
 class ReconcileIdFilter(logging.Filter):
     """Adds `%(reconcile_id)s` to every record so one reconcile's log lines can be followed."""
 
@@ -83,8 +87,8 @@ class Controller:
                     self.queue.add_after(key, after)
             except asyncio.CancelledError:
                 raise
-            except (PermanentError, errors.KubeError) as exc:
-                if isinstance(exc, errors.KubeError) and exc.temporary:
+            except (PermanentError, RetryLater, errors.KubeError) as exc:
+                if isinstance(exc, RetryLater) or (isinstance(exc, errors.KubeError) and exc.temporary):
                     result = "error"
                     delay = self.queue.add_rate_limited(key)
                     log.info("%s %s: %s (retry in %.2fs)", self.name, key, exc, delay)

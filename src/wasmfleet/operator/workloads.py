@@ -22,7 +22,7 @@ import pydantic
 
 from wasmfleet.api import conditions, groups, resources
 from wasmfleet.bus import messages, requests, subjects
-from wasmfleet.kube import errors, owners, running
+from wasmfleet.kube import owners, running
 from wasmfleet.kube import resources as kres
 from wasmfleet.operator import context, hostregistry, scheduling, startrequests, statuses
 from wasmfleet.scheduler import placement
@@ -66,8 +66,9 @@ def sources_for(ctx: context.Context, namespace: str, refs: startrequests.Refere
 class WorkloadController:
     def __init__(self, ctx: context.Context) -> None:
         self._ctx = ctx
-        self._confirmed: dict[str, Confirmed] = {}
-        self._start_failures: dict[str, int] = {}
+        # Workload ID -> what its host last confirmed (this process's memory; rebuilt by asking).
+        self.confirmed: dict[str, Confirmed] = {}
+        self.start_failures: dict[str, int] = {}  # Workload ID -> consecutive failed starts
         # host ID -> workload IDs moved away from it while it was DEAD: stopped there if it returns.
         self.evicted: dict[str, set[str]] = {}
         self._reader = ctx.readers["workloads"]
@@ -115,8 +116,10 @@ class WorkloadController:
         if host_id:
             live = ctx.registry.liveness(host_id)
             if live is Liveness.UNKNOWN:
-                raise errors.KubeError(0, "Waiting", f"cannot reach host {host_id} to stop the workload yet")
-            if live is Liveness.ALIVE:
+                raise running.RetryLater(f"cannot judge host {host_id} yet; the workload is stopped there later")
+            if live is Liveness.DEAD:
+                self.evicted.setdefault(host_id, set()).add(uid)  # stopped there if it ever returns
+            else:
                 with contextlib.suppress(requests.NoResponders):  # host gone: nothing left to stop
                     await self.stop(host_id, uid)
         finalizers = [f for f in wl.metadata.finalizers if f != groups.FINALIZER_WORKLOAD]
@@ -124,8 +127,8 @@ class WorkloadController:
             meta = obj["metadata"]
             await ctx.kube.patch(kres.WORKLOADS, meta.get("namespace"), meta["name"],
                                  {"metadata": {"finalizers": finalizers or None}})
-        self._confirmed.pop(uid, None)
-        self._start_failures.pop(uid, None)
+        self.confirmed.pop(uid, None)
+        self.start_failures.pop(uid, None)
         ctx.assignments.drop(uid)
 
     # ------------------------------------------------------------------ host-side calls
@@ -207,7 +210,7 @@ class _Step:
             if live is Liveness.DEAD:
                 ctx.metrics.failovers.inc()
                 self.ctl.evicted.setdefault(host_id, set()).add(self.uid)
-                self.ctl._confirmed.pop(self.uid, None)
+                self.ctl.confirmed.pop(self.uid, None)
                 message = f"host {host_id} stopped reporting; placing the workload elsewhere"
                 self.not_ready_from("HostSelection", "HostNotReady", message)
                 self.status.host_id = None
@@ -215,6 +218,16 @@ class _Step:
                 written = await statuses.write(ctx.kube, kres.WORKLOADS, self.obj, self.status_dict())
                 if written is not None:
                     self.obj = self.ctl.wrote(written)
+                await self.event("Normal", "Rescheduling", message)
+            elif (unfit := self._no_longer_fits(host_id)) is not None:
+                # The spec (hostSelector, environment, interfaces, pin) or the host's labels changed.
+                message = f"host {unfit.host} no longer suitable ({unfit.filter}: {unfit.reason}); moving"
+                with contextlib.suppress(requests.BusError):
+                    await self.ctl.stop(host_id, self.uid)
+                self.ctl.confirmed.pop(self.uid, None)
+                self.not_ready_from("HostSelection", "HostNoLongerSuitable", message)
+                self.status.host_id = None
+                host_id = None
                 await self.event("Normal", "Rescheduling", message)
         if not host_id:
             if ctx.registry.grace_remaining() > 0:
@@ -243,6 +256,13 @@ class _Step:
         # ---- Placement and Sync
         return await self._place_and_sync(host_id, req, fingerprint)
 
+    def _no_longer_fits(self, host_id: str) -> placement.Exclusion | None:
+        host = next((h for h in scheduling.host_candidates(self.ctx.registry, self.ctx.assignments)
+                     if h.host_id == host_id), None)
+        if host is None:
+            return None
+        return placement.still_fits(scheduling.requirements(self.key, self.wl.spec, self.group), host)
+
     def _group_counts_by_name(self) -> dict[str, int]:
         counts = self.ctx.assignments.group_counts(self.group)
         out: dict[str, int] = {}
@@ -257,7 +277,7 @@ class _Step:
     ) -> float | None:
         settings, ctl = self.ctx.settings.reconciling, self.ctl
         now = time.monotonic()
-        confirmed = ctl._confirmed.get(self.uid)
+        confirmed = ctl.confirmed.get(self.uid)
         if (
             confirmed
             and (confirmed.host_id, confirmed.fingerprint) == (host_id, fingerprint)
@@ -287,7 +307,7 @@ class _Step:
                     self.set("Sync", "Unknown", "Starting", state.message or "host is starting the workload")
                     self.set("Ready", "False", "Starting", "host is starting the workload")
                     return 1.0
-                ctl._confirmed[self.uid] = Confirmed(host_id, fingerprint, now)
+                ctl.confirmed[self.uid] = Confirmed(host_id, fingerprint, now)
                 self._mark_running()
             elif running_here:
                 # The configuration changed (ConfigMap, Secret, artifact): restart with the new one.
@@ -326,9 +346,9 @@ class _Step:
             await self.event("Warning", "StartFailed", f"host {host_id}: {message}")
             return self._backoff()
         ctx.metrics.placements.labels("placed").inc()
-        self.ctl._start_failures.pop(self.uid, None)
+        self.ctl.start_failures.pop(self.uid, None)
         if state.workload_state is messages.WorkloadState.RUNNING:
-            self.ctl._confirmed[self.uid] = Confirmed(host_id, fingerprint, time.monotonic())
+            self.ctl.confirmed[self.uid] = Confirmed(host_id, fingerprint, time.monotonic())
             self._mark_running()
             return None
         self.set("Placement", "True", "Started", f"start accepted by host {host_id}")
@@ -342,6 +362,6 @@ class _Step:
         self.set("Ready", "True", "Ready", "workload is running")
 
     def _backoff(self) -> float:
-        n = self.ctl._start_failures.get(self.uid, 0) + 1
-        self.ctl._start_failures[self.uid] = n
+        n = self.ctl.start_failures.get(self.uid, 0) + 1
+        self.ctl.start_failures[self.uid] = n
         return float(min(30.0, 0.5 * 2 ** (n - 1)))

@@ -87,3 +87,16 @@ def choose(
         key=lambda h: (group_counts.get(h.name, 0), h.load, _tie_break(req.key, h.name)),
     )
     return Decision(best, tuple(exclusions), len(pool))
+
+
+def still_fits(req: candidates.Requirements, host: candidates.HostCandidate) -> Exclusion | None:
+    """Whether a host a workload already runs on still satisfies it (after a spec change, or a
+    host's labels changed). Capacity is not re-checked: the workload is part of that load."""
+    for name, check in filters.FILTERS:
+        if name == "Capacity":
+            continue
+        reason = check(host, req)
+        if reason is not None:
+            return Exclusion(host.name, name, reason)
+    return None
+
