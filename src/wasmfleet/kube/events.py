@@ -35,6 +35,8 @@ class EventRecorder:
         ).hexdigest()[:16]
         name = f"{meta['name']}.{digest}"
         now = _now()
+        if len(self._counts) > 10_000:
+            self._counts.clear()  # bounded memory; a forgotten count is re-read from the API on conflict
         count = self._counts.get((namespace, name), 0) + 1
         events = resources.EVENTS
         try:

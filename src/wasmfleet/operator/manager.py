@@ -244,6 +244,7 @@ class Operator:
         if event == "DELETED":
             self.ctx.assignments.drop(uid)
             self._references.pop(key, None)
+            self._workload_ctl.forget(uid)
             return
         host_id = (obj.get("status") or {}).get("hostId")
         if host_id:  # only add: a stale event without hostId must not erase a fresh placement

@@ -75,6 +75,11 @@ class WorkloadController:
 
     # ------------------------------------------------------------------ entry point
 
+    def forget(self, uid: str) -> None:
+        """The Workload is gone: drop what this process remembered about it."""
+        self.confirmed.pop(uid, None)
+        self.start_failures.pop(uid, None)
+
     def wrote(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self._reader.wrote(obj)
 
