@@ -92,3 +92,10 @@ def test_events_are_one_resource_in_two_shapes(kube: Kube, ns: str) -> None:
     assert [e["metadata"]["name"] for e in listed.body["items"]] == ["shared"]
     back = kube.get(f"/apis/events.k8s.io/v1/namespaces/{ns}/events/shared")
     assert back.body["note"] == "hello" and back.body["regarding"]["name"] == "x"
+
+
+def test_deleting_a_configmap_answers_a_success_status(kube: Kube, ns: str) -> None:
+    kube.post(f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "gone"}})
+    got = kube.delete(f"/api/v1/namespaces/{ns}/configmaps/gone")
+    assert got.status == 200 and got.body["kind"] == "Status" and got.body["status"] == "Success"
+    assert got.body["details"]["name"] == "gone" and got.body["details"]["kind"] == "configmaps"

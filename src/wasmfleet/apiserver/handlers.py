@@ -12,6 +12,7 @@ from aiohttp import web
 from wasmfleet.apiserver import (
     discovery,
     errors,
+    kinds,
     openapi,
     patching,
     protobufs,
@@ -228,6 +229,16 @@ class Handlers:
             if options.get("dryRun") == ["All"]:  # DeleteOptions in the body may ask for a dry run too
                 opts = WriteOptions(manager=opts.manager, dry_run=True)
             res, fut = self.engine.delete(t.rt, ns, t.name, options, opts)
+            if res.deleted and t.rt.builtin and not kinds.is_crd(t.rt):
+                # Built-in kinds answer an immediate delete with a success Status, custom resources
+                # with the deleted object (as kube-apiserver's registries do).
+                if fut is not None:
+                    await fut
+                meta = res.obj["metadata"]
+                return _json_response({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "details": {"name": meta["name"], "group": t.rt.group, "kind": t.rt.plural, "uid": meta["uid"]},
+                })
             return await self._written(res, fut, 200 if res.deleted or opts.dry_run else 202)
         raise errors.ApiError(405, f"method {method} is not supported on {request.path}")
 
