@@ -26,13 +26,14 @@ _local = threading.local()
 
 
 class _Entry:
-    __slots__ = ("fn", "lifts", "lower", "name", "type_ids")
+    __slots__ = ("call", "fn", "lifts", "lower", "name", "type_ids")
 
     def __init__(self, name: str, fn: HostFunc, type_ids: resources.TypeIds) -> None:
         self.name = name
         self.fn = fn
         self.type_ids = type_ids
         self.lifts: list[codec.Lift] | None = None
+        self.call: Callable[[int, int], Any] | None = None
         self.lower: codec.Lower | None = None
 
     def compile(self, ty_ptr: Any) -> None:
@@ -43,6 +44,28 @@ class _Entry:
         result = fty.result
         self.lower = codec.compile_lower(result, self.type_ids) if result is not None else None
         self.lifts = [codec.compile_lift(t) for t in params]
+        self.call = _caller(self.fn, self.lifts)
+
+
+_VAL = ffi.wasmtime_component_val_t
+
+
+def _caller(fn: HostFunc, lifts: list[codec.Lift]) -> Callable[[int, int], Any]:
+    """`call(ctx, args_address)`: lifts the arguments and calls `fn`, specialized by arity."""
+    at = _VAL.from_address
+    size = codec.VAL_SIZE
+    if not lifts:
+        return lambda ctx, args: fn()
+    if len(lifts) == 1:
+        (l0,) = lifts
+        return lambda ctx, args: fn(l0(ctx, at(args)))
+    if len(lifts) == 2:
+        l0, l1 = lifts
+        return lambda ctx, args: fn(l0(ctx, at(args)), l1(ctx, at(args + size)))
+    if len(lifts) == 3:
+        l0, l1, l2 = lifts
+        return lambda ctx, args: fn(l0(ctx, at(args)), l1(ctx, at(args + size)), l2(ctx, at(args + 2 * size)))
+    return lambda ctx, args: fn(*[lift(ctx, at(args + i * size)) for i, lift in enumerate(lifts)])
 
 
 # Entries live as long as the process: linkers are few (one per component) and small.
@@ -71,7 +94,6 @@ _CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
     ctypes.c_void_p, ctypes.c_size_t,
 )
-_VAL = ffi.wasmtime_component_val_t
 _FuncTypePtr = ctypes.POINTER(ffi.wasmtime_component_func_type_t)
 
 
@@ -80,16 +102,12 @@ def _trampoline(data: int, ctx: int, ty: int, args: int, nargs: int, results: in
     entry = _ENTRIES[data]
     assert entry is not None
     try:
-        lifts = entry.lifts
-        if lifts is None:
+        call = entry.call
+        if call is None:
             entry.compile(ctypes.cast(ty, _FuncTypePtr))
-            lifts = entry.lifts
-            assert lifts is not None
-        if nargs:
-            vals = (_VAL * nargs).from_address(args)
-            result = entry.fn(*[lift(ctx, vals[i]) for i, lift in enumerate(lifts)])
-        else:
-            result = entry.fn()
+            call = entry.call
+            assert call is not None
+        result = call(ctx, args)
         lower = entry.lower
         if lower is not None:
             lower(ctx, result, _VAL.from_address(results))
