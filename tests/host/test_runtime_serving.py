@@ -5,7 +5,9 @@ come back); a 1 MB POST echoed byte-exact with Content-Length and with chunked e
 keep-alive reuses one connection; 400 without Host; 404 for an unknown host; Host routing with
 the port stripped; "*" catch-all; several workloads on one host are balanced; unroute stops
 serving; route() replaces a workload's previous route; a fresh instance per request by default;
-outgoing HTTP works only with the outgoing-handler grant (else 500) and to allowed hosts (else 502).
+outgoing HTTP works only with the outgoing-handler grant (else 500) and to allowed hosts (else 502);
+absolute-form request targets route by their authority; a chunked body over the size limit is cut
+(the guest sees a failed stream) and the server keeps serving.
 """
 
 from __future__ import annotations
@@ -134,3 +136,26 @@ async def test_outgoing_http_needs_a_grant_and_an_allowed_host(
     status, body = await raw_request(server.port, fetch("nogrant.test"))
     assert status == 500 and b"not granted" in body
     assert (await raw_request(server.port, fetch("elsewhere.test")))[0] == 502
+
+
+async def test_absolute_form_targets_and_oversized_chunked_bodies(settings: specs.RuntimeSettings,
+                                                                  hello_wat: Path) -> None:
+    small = specs.RuntimeSettings(cache_dir=settings.cache_dir, max_request_body_mb=1)
+    server = WasmServer("127.0.0.1", 0, workers=1, settings=small)
+    await server.start(routes=[("w1", ["abs.test"], make_spec(hello_wat))])
+    try:
+        status, body = await raw_request(
+            server.port, b"GET http://abs.test/ HTTP/1.1\r\nHost: ignored.test\r\nConnection: close\r\n\r\n"
+        )
+        assert (status, body) == (200, b"hello from wat\n")
+        chunk = b"x" * 65536
+        oversized = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(40)) + b"0\r\n\r\n"
+        head = b"POST /echo HTTP/1.1\r\nHost: abs.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        # The body is cut at the 1 MB limit: the guest sees its input end early (it echoes at most
+        # what was accepted) and the connection is closed rather than reused.
+        status, body = await raw_request(server.port, head + oversized)
+        assert status == 200
+        assert len(body) <= (1 << 20) + len(chunk)
+        assert (await raw_request(server.port, host_request("abs.test")))[0] == 200
+    finally:
+        await server.stop(2)

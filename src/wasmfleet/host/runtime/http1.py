@@ -64,6 +64,7 @@ class Connection(asyncio.Protocol):
         self.chunk_phase = "size"
         self.chunk_buf = b""
         self.chunk_left = 0
+        self.chunked_total = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.keep_alive = True
         self.response_chunked = False
@@ -124,6 +125,11 @@ class Connection(asyncio.Protocol):
             return None
         headers: list[tuple[str, bytes]] = []
         host: str | None = None
+        if target.startswith(("http://", "https://")):
+            # Absolute form (as sent to proxies): the authority stands in for a missing Host.
+            authority, _, path = target.split("://", 1)[1].partition("/")
+            target = "/" + path
+            host = authority or None
         length = 0
         chunked = False
         expect_continue = False
@@ -136,7 +142,8 @@ class Connection(asyncio.Protocol):
             name = name_b.decode("latin-1").strip().lower()
             value = value.strip()
             if name == "host":
-                host = value.decode("latin-1")
+                if host is None:  # an absolute-form target's authority takes precedence
+                    host = value.decode("latin-1")
                 continue
             if name == "content-length":
                 try:
@@ -165,6 +172,7 @@ class Connection(asyncio.Protocol):
         self.chunked = chunked
         self.chunk_phase = "size"
         self.chunk_buf = b""
+        self.chunked_total = 0
         self.body_remaining = length
         if not chunked and length == 0:
             body.close()
@@ -205,6 +213,12 @@ class Connection(asyncio.Protocol):
                 take = buf[: self.chunk_left]
                 buf = buf[len(take) :]
                 self.chunk_left -= len(take)
+                self.chunked_total += len(take)
+                if self.chunked_total > self.max_body:
+                    # Too large: the guest sees a failed body, the connection is not reused.
+                    body.close("request body too large")
+                    self.closing = True
+                    return b""
                 if not body.feed(take) and self.transport is not None:
                     self.transport.pause_reading()
                 if self.chunk_left == 0:

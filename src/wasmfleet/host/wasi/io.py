@@ -21,6 +21,10 @@ WRITE_BUDGET = 1 << 20
 CLOSED = err(("closed", None))
 
 
+class StreamFailed(Exception):
+    """The source of an input stream failed (client went away, body too large, ...)."""
+
+
 class IoError:
     """wasi:io/error.error: an opaque error with a debug string."""
 
@@ -125,6 +129,8 @@ class Channel:
     def take(self, n: int) -> bytes | None:
         with self.cond:
             if not self.chunks:
+                if self.eof and self.error is not None:
+                    raise StreamFailed(self.error)
                 return None if self.eof else b""
             first = self.chunks[0]
             if len(first) <= n:
@@ -233,11 +239,25 @@ def _block(p: Pollable) -> None:
 
 # --- wasi:io/streams: input ------------------------------------------------------------------
 
+def _failing(fn: Callable[..., tuple[str, Any]]) -> Callable[..., tuple[str, Any]]:
+    """Maps a failed source to the stream-error `last-operation-failed` (not a trap)."""
+
+    def wrapper(*args: Any) -> tuple[str, Any]:
+        try:
+            return fn(*args)
+        except StreamFailed as exc:
+            return err(("last-operation-failed", IoError(str(exc))))
+
+    return wrapper
+
+
+@_failing
 def _read(s: InputStream, n: int) -> tuple[str, Any]:
     data = s.read(n)
     return CLOSED if data is None else ok(data)
 
 
+@_failing
 def _blocking_read(s: InputStream, n: int) -> tuple[str, Any]:
     if n == 0:
         return ok(b"")
@@ -245,11 +265,13 @@ def _blocking_read(s: InputStream, n: int) -> tuple[str, Any]:
     return CLOSED if data is None else ok(data)
 
 
+@_failing
 def _skip(s: InputStream, n: int) -> tuple[str, Any]:
     data = s.read(n)
     return CLOSED if data is None else ok(len(data))
 
 
+@_failing
 def _blocking_skip(s: InputStream, n: int) -> tuple[str, Any]:
     data = s.blocking_read(n) if n else b""
     return CLOSED if data is None else ok(len(data))
@@ -304,6 +326,7 @@ def _write_zeroes_flush(s: OutputStream, n: int) -> tuple[str, Any]:
     return r
 
 
+@_failing
 def _splice(out: OutputStream, src: InputStream, n: int) -> tuple[str, Any]:
     if out.closed:
         return CLOSED
@@ -314,6 +337,7 @@ def _splice(out: OutputStream, src: InputStream, n: int) -> tuple[str, Any]:
     return ok(len(data))
 
 
+@_failing
 def _blocking_splice(out: OutputStream, src: InputStream, n: int) -> tuple[str, Any]:
     if out.closed:
         return CLOSED
