@@ -92,7 +92,28 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def wrk(port: int, duration: int) -> float:
+def tree_cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its children (workers), from /proc via psutil."""
+    import psutil
+
+    total = 0.0
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+CPU_PER_REQUEST: dict[int, float] = {}
+"""port -> CPU microseconds per request of the server during its last wrk run."""
+
+
+def wrk(port: int, duration: int, pid: int | None = None) -> float:
+    cpu_before = tree_cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(["wrk", "-t2", "-c10", f"-d{duration}s", "-H", "Host: bench", f"http://127.0.0.1:{port}/"],
                          capture_output=True, text=True, check=True).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -100,6 +121,9 @@ def wrk(port: int, duration: int) -> float:
     if errors:
         print(f"    warning: {errors.group(1)} non-2xx responses", file=sys.stderr)
     assert m, out
+    done = re.search(r"(\d+) requests in", out)
+    if pid and done:
+        CPU_PER_REQUEST[port] = (tree_cpu_seconds(pid) - cpu_before) / int(done.group(1)) * 1e6
     return float(m.group(1))
 
 
@@ -110,7 +134,7 @@ def throughput(proc_factory, port: int, duration: int, runs: int = 3) -> float: 
         for _ in range(20):
             get(port)
         wrk(port, 2)  # warm-up
-        return statistics.median(wrk(port, duration) for _ in range(runs))
+        return statistics.median(wrk(port, duration, proc.pid) for _ in range(runs))
     finally:
         stop(proc)
 
@@ -166,13 +190,19 @@ def main() -> None:
         subprocess.run([str(BIN / "python"), "-c", "from wasmfleet.host.runtime import engines;"
                         f"engines.compile_to_cache(__import__('pathlib').Path({str(wasm)!r}), "
                         f"__import__('pathlib').Path({str(CACHE)!r}))"], check=True)
-        peer = throughput(lambda p, w=wasm: start_wasmtime(w, p), free_port(), args.duration)
-        ours = throughput(lambda p, w=wasm, pl=pool: start_wasmfleet(w, p, args.workers, pl), free_port(),
+        peer_port, our_port = free_port(), free_port()
+        peer = throughput(lambda p, w=wasm: start_wasmtime(w, p), peer_port, args.duration)
+        ours = throughput(lambda p, w=wasm, pl=pool: start_wasmfleet(w, p, args.workers, pl), our_port,
                           args.duration)
         ratio = ours / peer
         mode = f"poolSize={pool}" if pool else "fresh instance/request"
         print(f"{key:3} ({mode}): wasmtime {peer:8.0f} req/s | wasmfleet {ours:8.0f} req/s | "
               f"ratio {ratio:5.2f} (target >= {target}) {'OK' if ratio >= target else 'BELOW'}")
+        peer_cpu, our_cpu = CPU_PER_REQUEST.get(peer_port, 0.0), CPU_PER_REQUEST.get(our_port, 0.0)
+        if peer_cpu and our_cpu:
+            # Less sensitive to other load on the machine than req/s: server CPU per request.
+            print(f"    server CPU per request: wasmtime {peer_cpu:7.0f} us | wasmfleet {our_cpu:7.0f} us | "
+                  f"efficiency ratio {peer_cpu / our_cpu:4.2f}")
         if key == "js" and args.workers > 1:
             # Scaling on a CPU-bound guest: the same load against one worker (target: N workers
             # give >= 1.6x one worker on this 2-core machine).
