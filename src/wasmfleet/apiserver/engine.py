@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -242,7 +241,7 @@ class Engine:
         if rt.status_subresource and not kinds.is_crd(rt):
             obj.pop("status", None)
         when = objectmeta.now()
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = objectmeta.new_uid()
         meta["creationTimestamp"] = when
         meta["generation"] = 1
         kinds.on_create(rt, obj)

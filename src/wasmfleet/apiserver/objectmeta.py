@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import secrets
+import time
 from typing import Any
 
 Cause = dict[str, str]
@@ -18,8 +20,25 @@ _GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 SYSTEM_FIELDS = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "resourceVersion", "selfLink")
 
 
+_stamp_cache: tuple[int, str] = (0, "")
+
+
 def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 seconds (the API's precision), formatted once per second: this runs on every write."""
+    global _stamp_cache
+    second = int(time.time())
+    if _stamp_cache[0] != second:
+        _stamp_cache = (second, dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _stamp_cache[1]
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID string, without building a uuid.UUID (measurably cheaper per create)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def generate_name(prefix: str) -> str:
