@@ -55,7 +55,7 @@ class ArtifactController:
             obj = await ctx.kube.patch(
                 kres.ARTIFACTS, ns, name, {"metadata": {"finalizers": [*finalizers, groups.FINALIZER_ARTIFACT]}}
             )
-        status = art.status.model_copy(deep=True)
+        status = art.status  # freshly parsed: ours to change
         gen = art.metadata.generation
         status.artifact_url = art.spec.image
         status.observed_generation = gen

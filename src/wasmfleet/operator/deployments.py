@@ -85,7 +85,7 @@ class DeploymentController:
             wd = resources.WorkloadDeployment.model_validate(obj)
         except pydantic.ValidationError as exc:
             raise running.PermanentError(f"invalid WorkloadDeployment: {exc.errors()[0]['msg']}") from exc
-        status = wd.status.model_copy(deep=True)
+        status = wd.status  # freshly parsed: ours to change
         status.selector = selector(name)
         status.observed_generation = wd.metadata.generation
         conds = status.conditions

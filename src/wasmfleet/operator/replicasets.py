@@ -84,7 +84,7 @@ class ReplicaSetController:
                 deleted += 1
         ready = sum(1 for w in live if is_ready(w))
         current = len(live) + created - deleted
-        status = rs.status.model_copy(deep=True)
+        status = rs.status  # freshly parsed: ours to change
         status.observed_generation = rs.metadata.generation
         status.replicas = resources.ReplicaCounts(
             expected=desired, current=current, ready=ready, unavailable=max(0, desired - ready)

@@ -171,7 +171,7 @@ class _Step:
         self.uid = wl.metadata.uid or ""
         self.key = f"{wl.metadata.namespace}/{wl.metadata.name}"
         self.gen = wl.metadata.generation
-        self.status = wl.status.model_copy(deep=True)
+        self.status = wl.status  # freshly parsed: ours to change
         self.status.workload_id = self.uid
         self.conds = self.status.conditions
         statuses.ensure_order(self.conds, CONDITIONS, self.gen)
