@@ -90,24 +90,21 @@ class Operator:
                 self._spawn(informer.run())
             elector = leasing.LeaderElector(kube, cfg.identity, cfg.lease)
             election = self._spawn(elector.run())
-            stopping = asyncio.ensure_future(stop.wait())
-            leading = asyncio.ensure_future(elector.leading.wait())
+            stopping = self._spawn(stop.wait())
+            leading = self._spawn(elector.leading.wait())
             await asyncio.wait([stopping, leading, election], return_when=asyncio.FIRST_COMPLETED)
-            leading.cancel()
-            if stop.is_set():
+            synced = self._spawn(asyncio.gather(*(i.wait_synced() for i in ctx.informers.all())))
+            await asyncio.wait([stopping, synced], return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set() or not elector.leading.is_set():
                 return 0
-            for informer in ctx.informers.all():
-                await informer.wait_synced()
             self.metrics.leader.set(1)
             self.is_leader = True
             log.info("operator %s is the leader: reconciling", cfg.identity)
             for ctl in self._controllers.values():
                 self._spawn(ctl.run())
             self._spawn(self._report_queue_depth())
-            lost = asyncio.ensure_future(elector.lost.wait())
+            lost = self._spawn(elector.lost.wait())
             await asyncio.wait([stopping, lost], return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            lost.cancel()
             if elector.lost.is_set() and not stop.is_set():
                 log.error("operator %s lost the lease; exiting so a standby can take over", cfg.identity)
                 return 1
