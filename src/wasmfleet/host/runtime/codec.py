@@ -40,11 +40,9 @@ K_ENUM, K_OPTION, K_RESULT, K_FLAGS, K_RESOURCE = range(17, 22)
 _string_at = ctypes.string_at
 _byref = ctypes.byref
 _val_new = ffi.wasmtime_component_val_new
-_byte_vec_new = ffi.wasm_byte_vec_new
 _byte_vec_uninit = ffi.wasm_byte_vec_new_uninitialized
 _memmove = ctypes.memmove
 _addressof = ctypes.addressof
-_U8_ARRAY = ctypes.c_uint8 * 0
 
 
 def _read_bytes(vec: Any) -> bytes:
@@ -64,14 +62,6 @@ def _box(ctx: Ctx, lower: Lower, value: Any) -> Any:
     tmp = ffi.wasmtime_component_val_t()
     lower(ctx, value, tmp)
     return _val_new(_byref(tmp))
-
-
-def owns_memory(ty: cm.ValType) -> bool:
-    """Whether a lifted argument of this type must be freed with val_delete afterwards."""
-    return not isinstance(
-        ty, cm.Bool | cm.S8 | cm.U8 | cm.S16 | cm.U16 | cm.S32 | cm.U32 | cm.S64 | cm.U64 | cm.F32
-        | cm.F64 | cm.Char
-    )
 
 
 def compile_lift(ty: cm.ValType) -> Lift:

@@ -14,7 +14,7 @@ import ctypes
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
@@ -206,10 +206,3 @@ class LoadedComponent:
             for inst in self.idle:
                 inst.table.clear()
             self.idle.clear()
-
-
-@dataclass
-class Loaded:
-    """Registry of loaded components in one process, keyed by workload id."""
-
-    by_workload: dict[str, LoadedComponent] = field(default_factory=dict)
