@@ -35,7 +35,7 @@ def _listen(value: str) -> tuple[str, int]:
               help="Namespace Host objects are written to.")
 @click.option("--host-expiry", default=3.0, show_default=True, type=click.FloatRange(0.5),
               help="Seconds without a heartbeat before a host is not Ready and its workloads move.")
-@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 256),
+@click.option("--concurrency", default=64, show_default=True, type=click.IntRange(1, 256),
               help="Workload reconciles in flight at once.")
 @click.option("--sync-interval", default=30.0, show_default=True, type=click.FloatRange(1),
               help="Seconds between confirmations that a placed workload still runs on its host.")

@@ -30,14 +30,13 @@ class HostHealth:
     expiry_s to about 3 intervals (e.g. 45 s) to avoid one not-Ready blip after each host starts."""
 
 
-
 @dataclass(frozen=True)
 class Reconciling:
-    """concurrency: reconciles in flight per controller (workload starts wait on hosts, so this
-    bounds how many start requests are outstanding at once).
+    """concurrency: Workload reconciles in flight (each may wait up to start_timeout_s on a host
+    pulling an image, so it is generous: slow pulls must not hold up failover of other workloads).
     sync_interval_s: how often a placed workload's state is confirmed with its host (workload.status)."""
 
-    concurrency: int = 16
+    concurrency: int = 64
     sync_interval_s: float = 30.0
     start_timeout_s: float = 60.0
     stop_timeout_s: float = 10.0
