@@ -37,8 +37,9 @@ class KubeClient:
             await k8s_config.load_kube_config(
                 config_file=str(path), context=context, client_configuration=cfg, persist_config=False
             )
-        except (OSError, k8s_config.ConfigException, KeyError, TypeError) as exc:
-            raise ValueError(f"cannot load kubeconfig {path}: {exc}") from exc
+        except Exception as exc:  # YAML, schema, file and credential-plugin errors alike
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise ValueError(f"cannot load kubeconfig {path}: {detail}") from exc
         # Many controllers share one client: allow enough parallel connections for watches + writes.
         cfg.connection_pool_maxsize = 64
         return cls(k8s_client.ApiClient(configuration=cfg))
