@@ -134,7 +134,7 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) 
                 argv=wasmfleet_argv("apiserver", "--data-dir", str(data), "--port", str(api_port)),
                 log_path=logs / "apiserver.log",
                 ready=lambda: _api_ready(api_port, kubeconfig),
-                describe=f"http://127.0.0.1:{api_port} (kubeconfig {kubeconfig})",
+                describe=f"https://127.0.0.1:{api_port} (kubeconfig {kubeconfig})",
             )
         )
     if "operator" in available:
