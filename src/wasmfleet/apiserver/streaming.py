@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -187,12 +187,14 @@ def _chunk_sink(transport: asyncio.BaseTransport) -> Callable[[bytes], bool]:
     the transport meanwhile; frames reach the socket in publish order. A connection whose buffer is
     backed up (slow reader) falls back to the queue, which applies aiohttp's flow control.
     """
-    assert isinstance(transport, asyncio.WriteTransport)
+    # Duck-typed, not isinstance(asyncio.WriteTransport): uvloop's transports have the methods but do not
+    # derive from asyncio's classes.
+    out = cast(asyncio.WriteTransport, transport)
 
     def sink(data: bytes) -> bool:
-        if transport.is_closing() or transport.get_write_buffer_size() > _SINK_BUFFER_LIMIT:
+        if out.is_closing() or out.get_write_buffer_size() > _SINK_BUFFER_LIMIT:
             return False
-        transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        out.write(b"%x\r\n%b\r\n" % (len(data), data))
         return True
 
     return sink

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 from pathlib import Path
@@ -41,7 +40,7 @@ def apiserver(data_dir: Path, host: str, port: int, token: str | None, tls: bool
     except OSError as exc:
         raise click.ClickException(f"apiserver data dir {data_dir}: {exc.strerror or exc}") from exc
     try:
-        asyncio.run(app.run_forever(settings))
+        app.run(settings)
     except OSError as exc:
         raise click.ClickException(f"apiserver on {host}:{port}: {exc.strerror or exc}") from exc
     except sqlite3.Error as exc:
