@@ -20,7 +20,7 @@ from wasmtime import component as cm
 
 from wasmfleet.host.runtime.errors import ComponentError
 
-ENGINE_CONFIG = "component-model;epoch-interruption;cranelift-opt=speed;pooling-v1"
+ENGINE_CONFIG = "component-model;epoch-interruption;cranelift-opt=speed;pooling-v2"
 """Everything that changes compiled code; part of the cache key."""
 
 _COMPONENT_MAGIC = b"\0asm\x0d\x00\x01\x00"
@@ -63,11 +63,13 @@ def _enable_pooling(config: wasmtime.Config) -> None:
     """
     b = _bindings
     pool = b._wasmtime_pooling_allocation_config_new()
-    b._wasmtime_pooling_allocation_config_total_component_instances_set(pool, 200)
-    b._wasmtime_pooling_allocation_config_total_core_instances_set(pool, 2000)
-    b._wasmtime_pooling_allocation_config_total_memories_set(pool, 400)
-    b._wasmtime_pooling_allocation_config_total_tables_set(pool, 800)
-    b._wasmtime_pooling_allocation_config_total_stacks_set(pool, 200)
+    # Totals bound live instances per process (warm pools of many workloads add up); slots are
+    # address-space reservations (about 4 GB + guard per memory), committed only when used.
+    b._wasmtime_pooling_allocation_config_total_component_instances_set(pool, 1000)
+    b._wasmtime_pooling_allocation_config_total_core_instances_set(pool, 10000)
+    b._wasmtime_pooling_allocation_config_total_memories_set(pool, 1000)
+    b._wasmtime_pooling_allocation_config_total_tables_set(pool, 2000)
+    b._wasmtime_pooling_allocation_config_total_stacks_set(pool, 1000)
     b._wasmtime_pooling_allocation_config_max_core_instances_per_component_set(pool, 100)
     b._wasmtime_pooling_allocation_config_max_memories_per_component_set(pool, 20)
     b._wasmtime_pooling_allocation_config_max_tables_per_component_set(pool, 40)
