@@ -7,6 +7,7 @@ or from a shell: `python tests/components/build.py hello-wat` (prints the path).
 
 Guests (each a directory here):
   hello-wat  hand-written WAT core module -> `wasm-tools component embed/new` (about 50 ms)
+  print-wat  WAT guest printing each request's path on stdout/stderr (same build)
   unknown-import-wat, no-handler-wat  bad-input fixtures (WAT, same build)
   hello-py   componentize-py app (about 25 s the first time)
   hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
@@ -29,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WIT = HERE / "wit"
-GUESTS = ("hello-wat", "unknown-import-wat", "no-handler-wat", "hello-py", "hello-js")
+GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "hello-py", "hello-js")
 
 
 def cache_dir() -> Path:
@@ -105,6 +106,7 @@ def _build_js(src: Path, out: Path, work: Path) -> None:
 
 _BUILDERS = {
     "hello-wat": _build_wat,
+    "print-wat": _build_wat,
     "unknown-import-wat": _build_wat,
     "no-handler-wat": _build_wat,
     "hello-py": _build_py,

@@ -21,7 +21,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.runtime import engines, hostfuncs, linking, resources
+from wasmfleet.host.runtime import engines, guestlogs, hostfuncs, linking, resources
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import context, filesystem, http, io, registry
@@ -93,6 +93,7 @@ class LoadedComponent:
         self.idle: list[WarmInstance] = []
         self.pool_lock = threading.Lock()
         self.stats = Stats()
+        self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
 
     def warm_up(self) -> None:
         """Instantiates once now (off the request path): a pooled component keeps the instance,
@@ -117,7 +118,8 @@ class LoadedComponent:
             allowed_hosts=self.spec.allowed_hosts,
             config=self.spec.config,
             grants=self.spec.grants,
-            log_name=self.spec.name or self.spec.workload_id,
+            log_name=f"{self.spec.workload_id}/{self.spec.name}",
+            guest_log=self.guest_log,
         )
         table = resources.ResourceTable(state)
         store.set_epoch_deadline(self.deadline_ticks)
@@ -206,3 +208,5 @@ class LoadedComponent:
             for inst in self.idle:
                 inst.table.clear()
             self.idle.clear()
+        if self.guest_log is not None:
+            self.guest_log.close()

@@ -103,4 +103,8 @@ class RuntimeSettings:
     drain_timeout_s: float = 10.0
     """Default bound of a graceful stop."""
 
+    guest_log_dir: Path | None = None
+    """Where each workload's stdout/stderr lines are appended (<dir>/<workloadId>.log, see guestlogs),
+    for `wasmfleet logs`; None = only the process log."""
+
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

@@ -1,7 +1,8 @@
 """wasi:cli (environment, exit, stdin/stdout/stderr, terminal-*).
 
-stdin is empty; stdout and stderr go to the host's log, one record per line, prefixed with the
-component's name, so a guest's prints are visible without a terminal.
+stdin is empty; stdout and stderr go to the host's log, one record per line, prefixed with
+"<workloadId>/<component>", so a guest's prints are visible without a terminal; with a guest log
+(host agents keep one per workload) each line is also appended there for `wasmfleet logs`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from wasmfleet.host.runtime import guestlogs
 from wasmfleet.host.wasi import context
 from wasmfleet.host.wasi.io import InputStream, OutputStream
 from wasmfleet.host.wasi.registry import Interface
@@ -19,9 +21,11 @@ log = logging.getLogger("wasmfleet.guest")
 class LogOutput(OutputStream):
     """Buffers bytes and logs complete lines (and the rest when flushed or dropped)."""
 
-    def __init__(self, name: str, level: int) -> None:
+    def __init__(self, name: str, level: int, sink: guestlogs.GuestLog | None = None) -> None:
         self.name = name
         self.level = level
+        self.sink = sink
+        self.stream = "stderr" if level >= logging.WARNING else "stdout"
         self.pending = b""
 
     def write(self, data: bytes) -> None:
@@ -29,15 +33,26 @@ class LogOutput(OutputStream):
         if b"\n" in self.pending:
             *lines, self.pending = self.pending.split(b"\n")
             for line in lines:
-                log.log(self.level, "%s: %s", self.name, line.decode("utf-8", "replace"))
+                self._emit(line)
 
     def flush(self) -> None:
         if self.pending:
-            log.log(self.level, "%s: %s", self.name, self.pending.decode("utf-8", "replace"))
+            self._emit(self.pending)
             self.pending = b""
+
+    def _emit(self, line: bytes) -> None:
+        text = line.decode("utf-8", "replace")
+        log.log(self.level, "%s: %s", self.name, text)
+        if self.sink is not None:
+            self.sink.write(self.stream, text)
 
     def close(self) -> None:
         self.flush()
+
+
+def _output(level: int) -> LogOutput:
+    state = context.state()
+    return LogOutput(state.log_name, level, state.guest_log)
 
 
 def _exit(status: tuple[str, Any]) -> None:
@@ -63,11 +78,11 @@ INTERFACES = {
     "wasi:cli/stdin": Interface("wasi:cli/stdin", {"get-stdin": lambda: InputStream()}),
     "wasi:cli/stdout": Interface(
         "wasi:cli/stdout",
-        {"get-stdout": lambda: LogOutput(context.state().log_name, logging.INFO)},
+        {"get-stdout": lambda: _output(logging.INFO)},
     ),
     "wasi:cli/stderr": Interface(
         "wasi:cli/stderr",
-        {"get-stderr": lambda: LogOutput(context.state().log_name, logging.WARNING)},
+        {"get-stderr": lambda: _output(logging.WARNING)},
     ),
     "wasi:cli/terminal-input": Interface("wasi:cli/terminal-input", {}, ("terminal-input",)),
     "wasi:cli/terminal-output": Interface("wasi:cli/terminal-output", {}, ("terminal-output",)),

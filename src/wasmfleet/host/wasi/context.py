@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from wasmfleet.host.runtime import resources
+from wasmfleet.host.runtime import guestlogs, resources
 
 
 class DeadlineExceeded(Exception):
@@ -39,6 +39,8 @@ class WasiContext:
     grants: tuple[Any, ...] = ()
     """The workload's grants (specs.Grant: namespace, package, interfaces, name, config)."""
     log_name: str = "guest"
+    guest_log: guestlogs.GuestLog | None = None
+    """Where stdout/stderr lines also go, tagged with the workload (None: the process log only)."""
     deadline: float = float("inf")
     """time.monotonic() after which blocking host calls fail."""
     _cond: threading.Condition | None = None
