@@ -175,7 +175,7 @@ async def running_operator(cfg: settings.OperatorSettings) -> AsyncIterator[mana
             await asyncio.wait_for(task, 15)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 15.0, what: str = "") -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 30.0, what: str = "") -> Any:
     """Poll `check` until it returns something truthy (and return it) or fail with its last value."""
     deadline = time.monotonic() + timeout_s
     last: Any = None

@@ -334,6 +334,13 @@ class _Step:
             self.obj = ctl.wrote(await ctx.kube.patch(
                 kres.WORKLOADS, meta.get("namespace"), meta["name"],
                 {"metadata": {"annotations": {FINGERPRINT_ANNOTATION: fingerprint}}}))
+        if (self.obj.get("status") or {}).get("hostId") != host_id:
+            # Record the choice before asking the host (a pull may take a while, and an operator
+            # that dies meanwhile must find this host on restart instead of starting a second copy).
+            self.set("Placement", "Unknown", "Starting", f"starting on host {host_id}")
+            written = await statuses.write(ctx.kube, kres.WORKLOADS, self.obj, self.status_dict())
+            if written is not None:
+                self.obj = ctl.wrote(written)
         try:
             state = await ctl.start(host_id, req)
         except requests.BusError as exc:
