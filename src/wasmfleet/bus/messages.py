@@ -305,6 +305,32 @@ class WorkloadStopResponse(Message):
     workload_status: WorkloadStatus = Field(default_factory=WorkloadStatus)
 
 
+class WorkloadLogsRequest(Message):
+    """wasmfleet extension: the newest guest output lines of a workload running on the host."""
+
+    workload_id: str = ""
+    tail_lines: int = 0
+    """At most this many lines (the newest); <= 0 = as many as fit in one reply."""
+    since_time: Timestamp | None = None
+    """Only lines written at or after this time."""
+
+
+class LogLine(Message):
+    time: Timestamp | None = None
+    stream: str = ""
+    """stdout or stderr."""
+    component: str = ""
+    text: str = ""
+
+
+class WorkloadLogsResponse(Message):
+    workload_id: str = ""
+    lines: list[LogLine] = Field(default_factory=list)
+    """Oldest first."""
+    truncated: bool = False
+    """Older lines matched but were left out to keep the reply within one NATS message."""
+
+
 class ErrorDetail(Message):
     code: int = 0
     message: str = ""

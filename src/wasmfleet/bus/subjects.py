@@ -10,6 +10,8 @@ the two sides can never drift apart. docs/protocol.md describes what travels on 
     runtime.host.<hostID>.workload.start    request WorkloadStartRequest -> WorkloadStartResponse
     runtime.host.<hostID>.workload.status   request WorkloadStatusRequest -> WorkloadStatusResponse
     runtime.host.<hostID>.workload.stop     request WorkloadStopRequest -> WorkloadStopResponse
+    runtime.host.<hostID>.workload.logs     request WorkloadLogsRequest -> WorkloadLogsResponse
+                                            (wasmfleet extension: a workload's guest stdout/stderr)
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ HEARTBEAT = "heartbeat"
 WORKLOAD_START = "workload.start"
 WORKLOAD_STATUS = "workload.status"
 WORKLOAD_STOP = "workload.stop"
-COMMANDS = (HEARTBEAT, WORKLOAD_START, WORKLOAD_STATUS, WORKLOAD_STOP)
+WORKLOAD_LOGS = "workload.logs"
+COMMANDS = (HEARTBEAT, WORKLOAD_START, WORKLOAD_STATUS, WORKLOAD_STOP, WORKLOAD_LOGS)
 
 # Upstream's request timeouts (seconds) per command; the operator uses them when asking.
-TIMEOUTS_S = {HEARTBEAT: 5.0, WORKLOAD_START: 60.0, WORKLOAD_STATUS: 5.0, WORKLOAD_STOP: 30.0}
+TIMEOUTS_S = {HEARTBEAT: 5.0, WORKLOAD_START: 60.0, WORKLOAD_STATUS: 5.0, WORKLOAD_STOP: 30.0, WORKLOAD_LOGS: 10.0}
 
 # A host ID becomes one subject token: no dots, spaces or wildcards (NATS would split or match on them).
 _TOKEN = re.compile(r"^[^.\s*>]+$")
@@ -85,6 +88,10 @@ def workload_status(host_id: str) -> str:
 
 def workload_stop(host_id: str) -> str:
     return host_command(host_id, WORKLOAD_STOP)
+
+
+def workload_logs(host_id: str) -> str:
+    return host_command(host_id, WORKLOAD_LOGS)
 
 
 def host_commands(host_id: str) -> str:

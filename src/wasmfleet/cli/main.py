@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "get": ("resources_cmd", "get", "List objects of a kind (hosts, workloads/ww, workloaddeployments/wd, ...)."),
     "describe": ("resources_cmd", "describe", "Show one object: spec, status, conditions and recent events."),
     "delete": ("resources_cmd", "delete", "Delete objects by kind and name, or those in manifests."),
+    "logs": ("logs_cmd", "logs", "Print what a workload's components wrote on stdout/stderr (or a deployment's)."),
     "validate": ("validate_cmd", "validate", "Validate wasmCloud v2 manifests offline."),
     "crds": ("crds_cmd", "crds", "Print the runtime.wasmcloud.dev CRDs as YAML."),
     "serve": ("serve_cmd", "serve", "Serve a wasi:http component over HTTP (development mode)."),

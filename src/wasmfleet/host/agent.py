@@ -69,19 +69,23 @@ class Agent:
 
     async def start(self) -> None:
         serving = self.settings.serving
+        lifecycle = self.settings.lifecycle
+        # Guest stdout/stderr per workload, written by whichever process runs the guest.
+        log_dir = lifecycle.data_dir / self.host_id / "logs"
+        await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
         runtime_settings = (
-            specs.RuntimeSettings(cache_dir=self.settings.runtime_cache_dir)
+            specs.RuntimeSettings(cache_dir=self.settings.runtime_cache_dir, guest_log_dir=log_dir)
             if self.settings.runtime_cache_dir is not None
-            else specs.RuntimeSettings()
+            else specs.RuntimeSettings(guest_log_dir=log_dir)
         )
         self.server = server.WasmServer(serving.http_host, serving.http_port, serving.workers, runtime_settings)
         await self.server.start()
-        lifecycle = self.settings.lifecycle
         self.workloads = Workloads(
             self.server, self.fetcher,
             data_dir=lifecycle.data_dir / self.host_id,
             max_concurrent_starts=lifecycle.max_concurrent_starts,
             metrics=self.metrics,
+            log_dir=log_dir,
         )
         imports, exports = heartbeating.split_interfaces(heartbeating.provided_interfaces())
         self.heartbeats = heartbeating.HeartbeatSource(

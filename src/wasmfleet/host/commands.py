@@ -5,12 +5,14 @@ Every request addressed to runtime.host.<hostID>.> gets a reply:
 - a workload command whose body does not decode: the command's response with WORKLOAD_STATE_ERROR
   and the reason (so an upstream operator, which reads only the body, records the failure), plus the
   headers Nats-Service-Error-Code: 400 and Nats-Service-Error: <reason>;
-- an unknown command: an ErrorReply body with code 404 and the same headers;
+- an unknown command, or logs of a workload this host does not run: an ErrorReply body with code
+  404 and the same headers;
 - an unexpected failure inside the host: ErrorReply with code 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from wasmfleet.bus import messages, subjects
 from wasmfleet.bus.requests import ERROR_CODE_HEADER, error_headers
 from wasmfleet.host.metrics import HostMetrics
+from wasmfleet.host.runtime import guestlogs
 from wasmfleet.host.workloads import Workloads
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,8 @@ class Commands:
                 return self._on_status(data)
             if command == subjects.WORKLOAD_STOP:
                 return await self._on_stop(data)
+            if command == subjects.WORKLOAD_LOGS:
+                return await self._on_logs(data)
         except Exception as exc:  # a bug must still produce an answer, never silence
             log.exception("command %s failed", subject)
             return error_reply(500, f"{command}: internal error: {type(exc).__name__}: {exc}")
@@ -121,6 +126,33 @@ class Commands:
             return self._bad(messages.WorkloadStopResponse, data, "invalid request: workloadId is required")
         status = await self._workloads.stop(request.workload_id)
         return Reply(messages.encode(messages.WorkloadStopResponse(workload_status=status)))
+
+    async def _on_logs(self, data: bytes) -> Reply:
+        try:
+            request = messages.decode(messages.WorkloadLogsRequest, data)
+        except messages.DecodeError as exc:
+            return error_reply(400, f"invalid request: {exc}")
+        workload_id = request.workload_id
+        if not workload_id:
+            return error_reply(400, "invalid request: workloadId is required")
+        if not self._workloads.known(workload_id):
+            return error_reply(404, f"workload {workload_id} is not on this host")
+        lines: list[guestlogs.Line] = []
+        truncated = False
+        if self._workloads.log_dir is not None:
+            # Reading (up to two files of a few MB) is blocking I/O: off the loop.
+            lines, truncated = await asyncio.to_thread(
+                guestlogs.tail, self._workloads.log_dir, workload_id, request.tail_lines, request.since_time
+            )
+        response = messages.WorkloadLogsResponse(
+            workload_id=workload_id,
+            lines=[
+                messages.LogLine(time=line.time, stream=line.stream, component=line.component, text=line.text)
+                for line in lines
+            ],
+            truncated=truncated,
+        )
+        return Reply(messages.encode(response))
 
     @staticmethod
     def _bad(

@@ -23,7 +23,7 @@ from wasmfleet.bus import messages
 from wasmfleet.host import translation
 from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.runtime import errors as runtime_errors
-from wasmfleet.host.runtime import specs
+from wasmfleet.host.runtime import guestlogs, specs
 
 log = logging.getLogger(__name__)
 State = messages.WorkloadState
@@ -67,8 +67,11 @@ def _status(workload_id: str, state: State, message: str) -> messages.WorkloadSt
 class Workloads:
     def __init__(
         self, plane: DataPlane, fetcher: Fetcher, *, data_dir: Path, max_concurrent_starts: int,
-        metrics: HostMetrics | None = None,
+        metrics: HostMetrics | None = None, log_dir: Path | None = None,
     ) -> None:
+        """`log_dir`: where the runtime appends each workload's guest output (the runtime's
+        guest_log_dir); a workload's log is removed when it is stopped."""
+        self.log_dir = log_dir
         self._plane = plane
         self._metrics = metrics or HostMetrics()
         self._fetcher = fetcher
@@ -90,6 +93,9 @@ class Workloads:
         """(workloads, components) that are running, for heartbeats."""
         running = [r for r in self._records.values() if r.state is State.RUNNING]
         return len(running), sum(r.components for r in running)
+
+    def known(self, workload_id: str) -> bool:
+        return workload_id in self._records
 
     def records(self) -> list[Record]:
         return list(self._records.values())
@@ -219,6 +225,7 @@ class Workloads:
                 record.task.cancel()
                 await asyncio.wait([record.task])
             await self._forget(record)
+            await self._drop_logs(record.workload_id)
             self._metrics.stops.inc()
             log.info("workload %s (%s/%s) stopped", record.workload_id, record.namespace, record.name)
         finally:
@@ -246,6 +253,12 @@ class Workloads:
                 await asyncio.wait([record.task])
             record.routed = False  # the server is gone; there is nothing left to unroute
             await self._forget(record)
+            await self._drop_logs(record.workload_id)
+
+    async def _drop_logs(self, workload_id: str) -> None:
+        # Kept through ERROR and retries (they tell why); gone with the workload, like a pod's logs.
+        if self.log_dir is not None:
+            await asyncio.to_thread(guestlogs.remove, self.log_dir, workload_id)
 
 
 def _http_component(component_specs: list[specs.ComponentSpec]) -> specs.ComponentSpec:

@@ -181,6 +181,8 @@ def tail(
     """The newest `lines` lines (0 = all that fit) at or after `since`, oldest first, and whether
     older lines were left out because of `max_bytes` (replies must fit in one NATS message)."""
     path = log_path(log_dir, workload_id)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # a time without zone is taken as UTC, as written
     picked: list[Line] = []
     size = 0
     truncated = False
