@@ -12,6 +12,8 @@ Checks:
   nothing, and starts nothing again.
 - An operator restart adopts running workloads: no start request is sent again, no object changes
   host, and conditions stay Ready.
+- An operator stopped in the middle of a slow start leaves exactly one copy: its successor asks the
+  same host again instead of starting the workload elsewhere.
 """
 
 from __future__ import annotations
@@ -160,3 +162,33 @@ async def _reconciled(op: Any) -> bool:
 
 async def _synced_twice(op: Any) -> bool:
     return _workload_reconciles(op) >= 12
+
+
+async def test_operator_dying_during_a_slow_start_leaves_one_copy(tmp_path: Path) -> None:
+    """The chosen host is recorded before the start request, so a successor asks the same host."""
+    with nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
+        kube = await h.kube_client(kubeconfig)
+        hosts = [await h.FakeHost(url, f"slow-yak-000{i}", start_delay_s=3.0).start() for i in range(3)]
+        cfg = h.operator_settings(kubeconfig, url)
+        async with h.running_operator(cfg):
+            await kube.create(kres.DEPLOYMENTS, NS, deployment("slow"))
+
+            async def start_sent() -> bool:
+                return sum(x.starts for x in hosts) == 1
+
+            await h.eventually(start_sent, what="start request sent")
+        # The first operator stopped while the host was still pulling: the choice is on record.
+        pending = (await workloads_of(kube, "slow"))[0]
+        asked = next(x for x in hosts if x.starts)
+        assert pending["status"]["hostId"] == asked.host_id
+        placement_cond = next(c for c in pending["status"]["conditions"] if c["type"] == "Placement")
+        assert (placement_cond["status"], placement_cond["reason"]) == ("Unknown", "Starting")
+        async with h.running_operator(cfg):
+            ready = await h.eventually(lambda: ready_workloads(kube, "slow", 1), what="ready under the successor")
+            uid = ready[0]["metadata"]["uid"]
+            holders = [x for x in hosts if uid in x.workloads]
+            assert len(holders) == 1 and holders[0].host_id == ready[0]["status"]["hostId"]
+            assert sum(x.starts for x in hosts if x is not holders[0]) == 0
+        for x in hosts:
+            await x.kill()
+        await kube.close()
