@@ -27,10 +27,11 @@ from wasmfleet.bus import messages, subjects
 from wasmfleet.host import heartbeating
 from wasmfleet.host.commands import Commands
 from wasmfleet.host.machine import Machine
-from wasmfleet.host.metrics import HostMetrics, build_app, serve
+from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.runtime import server, specs
 from wasmfleet.host.settings import HostSettings
 from wasmfleet.host.workloads import Workloads
+from wasmfleet.observability import probes
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,10 @@ class Agent:
         )
         commands = Commands(self.host_id, self.workloads, self.heartbeats.build, self.metrics)
         if serving.metrics_port is not None:
-            app = build_app(self.metrics, self._refresh_metrics, self.not_ready)
-            self._metrics_runner, self.metrics_port = await serve(app, serving.metrics_host, serving.metrics_port)
+            app = probes.build_app(self.metrics.registry, self.not_ready, self._refresh_metrics)
+            self._metrics_runner, self.metrics_port = await probes.serve(
+                app, serving.metrics_host, serving.metrics_port
+            )
         self.nc = await self._connect()
         self.metrics.nats_connected.set(1)
 

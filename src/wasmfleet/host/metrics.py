@@ -21,11 +21,9 @@ says why.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 START_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -77,39 +75,3 @@ class HostMetrics:
             self.http_traps.labels(workload_id).set(figures["traps"])
             self.http_timeouts.labels(workload_id).set(figures["timeouts"])
         self.http_inflight.set(inflight)
-
-
-def build_app(
-    metrics: HostMetrics,
-    refresh: Callable[[], Awaitable[None]],
-    not_ready: Callable[[], list[str]],
-) -> web.Application:
-    async def get_metrics(_request: web.Request) -> web.Response:
-        await refresh()
-        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
-
-    async def readyz(_request: web.Request) -> web.Response:
-        missing = not_ready()
-        if missing:
-            return web.Response(status=503, text="not ready: " + "; ".join(missing) + "\n")
-        return web.Response(text="ok\n")
-
-    app = web.Application()
-    app.router.add_get("/metrics", get_metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    return app
-
-
-async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve `app`; returns the runner (for cleanup) and the bound port (useful with port 0)."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    return runner, int(sockets[0].getsockname()[1]) if sockets else port

@@ -19,6 +19,7 @@ from wasmfleet.api import resources as api_resources
 from wasmfleet.bus import requests
 from wasmfleet.kube import client, events, freshness, informing, leasing, owners, running
 from wasmfleet.kube import resources as kres
+from wasmfleet.observability import probes
 from wasmfleet.operator import (
     artifacts,
     assignments,
@@ -28,7 +29,6 @@ from wasmfleet.operator import (
     hosts,
     metrics,
     replicasets,
-    serving,
     settings,
     startrequests,
     workloads,
@@ -73,8 +73,10 @@ class Operator:
         nc: Any = None
         elector: leasing.LeaderElector | None = None
         try:
-            app = serving.build_app(self.metrics, self.not_ready)
-            runner, self.port = await serving.start(app, cfg.listen_host, cfg.listen_port)
+            # /readyz lists what is missing (caches not synced, NATS not connected); a standby that is
+            # not the leader is still ready: it can take over.
+            app = probes.build_app(self.metrics.registry, self.not_ready)
+            runner, self.port = await probes.serve(app, cfg.listen_host, cfg.listen_port)
             log.info("operator %s serving /metrics /healthz /readyz on %s:%d", cfg.identity, cfg.listen_host,
                      self.port)
             nc = await self._connect_nats(stop)
