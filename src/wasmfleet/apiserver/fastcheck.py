@@ -130,7 +130,14 @@ def _compile(schema: Any) -> Check:
         if not isinstance(schema["items"], dict):
             raise Unsupported("tuple items")
         item = _compile(schema["items"])
-        checks.append(lambda v: not isinstance(v, list) or all(item(x) for x in v))
+
+        def check_items(v: Any) -> bool:
+            if isinstance(v, list):
+                for x in v:  # a plain loop: all(<genexpr>) costs a generator per list
+                    if not item(x):
+                        return False
+            return True
+        checks.append(check_items)
     for key, combine in (("allOf", all), ("anyOf", any)):
         if key in schema:
             subs = [_compile(s) for s in schema[key]]
