@@ -20,7 +20,14 @@ from wasmtime import component as cm
 
 from wasmfleet.host.runtime.errors import ComponentError
 
-ENGINE_CONFIG = "component-model;epoch-interruption;cranelift-opt=speed;pooling-v2"
+def _pooling_enabled() -> bool:
+    """WASMFLEET_POOLING=0 turns the pooling allocator off (diagnosis, tight address space)."""
+    return os.environ.get("WASMFLEET_POOLING", "1") != "0"
+
+
+ENGINE_CONFIG = "component-model;epoch-interruption;cranelift-opt=speed" + (
+    ";pooling-v2" if _pooling_enabled() else ""
+)
 """Everything that changes compiled code; part of the cache key."""
 
 _COMPONENT_MAGIC = b"\0asm\x0d\x00\x01\x00"
@@ -45,7 +52,7 @@ def engine(tick_s: float = 0.01) -> wasmtime.Engine:
             config.wasm_component_model = True
             config.epoch_interruption = True
             config.cranelift_opt_level = "speed"
-            if os.environ.get("WASMFLEET_POOLING", "1") != "0":
+            if _pooling_enabled():
                 _enable_pooling(config)
             _engine = wasmtime.Engine(config)
             _tick_s = tick_s
