@@ -20,6 +20,7 @@ from wasmtime import component as cm
 
 from wasmfleet.host.runtime.errors import ComponentError
 
+
 def _pooling_enabled() -> bool:
     """WASMFLEET_POOLING=0 turns the pooling allocator off (diagnosis, tight address space)."""
     return os.environ.get("WASMFLEET_POOLING", "1") != "0"
