@@ -27,7 +27,7 @@ import nats.errors
 from wasmfleet.api import groups
 from wasmfleet.bus import messages, requests, subjects
 from wasmfleet.cli import resources_api as rapi
-from wasmfleet.cli.resources_cmd import _kubeconfig, kubeconfig_option
+from wasmfleet.cli.resources_cmd import kubeconfig_option, kubeconfig_path
 
 _OWNER_LABELS = {
     "WorkloadDeployment": groups.LABEL_WORKLOAD_DEPLOYMENT,
@@ -176,7 +176,7 @@ def logs(name: str, namespace: str, tail: int, since: str | None, timestamps: bo
       wasmfleet logs wd/hello --tail 20 --timestamps
     """
     after = since_time(since)
-    config = _kubeconfig(kubeconfig, data_dir)
+    config = kubeconfig_path(kubeconfig, data_dir)
 
     async def main() -> int:
         api = await rapi.Api.connect(config)

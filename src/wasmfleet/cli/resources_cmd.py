@@ -37,7 +37,7 @@ def namespace_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("-n", "--namespace", default=None, help="Namespace (default: the object's, else default).")(fn)
 
 
-def _kubeconfig(kubeconfig: Path | None, data_dir: Path) -> Path:
+def kubeconfig_path(kubeconfig: Path | None, data_dir: Path) -> Path:
     if kubeconfig is not None:
         return kubeconfig
     env = os.environ.get("KUBECONFIG")
@@ -103,7 +103,7 @@ def apply(paths: tuple[str, ...], namespace: str | None, kubeconfig: Path | None
     async def work(api: rapi.Api) -> None:
         await apply_documents(api, docs, namespace, click.echo)
 
-    _run(_kubeconfig(kubeconfig, data_dir), work)
+    _run(kubeconfig_path(kubeconfig, data_dir), work)
 
 
 async def apply_documents(
@@ -184,7 +184,7 @@ def get(kind: str, names: tuple[str, ...], namespace: str | None, all_namespaces
         click.echo(_table(bodies, wide=output == "wide", with_namespace=all_namespaces and rt.namespaced,
                           what=rt.plural, ns=ns))
 
-    _run(_kubeconfig(kubeconfig, data_dir), work)
+    _run(kubeconfig_path(kubeconfig, data_dir), work)
 
 
 def _table(bodies: list[rapi.Obj], *, wide: bool, with_namespace: bool, what: str, ns: str | None) -> str:
@@ -240,7 +240,7 @@ def describe(kind: str, name: str, namespace: str | None, kubeconfig: Path | Non
                     events.append(ev)
         click.echo(render_description(rt, obj, events))
 
-    _run(_kubeconfig(kubeconfig, data_dir), work)
+    _run(kubeconfig_path(kubeconfig, data_dir), work)
 
 
 def render_description(rt: rapi.ResourceType, obj: rapi.Obj, events: list[rapi.Obj]) -> str:
@@ -349,4 +349,4 @@ def delete(kind: str | None, names: tuple[str, ...], paths: tuple[str, ...], nam
         if missing:
             raise SystemExit(1)
 
-    _run(_kubeconfig(kubeconfig, data_dir), work)
+    _run(kubeconfig_path(kubeconfig, data_dir), work)
