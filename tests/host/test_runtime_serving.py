@@ -88,6 +88,9 @@ async def test_missing_host_is_400_and_unknown_host_is_404(server: WasmServer, h
     status, body = await raw_request(server.port, host_request("other.test"))
     assert status == 404
     assert b"other.test" in body
+    async with aiohttp.ClientSession() as s, s.get(url(server), headers={"Host": "other.test"}) as r:
+        assert r.status == 404
+        assert r.headers.get("X-Wasmfleet-No-Route") == "1"  # the host's refusal, marked for the gateway
     status, body = await raw_request(
 server.port, host_request("Hello.Test:8080"))
     assert status == 200

@@ -345,10 +345,12 @@ async def test_a_hosts_own_refusal_is_retried_but_a_components_404_is_not(client
     async def unrouted(request: web.Request) -> web.StreamResponse:
         # What a wasmfleet host answers when the route was just removed (host/runtime/serving.py).
         await request.read()
-        return web.Response(status=404, text=f"no workload serves host {request.host!r}\n")
+        return web.Response(status=404, text=f"no workload serves host {request.host!r}\n",
+                            headers={"X-Wasmfleet-No-Route": "1"})
 
     async def app_404(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=404, text="no such page\n")
+        # Same words as the host's refusal, but from a component (no header): passed on, not retried.
+        return web.Response(status=404, text="no workload serves host, says the app\n")
 
     gone = await start_upstream("gone", unrouted)
     live = await start_upstream("live")
@@ -364,7 +366,7 @@ async def test_a_hosts_own_refusal_is_retried_but_a_components_404_is_not(client
         assert len(gone.seen) == 2
         async with client.get(base + "/x", headers={"Host": "p.test"}) as r:
             assert r.status == 404
-            assert await r.text() == "no such page\n"
+            assert await r.text() == "no workload serves host, says the app\n"
         assert page.seen == ["/x"]
     finally:
         await runner.cleanup()

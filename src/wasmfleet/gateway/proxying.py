@@ -76,30 +76,21 @@ class _RetryableError(Exception):
         """Whether the backend should get no new requests for a while (dead) or only not this one."""
 
 
-# What a wasmfleet host answers by itself, before any component runs (host/runtime/serving.py). The
-# gateway's table can lag the hosts by a watch event: a request may reach a host that just stopped serving
-# the route or started draining. Such a refusal is safe to retry elsewhere for every method.
-HOST_REJECTIONS = {
-    404: (b"no workload serves host", "host no longer serves this route"),
-    503: (b"server is stopping", "host is draining"),
-}
+# What a wasmfleet host answers by itself, before any component runs, carries this header
+# (host/runtime/http1.py). The gateway's table can lag the hosts by a watch event: a request may reach a
+# host that just stopped serving the route or started draining. Such a refusal is safe to retry
+# elsewhere for every method; a component's own 404 or 503 is passed on untouched.
 NO_ROUTE_HEADER = "X-Wasmfleet-No-Route"
-"""A host may mark its own refusals explicitly with this header (preferred over matching the text)."""
+HOST_REJECTIONS = {404: "host no longer serves this route", 503: "host is draining"}
 
 
 async def _host_rejection(upstream: upstream_mod.Response) -> tuple[str | None, bytes | None]:
     """(reason, body): reason is set when ``upstream`` is a host's own refusal rather than a component's
     answer; body is set whenever it had to be read to tell (the caller must then send it on itself)."""
-    known = HOST_REJECTIONS.get(upstream.status)
-    if known is None:
+    reason = HOST_REJECTIONS.get(upstream.status)
+    if reason is None or not upstream.headers.get(NO_ROUTE_HEADER):
         return None, None
-    if upstream.headers.get(NO_ROUTE_HEADER):
-        return known[1], await upstream.read()
-    length = upstream.content_length
-    if length is None or length > 256 or not upstream.headers.get("Content-Type", "").startswith("text/plain"):
-        return None, None
-    text = await upstream.read()
-    return (known[1] if text.startswith(known[0]) else None), text
+    return reason, await upstream.read()
 
 
 class _Body:

@@ -24,6 +24,9 @@ REASONS = {
     504: "Gateway Timeout",
 }
 
+NO_ROUTE_HEADER = "x-wasmfleet-no-route"
+"""Set on the host's own refusals (no route, draining); the gateway retries those elsewhere."""
+
 
 class Request:
     __slots__ = ("authority", "body", "headers", "host", "keep_alive", "method", "target")
@@ -308,8 +311,11 @@ class Connection(asyncio.Protocol):
         if finished:
             self._complete()
 
-    def simple(self, status: int, text: str, close: bool = False) -> None:
-        """A response made by the host itself (errors), when nothing was sent yet."""
+    def simple(self, status: int, text: str, close: bool = False, refusal: bool = False) -> None:
+        """A response made by the host itself (errors), when nothing was sent yet.
+
+        `refusal` marks the host turning the request away before any component saw it (no route,
+        draining): the gateway may then safely retry it on another replica, whatever the method."""
         if close:
             self.keep_alive = False
         if self.head_sent:
@@ -317,7 +323,10 @@ class Connection(asyncio.Protocol):
             return
         self.is_head = False
         body = text.encode()
-        self.send((status, [("content-type", b"text/plain; charset=utf-8")]), [body], True)
+        headers = [("content-type", b"text/plain; charset=utf-8")]
+        if refusal:
+            headers.append((NO_ROUTE_HEADER, b"1"))
+        self.send((status, headers), [body], True)
 
     def abort(self) -> None:
         """Ends a response that cannot be completed (guest failed mid-body): close the socket."""

@@ -227,14 +227,14 @@ class ServingCore:
     def dispatch(self, conn: http1.Connection, request: http1.Request) -> None:
         self.counters["requests"] += 1
         if self.stopping:
-            conn.simple(503, "server is stopping\n", close=True)
+            conn.simple(503, "server is stopping\n", close=True, refusal=True)
             return
         if not request.host:
             conn.simple(400, "missing Host header\n")
             return
         component = self.routes.pick(normalize_host(request.host))
         if component is None:
-            conn.simple(404, f"no workload serves host {normalize_host(request.host)!r}\n")
+            conn.simple(404, f"no workload serves host {normalize_host(request.host)!r}\n", refusal=True)
             return
         self.inflight += 1
         loop = self.loop
