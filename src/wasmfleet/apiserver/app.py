@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import copy
+import gc
 import logging
 import os
 import signal
@@ -163,9 +164,19 @@ async def run_forever(settings: ServerSettings) -> None:
         await stop.wait()
 
 
+# Cyclic-GC thresholds for the server process. The stored objects are hundreds of thousands of long-lived,
+# acyclic dicts and lists; with the default (700, 10, 10) full collections keep re-walking all of them as the
+# store grows (measured: ~15% of the CPU per create at 10,000 objects). Young collections stay frequent
+# enough to bound cyclic garbage (every 50,000 net container allocations); full ones become rare.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
 def run(settings: ServerSettings) -> None:
     """Serve until SIGTERM/SIGINT, on uvloop when installed: most of a create's cost is socket, TLS and
-    event-loop work, which uvloop does in C (measured: ~20% less server CPU per create)."""
+    event-loop work, which uvloop does in C (measured: ~20% less server CPU per create).
+
+    Process-wide tuning (GC thresholds) lives here, not in `serving`, which also runs inside `wasmfleet up`."""
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         import uvloop
     except ImportError:  # not on Windows
