@@ -9,13 +9,16 @@ if [ ! -x .cache/componentize-js/node_modules/.bin/componentize-js ]; then
   if command -v npm >/dev/null 2>&1; then
     mkdir -p .cache/componentize-js
     (cd .cache/componentize-js && npm install --silent --no-audit --no-fund \
-      @bytecodealliance/componentize-js@0.23.0 >/dev/null 2>&1) || echo "components.sh: npm install failed" >&2
+      @bytecodealliance/componentize-js@0.23.0 >/dev/null) || { echo "components.sh: npm install of componentize-js failed" >&2; exit 1; }
   else
-    echo "components.sh: npm not found; the hello-js guest cannot be built" >&2
+    echo "components.sh: npm not found; the hello-js test guest needs Node.js and npm" >&2
+    exit 1
   fi
 fi
 if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  apt-get install -y -q wrk >/dev/null 2>&1 || echo "components.sh: could not install wrk (bench only)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; } \
+    || echo "components.sh: could not install wrk (benchmarks only)" >&2
 fi
 PY=.venv/bin/python
 if [ -x "$PY" ]; then
