@@ -79,3 +79,21 @@ async def test_concurrent_writers_lose_no_update(server: ApiServerProcess) -> No
             final = await resp.json()
         assert final["data"]["n"] == "20"
         assert sum(results) > 0  # the race really happened
+
+
+async def test_rules_spanning_fields_are_enforced_with_their_path(server: ApiServerProcess) -> None:
+    """The CRDs' CEL rules (here: two unnamed wasi:keyvalue entries) give a 422 naming spec.hostInterfaces."""
+    url, headers, ctx = endpoint(server.kubeconfig)
+    kv = {"namespace": "wasi", "package": "keyvalue", "interfaces": ["store"]}
+    body = {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Workload", "metadata": {"name": "two-kv"},
+            "spec": {"components": [{"name": "a", "image": "file:///a.wasm"}], "hostInterfaces": [kv, kv]}}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.post(url + WL, ssl=ctx, json=body) as resp:
+            payload = await resp.json()
+            assert resp.status == 422, payload
+        causes = payload["details"]["causes"]
+        assert [c["field"] for c in causes] == ["spec.hostInterfaces"]
+        assert "needs a name" in causes[0]["message"]
+        body["spec"]["hostInterfaces"] = [dict(kv, name="cache"), dict(kv, name="sessions")]
+        async with session.post(url + WL, ssl=ctx, json=body) as resp:
+            assert resp.status == 201

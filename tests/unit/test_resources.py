@@ -122,3 +122,33 @@ def test_condition_transition_time_moves_only_on_status_change() -> None:
     ready = conditions.get_condition(conds, "Ready")
     assert ready is not None and ready.last_transition_time == "t4" and ready.observed_generation == 2
     assert conditions.is_true(conds, "Ready")
+
+
+def deployment(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "runtime.wasmcloud.dev/v1alpha1",
+        "kind": "WorkloadDeployment",
+        "metadata": {"name": "d"},
+        "spec": {"template": {"spec": spec}},
+    }
+
+
+_MOUNTING = {"name": "app", "image": "x", "localResources": {"volumeMounts": [{"name": "data", "mountPath": "/d"}]}}
+RULE_CASES = {
+    "valid": workload(),
+    "unnamed-shared": workload(hostInterfaces=[kv(), kv()]),
+    "duplicate-named": workload(hostInterfaces=[kv("a"), kv("a")]),
+    "volume-two-sources": workload(volumes=[{"name": "v", "ephemeral": {}, "hostPath": {"path": "/t"}}]),
+    "mount-without-volume": workload(components=[_MOUNTING]),
+    "mount-with-volume": workload(components=[_MOUNTING], volumes=[{"name": "data", "ephemeral": {}}]),
+    "nothing-to-run": workload(components=[]),
+    "duplicate-components": workload(components=[{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]),
+    "deployment-template": deployment(workload(hostInterfaces=[kv(), kv()])["spec"]),
+    "host-without-id": {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Host", "metadata": {"name": "h"}},
+}
+
+
+@pytest.mark.parametrize("body", RULE_CASES.values(), ids=RULE_CASES.keys())
+def test_rules_only_check_agrees_with_the_models(body: dict[str, Any]) -> None:
+    """The API server's rules-only check reports exactly what full model validation reports."""
+    assert validation.check_rules(body) == validation.validate_object(body)

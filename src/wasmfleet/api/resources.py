@@ -10,13 +10,13 @@ installed in. Rules that span several fields are written twice on purpose: as a 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict, JsonValue
 
+from wasmfleet.api import rules
 from wasmfleet.api.conditions import Condition
 
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -185,8 +185,9 @@ class Volume(Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> Volume:
-        if (self.ephemeral is None) == (self.host_path is None):
-            raise ValueError(f"volume {self.name!r}: exactly one of ephemeral or hostPath must be set")
+        problem = rules.volume(self.name, self.ephemeral is not None, self.host_path is not None)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -256,40 +257,22 @@ class WorkloadSpec(Model):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> WorkloadSpec:
-        if not self.components and self.service is None:
-            raise ValueError("a workload needs at least one component or a service")
-        names = Counter(c.name for c in self.components)
-        dupes = sorted(n for n, k in names.items() if k > 1)
-        if dupes:
-            raise ValueError(f"components: duplicate component names {dupes}")
-        volume_names = {v.name for v in self.volumes}
-        resources = [(c.name, c.local_resources) for c in self.components]
+        owners = [(c.name, c.local_resources) for c in self.components]
         if self.service is not None:
-            resources.append(("service", self.service.local_resources))
-        for owner, res in resources:
-            for mount in res.volume_mounts if res else []:
-                if mount.name not in volume_names:
-                    raise ValueError(
-                        f"{owner}: volumeMounts entry {mount.name!r} names no volume in spec.volumes"
-                    )
+            owners.append(("service", self.service.local_resources))
+        mounts = [(owner, m.name) for owner, res in owners if res for m in res.volume_mounts]
+        problem = rules.workload_spec(
+            [c.name for c in self.components], self.service is not None, mounts, {v.name for v in self.volumes}
+        )
+        if problem:
+            raise ValueError(problem)
         return self
 
 
 def check_host_interfaces(entries: list[HostInterface]) -> None:
-    """The hostInterfaces rules of upstream: shared namespace+package => all named; unique keys."""
-    families = Counter((e.namespace, e.package) for e in entries)
-    for entry in entries:
-        count = families[(entry.namespace, entry.package)]
-        if count > 1 and not entry.name:
-            raise ValueError(
-                f"{entry.namespace}:{entry.package} appears {count} times, so every entry for it needs a name"
-            )
-    seen: set[tuple[str, str, str, str]] = set()
-    for entry in entries:
-        if entry.key in seen:
-            ns, pkg, name, ver = entry.key
-            raise ValueError(f"duplicate entry {ns}:{pkg} (name={name or '-'}, version={ver or '-'})")
-        seen.add(entry.key)
+    problem = rules.host_interfaces([e.key for e in entries])
+    if problem:
+        raise ValueError(problem)
 
 
 class WorkloadTemplateMeta(Model):
@@ -374,7 +357,7 @@ class Host(Resource):
     @model_validator(mode="after")
     def _host_id_given(self) -> Host:
         if not self.effective_host_id:
-            raise ValueError("hostId is required")
+            raise ValueError(rules.HOST_ID_REQUIRED)
         return self
 
     @property

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from wasmfleet.api import resources
+from wasmfleet.api import resources, rules
 from wasmfleet.api.groups import API_VERSION, GROUP
 
 # Core kinds that commonly travel with wasmfleet manifests; only their metadata is checked here.
@@ -101,6 +101,51 @@ def validate_object(body: Any) -> list[FieldError]:
     except ValidationError as exc:
         return [_from_pydantic(err) for err in exc.errors()]
     return []
+
+
+def check_rules(body: dict[str, Any]) -> list[FieldError]:
+    """Only the rules that span fields (the CRDs' CEL rules), for a body the CRD schema already typed.
+
+    The API server runs this after its own schema check; it reports what `validate_object` would for
+    these rules (same paths, same messages) without parsing the whole object into a model.
+    """
+    kind = body.get("kind")
+    if kind == "Host":
+        nested = body.get("spec") or {}
+        return [] if body.get("hostId") or nested.get("hostId") else [FieldError("", rules.HOST_ID_REQUIRED)]
+    spec = body.get("spec") or {}
+    if kind == "Workload":
+        return _workload_spec_rules(spec, "spec")
+    if kind in ("WorkloadReplicaSet", "WorkloadDeployment"):
+        return _workload_spec_rules((spec.get("template") or {}).get("spec") or {}, "spec.template.spec")
+    return []
+
+
+def _workload_spec_rules(spec: dict[str, Any], at: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    volumes = spec.get("volumes") or []
+    for i, vol in enumerate(volumes):
+        problem = rules.volume(vol.get("name", ""), "ephemeral" in vol, "hostPath" in vol)
+        if problem:
+            errors.append(FieldError(f"{at}.volumes[{i}]", problem))
+    entries = spec.get("hostInterfaces") or []
+    keys = [(e.get("namespace", ""), e.get("package", ""), e.get("name") or "", e.get("version") or "")
+            for e in entries]
+    problem = rules.host_interfaces(keys)
+    if problem:
+        errors.append(FieldError(f"{at}.hostInterfaces", problem))
+    if errors:
+        return errors  # as with the models: the spec-wide rules run once its parts are valid
+    components = spec.get("components") or []
+    owners = [(c.get("name", ""), c.get("localResources")) for c in components]
+    if spec.get("service") is not None:
+        owners.append(("service", spec["service"].get("localResources")))
+    mounts = [(owner, m.get("name", "")) for owner, res in owners if res for m in res.get("volumeMounts") or []]
+    problem = rules.workload_spec(
+        [c.get("name", "") for c in components], spec.get("service") is not None, mounts,
+        {v.get("name", "") for v in volumes},
+    )
+    return [FieldError(at, problem)] if problem else []
 
 
 def _from_pydantic(err: Any) -> FieldError:

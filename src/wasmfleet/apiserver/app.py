@@ -48,8 +48,10 @@ def _bundled_crds() -> list[dict[str, Any]]:
 
 
 def _wasmfleet_rules(obj: dict[str, Any]) -> list[tuple[str, str]]:
-    """The CEL rules of wasmfleet's CRDs, as the models state them (same messages as `wasmfleet validate`)."""
-    return [(err.path, err.message) for err in validation.validate_object(obj)]
+    """The CEL rules of wasmfleet's CRDs, as the models state them (same messages as `wasmfleet validate`).
+
+    Runs after the schema check, so only the rules spanning fields are left to check."""
+    return [(err.path, err.message) for err in validation.check_rules(obj)]
 
 
 async def _bootstrap(engine: Engine, install_crds: bool) -> None:
