@@ -17,8 +17,9 @@ from urllib.parse import quote
 
 import aiohttp
 import yaml
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
+
+from wasmfleet.kube import client
+from wasmfleet.kube import errors as kerrors
 
 Obj = dict[str, Any]
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -86,8 +87,8 @@ class Catalog:
 
 
 class Api:
-    def __init__(self, api: k8s_client.ApiClient, where: str) -> None:
-        self._api = api
+    def __init__(self, kube: client.KubeClient, where: str) -> None:
+        self._kube = kube
         self.where = where
         self._catalog: Catalog | None = None
 
@@ -95,17 +96,14 @@ class Api:
     async def connect(cls, kubeconfig: Path) -> Api:
         if not kubeconfig.is_file():
             raise ApiError(f"kubeconfig {kubeconfig} does not exist (is `wasmfleet up` running?)")
-        cfg = k8s_client.Configuration()
         try:
-            await k8s_config.load_kube_config(
-                config_file=str(kubeconfig), client_configuration=cfg, persist_config=False
-            )
-        except (OSError, k8s_config.ConfigException, KeyError, TypeError) as exc:
-            raise ApiError(f"cannot load kubeconfig {kubeconfig}: {exc}") from exc
-        return cls(k8s_client.ApiClient(configuration=cfg), str(cfg.host))
+            kube = await client.KubeClient.from_kubeconfig(kubeconfig)
+        except ValueError as exc:
+            raise ApiError(str(exc)) from exc
+        return cls(kube, kube.host)
 
     async def close(self) -> None:
-        await self._api.close()
+        await self._kube.close()
 
     async def request(
         self,
@@ -118,19 +116,15 @@ class Api:
         accept: str = "application/json",
     ) -> tuple[int, Obj]:
         try:
-            resp: aiohttp.ClientResponse = await self._api.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params={"Accept": accept, "Content-Type": content_type},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=30,
-            )
-            data = await resp.read()
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise ApiError(f"API server {self.where} unreachable: {exc or type(exc).__name__}") from exc
+            resp = await self._kube.raw(method, path, query=query, body=body, content_type=content_type,
+                                        accept=accept)
+            try:
+                data = await resp.read()
+            finally:
+                resp.release()
+        except (kerrors.Unreachable, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            cause = exc.__cause__ if isinstance(exc, kerrors.Unreachable) and exc.__cause__ else exc
+            raise ApiError(f"API server {self.where} unreachable: {cause or type(cause).__name__}") from exc
         try:
             parsed = json.loads(data) if data else {}
         except ValueError:

@@ -44,10 +44,15 @@ class KubeClient:
         cfg.connection_pool_maxsize = 64
         return cls(k8s_client.ApiClient(configuration=cfg))
 
+    @property
+    def host(self) -> str:
+        """The API server's URL, for messages."""
+        return str(self._api.configuration.host)
+
     async def close(self) -> None:
         await self._api.close()
 
-    async def _raw(
+    async def raw(
         self,
         method: str,
         path: str,
@@ -55,14 +60,16 @@ class KubeClient:
         query: list[tuple[str, str]] | None = None,
         body: object | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         timeout: aiohttp.ClientTimeout | float | None = 30.0,
     ) -> aiohttp.ClientResponse:
+        """One authenticated request with the kubeconfig's credentials; the caller reads and releases it."""
         try:
             resp: aiohttp.ClientResponse = await self._api.call_api(
                 path,
                 method,
                 query_params=query or [],
-                header_params={"Accept": "application/json", "Content-Type": content_type},
+                header_params={"Accept": accept, "Content-Type": content_type},
                 body=body,
                 auth_settings=["BearerToken"],
                 _preload_content=False,
@@ -74,7 +81,7 @@ class KubeClient:
         return resp
 
     async def _call(self, method: str, path: str, **kw: Any) -> Obj:
-        resp = await self._raw(method, path, **kw)
+        resp = await self.raw(method, path, **kw)
         try:
             data = await resp.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -147,7 +154,7 @@ class KubeClient:
         ]
         # No total timeout: the stream is long-lived; a silent socket is bounded by sock_read.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_s + 30)
-        resp = await self._raw("GET", res.path(namespace), query=query, timeout=timeout)
+        resp = await self.raw("GET", res.path(namespace), query=query, timeout=timeout)
         try:
             if not 200 <= resp.status < 300:
                 raise errors.from_status(resp.status, await resp.read())
