@@ -16,19 +16,47 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
-from wasmtime import component as cm
 
 from wasmfleet.host.runtime import engines, guestlogs, hostfuncs, linking, resources
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import context, filesystem, http, io, registry
 
-_func_call = ffi.wasmtime_component_func_call
-_post_return = ffi.wasmtime_component_func_post_return
+# The per-request store/instance calls go through private prototypes taking plain addresses
+# (see `resources.c_function`): wasmtime-py's Store/Instance/Func wrappers add several Python
+# layers, typed-pointer conversions and a finalizer per request, which is most of the cost of a
+# fresh instance on a trivial guest. The store is deleted explicitly in `WarmInstance.close`.
+_VP = ctypes.c_void_p
+_I64 = ctypes.c_int64
+_store_new = resources.c_function("wasmtime_store_new", _VP, _VP, _VP, _VP)
+_store_context = resources.c_function("wasmtime_store_context", _VP, _VP)
+_store_delete = resources.c_function("wasmtime_store_delete", None, _VP)
+_store_limiter = resources.c_function("wasmtime_store_limiter", None, _VP, _I64, _I64, _I64, _I64, _I64)
+_set_epoch_deadline = resources.c_function("wasmtime_context_set_epoch_deadline", None, _VP, ctypes.c_uint64)
+_instantiate = resources.c_function("wasmtime_component_linker_instantiate", _VP, _VP, _VP, _VP, _VP)
+_get_func = resources.c_function("wasmtime_component_instance_get_func", ctypes.c_bool, _VP, _VP, _VP, _VP)
+_func_call = resources.c_function(
+    "wasmtime_component_func_call", _VP, _VP, _VP, _VP, ctypes.c_size_t, _VP, ctypes.c_size_t
+)
+_post_return = resources.c_function("wasmtime_component_func_post_return", _VP, _VP, _VP)
+_ErrPtr = ctypes.POINTER(ffi.wasmtime_error_t)
 _byref = ctypes.byref
+_Args2 = ffi.wasmtime_component_val_t * 2
+
+
+def _address(obj: Any) -> int:
+    """The address behind a wasmtime-py object's C pointer."""
+    addr = ctypes.cast(obj.ptr(), _VP).value
+    assert addr
+    return addr
+
+
+def _error(err: int) -> wasmtime.WasmtimeError:
+    return wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, _ErrPtr))
 
 
 def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
@@ -43,12 +71,24 @@ def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     return artefact
 
 
-@dataclass
 class WarmInstance:
-    store: wasmtime.Store
-    table: resources.ResourceTable
-    func: cm.Func
-    uses: int = 0
+    """A store (raw wasmtime_store_t address) with one instantiated component and its handler."""
+
+    __slots__ = ("ctx", "func", "store", "table", "uses")
+
+    def __init__(self, store: int, ctx: int, table: resources.ResourceTable, func: Any) -> None:
+        self.store = store
+        self.ctx = ctx
+        self.table = table
+        self.func = func  # wasmtime_component_func_t
+        self.uses = 0
+
+    def close(self) -> None:
+        """Closes the host objects of the store, then frees the store (and its instance)."""
+        self.table.clear()
+        store, self.store = self.store, 0
+        if store:
+            _store_delete(store)
 
 
 @dataclass
@@ -76,6 +116,10 @@ class LoadedComponent:
         if handle_idx is None:
             raise ComponentError(spec.wasm_path, "exports wasi:http/incoming-handler without `handle`")
         self.handle_idx = handle_idx
+        self._handle_idx_addr = _address(handle_idx)
+        self._linker_addr = _address(self.linker)
+        self._component_addr = _address(self.component)
+        self._engine_addr = _address(engines.engine())
         self.request_type = self.type_ids.host_type("wasi:http/types#incoming-request")[0]
         self.outparam_type = self.type_ids.host_type("wasi:http/types#response-outparam")[0]
         self.lower_request = resources.lower_own(self.request_type)
@@ -107,11 +151,12 @@ class LoadedComponent:
             with self.pool_lock:
                 self.idle.append(inst)
         else:
-            inst.table.clear()
+            inst.close()
 
     def _new_instance(self) -> WarmInstance:
-        store = wasmtime.Store(engines.engine())
-        store.set_limits(memory_size=self.memory_bytes)
+        store = _store_new(self._engine_addr, None, None)
+        ctx = _store_context(store)
+        _store_limiter(store, self.memory_bytes, -1, -1, -1, -1)
         state = context.WasiContext(
             environment=self.environment,
             preopens=self.preopens,
@@ -122,16 +167,19 @@ class LoadedComponent:
             guest_log=self.guest_log,
         )
         table = resources.ResourceTable(state)
-        store.set_epoch_deadline(self.deadline_ticks)
+        inst = WarmInstance(store, ctx, table, ffi.wasmtime_component_func_t())
+        _set_epoch_deadline(ctx, self.deadline_ticks)
+        instance = ffi.wasmtime_component_instance_t()
         with resources.active(table):
-            try:
-                inst = self.linker.instantiate(store, self.component)
-            except wasmtime.WasmtimeError as exc:
-                raise GuestTrap(f"instantiation failed: {linking.describe_error(exc)}") from None
-        func = inst.get_func(store, self.handle_idx)
-        assert func is not None
+            err = _instantiate(self._linker_addr, ctx, self._component_addr, _byref(instance))
+        if err:
+            inst.close()
+            raise GuestTrap(f"instantiation failed: {linking.describe_error(_error(err))}")
+        if not _get_func(_byref(instance), ctx, self._handle_idx_addr, _byref(inst.func)):
+            inst.close()
+            raise GuestTrap("the handler export is not a function")
         self.stats.instantiations += 1
-        return WarmInstance(store, table, func)
+        return inst
 
     def _acquire(self) -> WarmInstance:
         if self.spec.pool_size > 0:
@@ -143,24 +191,23 @@ class LoadedComponent:
     def _release(self, inst: WarmInstance, healthy: bool) -> None:
         spec = self.spec
         if not healthy or spec.pool_size <= 0:
-            inst.table.clear()
+            inst.close()
             return
         inst.uses += 1
         if spec.max_invocations and inst.uses >= spec.max_invocations:
-            inst.table.clear()
+            inst.close()
             return
         with self.pool_lock:
             if len(self.idle) < spec.pool_size:
                 self.idle.append(inst)
                 return
-        inst.table.clear()
+        inst.close()
 
     def invoke(self, request: http.IncomingRequest, sink: http.ResponseSink) -> http.ResponseOutparam:
         """Runs the guest's handler for one request; raises GuestTrap when the guest fails."""
         self.stats.requests += 1
         inst = self._acquire()
         outparam = http.ResponseOutparam(sink)
-        store = inst.store
         state: context.WasiContext = inst.table.state
         state.deadline = time.monotonic() + self.timeout_s
         body = request.body
@@ -168,22 +215,21 @@ class LoadedComponent:
             # Pollers of this store wait on the body channel's condition, which the producer
             # notifies when bytes arrive.
             state.cond = body.channel.cond
-        store.set_epoch_deadline(self.deadline_ticks)
-        ctx = store._context()
-        ctx_addr = ctypes.cast(ctx, ctypes.c_void_p).value
+        ctx = inst.ctx
+        _set_epoch_deadline(ctx, self.deadline_ticks)
         healthy = False
         try:
             with resources.active(inst.table):
-                args = (ffi.wasmtime_component_val_t * 2)()
-                self.lower_request(ctx_addr, request, args[0])
-                self.lower_outparam(ctx_addr, outparam, args[1])
-                func_raw = _byref(inst.func._func)
+                args = _Args2()
+                self.lower_request(ctx, request, args[0])
+                self.lower_outparam(ctx, outparam, args[1])
+                func_raw = _byref(inst.func)
                 error = _func_call(func_raw, ctx, args, 2, None, 0)
                 if error:
-                    raise self._trap(wasmtime.WasmtimeError._from_ptr(error))
+                    raise self._trap(_error(error))
                 error = _post_return(func_raw, ctx)
                 if error:
-                    raise self._trap(wasmtime.WasmtimeError._from_ptr(error))
+                    raise self._trap(_error(error))
             healthy = True
             return outparam
         finally:
@@ -206,7 +252,7 @@ class LoadedComponent:
     def close(self) -> None:
         with self.pool_lock:
             for inst in self.idle:
-                inst.table.clear()
+                inst.close()
             self.idle.clear()
         if self.guest_log is not None:
             self.guest_log.close()

@@ -35,6 +35,9 @@ def _raw(name: str, restype: Any, *argtypes: Any) -> Any:
     return fn
 
 
+c_function = _raw
+"""Public name of `_raw`, for the other runtime modules' per-request C calls."""
+
 _VP = ctypes.c_void_p
 _any_to_host = _raw("wasmtime_component_resource_any_to_host", _VP, _VP, _VP, _VP)
 _host_to_any = _raw("wasmtime_component_resource_host_to_any", _VP, _VP, _VP, _VP)
