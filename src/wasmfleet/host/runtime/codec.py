@@ -165,6 +165,41 @@ def compile_lift(ty: cm.ValType) -> Lift:
     raise TypeError(f"unsupported component value type {type(ty).__name__}")
 
 
+LiftAt = Callable[[Ctx, int], Any]
+_VAL_AT = ffi.wasmtime_component_val_t.from_address
+_u32_at = ctypes.c_uint32.from_address
+_u64_at = ctypes.c_uint64.from_address
+_s32_at = ctypes.c_int32.from_address
+_s64_at = ctypes.c_int64.from_address
+_size_at = ctypes.c_size_t.from_address
+_ptr_at = ctypes.c_void_p.from_address
+_STRING_SIZE = _PAYLOAD_OFFSET + ffi.wasm_byte_vec_t.size.offset  # type: ignore[attr-defined]
+_STRING_DATA = _PAYLOAD_OFFSET + ffi.wasm_byte_vec_t.data.offset  # type: ignore[attr-defined]
+
+
+def _lift_string_at(ctx: Ctx, address: int) -> str:
+    n = _size_at(address + _STRING_SIZE).value
+    data = _ptr_at(address + _STRING_DATA).value
+    return _string_at(data, n).decode("utf-8") if n and data else ""
+
+
+def compile_lift_at(ty: cm.ValType) -> LiftAt:
+    """Like `compile_lift`, for a val given by address: the common argument types (handles,
+    strings, 32/64-bit integers) are read in place, without building a ctypes view of the val."""
+    if isinstance(ty, cm.OwnType):
+        return resources.lift_own_at
+    if isinstance(ty, cm.BorrowType):
+        return resources.lift_borrow_at
+    if isinstance(ty, cm.String):
+        return _lift_string_at
+    off = _PAYLOAD_OFFSET
+    for cls, reader in ((cm.U32, _u32_at), (cm.U64, _u64_at), (cm.S32, _s32_at), (cm.S64, _s64_at)):
+        if isinstance(ty, cls):
+            return lambda ctx, address, read=reader: read(address + off).value  # type: ignore[misc]
+    lift = compile_lift(ty)
+    return lambda ctx, address: lift(ctx, _VAL_AT(address))
+
+
 def _val_array(address: int, n: int) -> memoryview:
     """The n 32-byte vals at `address` as a flat byte view (no copy)."""
     return memoryview((ctypes.c_char * (n * VAL_SIZE)).from_address(address)).cast("B")

@@ -32,7 +32,7 @@ class _Entry:
         self.name = name
         self.fn = fn
         self.type_ids = type_ids
-        self.lifts: list[codec.Lift] | None = None
+        self.lifts: list[codec.LiftAt] | None = None
         self.call: Callable[[int, int], Any] | None = None
         self.lower: codec.Lower | None = None
 
@@ -43,29 +43,28 @@ class _Entry:
         params = [t for _, t in fty.params]
         result = fty.result
         self.lower = codec.compile_lower(result, self.type_ids) if result is not None else None
-        self.lifts = [codec.compile_lift(t) for t in params]
+        self.lifts = [codec.compile_lift_at(t) for t in params]
         self.call = _caller(self.fn, self.lifts)
 
 
 _VAL = ffi.wasmtime_component_val_t
 
 
-def _caller(fn: HostFunc, lifts: list[codec.Lift]) -> Callable[[int, int], Any]:
+def _caller(fn: HostFunc, lifts: list[codec.LiftAt]) -> Callable[[int, int], Any]:
     """`call(ctx, args_address)`: lifts the arguments and calls `fn`, specialized by arity."""
-    at = _VAL.from_address
     size = codec.VAL_SIZE
     if not lifts:
         return lambda ctx, args: fn()
     if len(lifts) == 1:
         (l0,) = lifts
-        return lambda ctx, args: fn(l0(ctx, at(args)))
+        return lambda ctx, args: fn(l0(ctx, args))
     if len(lifts) == 2:
         l0, l1 = lifts
-        return lambda ctx, args: fn(l0(ctx, at(args)), l1(ctx, at(args + size)))
+        return lambda ctx, args: fn(l0(ctx, args), l1(ctx, args + size))
     if len(lifts) == 3:
         l0, l1, l2 = lifts
-        return lambda ctx, args: fn(l0(ctx, at(args)), l1(ctx, at(args + size)), l2(ctx, at(args + 2 * size)))
-    return lambda ctx, args: fn(*[lift(ctx, at(args + i * size)) for i, lift in enumerate(lifts)])
+        return lambda ctx, args: fn(l0(ctx, args), l1(ctx, args + size), l2(ctx, args + 2 * size))
+    return lambda ctx, args: fn(*[lift(ctx, args + i * size) for i, lift in enumerate(lifts)])
 
 
 # Entries live as long as the process: linkers are few (one per component) and small.

@@ -59,12 +59,16 @@ def _error(err: int) -> WasmtimeError:
 class ResourceTable:
     """rep -> object for one store. Reps start at 1 and are never reused within a store."""
 
-    __slots__ = ("_next", "objects", "state")
+    __slots__ = ("_next", "objects", "out", "out_ref", "state")
 
     def __init__(self, state: Any = None) -> None:
         self.objects: dict[int, Any] = {}
         self._next = 1
         self.state = state  # the per-store WASI context (wasi.context.WasiContext)
+        # Out-parameter for handle conversions: one per table (a store runs on one thread at a
+        # time) instead of a fresh c_void_p + byref on every handle a host call sees.
+        self.out = _VP()
+        self.out_ref = _byref(self.out)
 
     def add(self, obj: Any) -> int:
         rep = self._next
@@ -99,42 +103,51 @@ def active(table: ResourceTable) -> Iterator[None]:
         _local.table = previous
 
 
-def _rep_of(ctx: int, v: Any) -> int:
-    """ctx: the store context's address; v: a val holding a resource handle."""
-    host = _VP()
-    err = _any_to_host(ctx, _vp_at(_addressof(v) + _PAYLOAD).value, _byref(host))
+def _rep_at(table: ResourceTable, ctx: int, address: int) -> int:
+    """ctx: the store context's address; address: a val holding a resource handle."""
+    err = _any_to_host(ctx, _vp_at(address + _PAYLOAD).value, table.out_ref)
     if err:
         raise _error(err)
+    host = table.out.value
     rep: int = _host_rep(host)
     _host_delete(host)
     return rep
 
 
-def lift_own(ctx: Any, v: Any) -> Any:
+def lift_own_at(ctx: Any, address: int) -> Any:
     """An owned handle moves to the host: the object leaves the table (the guest cannot drop it)."""
-    obj = _local.table.objects.pop(_rep_of(ctx, v), None)
+    table: ResourceTable = _local.table
+    obj = table.objects.pop(_rep_at(table, ctx, address), None)
     if obj is None:
         raise WasmtimeError("unknown resource handle")
     return obj
+
+
+def lift_borrow_at(ctx: Any, address: int) -> Any:
+    table: ResourceTable = _local.table
+    obj = table.objects.get(_rep_at(table, ctx, address))
+    if obj is None:
+        raise WasmtimeError("unknown resource handle")
+    return obj
+
+
+def lift_own(ctx: Any, v: Any) -> Any:
+    return lift_own_at(ctx, _addressof(v))
 
 
 def lift_borrow(ctx: Any, v: Any) -> Any:
-    obj = _local.table.objects.get(_rep_of(ctx, v))
-    if obj is None:
-        raise WasmtimeError("unknown resource handle")
-    return obj
+    return lift_borrow_at(ctx, _addressof(v))
 
 
 def lower_own(type_id: int) -> Callable[[Any, Any, Any], None]:
     def lower(ctx: Any, obj: Any, v: Any) -> None:
-        rep = _local.table.add(obj)
-        host = _host_new(True, rep, type_id)
-        out = _VP()
-        err = _host_to_any(ctx, host, _byref(out))
+        table: ResourceTable = _local.table
+        host = _host_new(True, table.add(obj), type_id)
+        err = _host_to_any(ctx, host, table.out_ref)
         _host_delete(host)
         if err:
             raise _error(err)
-        _vp_at(_addressof(v) + _PAYLOAD).value = out.value
+        _vp_at(_addressof(v) + _PAYLOAD).value = table.out.value
         v.kind = K_RESOURCE
 
     return lower
