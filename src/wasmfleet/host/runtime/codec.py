@@ -39,7 +39,11 @@ K_ENUM, K_OPTION, K_RESULT, K_FLAGS, K_RESOURCE = range(17, 22)
 
 _string_at = ctypes.string_at
 _byref = ctypes.byref
-_val_new = ffi.wasmtime_component_val_new
+# A private prototype of wasmtime_component_val_new (wasmtime-py's wrapper adds a Python frame
+# and a typed-pointer check to every boxed option/result payload).
+_val_new = ffi.dll._FuncPtr(("wasmtime_component_val_new", ffi.dll))
+_val_new.restype = ctypes.POINTER(ffi.wasmtime_component_val_t)
+_val_new.argtypes = [ctypes.c_void_p]
 _byte_vec_uninit = ffi.wasm_byte_vec_new_uninitialized
 _memmove = ctypes.memmove
 _addressof = ctypes.addressof
@@ -175,6 +179,8 @@ _size_at = ctypes.c_size_t.from_address
 _ptr_at = ctypes.c_void_p.from_address
 _STRING_SIZE = _PAYLOAD_OFFSET + ffi.wasm_byte_vec_t.size.offset  # type: ignore[attr-defined]
 _STRING_DATA = _PAYLOAD_OFFSET + ffi.wasm_byte_vec_t.data.offset  # type: ignore[attr-defined]
+_LIST_SIZE = _PAYLOAD_OFFSET + ffi.wasmtime_component_vallist_t.size.offset  # type: ignore[attr-defined]
+_LIST_DATA = _PAYLOAD_OFFSET + ffi.wasmtime_component_vallist_t.data.offset  # type: ignore[attr-defined]
 
 
 def _lift_string_at(ctx: Ctx, address: int) -> str:
@@ -192,6 +198,8 @@ def compile_lift_at(ty: cm.ValType) -> LiftAt:
         return resources.lift_borrow_at
     if isinstance(ty, cm.String):
         return _lift_string_at
+    if isinstance(ty, cm.ListType) and isinstance(ty.element, cm.U8):
+        return _lift_bytes_at
     off = _PAYLOAD_OFFSET
     for cls, reader in ((cm.U32, _u32_at), (cm.U64, _u64_at), (cm.S32, _s32_at), (cm.S64, _s64_at)):
         if isinstance(ty, cls):
@@ -203,6 +211,14 @@ def compile_lift_at(ty: cm.ValType) -> LiftAt:
 def _val_array(address: int, n: int) -> memoryview:
     """The n 32-byte vals at `address` as a flat byte view (no copy)."""
     return memoryview((ctypes.c_char * (n * VAL_SIZE)).from_address(address)).cast("B")
+
+
+def _lift_bytes_at(ctx: Ctx, address: int) -> bytes:
+    n = _size_at(address + _LIST_SIZE).value
+    data = _ptr_at(address + _LIST_DATA).value
+    if not n or not data:
+        return b""
+    return _val_array(data, n)[_PAYLOAD_OFFSET::VAL_SIZE].tobytes()
 
 
 def _lift_bytes(ctx: Ctx, v: Val) -> bytes:
