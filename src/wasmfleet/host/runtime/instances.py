@@ -170,8 +170,11 @@ class LoadedComponent:
         inst = WarmInstance(store, ctx, table, ffi.wasmtime_component_func_t())
         _set_epoch_deadline(ctx, self.deadline_ticks)
         instance = ffi.wasmtime_component_instance_t()
-        with resources.active(table):
+        previous = resources.swap(table)
+        try:
             err = _instantiate(self._linker_addr, ctx, self._component_addr, _byref(instance))
+        finally:
+            resources.swap(previous)
         if err:
             inst.close()
             raise GuestTrap(f"instantiation failed: {linking.describe_error(_error(err))}")
@@ -218,21 +221,22 @@ class LoadedComponent:
         ctx = inst.ctx
         _set_epoch_deadline(ctx, self.deadline_ticks)
         healthy = False
+        previous = resources.swap(inst.table)
         try:
-            with resources.active(inst.table):
-                args = _Args2()
-                self.lower_request(ctx, request, args[0])
-                self.lower_outparam(ctx, outparam, args[1])
-                func_raw = _byref(inst.func)
-                error = _func_call(func_raw, ctx, args, 2, None, 0)
-                if error:
-                    raise self._trap(_error(error))
-                error = _post_return(func_raw, ctx)
-                if error:
-                    raise self._trap(_error(error))
+            args = _Args2()
+            self.lower_request(ctx, request, args[0])
+            self.lower_outparam(ctx, outparam, args[1])
+            func_raw = _byref(inst.func)
+            error = _func_call(func_raw, ctx, args, 2, None, 0)
+            if error:
+                raise self._trap(_error(error))
+            error = _post_return(func_raw, ctx)
+            if error:
+                raise self._trap(_error(error))
             healthy = True
             return outparam
         finally:
+            resources.swap(previous)
             self._release(inst, healthy)
 
     def _trap(self, exc: wasmtime.WasmtimeError) -> GuestTrap:

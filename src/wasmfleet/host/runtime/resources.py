@@ -103,6 +103,14 @@ def active(table: ResourceTable) -> Iterator[None]:
         _local.table = previous
 
 
+def swap(table: ResourceTable | None) -> ResourceTable | None:
+    """Makes `table` current on this thread; returns the previous one (to restore afterwards).
+    The per-request form of `active`, without a generator-based context manager."""
+    previous: ResourceTable | None = getattr(_local, "table", None)
+    _local.table = table
+    return previous
+
+
 def _rep_at(table: ResourceTable, ctx: int, address: int) -> int:
     """ctx: the store context's address; address: a val holding a resource handle."""
     err = _any_to_host(ctx, _vp_at(address + _PAYLOAD).value, table.out_ref)
