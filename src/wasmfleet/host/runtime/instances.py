@@ -137,6 +137,7 @@ class LoadedComponent:
         self.idle: list[WarmInstance] = []
         self.pool_lock = threading.Lock()
         self.stats = Stats()
+        self.log_name = f"{spec.workload_id}/{spec.name}"
         self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
 
     def warm_up(self) -> None:
@@ -163,7 +164,7 @@ class LoadedComponent:
             allowed_hosts=self.spec.allowed_hosts,
             config=self.spec.config,
             grants=self.spec.grants,
-            log_name=f"{self.spec.workload_id}/{self.spec.name}",
+            log_name=self.log_name,
             guest_log=self.guest_log,
         )
         table = resources.ResourceTable(state)
