@@ -67,7 +67,12 @@ def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     if the_plan.handler_export is None:
         raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP")
     # Instantiate once: a component whose start-up traps is refused here, not on every request.
-    LoadedComponent(spec, settings, artefact).warm_up()
+    loaded = LoadedComponent(spec, settings, artefact)
+    try:
+        loaded.warm_up()
+    finally:
+        # Stores are freed explicitly (WarmInstance.close), not by the garbage collector.
+        loaded.close()
     return artefact
 
 
