@@ -208,6 +208,9 @@ def compile_lift_at(ty: cm.ValType) -> LiftAt:
     return lambda ctx, address: lift(ctx, _VAL_AT(address))
 
 
+_SMALL_LIST = 512
+
+
 def _val_array(address: int, n: int) -> memoryview:
     """The n 32-byte vals at `address` as a flat byte view (no copy)."""
     return memoryview((ctypes.c_char * (n * VAL_SIZE)).from_address(address)).cast("B")
@@ -218,6 +221,10 @@ def _lift_bytes_at(ctx: Ctx, address: int) -> bytes:
     data = _ptr_at(address + _LIST_DATA).value
     if not n or not data:
         return b""
+    if n <= _SMALL_LIST:
+        # Short lists (header values, small writes): copying the vals out and slicing the copy
+        # is cheaper than building a ctypes array type and a memoryview over it.
+        return _string_at(data, n * VAL_SIZE)[_PAYLOAD_OFFSET::VAL_SIZE]
     return _val_array(data, n)[_PAYLOAD_OFFSET::VAL_SIZE].tobytes()
 
 

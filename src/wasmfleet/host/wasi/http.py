@@ -57,6 +57,10 @@ class ResponseSink(Protocol):
     def finish(self) -> None: ...
 
 
+def _valid_name(name: str) -> bool:
+    return bool(name) and not name.encode().translate(None, _TOKEN_BYTES)
+
+
 class Fields:
     def __init__(self, entries: list[tuple[str, bytes]] | None = None, immutable: bool = False) -> None:
         self.entries: list[tuple[str, bytes]] = entries if entries is not None else []
@@ -65,7 +69,7 @@ class Fields:
     def _check(self, name: str, values: list[bytes]) -> tuple[str, Any] | None:
         if self.immutable:
             return err(("immutable", None))
-        if not name or name.encode().translate(None, _TOKEN_BYTES) or any(
+        if not _valid_name(name) or any(
             b"\r" in v or b"\n" in v for v in values
         ):
             return err(("invalid-syntax", None))
@@ -94,9 +98,12 @@ class Fields:
         return OK
 
     def append(self, name: str, value: bytes) -> tuple[str, Any]:
-        bad = self._check(name, [value])
-        if bad:
-            return bad
+        if self.immutable or not _valid_name(name) or b"\r" in value or b"\n" in value:
+            bad = self._check(name, [value])  # says which error
+            if bad:
+                return bad
+        elif name.lower() in FORBIDDEN:
+            return err(("forbidden", None))
         self.entries.append((name, value))
         return OK
 
