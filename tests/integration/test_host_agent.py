@@ -27,7 +27,7 @@ from pathlib import Path
 import aiohttp
 import nats
 import pytest
-from aiohttp import web
+from slow_source import serving_slowly
 
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import messages, subjects
@@ -285,23 +285,8 @@ async def test_bad_images_answer_error_with_a_reason_and_a_later_start_retries(
 
 @pytest.fixture
 async def slow_http(hello_wasm: Path) -> AsyncIterator[str]:
-    data = hello_wasm.read_bytes()
-
-    async def handler(request: web.Request) -> web.Response:
-        await asyncio.sleep(2.0)
-        return web.Response(body=data)
-
-    app = web.Application()
-    app.router.add_get("/slow.wasm", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/slow.wasm"
-    finally:
-        await runner.cleanup()
+    async with serving_slowly(hello_wasm.read_bytes(), 2.0) as url:
+        yield url
 
 
 async def test_a_slow_fetch_delays_neither_heartbeats_nor_status(

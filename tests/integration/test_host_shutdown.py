@@ -21,8 +21,8 @@ from pathlib import Path
 
 import nats
 import pytest
-from aiohttp import web
 from click.testing import CliRunner
+from slow_source import serving_slowly
 
 from wasmfleet.bus import messages, subjects
 from wasmfleet.cli import main
@@ -105,23 +105,8 @@ def dechunk(data: bytes) -> bytes:
 
 @pytest.fixture
 async def slow_source(hello_wasm: Path) -> AsyncIterator[str]:
-    data = hello_wasm.read_bytes()
-
-    async def handler(request: web.Request) -> web.Response:
-        await asyncio.sleep(1.0)
-        return web.Response(body=data)
-
-    app = web.Application()
-    app.router.add_get("/slow.wasm", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/slow.wasm"
-    finally:
-        await runner.cleanup()
+    async with serving_slowly(hello_wasm.read_bytes(), 1.0) as url:
+        yield url
 
 
 async def test_draining_host_refuses_new_starts_and_completes_in_flight_ones(
