@@ -78,15 +78,21 @@
   (data (i32.const 368) "x-target")            ;; 8 bytes
   (data (i32.const 384) "/up")                 ;; 3 bytes
 
-  ;; Bump allocator: the host only allocates small strings (the request path) per call.
-  (func (export "cm32p2_realloc") (param i32 i32 i32 i32) (result i32)
+  ;; Bump allocator with realloc semantics: a shrink keeps the block (the host lowers byte
+  ;; buffers as latin-1 strings: allocate the UTF-8 length, then shrink), a growth copies.
+  (func (export "cm32p2_realloc") (param $old i32) (param $old_size i32) (param $align i32)
+        (param $size i32) (result i32)
     (local $ptr i32)
+    (if (i32.and (i32.ne (local.get $old) (i32.const 0)) (i32.le_u (local.get $size) (local.get $old_size)))
+      (then (return (local.get $old))))
     (local.set $ptr
-      (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
-               (i32.sub (i32.const 0) (local.get 2))))
-    (global.set $heap (i32.add (local.get $ptr) (local.get 3)))
+      (i32.and (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
+               (i32.sub (i32.const 0) (local.get $align))))
+    (global.set $heap (i32.add (local.get $ptr) (local.get $size)))
     (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
-      (then (drop (memory.grow (i32.add (i32.div_u (local.get 3) (i32.const 65536)) (i32.const 1))))))
+      (then (drop (memory.grow (i32.add (i32.div_u (local.get $size) (i32.const 65536)) (i32.const 1))))))
+    (if (local.get $old)
+      (then (memory.copy (local.get $ptr) (local.get $old) (local.get $old_size))))
     (local.get $ptr))
 
   (func (export "cm32p2_initialize"))

@@ -68,7 +68,8 @@ def _box(ctx: Ctx, lower: Lower, value: Any) -> Any:
     return _val_new(_byref(tmp))
 
 
-def compile_lift(ty: cm.ValType) -> Lift:
+def compile_lift(ty: cm.ValType, latin1: bool = False) -> Lift:
+    """`latin1`: strings are byte buffers retyped by `byte_lists` (lifted as bytes)."""
     if isinstance(ty, cm.Bool):
         return lambda ctx, v: bool(v.of.boolean)
     if isinstance(ty, cm.U8):
@@ -94,12 +95,14 @@ def compile_lift(ty: cm.ValType) -> Lift:
     if isinstance(ty, cm.Char):
         return lambda ctx, v: chr(v.of.character)
     if isinstance(ty, cm.String):
+        if latin1:
+            return lambda ctx, v: _read_bytes(v.of.string).decode("utf-8").encode("latin-1")
         return lambda ctx, v: _read_bytes(v.of.string).decode("utf-8")
     if isinstance(ty, cm.ListType):
         elem = ty.element
         if isinstance(elem, cm.U8):
             return _lift_bytes
-        lift_elem = compile_lift(elem)
+        lift_elem = compile_lift(elem, latin1)
 
         def lift_list(ctx: Ctx, v: Val) -> list[Any]:
             lst = v.of.list
@@ -108,7 +111,7 @@ def compile_lift(ty: cm.ValType) -> Lift:
 
         return lift_list
     if isinstance(ty, cm.RecordType):
-        lifts = [compile_lift(t) for _, t in ty.fields]
+        lifts = [compile_lift(t, latin1) for _, t in ty.fields]
 
         def lift_record(ctx: Ctx, v: Val) -> tuple[Any, ...]:
             data = v.of.record.data
@@ -116,7 +119,7 @@ def compile_lift(ty: cm.ValType) -> Lift:
 
         return lift_record
     if isinstance(ty, cm.TupleType):
-        tlifts = [compile_lift(t) for t in ty.elements]
+        tlifts = [compile_lift(t, latin1) for t in ty.elements]
 
         def lift_tuple(ctx: Ctx, v: Val) -> tuple[Any, ...]:
             data = v.of.tuple.data
@@ -124,7 +127,7 @@ def compile_lift(ty: cm.ValType) -> Lift:
 
         return lift_tuple
     if isinstance(ty, cm.VariantType):
-        cases = {name: (compile_lift(t) if t is not None else None) for name, t in ty.cases}
+        cases = {name: (compile_lift(t, latin1) if t is not None else None) for name, t in ty.cases}
 
         def lift_variant(ctx: Ctx, v: Val) -> tuple[str, Any]:
             var = v.of.variant
@@ -136,7 +139,7 @@ def compile_lift(ty: cm.ValType) -> Lift:
     if isinstance(ty, cm.EnumType):
         return lambda ctx, v: _read_bytes(v.of.enumeration).decode()
     if isinstance(ty, cm.OptionType):
-        lift_some = compile_lift(ty.payload)
+        lift_some = compile_lift(ty.payload, latin1)
 
         def lift_option(ctx: Ctx, v: Val) -> Any:
             p = v.of.option
@@ -145,8 +148,8 @@ def compile_lift(ty: cm.ValType) -> Lift:
         return lift_option
     if isinstance(ty, cm.ResultType):
         ok_t, err_t = ty.ok, ty.err
-        lift_ok = compile_lift(ok_t) if ok_t is not None else None
-        lift_err = compile_lift(err_t) if err_t is not None else None
+        lift_ok = compile_lift(ok_t, latin1) if ok_t is not None else None
+        lift_err = compile_lift(err_t, latin1) if err_t is not None else None
 
         def lift_result(ctx: Ctx, v: Val) -> tuple[str, Any]:
             r = v.of.result
@@ -189,7 +192,19 @@ def _lift_string_at(ctx: Ctx, address: int) -> str:
     return _string_at(data, n).decode("utf-8") if n and data else ""
 
 
-def compile_lift_at(ty: cm.ValType) -> LiftAt:
+def _lift_latin1_bytes_at(ctx: Ctx, address: int) -> bytes:
+    n = _size_at(address + _STRING_SIZE).value
+    data = _ptr_at(address + _STRING_DATA).value
+    return _string_at(data, n).decode("utf-8").encode("latin-1") if n and data else b""
+
+
+def _lower_latin1_bytes(ctx: Ctx, value: bytes, v: Val) -> None:
+    # wasmtime writes the guest's copy as latin-1 (one byte per code point): see byte_lists.
+    _write_bytes(v.of.string, value.decode("latin-1").encode("utf-8"))
+    v.kind = K_STRING
+
+
+def compile_lift_at(ty: cm.ValType, latin1: bool = False) -> LiftAt:
     """Like `compile_lift`, for a val given by address: the common argument types (handles,
     strings, 32/64-bit integers) are read in place, without building a ctypes view of the val."""
     if isinstance(ty, cm.OwnType):
@@ -197,14 +212,14 @@ def compile_lift_at(ty: cm.ValType) -> LiftAt:
     if isinstance(ty, cm.BorrowType):
         return resources.lift_borrow_at
     if isinstance(ty, cm.String):
-        return _lift_string_at
+        return _lift_latin1_bytes_at if latin1 else _lift_string_at
     if isinstance(ty, cm.ListType) and isinstance(ty.element, cm.U8):
         return _lift_bytes_at
     off = _PAYLOAD_OFFSET
     for cls, reader in ((cm.U32, _u32_at), (cm.U64, _u64_at), (cm.S32, _s32_at), (cm.S64, _s64_at)):
         if isinstance(ty, cls):
             return lambda ctx, address, read=reader: read(address + off).value  # type: ignore[misc]
-    lift = compile_lift(ty)
+    lift = compile_lift(ty, latin1)
     return lambda ctx, address: lift(ctx, _VAL_AT(address))
 
 
@@ -261,7 +276,8 @@ def _scalar(kind: int, field: str, conv: Callable[[Any], Any] = lambda x: x) -> 
     return lower
 
 
-def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds) -> Lower:
+def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds, latin1: bool = False) -> Lower:
+    """`latin1`: strings are byte buffers retyped by `byte_lists` (lowered from bytes)."""
     if isinstance(ty, cm.Bool):
         return _scalar(K_BOOL, "boolean", bool)
     for cls, kind, field in (
@@ -273,6 +289,8 @@ def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds) -> Lower:
             return _scalar(kind, field)
     if isinstance(ty, cm.Char):
         return _scalar(K_CHAR, "character", ord)
+    if isinstance(ty, cm.String) and latin1:
+        return _lower_latin1_bytes
     if isinstance(ty, cm.String):
 
         def lower_string(ctx: Ctx, value: str, v: Val) -> None:
@@ -284,7 +302,7 @@ def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds) -> Lower:
         elem = ty.element
         if isinstance(elem, cm.U8):
             return _lower_bytes
-        lower_elem = compile_lower(elem, type_ids)
+        lower_elem = compile_lower(elem, type_ids, latin1)
 
         def lower_list(ctx: Ctx, value: list[Any], v: Val) -> None:
             lst = v.of.list
@@ -296,7 +314,7 @@ def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds) -> Lower:
 
         return lower_list
     if isinstance(ty, cm.RecordType):
-        fields = [(name.encode(), compile_lower(t, type_ids)) for name, t in ty.fields]
+        fields = [(name.encode(), compile_lower(t, type_ids, latin1)) for name, t in ty.fields]
 
         def lower_record(ctx: Ctx, value: tuple[Any, ...], v: Val) -> None:
             rec = v.of.record
@@ -310,7 +328,7 @@ def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds) -> Lower:
 
         return lower_record
     if isinstance(ty, cm.TupleType):
-        elems = [compile_lower(t, type_ids) for t in ty.elements]
+        elems = [compile_lower(t, type_ids, latin1) for t in ty.elements]
 
         def lower_tuple(ctx: Ctx, value: tuple[Any, ...], v: Val) -> None:
             tup = v.of.tuple
@@ -323,7 +341,7 @@ def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds) -> Lower:
         return lower_tuple
     if isinstance(ty, cm.VariantType):
         vcases = {
-            name: (name.encode(), compile_lower(t, type_ids) if t is not None else None)
+            name: (name.encode(), compile_lower(t, type_ids, latin1) if t is not None else None)
             for name, t in ty.cases
         }
 
@@ -344,7 +362,7 @@ def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds) -> Lower:
 
         return lower_enum
     if isinstance(ty, cm.OptionType):
-        lower_some = compile_lower(ty.payload, type_ids)
+        lower_some = compile_lower(ty.payload, type_ids, latin1)
 
         def lower_option(ctx: Ctx, value: Any, v: Val) -> None:
             v.of.option = None if value is None else _box(ctx, lower_some, value)
@@ -353,8 +371,8 @@ def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds) -> Lower:
         return lower_option
     if isinstance(ty, cm.ResultType):
         ok_t, err_t = ty.ok, ty.err
-        lower_ok = compile_lower(ok_t, type_ids) if ok_t is not None else None
-        lower_err = compile_lower(err_t, type_ids) if err_t is not None else None
+        lower_ok = compile_lower(ok_t, type_ids, latin1) if ok_t is not None else None
+        lower_err = compile_lower(err_t, type_ids, latin1) if err_t is not None else None
 
         def lower_result(ctx: Ctx, value: tuple[str, Any], v: Val) -> None:
             tag, payload = value

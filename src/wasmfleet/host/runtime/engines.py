@@ -18,6 +18,7 @@ import wasmtime
 from wasmtime import _bindings
 from wasmtime import component as cm
 
+from wasmfleet.host.runtime import byte_lists
 from wasmfleet.host.runtime.errors import ComponentError
 
 
@@ -109,7 +110,7 @@ def file_sha256(path: Path) -> str:
 
 
 def cache_key(component_sha256: str) -> str:
-    material = f"{component_sha256}\n{wasmtime_version()}\n{ENGINE_CONFIG}"
+    material = f"{component_sha256}\n{wasmtime_version()}\n{ENGINE_CONFIG}\n{byte_lists.VERSION}"
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -139,8 +140,17 @@ def compile_to_cache(path: Path, cache_dir: Path) -> Path:
     target = Path(cache_dir) / f"{cache_key(file_sha256(path))}.cwasm"
     if target.exists():
         return target
+    original = path.read_bytes()
+    compiled = None
+    retyped = byte_lists.retype(original)
+    if retyped is not None:
+        try:
+            compiled = cm.Component(engine(), retyped)
+        except wasmtime.WasmtimeError:
+            compiled = None  # an optimisation only: compile the component as it is
     try:
-        compiled = cm.Component(engine(), path.read_bytes())
+        if compiled is None:
+            compiled = cm.Component(engine(), original)
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid component"
         raise ComponentError(path, f"invalid component: {first}") from None

@@ -26,10 +26,11 @@ _local = threading.local()
 
 
 class _Entry:
-    __slots__ = ("call", "fn", "lifts", "lower", "name", "type_ids")
+    __slots__ = ("call", "fn", "latin1", "lifts", "lower", "name", "type_ids")
 
-    def __init__(self, name: str, fn: HostFunc, type_ids: resources.TypeIds) -> None:
+    def __init__(self, name: str, fn: HostFunc, type_ids: resources.TypeIds, latin1: bool) -> None:
         self.name = name
+        self.latin1 = latin1
         self.fn = fn
         self.type_ids = type_ids
         self.lifts: list[codec.LiftAt] | None = None
@@ -42,8 +43,9 @@ class _Entry:
     def compile_type(self, fty: cm.FuncType) -> None:
         params = [t for _, t in fty.params]
         result = fty.result
-        self.lower = codec.compile_lower(result, self.type_ids) if result is not None else None
-        self.lifts = [codec.compile_lift_at(t) for t in params]
+        latin1 = self.latin1
+        self.lower = codec.compile_lower(result, self.type_ids, latin1) if result is not None else None
+        self.lifts = [codec.compile_lift_at(t, latin1) for t in params]
         self.call = _caller(self.fn, self.lifts)
 
 
@@ -137,10 +139,11 @@ def _dtor(data: int, ctx: Any, rep: int) -> int:
 
 
 def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: resources.TypeIds,
-             fty: cm.FuncType | None = None) -> None:
+             fty: cm.FuncType | None = None, latin1: bool = False) -> None:
     """Links `fn` as `name`. With the import's type `fty`, its codecs are compiled now (at link
-    time) rather than on the first call, keeping that work off the first request."""
-    entry = _Entry(name, fn, type_ids)
+    time) rather than on the first call, keeping that work off the first request. `latin1`:
+    the function's strings are byte lists retyped by `byte_lists` (fn sees and returns bytes)."""
+    entry = _Entry(name, fn, type_ids, latin1)
     if fty is not None:
         entry.compile_type(fty)
     with _ENTRIES_LOCK:

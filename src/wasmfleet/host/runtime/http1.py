@@ -74,6 +74,7 @@ class Connection(asyncio.Protocol):
         self.head_sent = False
         self.is_head = False
         self.closing = False
+        self.waiting: Request | None = None  # dispatched once its (small) body has arrived
         self.last_active = time.monotonic()
 
     # --- asyncio.Protocol ------------------------------------------------------------------
@@ -116,6 +117,13 @@ class Connection(asyncio.Protocol):
             if self.buf and self.body is not None and not self.body.eof:
                 rest, self.buf = self.buf, b""
                 self.buf = self._feed_body(rest)
+            if self.body is not None and not self.body.eof and not self.chunked \
+                    and self.body_remaining <= io.Channel.HIGH_WATER:
+                # A body of known, bounded size is buffered before the guest starts (the channel
+                # would buffer that much anyway): the guest then runs inline on the loop, without
+                # a thread hand-over per body chunk. Larger and chunked bodies stream.
+                self.waiting = request
+                return
             self.dispatcher.dispatch(self, request)
 
     def _start_request(self, head: bytes) -> Request | None:
@@ -200,6 +208,9 @@ class Connection(asyncio.Protocol):
                 self.transport.pause_reading()
             if self.body_remaining == 0:
                 body.close()
+                waiting, self.waiting = self.waiting, None
+                if waiting is not None:
+                    self.dispatcher.dispatch(self, waiting)
             return rest
         return self._feed_chunked(data)
 
