@@ -18,7 +18,7 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.runtime import codec, resources
+from wasmfleet.host.runtime import codec, fasthost, resources
 
 HostFunc = Callable[..., Any]
 
@@ -138,18 +138,98 @@ def _dtor(data: int, ctx: Any, rep: int) -> int:
         return _fail(exc)
 
 
+_add_func_at = ffi.dll._FuncPtr(("wasmtime_component_linker_instance_add_func", ffi.dll))
+_add_func_at.restype = ctypes.c_void_p
+_add_func_at.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
+                         ctypes.c_void_p]
+fasthost.setup(_fail)
+
+
+def _arg_kind(ty: cm.ValType, latin1: bool) -> int:
+    simple: list[tuple[type, int]] = [
+        (cm.BorrowType, fasthost.A_BORROW), (cm.OwnType, fasthost.A_OWN), (cm.U32, fasthost.A_U32),
+        (cm.U64, fasthost.A_U64), (cm.S32, fasthost.A_S32), (cm.S64, fasthost.A_S64), (cm.Bool, fasthost.A_BOOL),
+    ]
+    for cls, kind in simple:
+        if isinstance(ty, cls):
+            return kind
+    if isinstance(ty, cm.String):
+        return fasthost.A_LATIN1 if latin1 else fasthost.A_STRING
+    if isinstance(ty, cm.ListType) and isinstance(ty.element, cm.U8):
+        return fasthost.A_BYTES
+    return fasthost.A_PY
+
+
+def _result_kind(ty: cm.ValType | None, type_ids: resources.TypeIds, latin1: bool) -> tuple[int, int]:
+    """(kind, resource type id) of a result, as the C entry lowers it (R_PY: codec.py does)."""
+    if ty is None:
+        return fasthost.R_NONE, 0
+    if isinstance(ty, cm.OwnType):
+        return fasthost.R_OWN, type_ids.id_of(ty.ty)
+    if isinstance(ty, cm.ResultType):
+        ok_t = ty.ok
+        if ok_t is None:
+            return fasthost.R_RESULT_UNIT, 0
+        if isinstance(ok_t, cm.OwnType):
+            return fasthost.R_RESULT_OWN, type_ids.id_of(ok_t.ty)
+        if isinstance(ok_t, cm.String) and latin1:
+            return fasthost.R_RESULT_LATIN1, 0
+        return fasthost.R_PY, 0
+    simple: list[tuple[type, int]] = [
+        (cm.U32, fasthost.R_U32), (cm.U64, fasthost.R_U64), (cm.S32, fasthost.R_S32), (cm.S64, fasthost.R_S64),
+        (cm.Bool, fasthost.R_BOOL),
+    ]
+    for cls, kind in simple:
+        if isinstance(ty, cls):
+            return kind, 0
+    if isinstance(ty, cm.String) and not latin1:
+        return fasthost.R_STRING, 0
+    return fasthost.R_PY, 0
+
+
+def _register_fast(fn: HostFunc, fty: cm.FuncType, type_ids: resources.TypeIds, latin1: bool) -> int | None:
+    """Registers `fn` with the C host-call entry; None when that is not available here."""
+    params = [t for _, t in fty.params]
+    if fasthost.MODULE is None or len(params) > fasthost.MAX_ARGS:
+        return None
+    kinds = bytes(_arg_kind(t, latin1) for t in params)
+    fallbacks = tuple(codec.compile_lift_at(t, latin1) if k == fasthost.A_PY else None
+                      for t, k in zip(params, kinds, strict=True))
+    result = fty.result
+    result_kind, result_type = _result_kind(result, type_ids, latin1)
+    lower_at: Callable[[int, Any, int], None] | None = None
+    if result is not None:
+        lower = codec.compile_lower(result, type_ids, latin1)
+
+        def lower_at(ctx: int, value: Any, address: int) -> None:
+            lower(ctx, value, _VAL.from_address(address))
+
+    index: int = fasthost.MODULE.register(fn, kinds, fallbacks, result_kind, result_type, lower_at)
+    return index
+
+
 def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: resources.TypeIds,
              fty: cm.FuncType | None = None, latin1: bool = False) -> None:
     """Links `fn` as `name`. With the import's type `fty`, its codecs are compiled now (at link
-    time) rather than on the first call, keeping that work off the first request. `latin1`:
-    the function's strings are byte lists retyped by `byte_lists` (fn sees and returns bytes)."""
+    time) rather than on the first call, keeping that work off the first request, and the call
+    goes through the C entry (`_fasthost.c`) when it is built. `latin1`: the function's strings
+    are byte lists retyped by `byte_lists` (fn sees and returns bytes)."""
+    encoded = name.encode()
+    fast = _register_fast(fn, fty, type_ids, latin1) if fty is not None else None
+    if fast is not None:
+        err = _add_func_at(
+            ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded), fasthost.trampoline_address(),
+            fast, ctypes.cast(_finalize, ctypes.c_void_p),
+        )
+        if err:
+            raise WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
+        return
     entry = _Entry(name, fn, type_ids, latin1)
     if fty is not None:
         entry.compile_type(fty)
     with _ENTRIES_LOCK:
         _ENTRIES.append(entry)
         idx = len(_ENTRIES) - 1
-    encoded = name.encode()
     err = _add_func(
         ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded), _trampoline, idx,
         ctypes.cast(_finalize, ctypes.c_void_p),

@@ -219,6 +219,7 @@ class LoadedComponent:
         outparam = http.ResponseOutparam(sink)
         state: context.WasiContext = inst.table.state
         state.deadline = time.monotonic() + self.timeout_s
+        state.before_wait = getattr(sink, "before_wait", None)  # ThreadSink: send before blocking
         body = request.body
         if isinstance(body, io.ChannelInput):
             # Pollers of this store wait on the body channel's condition, which the producer

@@ -18,8 +18,10 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-_local = threading.local()
+from wasmfleet.host.runtime import fasthost
 
+_local = threading.local()
+_fast_set_table = fasthost.MODULE.set_table if fasthost.MODULE is not None else None
 
 
 def _raw(name: str, restype: Any, *argtypes: Any) -> Any:
@@ -95,12 +97,11 @@ def current() -> ResourceTable:
 @contextmanager
 def active(table: ResourceTable) -> Iterator[None]:
     """Makes `table` the current store's table on this thread for the duration of a guest call."""
-    previous = getattr(_local, "table", None)
-    _local.table = table
+    previous = swap(table)
     try:
         yield
     finally:
-        _local.table = previous
+        swap(previous)
 
 
 def swap(table: ResourceTable | None) -> ResourceTable | None:
@@ -108,6 +109,8 @@ def swap(table: ResourceTable | None) -> ResourceTable | None:
     The per-request form of `active`, without a generator-based context manager."""
     previous: ResourceTable | None = getattr(_local, "table", None)
     _local.table = table
+    if _fast_set_table is not None:  # the C host-call entry keeps its own thread-local copy
+        _fast_set_table(table, table.objects if table is not None else None)
     return previous
 
 

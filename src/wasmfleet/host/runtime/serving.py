@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 FLUSH_BYTES = 64 * 1024
 FLUSH_AFTER_S = 0.02
-"""A guest that flushes after running this long is streaming: pass its bytes on at once."""
+"""A guest that flushes after running this long is streaming: its flushes pass its bytes on, at
+most once per FLUSH_AFTER_S (a guest copying a body flushes every 4 KB: one socket write each
+would cost more than the copy), and whatever is pending goes out before the guest waits."""
 
 IDLE_TIMEOUT_S = 75.0
 """Keep-alive connections idle this long are closed (longer than typical client/proxy pools' 60 s)."""
@@ -42,7 +44,8 @@ class ThreadSink:
     hand-over.
     """
 
-    __slots__ = ("conn", "finished", "head", "head_pushed", "inline", "loop", "parts", "size", "started_at")
+    __slots__ = ("conn", "finished", "head", "head_pushed", "inline", "last_push", "loop", "parts", "size",
+                 "started_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: http1.Connection, inline: bool = False) -> None:
         self.loop = loop
@@ -53,7 +56,7 @@ class ThreadSink:
         self.head: tuple[int, list[tuple[str, bytes]]] | None = None
         self.head_pushed = False
         self.finished = False
-        self.started_at = time.monotonic()
+        self.started_at = self.last_push = time.monotonic()
 
     def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
         self.head = (status, headers)
@@ -67,7 +70,14 @@ class ThreadSink:
             self._push(False)
 
     def flush(self) -> None:
-        if not self.finished and time.monotonic() - self.started_at > FLUSH_AFTER_S:
+        now = time.monotonic()
+        if not self.finished and now - self.started_at > FLUSH_AFTER_S and now - self.last_push > FLUSH_AFTER_S:
+            self._push(False)
+
+    def before_wait(self) -> None:
+        """The guest is about to block: send what it has written (a streaming guest's last event
+        must not wait for its next one)."""
+        if not self.finished and (self.parts or (self.head is not None and not self.head_pushed)):
             self._push(False)
 
     def finish(self) -> None:
@@ -78,6 +88,7 @@ class ThreadSink:
         head = None if self.head_pushed else self.head
         self.head_pushed = True
         parts, self.parts, self.size = self.parts, [], 0
+        self.last_push = time.monotonic()
         if self.inline:
             self.conn.send(head, parts, finished)
         else:

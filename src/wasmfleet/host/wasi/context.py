@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,8 @@ class WasiContext:
     """Where stdout/stderr lines also go, tagged with the workload (None: the process log only)."""
     deadline: float = float("inf")
     """time.monotonic() after which blocking host calls fail."""
+    before_wait: Callable[[], None] | None = None
+    """Called before a host call blocks (the response sink sends what the guest has written)."""
     _cond: threading.Condition | None = None
 
     @property
@@ -66,6 +69,8 @@ class WasiContext:
             raise DeadlineExceeded("request deadline exceeded while waiting in a host call")
         if timeout is None or timeout > remaining:
             timeout = remaining
+        if self.before_wait is not None:
+            self.before_wait()
         with self.cond:
             self.cond.wait(min(timeout, 1.0))
 

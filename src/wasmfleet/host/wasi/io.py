@@ -182,6 +182,8 @@ class ChannelInput(InputStream):
             remaining = ctx.deadline - time.monotonic()
             if remaining <= 0:
                 raise context.DeadlineExceeded("request deadline exceeded while reading the body")
+            if ctx.before_wait is not None:
+                ctx.before_wait()
             with ch.cond:
                 if not ch.chunks and not ch.eof:
                     ch.cond.wait(min(remaining, 1.0))
