@@ -74,7 +74,8 @@ class Connection(asyncio.Protocol):
         self.head_sent = False
         self.is_head = False
         self.closing = False
-        self.waiting: Request | None = None  # dispatched once its (small) body has arrived
+        self.body_waiter: Callable[[bool], None] | None = None
+        """Called once the current request's body has fully arrived (True) or never will (False)."""
         self.last_active = time.monotonic()
 
     # --- asyncio.Protocol ------------------------------------------------------------------
@@ -87,6 +88,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.body is not None and not self.body.eof:
             self.body.close("client disconnected")
+        self._body_done(False)
         self.transport = None
         self.on_close(self)
 
@@ -117,13 +119,6 @@ class Connection(asyncio.Protocol):
             if self.buf and self.body is not None and not self.body.eof:
                 rest, self.buf = self.buf, b""
                 self.buf = self._feed_body(rest)
-            if self.body is not None and not self.body.eof and not self.chunked \
-                    and self.body_remaining <= io.Channel.HIGH_WATER:
-                # A body of known, bounded size is buffered before the guest starts (the channel
-                # would buffer that much anyway): the guest then runs inline on the loop, without
-                # a thread hand-over per body chunk. Larger and chunked bodies stream.
-                self.waiting = request
-                return
             self.dispatcher.dispatch(self, request)
 
     def _start_request(self, head: bytes) -> Request | None:
@@ -196,6 +191,21 @@ class Connection(asyncio.Protocol):
         self.is_head = method == "HEAD"
         return Request(method, target, headers, host, self.keep_alive, body)
 
+    def wait_for_body(self, then: Callable[[bool], None]) -> bool:
+        """Calls `then` once the current request's body has arrived, when it has a Content-Length
+        of at most what the body channel buffers anyway (`io.Channel.HIGH_WATER`); returns False
+        (and never calls it) for chunked or larger bodies, which stream."""
+        body = self.body
+        if body is None or body.eof or self.chunked or self.body_remaining > io.Channel.HIGH_WATER:
+            return False
+        self.body_waiter = then
+        return True
+
+    def _body_done(self, complete: bool) -> None:
+        waiter, self.body_waiter = self.body_waiter, None
+        if waiter is not None:
+            waiter(complete)
+
     def _feed_body(self, data: bytes) -> bytes:
         """Feeds body bytes to the channel; returns what follows the body (next request)."""
         body = self.body
@@ -208,9 +218,7 @@ class Connection(asyncio.Protocol):
                 self.transport.pause_reading()
             if self.body_remaining == 0:
                 body.close()
-                waiting, self.waiting = self.waiting, None
-                if waiting is not None:
-                    self.dispatcher.dispatch(self, waiting)
+                self._body_done(True)
             return rest
         return self._feed_chunked(data)
 

@@ -250,11 +250,22 @@ class ServingCore:
         self.inflight += 1
         loop = self.loop
         assert loop is not None
-        if request.body.eof and not component.may_block:
-            # The whole request is here and the guest cannot wait on anything slow (no outgoing
-            # HTTP): run it right here, saving two thread hand-overs per request.
-            self._run(loop, component, conn, request, inline=True)
-            return
+        if not component.may_block:
+            # The guest cannot wait on anything slow (no outgoing HTTP): once the whole request is
+            # here, run it right on the loop, saving the thread hand-overs (two per request, and
+            # one per body chunk). A body of bounded size is waited for first.
+            if request.body.eof:
+                self._run(loop, component, conn, request, inline=True)
+                return
+
+            def body_arrived(complete: bool) -> None:
+                if complete:
+                    self._run(loop, component, conn, request, inline=True)
+                else:  # the client went away before sending its body: nothing to run
+                    self._finished()
+
+            if conn.wait_for_body(body_arrived):
+                return
 
         def job() -> None:
             self._run(loop, component, conn, request)
@@ -290,11 +301,14 @@ class ServingCore:
         else:
             loop.call_soon_threadsafe(self._done, conn, sink, outparam, error, component)
 
-    def _done(self, conn: http1.Connection, sink: ThreadSink, outparam: http.ResponseOutparam | None,
-              error: GuestTrap | None, component: instances.LoadedComponent) -> None:
+    def _finished(self) -> None:
         self.inflight -= 1
         if self.inflight == 0 and self.idle_event is not None:
             self.idle_event.set()
+
+    def _done(self, conn: http1.Connection, sink: ThreadSink, outparam: http.ResponseOutparam | None,
+              error: GuestTrap | None, component: instances.LoadedComponent) -> None:
+        self._finished()
         name = component.spec.name or component.spec.workload_id
         if error is not None:
             self.counters["responses_5xx"] += 1
