@@ -43,8 +43,10 @@ _func_call = resources.c_function(
     "wasmtime_component_func_call", _VP, _VP, _VP, _VP, ctypes.c_size_t, _VP, ctypes.c_size_t
 )
 _post_return = resources.c_function("wasmtime_component_func_post_return", _VP, _VP, _VP)
+_val_delete = resources.c_function("wasmtime_component_val_delete", None, _VP)
 _ErrPtr = ctypes.POINTER(ffi.wasmtime_error_t)
 _byref = ctypes.byref
+_addressof = ctypes.addressof
 _Args2 = ffi.wasmtime_component_val_t * 2
 
 
@@ -229,8 +231,8 @@ class LoadedComponent:
         _set_epoch_deadline(ctx, self.deadline_ticks)
         healthy = False
         previous = resources.swap(inst.table)
+        args = _Args2()
         try:
-            args = _Args2()
             self.lower_request(ctx, request, args[0])
             self.lower_outparam(ctx, outparam, args[1])
             func_raw = _byref(inst.func)
@@ -243,6 +245,10 @@ class LoadedComponent:
             healthy = True
             return outparam
         finally:
+            # func_call copies its arguments: the caller still owns the two handle boxes.
+            for arg in args:
+                if arg.kind == resources.K_RESOURCE:
+                    _val_delete(_addressof(arg))
             resources.swap(previous)
             self._release(inst, healthy)
 
