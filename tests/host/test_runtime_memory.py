@@ -8,6 +8,7 @@ per 20,000 requests, 128 MB per million.
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -60,3 +61,25 @@ def test_resident_memory_stays_flat_over_many_requests(hello_wat: Path, settings
     finally:
         loaded.close()
     assert grown < 1 << 20, f"resident memory grew {grown / 1e6:.1f} MB over 21,000 requests"
+
+
+def test_resident_memory_stays_flat_over_many_loads(hello_wat: Path, settings: specs.RuntimeSettings) -> None:
+    """A host links a component again on every workload start (rolling updates, restarts): each
+    load's host-function entries must be released with its linker (they held ~120 KB per load)."""
+    spec = make_spec(hello_wat)
+    artefact = instances.prepare_file(spec, settings)
+
+    def cycle(n: int) -> None:
+        for _ in range(n):
+            loaded = instances.LoadedComponent(spec, settings, artefact)
+            loaded.warm_up()
+            loaded.close()
+            del loaded
+        gc.collect()
+
+    process = psutil.Process()
+    cycle(50)
+    before = process.memory_info().rss
+    cycle(300)
+    grown = process.memory_info().rss - before
+    assert grown < 4 << 20, f"resident memory grew {grown / 1e6:.1f} MB over 300 loads"

@@ -70,6 +70,9 @@ typedef struct {
 
 static entry_t **entries;
 static Py_ssize_t n_entries, cap_entries;
+/* Indices of finalized entries, reused by register (a host re-links on every workload start). */
+static Py_ssize_t *free_idx;
+static Py_ssize_t n_free, cap_free;
 
 /* The current store's ResourceTable and its `objects` dict, per thread (set with set_table
  * around every guest call, like resources.swap). Borrowed: the caller keeps them alive. */
@@ -433,15 +436,18 @@ static PyObject *py_register(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "init() first");
         return NULL;
     }
-    if (n_entries == cap_entries) {
+    entry_t *e = PyMem_Calloc(1, sizeof *e);
+    if (e == NULL) return PyErr_NoMemory();
+    if (n_free == 0 && n_entries == cap_entries) {
         Py_ssize_t cap = cap_entries ? cap_entries * 2 : 256;
         entry_t **grown = PyMem_Realloc(entries, (size_t)cap * sizeof *entries);
-        if (grown == NULL) return PyErr_NoMemory();
+        if (grown == NULL) {
+            PyMem_Free(e);
+            return PyErr_NoMemory();
+        }
         entries = grown;
         cap_entries = cap;
     }
-    entry_t *e = PyMem_Calloc(1, sizeof *e);
-    if (e == NULL) return PyErr_NoMemory();
     e->fn = Py_NewRef(fn);
     e->nargs = (int)nk;
     for (Py_ssize_t i = 0; i < nk; i++) {
@@ -451,9 +457,34 @@ static PyObject *py_register(PyObject *self, PyObject *args) {
     e->resk = resk;
     e->restype = (uint32_t)restype;
     e->resfb = Py_NewRef(resfb);
-    /* Entries live as long as the process (linkers are few and small), like hostfuncs._ENTRIES. */
-    entries[n_entries] = e;
-    return PyLong_FromSsize_t(n_entries++);
+    Py_ssize_t index = n_free ? free_idx[--n_free] : n_entries++;
+    entries[index] = e;
+    return PyLong_FromSsize_t(index);
+}
+
+/* wasmtime calls this when the function's last user is gone (its linker and every instance made
+ * with it): the entry's Python objects are released and its index reused. */
+static void finalizer(void *data) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    Py_ssize_t index = (Py_ssize_t)(uintptr_t)data;
+    entry_t *e = index < n_entries ? entries[index] : NULL;
+    if (e != NULL) {
+        entries[index] = NULL;
+        Py_XDECREF(e->fn);
+        for (int i = 0; i < e->nargs; i++) Py_XDECREF(e->argfb[i]);
+        Py_XDECREF(e->resfb);
+        PyMem_Free(e);
+        if (n_free == cap_free) {
+            Py_ssize_t cap = cap_free ? cap_free * 2 : 256;
+            Py_ssize_t *grown = PyMem_Realloc(free_idx, (size_t)cap * sizeof *free_idx);
+            if (grown != NULL) {
+                free_idx = grown;
+                cap_free = cap;
+            }
+        }
+        if (n_free < cap_free) free_idx[n_free++] = index;  /* else: the index is simply not reused */
+    }
+    PyGILState_Release(gil);
 }
 
 static PyObject *py_set_table(PyObject *self, PyObject *args) {
@@ -477,11 +508,16 @@ static PyObject *py_trampoline_address(PyObject *self, PyObject *unused) {
     return PyLong_FromVoidPtr((void *)trampoline);
 }
 
+static PyObject *py_finalizer_address(PyObject *self, PyObject *unused) {
+    return PyLong_FromVoidPtr((void *)finalizer);
+}
+
 static PyMethodDef methods[] = {
     {"init", py_init, METH_VARARGS, "init(c_function_addresses, fail, error_type)"},
     {"register", py_register, METH_VARARGS, "register(fn, kinds, fallbacks, result_kind, result_type, lower)"},
     {"set_table", py_set_table, METH_VARARGS, "set_table(table, objects): the current store's table"},
     {"trampoline_address", py_trampoline_address, METH_NOARGS, "address of the C callback"},
+    {"finalizer_address", py_finalizer_address, METH_NOARGS, "address of the C entry finalizer"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -54,3 +54,9 @@ def trampoline_address() -> int:
     assert MODULE is not None
     address: int = MODULE.trampoline_address()
     return address
+
+
+def finalizer_address() -> int:
+    assert MODULE is not None
+    address: int = MODULE.finalizer_address()
+    return address

@@ -69,8 +69,9 @@ def _caller(fn: HostFunc, lifts: list[codec.LiftAt]) -> Callable[[int, int], Any
     return lambda ctx, args: fn(*[lift(ctx, args + i * size) for i, lift in enumerate(lifts)])
 
 
-# Entries live as long as the process: linkers are few (one per component) and small.
+# Index 0 is never used (a null data pointer); finalized indices are reused.
 _ENTRIES: list[_Entry | None] = [None]
+_FREE: list[int] = []
 _ENTRIES_LOCK = threading.Lock()
 
 
@@ -124,9 +125,19 @@ _add_func.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, _CALLBA
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
-def _finalize(data: int) -> None:
-    # Linkers may be dropped while entries are still referenced by compiled closures: keep them.
-    return None
+def _finalize(data: int | None) -> None:
+    # wasmtime calls this once the function's last user is gone (its linker and every instance
+    # made with it): release the entry (its codecs hold ~1 KB of closures) and reuse its index.
+    # A host links again on every workload start; without this, memory grew with each one.
+    if data:
+        with _ENTRIES_LOCK:
+            _ENTRIES[data] = None
+            _FREE.append(data)
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
+def _keep(data: int | None) -> None:
+    return None  # resource destructors carry no data to release
 
 
 @ffi.wasmtime_component_resource_destructor_t  # type: ignore[untyped-decorator]
@@ -219,7 +230,7 @@ def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: res
     if fast is not None:
         err = _add_func_at(
             ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded), fasthost.trampoline_address(),
-            fast, ctypes.cast(_finalize, ctypes.c_void_p),
+            fast, fasthost.finalizer_address(),
         )
         if err:
             raise WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
@@ -228,8 +239,12 @@ def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: res
     if fty is not None:
         entry.compile_type(fty)
     with _ENTRIES_LOCK:
-        _ENTRIES.append(entry)
-        idx = len(_ENTRIES) - 1
+        if _FREE:
+            idx = _FREE.pop()
+            _ENTRIES[idx] = entry
+        else:
+            _ENTRIES.append(entry)
+            idx = len(_ENTRIES) - 1
     err = _add_func(
         ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded), _trampoline, idx,
         ctypes.cast(_finalize, ctypes.c_void_p),
@@ -241,7 +256,7 @@ def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: res
 def add_resource(instance: cm.LinkerInstance, name: str, ty: cm.ResourceType) -> None:
     encoded = name.encode()
     err = ffi.wasmtime_component_linker_instance_add_resource(
-        instance.ptr(), ctypes.create_string_buffer(encoded), len(encoded), ty.ptr(), _dtor, 0, _finalize
+        instance.ptr(), ctypes.create_string_buffer(encoded), len(encoded), ty.ptr(), _dtor, 0, _keep
     )
     if err:
         raise WasmtimeError._from_ptr(err)
