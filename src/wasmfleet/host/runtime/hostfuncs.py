@@ -1,10 +1,12 @@
 """Registering Python functions and resource types in a component linker, with cached codecs.
 
 wasmtime-py's own `LinkerInstance.add_func` re-reads the function type from C on every call; here
-the type is read once (first call) and compiled into lift/lower closures (see `codec`). A Python
-exception inside a host function becomes a guest trap; the exception is remembered per thread so
-the caller can report the real cause (wasmtime-py keeps it in a module global, not thread-safe).
-Arguments are owned by wasmtime (it frees them after the callback returns): never free them here.
+the type is read once (at link time) and compiled either into a program for the C entry
+(`_fasthost.c`, when built) or into lift/lower closures for the Python trampoline below (see
+`codec`). A Python exception inside a host function becomes a guest trap; the exception is
+remembered per thread so the caller can report the real cause (wasmtime-py keeps it in a module
+global, not thread-safe). Arguments are owned by wasmtime (it frees them after the callback
+returns): never free them here. Entries are released by wasmtime's finalizer (`_finalize`).
 """
 
 from __future__ import annotations
