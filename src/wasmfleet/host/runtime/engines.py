@@ -141,24 +141,30 @@ def compile_to_cache(path: Path, cache_dir: Path) -> Path:
     if target.exists():
         return target
     original = path.read_bytes()
-    compiled = None
-    retyped = byte_lists.retype(original)
-    if retyped is not None:
+    compiled = _compile_retyped(original)
+    if compiled is None:
         try:
-            compiled = cm.Component(engine(), retyped)
-        except wasmtime.WasmtimeError:
-            compiled = None  # an optimisation only: compile the component as it is
-    try:
-        if compiled is None:
             compiled = cm.Component(engine(), original)
-    except wasmtime.WasmtimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid component"
-        raise ComponentError(path, f"invalid component: {first}") from None
+        except wasmtime.WasmtimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid component"
+            raise ComponentError(path, f"invalid component: {first}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(compiled.serialize())
     os.replace(tmp, target)
     return target
+
+
+def _compile_retyped(original: bytes) -> cm.Component | None:
+    """The component compiled with its byte lists retyped (`byte_lists`), or None when there is
+    nothing to retype or wasmtime refuses the rewrite: that is an optimisation, never a must."""
+    retyped = byte_lists.retype(original)
+    if retyped is None:
+        return None
+    try:
+        return cm.Component(engine(), retyped)
+    except wasmtime.WasmtimeError:
+        return None
 
 
 def load(artefact: Path) -> cm.Component:

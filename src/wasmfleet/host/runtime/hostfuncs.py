@@ -120,9 +120,11 @@ def _trampoline(data: int, ctx: int, ty: int, args: int, nargs: int, results: in
         return _fail(exc)
 
 
+# Callback and finalizer as plain addresses: the same prototype serves the C entry and the
+# Python trampoline.
 _add_func = ffi.dll._FuncPtr(("wasmtime_component_linker_instance_add_func", ffi.dll))
 _add_func.restype = ctypes.c_void_p
-_add_func.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, _CALLBACK, ctypes.c_void_p,
+_add_func.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
                       ctypes.c_void_p]
 
 
@@ -151,19 +153,23 @@ def _dtor(data: int, ctx: Any, rep: int) -> int:
         return _fail(exc)
 
 
-_add_func_at = ffi.dll._FuncPtr(("wasmtime_component_linker_instance_add_func", ffi.dll))
-_add_func_at.restype = ctypes.c_void_p
-_add_func_at.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
-                         ctypes.c_void_p]
 fasthost.setup(_fail)
+_TRAMPOLINE: int = ctypes.cast(_trampoline, ctypes.c_void_p).value or 0
+_FINALIZE: int = ctypes.cast(_finalize, ctypes.c_void_p).value or 0
+
+
+_SIMPLE_ARGS: tuple[tuple[type, int], ...] = (
+    (cm.BorrowType, fasthost.A_BORROW), (cm.OwnType, fasthost.A_OWN), (cm.U32, fasthost.A_U32),
+    (cm.U64, fasthost.A_U64), (cm.S32, fasthost.A_S32), (cm.S64, fasthost.A_S64), (cm.Bool, fasthost.A_BOOL),
+)
+_SIMPLE_RESULTS: tuple[tuple[type, int], ...] = (
+    (cm.U32, fasthost.R_U32), (cm.U64, fasthost.R_U64), (cm.S32, fasthost.R_S32), (cm.S64, fasthost.R_S64),
+    (cm.Bool, fasthost.R_BOOL),
+)
 
 
 def _arg_kind(ty: cm.ValType, latin1: bool) -> int:
-    simple: list[tuple[type, int]] = [
-        (cm.BorrowType, fasthost.A_BORROW), (cm.OwnType, fasthost.A_OWN), (cm.U32, fasthost.A_U32),
-        (cm.U64, fasthost.A_U64), (cm.S32, fasthost.A_S32), (cm.S64, fasthost.A_S64), (cm.Bool, fasthost.A_BOOL),
-    ]
-    for cls, kind in simple:
+    for cls, kind in _SIMPLE_ARGS:
         if isinstance(ty, cls):
             return kind
     if isinstance(ty, cm.String):
@@ -188,11 +194,7 @@ def _result_kind(ty: cm.ValType | None, type_ids: resources.TypeIds, latin1: boo
         if isinstance(ok_t, cm.String) and latin1:
             return fasthost.R_RESULT_LATIN1, 0
         return fasthost.R_PY, 0
-    simple: list[tuple[type, int]] = [
-        (cm.U32, fasthost.R_U32), (cm.U64, fasthost.R_U64), (cm.S32, fasthost.R_S32), (cm.S64, fasthost.R_S64),
-        (cm.Bool, fasthost.R_BOOL),
-    ]
-    for cls, kind in simple:
+    for cls, kind in _SIMPLE_RESULTS:
         if isinstance(ty, cls):
             return kind, 0
     if isinstance(ty, cm.String) and not latin1:
@@ -227,15 +229,9 @@ def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: res
     time) rather than on the first call, keeping that work off the first request, and the call
     goes through the C entry (`_fasthost.c`) when it is built. `latin1`: the function's strings
     are byte lists retyped by `byte_lists` (fn sees and returns bytes)."""
-    encoded = name.encode()
     fast = _register_fast(fn, fty, type_ids, latin1) if fty is not None else None
     if fast is not None:
-        err = _add_func_at(
-            ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded), fasthost.trampoline_address(),
-            fast, fasthost.finalizer_address(),
-        )
-        if err:
-            raise WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
+        _link(instance, name, fasthost.trampoline_address(), fast, fasthost.finalizer_address())
         return
     entry = _Entry(name, fn, type_ids, latin1)
     if fty is not None:
@@ -247,10 +243,12 @@ def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: res
         else:
             _ENTRIES.append(entry)
             idx = len(_ENTRIES) - 1
-    err = _add_func(
-        ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded), _trampoline, idx,
-        ctypes.cast(_finalize, ctypes.c_void_p),
-    )
+    _link(instance, name, _TRAMPOLINE, idx, _FINALIZE)
+
+
+def _link(instance: cm.LinkerInstance, name: str, callback: int, data: int, finalizer: int) -> None:
+    encoded = name.encode()
+    err = _add_func(ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded), callback, data, finalizer)
     if err:
         raise WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
 

@@ -133,24 +133,14 @@ def build_linker(
                             fn = impl.functions.get(name) or _stub(
                                 NotImplementedByHost, f"{full}#{name}: not implemented by this host"
                             )
-                        hostfuncs.add_func(li, name, fn, type_ids, item, latin1=_retyped(parsed, item))
+                        hostfuncs.add_func(li, name, fn, type_ids, item, latin1=_is_streams(parsed))
     return linker, type_ids
 
 
-def _retyped(name: ImportName, fty: cm.FuncType) -> bool:
-    """wasi:io/streams declares no strings: a string there is a byte list `byte_lists` retyped."""
-    if (name.namespace, name.package, name.interface) != ("wasi", "io", "streams"):
-        return False
-    types: list[Any] = [t for _, t in fty.params] + [fty.result]
-    while types:
-        t = types.pop()
-        if isinstance(t, cm.String):
-            return True
-        if isinstance(t, cm.ResultType):
-            types += [t.ok, t.err]
-        elif isinstance(t, (cm.ListType, cm.OptionType)):
-            types.append(t.element if isinstance(t, cm.ListType) else t.payload)
-    return False
+def _is_streams(name: ImportName) -> bool:
+    """wasi:io/streams declares no strings, so any string there is a byte list that `byte_lists`
+    retyped: its functions move strings as bytes (a no-op for those that were not retyped)."""
+    return (name.namespace, name.package, name.interface) == ("wasi", "io", "streams")
 
 
 def describe_error(exc: wasmtime.WasmtimeError) -> str:

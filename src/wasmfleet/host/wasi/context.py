@@ -62,8 +62,11 @@ class WasiContext:
     def cond(self, value: threading.Condition) -> None:
         self._cond = value
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Waits for a notification, at most until `timeout` seconds or the deadline."""
+    def wait(self, timeout: float | None = None, cond: threading.Condition | None = None,
+             until: Callable[[], bool] | None = None) -> None:
+        """Waits for a notification on `cond` (default: this store's), at most until `timeout`
+        seconds or the deadline; with `until`, not at all once it holds (checked under the lock,
+        so a notification between the caller's check and the wait is not lost)."""
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise DeadlineExceeded("request deadline exceeded while waiting in a host call")
@@ -71,8 +74,10 @@ class WasiContext:
             timeout = remaining
         if self.before_wait is not None:
             self.before_wait()
-        with self.cond:
-            self.cond.wait(min(timeout, 1.0))
+        cond = cond or self.cond
+        with cond:
+            if until is None or not until():
+                cond.wait(min(timeout, 1.0))
 
     def notify(self) -> None:
         with self.cond:

@@ -178,15 +178,7 @@ class ChannelInput(InputStream):
             data = ch.take(n)
             if data is None or data:
                 return data
-            ctx = context.state()
-            remaining = ctx.deadline - time.monotonic()
-            if remaining <= 0:
-                raise context.DeadlineExceeded("request deadline exceeded while reading the body")
-            if ctx.before_wait is not None:
-                ctx.before_wait()
-            with ch.cond:
-                if not ch.chunks and not ch.eof:
-                    ch.cond.wait(min(remaining, 1.0))
+            context.state().wait(cond=ch.cond, until=ch.has_data)
 
 
 class OutputStream:
