@@ -36,7 +36,7 @@ import psutil
 
 from wasmfleet.bus import messages, subjects
 from wasmfleet.testing.nats import NatsServer, free_port, nats_server
-from wasmfleet.testing.registry import Registry, push_wasm, running_registry
+from wasmfleet.testing.oci_registry_server import Registry, push_wasm, running_registry
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))

@@ -31,8 +31,7 @@ sys.path.insert(0, str(REPO))
 import operator_harness as h  # noqa: E402
 from tests.components.build import build_component  # noqa: E402
 
-from wasmfleet.kube import client  # noqa: E402
-from wasmfleet.kube import resources as kres  # noqa: E402
+from wasmfleet.kube import client, rest_paths  # noqa: E402
 from wasmfleet.testing import nats as nats_helper  # noqa: E402
 
 NS = "default"
@@ -51,8 +50,8 @@ async def http_ok(port: int, hostname: str) -> bool:
 
 async def serving(kube: client.KubeClient, replicas: int, dead: set[str]) -> dict[str, str] | None:
     """uid -> hostId when every replica is Ready on a live host and answers 200 there."""
-    items, _ = await kube.list(kres.WORKLOADS, NS)
-    hosts, _ = await kube.list(kres.HOSTS, NS)
+    items, _ = await kube.list(rest_paths.WORKLOADS, NS)
+    hosts, _ = await kube.list(rest_paths.HOSTS, NS)
     port_of = {x["hostId"]: x["httpPort"] for x in hosts}
     placed: dict[str, str] = {}
     for w in items:
@@ -94,14 +93,14 @@ async def run(args: argparse.Namespace) -> None:
                     start_host(f"bench-host-{serial:04d}")
 
                 async def hosts_ready(n: int) -> bool:
-                    items, _ = await kube.list(kres.HOSTS, NS)
+                    items, _ = await kube.list(rest_paths.HOSTS, NS)
                     live = [x for x in items if any(c["type"] == "Ready" and c["status"] == "True"
                                                     for c in (x.get("status") or {}).get("conditions") or [])]
                     ids.update({x["hostId"]: x["metadata"]["name"] for x in items})
                     return len(live) >= n
 
                 await h.eventually(lambda: hosts_ready(args.hosts), timeout_s=60, what="hosts")
-                await kube.create(kres.DEPLOYMENTS, NS, {
+                await kube.create(rest_paths.DEPLOYMENTS, NS, {
                     "apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "WorkloadDeployment",
                     "metadata": {"name": "bench", "namespace": NS},
                     "spec": {"replicas": args.replicas, "template": {"spec": {

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import operator_harness as h  # noqa: E402
 
-from wasmfleet.kube import resources as kres  # noqa: E402
+from wasmfleet.kube import rest_paths  # noqa: E402
 from wasmfleet.testing import apiserver as apiserver_helper  # noqa: E402
 from wasmfleet.testing import nats as nats_helper  # noqa: E402
 
@@ -86,7 +86,7 @@ async def run(args: argparse.Namespace) -> None:
             kube = await h.kube_client(kubeconfig)
             try:
                 async def hosts_ready() -> bool:
-                    items, _ = await kube.list(kres.HOSTS, NS)
+                    items, _ = await kube.list(rest_paths.HOSTS, NS)
                     return len(items) == args.hosts
 
                 await h.eventually(hosts_ready, timeout_s=60, what="hosts registered")
@@ -98,7 +98,7 @@ async def run(args: argparse.Namespace) -> None:
 
                 async def create(i: int) -> None:
                     async with sem:
-                        await kube.create(kres.DEPLOYMENTS, NS, wd(i))
+                        await kube.create(rest_paths.DEPLOYMENTS, NS, wd(i))
 
                 await asyncio.gather(*(create(i) for i in range(args.deployments)))
                 created = time.monotonic() - t0
@@ -110,12 +110,12 @@ async def run(args: argparse.Namespace) -> None:
                     rss = ps.memory_info().rss
                     peak_rss = max(peak_rss, rss)
                     rss_samples.append(rss)
-                    items, _ = await kube.list(kres.WORKLOADS, NS)
+                    items, _ = await kube.list(rest_paths.WORKLOADS, NS)
                     ready = ready_count(items)
                 elapsed = time.monotonic() - t0
                 cpu = sum(ps.cpu_times()[:2]) - cpu0
                 api_cpu = sum(api_ps.cpu_times()[:2]) - api_cpu0
-                items, _ = await kube.list(kres.WORKLOADS, NS)
+                items, _ = await kube.list(rest_paths.WORKLOADS, NS)
                 per_host: dict[str, int] = {}
                 for w in items:
                     host = (w.get("status") or {}).get("hostId", "")

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from wasmfleet.artifacts.fetching import ArtifactError, ArtifactSettings, Credentials, Fetcher, PullPolicy
-from wasmfleet.testing.registry import Registry, push_wasm, running_registry
+from wasmfleet.testing.oci_registry_server import Registry, push_wasm, running_registry
 
 BODY_V1 = b"\0asm\r\0\x01\0" + b"version one" * 1000
 BODY_V2 = b"\0asm\r\0\x01\0" + b"version two" * 1000

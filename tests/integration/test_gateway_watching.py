@@ -26,7 +26,7 @@ from aiohttp import web
 
 from wasmfleet.gateway import endpointslices, serving
 from wasmfleet.gateway.settings import GatewaySettings
-from wasmfleet.kube import client, resources
+from wasmfleet.kube import client, rest_paths
 from wasmfleet.testing.apiserver import running_apiserver
 
 pytestmark = pytest.mark.timeout(90)
@@ -52,12 +52,12 @@ async def upstream(name: str) -> tuple[web.AppRunner, int]:
 
 
 async def put_host(kube: client.KubeClient, name: str, port: int) -> None:
-    await kube.create(resources.HOSTS, "default", {
+    await kube.create(rest_paths.HOSTS, "default", {
         "apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Host",
         "metadata": {"name": name, "labels": {"hostgroup": "default"}},
         "hostId": f"id-{name}", "hostname": "127.0.0.1", "httpPort": port,
     })
-    await kube.patch(resources.HOSTS, "default", name, {"status": {"conditions": [
+    await kube.patch(rest_paths.HOSTS, "default", name, {"status": {"conditions": [
         {"type": "Ready", "status": "True", "reason": "Heartbeat", "message": "",
          "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}, subresource="status")
 
@@ -70,7 +70,7 @@ async def put_workload(kube: client.KubeClient, name: str, host: str, *, service
     }
     if service:
         spec["kubernetes"] = {"service": {"name": service}}
-    await kube.create(resources.WORKLOADS, "default", {
+    await kube.create(rest_paths.WORKLOADS, "default", {
         "apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Workload",
         "metadata": {"name": name}, "spec": spec,
     })
@@ -78,7 +78,7 @@ async def put_workload(kube: client.KubeClient, name: str, host: str, *, service
 
 
 async def set_ready(kube: client.KubeClient, name: str, host: str, ready: bool) -> None:
-    await kube.patch(resources.WORKLOADS, "default", name, {"status": {"hostId": f"id-{host}", "conditions": [
+    await kube.patch(rest_paths.WORKLOADS, "default", name, {"status": {"hostId": f"id-{host}", "conditions": [
         {"type": "Ready", "status": "True" if ready else "False", "reason": "Test", "message": "",
          "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}, subresource="status")
 
@@ -144,7 +144,7 @@ async def test_routes_follow_workload_readiness_and_deletion(
         return set(await answers(base, "app.localhost")) == {"200:h1"}
 
     assert await poll(only_h1)
-    await kube.delete(resources.WORKLOADS, "default", "w1")
+    await kube.delete(rest_paths.WORKLOADS, "default", "w1")
 
     async def gone() -> bool:
         got = await answers(base, "app.localhost:8000", 1)
@@ -173,7 +173,7 @@ async def test_service_alias_and_endpointslice(fleet: tuple[client.KubeClient, s
     assert found[0]["ports"] == [{"name": "http", "port": ports[1], "protocol": "TCP"}]
     assert [e["addresses"] for e in found[0]["endpoints"]] == [["127.0.0.1"]]
     assert found[0]["endpoints"][0]["targetRef"]["name"] == "h1"
-    await kube.delete(resources.WORKLOADS, "default", "api")
+    await kube.delete(rest_paths.WORKLOADS, "default", "api")
 
     async def no_slices() -> bool:
         return not await slices()

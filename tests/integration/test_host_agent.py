@@ -34,7 +34,7 @@ from wasmfleet.bus import messages, subjects
 from wasmfleet.host.agent import Agent
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.testing.nats import NatsServer, nats_server
-from wasmfleet.testing.registry import push_wasm, running_registry
+from wasmfleet.testing.oci_registry_server import push_wasm, running_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.components.build import build_component

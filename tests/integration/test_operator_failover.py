@@ -27,15 +27,14 @@ import operator_harness as h
 import pytest
 from test_operator_placement import NS, cond, deployment, ready_workloads, workloads_of
 
-from wasmfleet.kube import client
-from wasmfleet.kube import resources as kres
+from wasmfleet.kube import client, rest_paths
 from wasmfleet.testing import nats as nats_helper
 
 pytestmark = pytest.mark.timeout(120)
 
 
 async def host_ready(kube: client.KubeClient, name: str) -> str:
-    obj = await kube.get(kres.HOSTS, NS, name)
+    obj = await kube.get(rest_paths.HOSTS, NS, name)
     return cond(obj, "Ready")
 
 
@@ -45,7 +44,7 @@ async def test_dead_host_replicas_serve_elsewhere_within_5s_and_return(tmp_path:
         hosts = [await h.FakeHost(url, f"swift-hare-000{i}", interval_s=0.5).start() for i in range(3)]
         cfg = h.operator_settings(kubeconfig, url, expiry_s=1.5)
         async with h.running_operator(cfg):
-            await kube.create(kres.DEPLOYMENTS, NS, deployment("fo", replicas=3))
+            await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("fo", replicas=3))
             await h.eventually(lambda: ready_workloads(kube, "fo", 3), what="3 ready")
             victim = hosts[0]
             moved_uid = next(iter(victim.workloads))
@@ -59,7 +58,7 @@ async def test_dead_host_replicas_serve_elsewhere_within_5s_and_return(tmp_path:
             await h.eventually(all_ready_elsewhere, timeout_s=10, what="replicas re-placed")
             elapsed = time.monotonic() - killed_at
             assert elapsed <= 5.0, f"failover took {elapsed:.2f}s"
-            host = await kube.get(kres.HOSTS, NS, "swift-hare-0000")
+            host = await kube.get(rest_paths.HOSTS, NS, "swift-hare-0000")
             assert cond(host, "Ready") == "False"
             ready_cond = next(c for c in host["status"]["conditions"] if c["type"] == "Ready")
             assert ready_cond["reason"] == "HeartbeatExpired"
@@ -102,14 +101,14 @@ async def test_nats_restart_deletes_and_moves_nothing(tmp_path: Path) -> None:
         kube = await h.kube_client(kubeconfig)
         hosts = [await h.FakeHost(url, f"tidy-wren-000{i}", interval_s=0.5).start() for i in range(2)]
         async with h.running_operator(h.operator_settings(kubeconfig, url, expiry_s=1.5)):
-            await kube.create(kres.DEPLOYMENTS, NS, deployment("steady", replicas=2))
+            await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("steady", replicas=2))
             before = await h.eventually(lambda: ready_workloads(kube, "steady", 2), what="2 ready")
             starts_before = sum(x.starts for x in hosts)
             placement = {w["metadata"]["uid"]: w["status"]["hostId"] for w in before}
 
             server.kill()  # the operator's bus (and the hosts') is gone for longer than the expiry
             await asyncio.sleep(4.0)
-            items, _ = await kube.list(kres.HOSTS, NS)
+            items, _ = await kube.list(rest_paths.HOSTS, NS)
             assert sorted(i["metadata"]["name"] for i in items) == ["tidy-wren-0000", "tidy-wren-0001"]
             assert all(cond(i, "Ready") == "True" for i in items)
             during = await workloads_of(kube, "steady")
@@ -121,7 +120,7 @@ async def test_nats_restart_deletes_and_moves_nothing(tmp_path: Path) -> None:
             after = await ready_workloads(kube, "steady", 2)
             assert after is not None
             assert {w["metadata"]["uid"]: w["status"]["hostId"] for w in after} == placement
-            items, _ = await kube.list(kres.HOSTS, NS)
+            items, _ = await kube.list(rest_paths.HOSTS, NS)
             assert all(cond(i, "Ready") == "True" for i in items)
             assert sum(x.starts for x in hosts) == starts_before
         for x in hosts:
@@ -135,7 +134,7 @@ async def test_operator_restart_adopts_running_workloads(tmp_path: Path) -> None
         hosts = [await h.FakeHost(url, f"bold-newt-000{i}", interval_s=0.5).start() for i in range(2)]
         cfg = h.operator_settings(kubeconfig, url, sync_interval_s=1.0)
         async with h.running_operator(cfg):
-            await kube.create(kres.DEPLOYMENTS, NS, deployment("adopt", replicas=4))
+            await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("adopt", replicas=4))
             before = await h.eventually(lambda: ready_workloads(kube, "adopt", 4), what="4 ready")
         starts = sum(x.starts for x in hosts)
         placement = {w["metadata"]["uid"]: w["status"]["hostId"] for w in before}
@@ -171,7 +170,7 @@ async def test_operator_dying_during_a_slow_start_leaves_one_copy(tmp_path: Path
         hosts = [await h.FakeHost(url, f"slow-yak-000{i}", start_delay_s=3.0).start() for i in range(3)]
         cfg = h.operator_settings(kubeconfig, url)
         async with h.running_operator(cfg):
-            await kube.create(kres.DEPLOYMENTS, NS, deployment("slow"))
+            await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("slow"))
 
             async def start_sent() -> bool:
                 return sum(x.starts for x in hosts) == 1

@@ -28,8 +28,7 @@ import operator_harness as h
 import pytest
 from test_operator_placement import NS, cond, deployment, ready_workloads, workloads_of
 
-from wasmfleet.kube import client
-from wasmfleet.kube import resources as kres
+from wasmfleet.kube import client, rest_paths
 from wasmfleet.testing import nats as nats_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -99,7 +98,7 @@ async def serving(kube: client.KubeClient, name: str, n: int, dead: set[str]) ->
     ready = await ready_workloads(kube, name, n)
     if not ready:
         return None
-    hosts, _ = await kube.list(kres.HOSTS, NS)
+    hosts, _ = await kube.list(rest_paths.HOSTS, NS)
     port_of = {x["hostId"]: x["httpPort"] for x in hosts}
     ports = []
     for w in ready:
@@ -118,7 +117,7 @@ async def test_real_hosts_serve_fail_over_and_clean_up(fleet: Any, hello_wasm: P
     cfg = h.operator_settings(kubeconfig, url, expiry_s=3.0)
     async with h.running_operator(cfg):
         async def three_hosts() -> bool:
-            items, _ = await kube.list(kres.HOSTS, NS)
+            items, _ = await kube.list(rest_paths.HOSTS, NS)
             return len([x for x in items if cond(x, "Ready") == "True"]) == 3
 
         await h.eventually(three_hosts, timeout_s=30, what="3 real hosts Ready")
@@ -128,13 +127,14 @@ async def test_real_hosts_serve_fail_over_and_clean_up(fleet: Any, hello_wasm: P
 
         wd = deployment("hello", replicas=2, workload={
             "components": [{"name": "hello", "image": f"file://{hello_wasm}"}]})
-        await kube.create(kres.DEPLOYMENTS, NS, wd)
+        await kube.create(rest_paths.DEPLOYMENTS, NS, wd)
         ports = await h.eventually(lambda: serving(kube, "hello", 2, set()), timeout_s=60, what="2 replicas serving")
         assert len(set(ports)) == 2  # spread over two hosts
 
         victim_wl = (await workloads_of(kube, "hello"))[0]
         victim_id = victim_wl["status"]["hostId"]
-        victim = next(x["metadata"]["name"] for x in (await kube.list(kres.HOSTS, NS))[0] if x["hostId"] == victim_id)
+        hosts, _ = await kube.list(rest_paths.HOSTS, NS)
+        victim = next(x["metadata"]["name"] for x in hosts if x["hostId"] == victim_id)
         killed = time.monotonic()
         procs.kill(victim)
         await h.eventually(lambda: serving(kube, "hello", 2, {victim_id}), timeout_s=15, what="serving elsewhere")
@@ -143,10 +143,10 @@ async def test_real_hosts_serve_fail_over_and_clean_up(fleet: Any, hello_wasm: P
 
         ready = await ready_workloads(kube, "hello", 2)
         assert ready is not None
-        hosts, _ = await kube.list(kres.HOSTS, NS)
+        hosts, _ = await kube.list(rest_paths.HOSTS, NS)
         port_of = {x["hostId"]: x["httpPort"] for x in hosts}
         serving_ports = [port_of[w["status"]["hostId"]] for w in ready]
-        await kube.delete(kres.DEPLOYMENTS, NS, "hello")
+        await kube.delete(rest_paths.DEPLOYMENTS, NS, "hello")
 
         async def cleaned() -> bool:
             if await workloads_of(kube, "hello"):

@@ -27,7 +27,7 @@ import operator_harness as h
 import pytest
 from test_operator_placement import NS, deployment, ready_workloads
 
-from wasmfleet.kube import resources as kres
+from wasmfleet.kube import rest_paths
 from wasmfleet.testing import nats as nats_helper
 
 pytestmark = pytest.mark.timeout(120)
@@ -90,7 +90,7 @@ async def test_one_leader_and_takeover_after_kill(tmp_path: Path) -> None:
             leader = a if values[0] == 1 else b
             standby_port = ports[1] if leader is a else ports[0]
 
-            await kube.create(kres.DEPLOYMENTS, NS, deployment("first"))
+            await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("first"))
             await h.eventually(lambda: ready_workloads(kube, "first", 1), what="leader reconciles")
             text = (await get(standby_port, "/metrics"))[1]
             assert metric(text, "wasmfleet_operator_leader") == 0
@@ -99,7 +99,7 @@ async def test_one_leader_and_takeover_after_kill(tmp_path: Path) -> None:
             leader.kill()  # SIGKILL: no lease release
             leader.wait()
             killed = time.monotonic()
-            await kube.create(kres.DEPLOYMENTS, NS, deployment("second"))
+            await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("second"))
             await h.eventually(lambda: ready_workloads(kube, "second", 1), timeout_s=20, what="standby takes over")
             took = time.monotonic() - killed
             assert took < 3 + 3 + 2, f"takeover took {took:.1f}s"

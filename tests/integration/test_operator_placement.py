@@ -27,8 +27,7 @@ from typing import Any
 import operator_harness as h
 import pytest
 
-from wasmfleet.kube import client, errors
-from wasmfleet.kube import resources as kres
+from wasmfleet.kube import client, errors, rest_paths
 from wasmfleet.testing import nats as nats_helper
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,7 +60,7 @@ def cond(obj: dict[str, Any], type_: str) -> str:
 
 
 async def workloads_of(kube: client.KubeClient, wd: str) -> list[dict[str, Any]]:
-    items, _ = await kube.list(kres.WORKLOADS, NS, f"runtime.wasmcloud.dev/workload-deployment={wd}")
+    items, _ = await kube.list(rest_paths.WORKLOADS, NS, f"runtime.wasmcloud.dev/workload-deployment={wd}")
     return [w for w in items if not w["metadata"].get("deletionTimestamp")]
 
 
@@ -87,7 +86,7 @@ async def test_hosts_and_deployment_spread_scale_and_delete(fleet: Any) -> None:
     async with h.running_operator(h.operator_settings(kubeconfig, url)):
         # Host objects mirror heartbeats.
         async def hosts_ready() -> Any:
-            items, _ = await kube.list(kres.HOSTS, NS)
+            items, _ = await kube.list(rest_paths.HOSTS, NS)
             return len([x for x in items if cond(x, "Ready") == "True"]) == 3 and items
 
         items = await h.eventually(hosts_ready, what="3 Ready hosts")
@@ -97,7 +96,7 @@ async def test_hosts_and_deployment_spread_scale_and_delete(fleet: Any) -> None:
         assert host["metadata"]["labels"] == {"hostgroup": "default", "zone": "z0"}
         assert [c["type"] for c in host["status"]["conditions"]] == ["Reporting", "Ready"]
 
-        await kube.create(kres.DEPLOYMENTS, NS, deployment("web", replicas=3))
+        await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("web", replicas=3))
         ready = await h.eventually(lambda: ready_workloads(kube, "web", 3), what="3 ready replicas")
         # One replica per host (spread), all owned by the same ReplicaSet named <wd>-<hash>.
         assert len({w["status"]["hostId"] for w in ready}) == 3
@@ -109,7 +108,7 @@ async def test_hosts_and_deployment_spread_scale_and_delete(fleet: Any) -> None:
         assert sum(len(x.workloads) for x in hosts) == 3
 
         async def wd_ready(n: int) -> Any:
-            wd = await kube.get(kres.DEPLOYMENTS, NS, "web")
+            wd = await kube.get(rest_paths.DEPLOYMENTS, NS, "web")
             st = wd.get("status") or {}
             return cond(wd, "Ready") == "True" and st.get("replicas", {}).get("ready") == n and wd
 
@@ -118,10 +117,10 @@ async def test_hosts_and_deployment_spread_scale_and_delete(fleet: Any) -> None:
         assert wd["status"]["currentReplicaSet"].startswith("web-")
 
         # Scale down through the /scale subresource.
-        scale = await kube.get(kres.DEPLOYMENTS, NS, "web") and await kube._call(
-            "GET", kres.DEPLOYMENTS.path(NS, "web", "scale"))
+        scale = await kube.get(rest_paths.DEPLOYMENTS, NS, "web") and await kube._call(
+            "GET", rest_paths.DEPLOYMENTS.path(NS, "web", "scale"))
         scale["spec"]["replicas"] = 1
-        await kube._call("PUT", kres.DEPLOYMENTS.path(NS, "web", "scale"), body=scale)
+        await kube._call("PUT", rest_paths.DEPLOYMENTS.path(NS, "web", "scale"), body=scale)
         await h.eventually(lambda: ready_workloads(kube, "web", 1), what="1 replica after scale down")
         await h.eventually(lambda: wd_ready(1), what="deployment status follows")
 
@@ -131,16 +130,16 @@ async def test_hosts_and_deployment_spread_scale_and_delete(fleet: Any) -> None:
         await h.eventually(stopped_on_hosts, what="removed replicas stopped on hosts (finalizer)")
 
         # Scale up again with a plain patch.
-        await kube.patch(kres.DEPLOYMENTS, NS, "web", {"spec": {"replicas": 2}})
+        await kube.patch(rest_paths.DEPLOYMENTS, NS, "web", {"spec": {"replicas": 2}})
         await h.eventually(lambda: ready_workloads(kube, "web", 2), what="2 replicas after scale up")
 
         # Deleting a Workload directly: stopped on its host, then gone; the ReplicaSet replaces it.
         victim = (await workloads_of(kube, "web"))[0]
-        await kube.delete(kres.WORKLOADS, NS, victim["metadata"]["name"])
+        await kube.delete(rest_paths.WORKLOADS, NS, victim["metadata"]["name"])
 
         async def victim_gone() -> bool:
             try:
-                await kube.get(kres.WORKLOADS, NS, victim["metadata"]["name"])
+                await kube.get(rest_paths.WORKLOADS, NS, victim["metadata"]["name"])
                 return False
             except errors.NotFound:
                 return all(victim["metadata"]["uid"] not in x.workloads for x in hosts)
@@ -155,7 +154,8 @@ async def test_host_selector_no_match_then_match_and_interface_refusal(fleet: An
     url, kubeconfig, kube = fleet
     plain = await h.FakeHost(url, "calm-heron-0001").start()
     async with h.running_operator(h.operator_settings(kubeconfig, url)):
-        await kube.create(kres.DEPLOYMENTS, NS, deployment("edge", workload={"hostSelector": {"hostgroup": "edge"}}))
+        edge = deployment("edge", workload={"hostSelector": {"hostgroup": "edge"}})
+        await kube.create(rest_paths.DEPLOYMENTS, NS, edge)
 
         async def unschedulable() -> Any:
             items = await workloads_of(kube, "edge")
@@ -169,7 +169,7 @@ async def test_host_selector_no_match_then_match_and_interface_refusal(fleet: An
         assert cond(wl, "Ready") == "False"
 
         async def failed_scheduling_event() -> Any:
-            evs, _ = await kube.list(kres.EVENTS, NS)
+            evs, _ = await kube.list(rest_paths.EVENTS, NS)
             return [e for e in evs if e["reason"] == "FailedScheduling"
                     and e["involvedObject"]["name"] == wl["metadata"]["name"]]
 
@@ -182,7 +182,7 @@ async def test_host_selector_no_match_then_match_and_interface_refusal(fleet: An
 
         # A workload asking for wasi:keyvalue is refused by hosts that do not advertise it.
         kv = {"namespace": "wasi", "package": "keyvalue", "interfaces": ["store"], "version": "0.2.0-draft"}
-        await kube.create(kres.DEPLOYMENTS, NS, deployment("kv", workload={"hostInterfaces": [kv]}))
+        await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("kv", workload={"hostInterfaces": [kv]}))
 
         async def refused() -> Any:
             items = await workloads_of(kube, "kv")
@@ -205,7 +205,7 @@ async def test_config_from_configmap_is_resolved_and_change_restarts(fleet: Any)
     async with h.running_operator(h.operator_settings(kubeconfig, url)):
         workload = {"components": [{"name": "c", "image": "file:///tmp/x.wasm", "localResources": {
             "environment": {"config": {"A": "literal", "B": "literal"}, "configFrom": [{"name": "settings"}]}}}]}
-        await kube.create(kres.DEPLOYMENTS, NS, deployment("cfg", workload=workload))
+        await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("cfg", workload=workload))
 
         async def missing() -> Any:
             items = await workloads_of(kube, "cfg")
@@ -213,14 +213,14 @@ async def test_config_from_configmap_is_resolved_and_change_restarts(fleet: Any)
 
         wl = await h.eventually(missing, what="Config False for the missing ConfigMap")
         assert "ConfigMap 'settings'" in wl["status"]["conditions"][0]["message"]
-        await kube.create(kres.CONFIGMAPS, NS, {"apiVersion": "v1", "kind": "ConfigMap",
+        await kube.create(rest_paths.CONFIGMAPS, NS, {"apiVersion": "v1", "kind": "ConfigMap",
                                                  "metadata": {"name": "settings"}, "data": {"B": "from-cm"}})
         ready = await h.eventually(lambda: ready_workloads(kube, "cfg", 1), what="ready once the ConfigMap exists")
         uid = ready[0]["metadata"]["uid"]
         env = host.workloads[uid].workload.wit_world.components[0].local_resources.environment
         assert env == {"A": "literal", "B": "from-cm"}
 
-        await kube.patch(kres.CONFIGMAPS, NS, "settings", {"data": {"B": "changed"}})
+        await kube.patch(rest_paths.CONFIGMAPS, NS, "settings", {"data": {"B": "changed"}})
 
         async def restarted() -> bool:
             req = host.workloads.get(uid)
@@ -238,11 +238,11 @@ async def test_standalone_workload_pinned_to_a_host_gets_finalizer_and_is_stoppe
     async with h.running_operator(h.operator_settings(kubeconfig, url)):
         body = deployment("x")["spec"]["template"]["spec"]
         body["hostId"] = hosts[2].host_id
-        await kube.create(kres.WORKLOADS, NS, {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Workload",
+        await kube.create(rest_paths.WORKLOADS, NS, {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Workload",
                                                "metadata": {"name": "solo", "namespace": NS}, "spec": body})
 
         async def placed() -> Any:
-            wl = await kube.get(kres.WORKLOADS, NS, "solo")
+            wl = await kube.get(rest_paths.WORKLOADS, NS, "solo")
             return cond(wl, "Ready") == "True" and wl
 
         wl = await h.eventually(placed, what="standalone workload Ready")
@@ -251,19 +251,19 @@ async def test_standalone_workload_pinned_to_a_host_gets_finalizer_and_is_stoppe
         assert wl["metadata"]["uid"] in hosts[2].workloads
 
         # Re-pinning moves it: stopped on the old host, running on the new one.
-        await kube.patch(kres.WORKLOADS, NS, "solo", {"spec": {"hostId": hosts[1].host_id}})
+        await kube.patch(rest_paths.WORKLOADS, NS, "solo", {"spec": {"hostId": hosts[1].host_id}})
 
         async def moved() -> Any:
-            wl = await kube.get(kres.WORKLOADS, NS, "solo")
+            wl = await kube.get(rest_paths.WORKLOADS, NS, "solo")
             return (cond(wl, "Ready") == "True" and wl["status"]["hostId"] == hosts[1].host_id
                     and not hosts[2].workloads and wl)
 
         await h.eventually(moved, what="moved to the newly pinned host")
-        await kube.delete(kres.WORKLOADS, NS, "solo")
+        await kube.delete(rest_paths.WORKLOADS, NS, "solo")
 
         async def gone() -> bool:
             try:
-                await kube.get(kres.WORKLOADS, NS, "solo")
+                await kube.get(rest_paths.WORKLOADS, NS, "solo")
                 return False
             except errors.NotFound:
                 return not hosts[1].workloads

@@ -19,8 +19,7 @@ import operator_harness as h
 import pytest
 from test_operator_placement import NS, cond, deployment, ready_workloads, workloads_of
 
-from wasmfleet.kube import client, errors
-from wasmfleet.kube import resources as kres
+from wasmfleet.kube import client, errors, rest_paths
 from wasmfleet.testing import nats as nats_helper
 
 pytestmark = pytest.mark.timeout(120)
@@ -45,10 +44,10 @@ def owner(w: dict[str, Any]) -> str:
 
 
 async def set_image(kube: client.KubeClient, name: str, image: str) -> None:
-    wd = await kube.get(kres.DEPLOYMENTS, NS, name)
+    wd = await kube.get(rest_paths.DEPLOYMENTS, NS, name)
     comps = wd["spec"]["template"]["spec"]["components"]
     comps[0]["image"] = image
-    await kube.patch(kres.DEPLOYMENTS, NS, name, {"spec": {"template": {"spec": {"components": comps}}}})
+    await kube.patch(rest_paths.DEPLOYMENTS, NS, name, {"spec": {"template": {"spec": {"components": comps}}}})
 
 
 async def watch_sets(kube: client.KubeClient, name: str, done: asyncio.Event, seen: list[dict[str, Any]]) -> None:
@@ -64,7 +63,7 @@ async def watch_sets(kube: client.KubeClient, name: str, done: asyncio.Event, se
 
 async def test_rolling_update_keeps_old_replicas_until_new_are_ready(env: Any) -> None:
     kube, _hosts = env
-    await kube.create(kres.DEPLOYMENTS, NS, deployment("roll", replicas=2))
+    await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("roll", replicas=2))
     first = await h.eventually(lambda: ready_workloads(kube, "roll", 2), what="2 ready")
     old_rs = owner(first[0])
     done, seen = asyncio.Event(), []
@@ -84,15 +83,15 @@ async def test_rolling_update_keeps_old_replicas_until_new_are_ready(env: Any) -
     overlap = [s for s in seen if new_rs in s["all"] and new_rs not in s["ready"]]
     assert overlap and all(old_rs in s["ready"] for s in overlap)
     with pytest.raises(errors.NotFound):
-        await kube.get(kres.REPLICASETS, NS, old_rs)
-    wd = await kube.get(kres.DEPLOYMENTS, NS, "roll")
+        await kube.get(rest_paths.REPLICASETS, NS, old_rs)
+    wd = await kube.get(rest_paths.DEPLOYMENTS, NS, "roll")
     assert wd["status"]["currentReplicaSet"] == new_rs
     assert wd["status"]["previousReplicaSet"] == old_rs
 
 
 async def test_recreate_removes_old_replicas_before_new_ones(env: Any) -> None:
     kube, _hosts = env
-    await kube.create(kres.DEPLOYMENTS, NS, deployment("recr", replicas=2, deployPolicy="Recreate"))
+    await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("recr", replicas=2, deployPolicy="Recreate"))
     first = await h.eventually(lambda: ready_workloads(kube, "recr", 2), what="2 ready")
     old_rs = owner(first[0])
     done, seen = asyncio.Event(), []
@@ -113,10 +112,10 @@ async def test_artifact_resolution_rollout_and_deletion_guard(env: Any) -> None:
     kube, hosts = env
     art = {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Artifact",
            "metadata": {"name": "app", "namespace": NS}, "spec": {"image": "file:///tmp/app-v1.wasm"}}
-    await kube.create(kres.ARTIFACTS, NS, art)
+    await kube.create(rest_paths.ARTIFACTS, NS, art)
 
     async def published() -> Any:
-        obj = await kube.get(kres.ARTIFACTS, NS, "app")
+        obj = await kube.get(rest_paths.ARTIFACTS, NS, "app")
         return cond(obj, "Ready") == "True" and obj
 
     obj = await h.eventually(published, what="artifact published")
@@ -125,7 +124,7 @@ async def test_artifact_resolution_rollout_and_deletion_guard(env: Any) -> None:
 
     wd = deployment("art", workload={"components": [{"name": "c", "image": "artifact://bin"}]})
     wd["spec"]["artifacts"] = [{"name": "bin", "artifactFrom": {"name": "app"}}]
-    await kube.create(kres.DEPLOYMENTS, NS, wd)
+    await kube.create(rest_paths.DEPLOYMENTS, NS, wd)
     ready = await h.eventually(lambda: ready_workloads(kube, "art", 1), what="ready")
 
     def image_of(uid: str) -> str:
@@ -133,7 +132,7 @@ async def test_artifact_resolution_rollout_and_deletion_guard(env: Any) -> None:
         return req.workload.wit_world.components[0].image
 
     assert image_of(ready[0]["metadata"]["uid"]) == "file:///tmp/app-v1.wasm"
-    await kube.patch(kres.ARTIFACTS, NS, "app", {"spec": {"image": "file:///tmp/app-v2.wasm"}})
+    await kube.patch(rest_paths.ARTIFACTS, NS, "app", {"spec": {"image": "file:///tmp/app-v2.wasm"}})
 
     async def rolled() -> Any:
         r = await ready_workloads(kube, "art", 1)
@@ -142,15 +141,15 @@ async def test_artifact_resolution_rollout_and_deletion_guard(env: Any) -> None:
     new = await h.eventually(rolled, what="artifact change rolled the deployment")
     assert image_of(new[0]["metadata"]["uid"]) == "file:///tmp/app-v2.wasm"
 
-    await kube.delete(kres.ARTIFACTS, NS, "app")
+    await kube.delete(rest_paths.ARTIFACTS, NS, "app")
     await asyncio.sleep(1.0)
-    held = await kube.get(kres.ARTIFACTS, NS, "app")
+    held = await kube.get(rest_paths.ARTIFACTS, NS, "app")
     assert held["metadata"].get("deletionTimestamp")
-    await kube.delete(kres.DEPLOYMENTS, NS, "art")
+    await kube.delete(rest_paths.DEPLOYMENTS, NS, "art")
 
     async def artifact_gone() -> bool:
         try:
-            await kube.get(kres.ARTIFACTS, NS, "app")
+            await kube.get(rest_paths.ARTIFACTS, NS, "app")
             return False
         except errors.NotFound:
             return True

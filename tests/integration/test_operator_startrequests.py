@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from wasmfleet.api import resources
+from wasmfleet.api import models
 from wasmfleet.bus import messages
 from wasmfleet.operator import startrequests as sr
 
 
-def workload(spec: dict[str, Any]) -> resources.Workload:
-    return resources.Workload.model_validate({
+def workload(spec: dict[str, Any]) -> models.Workload:
+    return models.Workload.model_validate({
         "apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Workload",
         "metadata": {"name": "w", "namespace": "ns", "uid": "uid-1", "annotations": {"a": "b"}},
         "spec": spec,

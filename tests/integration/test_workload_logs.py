@@ -36,7 +36,7 @@ from wasmfleet.cli import main
 from wasmfleet.host.agent import Agent
 from wasmfleet.host.runtime import guestlogs
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
-from wasmfleet.kube import resources as kres
+from wasmfleet.kube import rest_paths
 from wasmfleet.testing.nats import NatsServer, nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -248,7 +248,7 @@ async def test_wasmfleet_logs_for_a_deployment_and_its_workloads(
                 assert (await asyncio.to_thread(wf, "apply", "-f", str(manifest), "--kubeconfig", k))[0] == 0
 
                 async def ready() -> list[dict[str, Any]] | None:
-                    items, _ = await kube.list(kres.WORKLOADS, "default",
+                    items, _ = await kube.list(rest_paths.WORKLOADS, "default",
                                                "runtime.wasmcloud.dev/workload-deployment=printer")
                     placed = [w for w in items if (w.get("status") or {}).get("hostId") and any(
                         c["type"] == "Ready" and c["status"] == "True" for c in w["status"].get("conditions", []))]

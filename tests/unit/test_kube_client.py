@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 
-from wasmfleet.kube import client, errors, events, informing, leasing
-from wasmfleet.kube import resources as kres
+from wasmfleet.kube import client, errors, events, informing, leasing, rest_paths
 from wasmfleet.testing import apiserver as apiserver_helper
 
 pytestmark = pytest.mark.timeout(60)
@@ -46,31 +45,31 @@ async def kube(kubeconfig: Path) -> Any:
 
 
 async def test_crud_lists_and_error_mapping(kube: client.KubeClient) -> None:
-    created = await kube.create(kres.CONFIGMAPS, NS, cm("crud-a", app="x"))
+    created = await kube.create(rest_paths.CONFIGMAPS, NS, cm("crud-a", app="x"))
     assert created["metadata"]["uid"]
-    await kube.create(kres.CONFIGMAPS, NS, cm("crud-b", app="y"))
+    await kube.create(rest_paths.CONFIGMAPS, NS, cm("crud-b", app="y"))
     with pytest.raises(errors.Conflict):
-        await kube.create(kres.CONFIGMAPS, NS, cm("crud-a"))
-    items, rv = await kube.list(kres.CONFIGMAPS, NS, "app=x")
+        await kube.create(rest_paths.CONFIGMAPS, NS, cm("crud-a"))
+    items, rv = await kube.list(rest_paths.CONFIGMAPS, NS, "app=x")
     assert [i["metadata"]["name"] for i in items] == ["crud-a"] and rv
     assert items[0]["kind"] == "ConfigMap"
-    patched = await kube.patch(kres.CONFIGMAPS, NS, "crud-a", {"data": {"k": "w"}})
+    patched = await kube.patch(rest_paths.CONFIGMAPS, NS, "crud-a", {"data": {"k": "w"}})
     assert patched["data"] == {"k": "w"}
-    await kube.delete(kres.CONFIGMAPS, NS, "crud-a")
-    await kube.delete(kres.CONFIGMAPS, NS, "crud-a")  # already gone: not an error
+    await kube.delete(rest_paths.CONFIGMAPS, NS, "crud-a")
+    await kube.delete(rest_paths.CONFIGMAPS, NS, "crud-a")  # already gone: not an error
     with pytest.raises(errors.NotFound):
-        await kube.get(kres.CONFIGMAPS, NS, "crud-a")
+        await kube.get(rest_paths.CONFIGMAPS, NS, "crud-a")
     bad = {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Workload",
            "metadata": {"name": "bad"}, "spec": {"components": [{"name": "c"}]}}
     with pytest.raises(errors.Invalid) as info:
-        await kube.create(kres.WORKLOADS, NS, bad)
+        await kube.create(rest_paths.WORKLOADS, NS, bad)
     assert not info.value.temporary
 
 
 async def test_pagination_follows_continue(kube: client.KubeClient) -> None:
     for i in range(7):
-        await kube.create(kres.CONFIGMAPS, NS, cm(f"page-{i}", page="yes"))
-    items, _ = await kube.list(kres.CONFIGMAPS, NS, "page=yes")
+        await kube.create(rest_paths.CONFIGMAPS, NS, cm(f"page-{i}", page="yes"))
+    items, _ = await kube.list(rest_paths.CONFIGMAPS, NS, "page=yes")
     assert len(items) == 7
 
 
@@ -83,23 +82,24 @@ async def test_unreachable_and_bad_kubeconfig(tmp_path: Path, kubeconfig: Path) 
     k = await client.KubeClient.from_kubeconfig(dead)
     try:
         with pytest.raises(errors.Unreachable):
-            await k.get(kres.CONFIGMAPS, NS, "x")
+            await k.get(rest_paths.CONFIGMAPS, NS, "x")
     finally:
         await k.close()
 
 
 async def test_informer_events_resume_and_relist_after_gone(kube: client.KubeClient) -> None:
     seen: list[tuple[str, str]] = []
-    inf = informing.Informer(kube, kres.CONFIGMAPS, "inf", label_selector="")
+    inf = informing.Informer(kube, rest_paths.CONFIGMAPS, "inf", label_selector="")
     inf.add_handler(lambda ev, obj: seen.append((ev, obj["metadata"]["name"])))
-    await kube.create(kres.NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "inf"}})
-    await kube.create(kres.CONFIGMAPS, "inf", cm("one"))
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "inf"}}
+    await kube.create(rest_paths.NAMESPACES, None, ns)
+    await kube.create(rest_paths.CONFIGMAPS, "inf", cm("one"))
     task = asyncio.create_task(inf.run())
     await asyncio.wait_for(inf.wait_synced(), 10)
     assert ("ADDED", "one") in seen
-    await kube.create(kres.CONFIGMAPS, "inf", cm("two"))
-    await kube.patch(kres.CONFIGMAPS, "inf", "one", {"data": {"k": "changed"}})
-    await kube.delete(kres.CONFIGMAPS, "inf", "two")
+    await kube.create(rest_paths.CONFIGMAPS, "inf", cm("two"))
+    await kube.patch(rest_paths.CONFIGMAPS, "inf", "one", {"data": {"k": "changed"}})
+    await kube.delete(rest_paths.CONFIGMAPS, "inf", "two")
 
     async def until(item: tuple[str, str]) -> None:
         while item not in seen:
@@ -113,7 +113,7 @@ async def test_informer_events_resume_and_relist_after_gone(kube: client.KubeCli
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await kube.create(kres.CONFIGMAPS, "inf", cm("three"))
+    await kube.create(rest_paths.CONFIGMAPS, "inf", cm("three"))
     task = asyncio.create_task(inf.run())
     await asyncio.wait_for(until(("ADDED", "three")), 10)
     assert inf.relists == 1
@@ -122,8 +122,8 @@ async def test_informer_events_resume_and_relist_after_gone(kube: client.KubeCli
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await kube.delete(kres.CONFIGMAPS, "inf", "one")
-    await asyncio.gather(*(kube.create(kres.CONFIGMAPS, NS, cm(f"churn-{i}")) for i in range(110)))
+    await kube.delete(rest_paths.CONFIGMAPS, "inf", "one")
+    await asyncio.gather(*(kube.create(rest_paths.CONFIGMAPS, NS, cm(f"churn-{i}")) for i in range(110)))
     task = asyncio.create_task(inf.run())
     await asyncio.wait_for(until(("DELETED", "one")), 10)
     assert inf.relists == 2
@@ -134,12 +134,12 @@ async def test_informer_events_resume_and_relist_after_gone(kube: client.KubeCli
 
 
 async def test_event_recorder_folds_repeats(kube: client.KubeClient) -> None:
-    obj = await kube.create(kres.CONFIGMAPS, NS, cm("evented"))
+    obj = await kube.create(rest_paths.CONFIGMAPS, NS, cm("evented"))
     rec = events.EventRecorder(kube)
     await rec.record(obj, "Warning", "FailedScheduling", "no suitable host found")
     await rec.record(obj, "Warning", "FailedScheduling", "no suitable host found")
     await events.EventRecorder(kube).record(obj, "Warning", "FailedScheduling", "no suitable host found")
-    items, _ = await kube.list(kres.EVENTS, NS)
+    items, _ = await kube.list(rest_paths.EVENTS, NS)
     mine = [e for e in items if e["involvedObject"]["name"] == "evented"]
     assert len(mine) == 1
     assert mine[0]["count"] == 3 and mine[0]["type"] == "Warning" and mine[0]["reason"] == "FailedScheduling"
@@ -154,7 +154,7 @@ async def test_leader_election_takeover_and_release(kube: client.KubeClient) -> 
     tb = asyncio.create_task(b.run())
     await asyncio.sleep(1.0)
     assert not b.leading.is_set()
-    lease = await kube.get(kres.LEASES, NS, "test-lease")
+    lease = await kube.get(rest_paths.LEASES, NS, "test-lease")
     assert lease["spec"]["holderIdentity"] == "a"
 
     ta.cancel()  # a dies without releasing
@@ -164,7 +164,7 @@ async def test_leader_election_takeover_and_release(kube: client.KubeClient) -> 
     t0 = loop.time()
     await asyncio.wait_for(b.leading.wait(), 5)
     assert loop.time() - t0 <= 2.0 + 0.5
-    lease = await kube.get(kres.LEASES, NS, "test-lease")
+    lease = await kube.get(rest_paths.LEASES, NS, "test-lease")
     assert lease["spec"]["holderIdentity"] == "b" and lease["spec"]["leaseTransitions"] == 1
 
     await b.release()

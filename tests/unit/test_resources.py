@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from wasmfleet.api import conditions, validation
-from wasmfleet.api.resources import Host, Workload, WorkloadDeployment
+from wasmfleet.api.models import Host, Workload, WorkloadDeployment
 
 
 def workload(**spec: Any) -> dict[str, Any]:

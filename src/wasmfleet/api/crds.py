@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from wasmfleet.api import resources
+from wasmfleet.api import models
 from wasmfleet.api.groups import GROUP, KINDS, VERSION
 
 JSON = dict[str, Any]
@@ -110,7 +110,7 @@ def _structural(node: Any, defs: JSON) -> Any:
 
 
 def openapi_schema(kind: str) -> JSON:
-    model = resources.MODELS[kind]
+    model = models.MODELS[kind]
     raw = model.model_json_schema(by_alias=True, mode="validation")
     schema: JSON = _structural(raw, raw.get("$defs", {}))
     props = schema["properties"]
@@ -168,5 +168,5 @@ def file_name(definition: JSON) -> str:
 
 
 def to_yaml(definition: JSON) -> str:
-    header = "# Generated from src/wasmfleet/api/resources.py by `wasmfleet crds --write deploy/crds`.\n"
+    header = "# Generated from src/wasmfleet/api/models.py by `wasmfleet crds --write deploy/crds`.\n"
     return header + yaml.safe_dump(definition, sort_keys=False, width=120)

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from wasmfleet.api import resources, rules
+from wasmfleet.api import models, rules
 from wasmfleet.api.groups import API_VERSION, GROUP
 
 # Core kinds that commonly travel with wasmfleet manifests; only their metadata is checked here.
@@ -93,7 +93,7 @@ def validate_object(body: Any) -> list[FieldError]:
         return _check_meta_only(body)
     if api_version.split("/")[0] == GROUP and api_version != API_VERSION:
         return [FieldError("apiVersion", f"unsupported version {api_version!r}; use {API_VERSION}")]
-    model = resources.MODELS.get(kind) if api_version == API_VERSION else None
+    model = models.MODELS.get(kind) if api_version == API_VERSION else None
     if model is None:
         return [FieldError("kind", f"unknown kind {kind!r} for apiVersion {api_version!r}")]
     try:
@@ -157,7 +157,7 @@ def _from_pydantic(err: Any) -> FieldError:
 
 def _check_meta_only(body: dict[str, Any]) -> list[FieldError]:
     try:
-        resources.ObjectMeta.model_validate(body.get("metadata") or {})
+        models.ObjectMeta.model_validate(body.get("metadata") or {})
     except ValidationError as exc:
         return [FieldError(".".join(filter(None, ["metadata", field_path(e["loc"])])), _from_pydantic(e).message)
                 for e in exc.errors()]

@@ -24,7 +24,7 @@ from wasmfleet.apiserver import errors, kinds, security
 from wasmfleet.apiserver.collecting import GarbageCollector
 from wasmfleet.apiserver.engine import Engine, WriteOptions
 from wasmfleet.apiserver.handlers import Handlers
-from wasmfleet.apiserver.registry import Registry
+from wasmfleet.apiserver.served_types import Registry
 from wasmfleet.apiserver.settings import ServerSettings
 from wasmfleet.apiserver.storage import Storage
 from wasmfleet.apiserver.store import Store

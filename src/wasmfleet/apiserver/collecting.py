@@ -16,7 +16,7 @@ from typing import Any
 
 from wasmfleet.apiserver import errors, kinds
 from wasmfleet.apiserver.engine import FOREGROUND, ORPHAN, Engine, WriteOptions
-from wasmfleet.apiserver.resources import ResourceType
+from wasmfleet.apiserver.resource_types import ResourceType
 from wasmfleet.apiserver.store import ObjKey
 from wasmfleet.apiserver.watching import StoreKey, WatchEvent
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from wasmfleet import __version__
-from wasmfleet.apiserver.registry import Registry
-from wasmfleet.apiserver.resources import ResourceType
+from wasmfleet.apiserver.resource_types import ResourceType
+from wasmfleet.apiserver.served_types import Registry
 
 KUBE_MINOR = "37"
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from wasmfleet.apiserver import errors, eventforms, kinds, managedfields, objectmeta, patching, selectors
-from wasmfleet.apiserver.registry import Registry
-from wasmfleet.apiserver.resources import ResourceType
+from wasmfleet.apiserver.resource_types import ResourceType
 from wasmfleet.apiserver.schemas import SchemaChecker
+from wasmfleet.apiserver.served_types import Registry
 from wasmfleet.apiserver.store import Store, dumps
 from wasmfleet.apiserver.watching import WatchHub
 

@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 from wasmfleet.apiserver import errors, schemas
-from wasmfleet.apiserver.resources import CRD_GROUP, ResourceType, types_from_crd
+from wasmfleet.apiserver.resource_types import CRD_GROUP, ResourceType, types_from_crd
 
 
 def on_create(rt: ResourceType, obj: dict[str, Any]) -> None:

@@ -12,8 +12,8 @@ import hashlib
 import json
 from typing import Any
 
-from wasmfleet.apiserver.registry import Registry
-from wasmfleet.apiserver.resources import ResourceType
+from wasmfleet.apiserver.resource_types import ResourceType
+from wasmfleet.apiserver.served_types import Registry
 
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 

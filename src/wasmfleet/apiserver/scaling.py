@@ -7,7 +7,7 @@ from typing import Any
 
 from wasmfleet.apiserver import errors, selectors
 from wasmfleet.apiserver.engine import Engine, WriteOptions
-from wasmfleet.apiserver.resources import ResourceType
+from wasmfleet.apiserver.resource_types import ResourceType
 
 
 def get_scale(engine: Engine, rt: ResourceType, ns: str, name: str) -> dict[str, Any]:

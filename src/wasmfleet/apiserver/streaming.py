@@ -12,7 +12,7 @@ from aiohttp import web
 
 from wasmfleet.apiserver import errors, selectors, tables
 from wasmfleet.apiserver.engine import Engine
-from wasmfleet.apiserver.resources import ResourceType
+from wasmfleet.apiserver.resource_types import ResourceType
 from wasmfleet.apiserver.store import dumps
 from wasmfleet.apiserver.watching import WatchEvent
 

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from wasmfleet.apiserver.resources import PrinterColumn, ResourceType
+from wasmfleet.apiserver.resource_types import PrinterColumn, ResourceType
 
 _TOKEN = re.compile(r"""\.([A-Za-z0-9_\-/]+)|\[(\d+|\*)\]|\[\?\(@\.([A-Za-z0-9_.\-]+)\s*==\s*["']([^"']*)["']\)\]""")
 

@@ -19,11 +19,11 @@ from typing import Any
 
 from wasmfleet.api import groups
 from wasmfleet.gateway import routes
-from wasmfleet.kube import client, errors, resources
+from wasmfleet.kube import client, errors, rest_paths
 
 log = logging.getLogger(__name__)
 
-ENDPOINTSLICES = resources.Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
+ENDPOINTSLICES = rest_paths.Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 MANAGED_BY = "gateway.wasmfleet.dev"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"

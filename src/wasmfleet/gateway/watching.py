@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 
 from wasmfleet.gateway import routes
-from wasmfleet.kube import client, informing, resources
+from wasmfleet.kube import client, informing, rest_paths
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ TableSink = Callable[[routes.RoutingTable], None]
 
 class RouteWatcher:
     def __init__(self, kube: client.KubeClient, sinks: list[TableSink], namespace: str | None = None) -> None:
-        self.hosts = informing.Informer(kube, resources.HOSTS, namespace)
-        self.workloads = informing.Informer(kube, resources.WORKLOADS, namespace)
+        self.hosts = informing.Informer(kube, rest_paths.HOSTS, namespace)
+        self.workloads = informing.Informer(kube, rest_paths.WORKLOADS, namespace)
         self._sinks = sinks
         self._dirty = asyncio.Event()
         self.table = routes.RoutingTable()

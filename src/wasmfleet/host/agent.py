@@ -26,11 +26,11 @@ from wasmfleet.artifacts.fetching import Fetcher
 from wasmfleet.bus import messages, subjects
 from wasmfleet.host import heartbeating
 from wasmfleet.host.commands import Commands
+from wasmfleet.host.hosted_workloads import Workloads
 from wasmfleet.host.machine import Machine
 from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.runtime import server, specs
 from wasmfleet.host.settings import HostSettings
-from wasmfleet.host.workloads import Workloads
 from wasmfleet.observability import probes
 
 log = logging.getLogger(__name__)

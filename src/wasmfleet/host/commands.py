@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from wasmfleet.bus import messages, subjects
 from wasmfleet.bus.requests import ERROR_CODE_HEADER, error_headers
+from wasmfleet.host.hosted_workloads import Workloads
 from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.runtime import guestlogs
-from wasmfleet.host.workloads import Workloads
 
 log = logging.getLogger(__name__)
 

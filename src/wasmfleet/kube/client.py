@@ -17,14 +17,14 @@ import aiohttp
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
-from wasmfleet.kube import errors, resources
+from wasmfleet.kube import errors, rest_paths
 
 Obj = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 
 
 class KubeClient:
-    """CRUD, list and watch for any `resources.Resource`."""
+    """CRUD, list and watch for any `rest_paths.Resource`."""
 
     def __init__(self, api: k8s_client.ApiClient) -> None:
         self._api = api
@@ -93,11 +93,11 @@ class KubeClient:
         parsed = json.loads(data) if data else {}
         return parsed if isinstance(parsed, dict) else {}
 
-    async def get(self, res: resources.Resource, namespace: str | None, name: str) -> Obj:
+    async def get(self, res: rest_paths.Resource, namespace: str | None, name: str) -> Obj:
         return await self._call("GET", res.path(namespace, name))
 
     async def list(
-        self, res: resources.Resource, namespace: str | None = None, label_selector: str = ""
+        self, res: rest_paths.Resource, namespace: str | None = None, label_selector: str = ""
     ) -> tuple[list[Obj], str]:
         """All objects (following `continue` pages) and the list's resourceVersion."""
         items: list[Obj] = []
@@ -120,29 +120,29 @@ class KubeClient:
             if not cont:
                 return items, str(meta.get("resourceVersion", ""))
 
-    async def create(self, res: resources.Resource, namespace: str | None, obj: Obj) -> Obj:
+    async def create(self, res: rest_paths.Resource, namespace: str | None, obj: Obj) -> Obj:
         return await self._call("POST", res.path(namespace), body=obj)
 
-    async def replace(self, res: resources.Resource, obj: Obj, subresource: str = "") -> Obj:
+    async def replace(self, res: rest_paths.Resource, obj: Obj, subresource: str = "") -> Obj:
         meta = obj["metadata"]
         return await self._call(
             "PUT", res.path(meta.get("namespace"), meta["name"], subresource), body=obj
         )
 
     async def patch(
-        self, res: resources.Resource, namespace: str | None, name: str, patch: Obj, subresource: str = ""
+        self, res: rest_paths.Resource, namespace: str | None, name: str, patch: Obj, subresource: str = ""
     ) -> Obj:
         """A JSON merge patch (RFC 7386): dicts merge, lists and scalars replace, null deletes."""
         return await self._call(
             "PATCH", res.path(namespace, name, subresource), body=patch, content_type=MERGE_PATCH
         )
 
-    async def delete(self, res: resources.Resource, namespace: str | None, name: str) -> None:
+    async def delete(self, res: rest_paths.Resource, namespace: str | None, name: str) -> None:
         with contextlib.suppress(errors.NotFound):
             await self._call("DELETE", res.path(namespace, name))
 
     async def watch(
-        self, res: resources.Resource, namespace: str | None, resource_version: str, timeout_s: int = 300
+        self, res: rest_paths.Resource, namespace: str | None, resource_version: str, timeout_s: int = 300
     ) -> AsyncIterator[Obj]:
         """Yield watch events ({type, object}) after `resource_version` until the server ends the
         stream. An ERROR event or a 410 raises the mapped error (Gone means: relist)."""

@@ -11,7 +11,7 @@ import hashlib
 import logging
 from datetime import UTC, datetime
 
-from wasmfleet.kube import client, errors, resources
+from wasmfleet.kube import client, errors, rest_paths
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class EventRecorder:
         if len(self._counts) > 10_000:
             self._counts.clear()  # bounded memory; a forgotten count is re-read from the API on conflict
         count = self._counts.get((namespace, name), 0) + 1
-        events = resources.EVENTS
+        events = rest_paths.EVENTS
         try:
             if count == 1:
                 body = self._event(obj, name, namespace, type_, reason, message, now)

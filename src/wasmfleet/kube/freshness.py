@@ -8,7 +8,7 @@ the key go to the API server; afterwards the cache is used (saving a GET on most
 
 from __future__ import annotations
 
-from wasmfleet.kube import client, errors, informing, resources
+from wasmfleet.kube import client, errors, informing, rest_paths
 
 
 class FreshReader:
@@ -19,13 +19,13 @@ class FreshReader:
         informer.add_handler(self._observe)
 
     def _observe(self, event: str, obj: client.Obj) -> None:
-        key = resources.key_of(obj)
+        key = rest_paths.key_of(obj)
         if event == "DELETED" or self._pending.get(key) == obj["metadata"].get("resourceVersion"):
             self._pending.pop(key, None)
 
     def wrote(self, obj: client.Obj) -> client.Obj:
         """Record a write's result (returns it, for chaining)."""
-        self._pending[resources.key_of(obj)] = str(obj["metadata"].get("resourceVersion", ""))
+        self._pending[rest_paths.key_of(obj)] = str(obj["metadata"].get("resourceVersion", ""))
         return obj
 
     async def read(self, key: str) -> client.Obj | None:
@@ -34,7 +34,7 @@ class FreshReader:
             cached = self._informer.get(key)
             if cached is not None:
                 return cached
-        ns, name = resources.split_key(key)
+        ns, name = rest_paths.split_key(key)
         try:
             return await self._kube.get(self._informer.resource, ns, name)
         except errors.NotFound:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from wasmfleet.kube import client, errors, resources
+from wasmfleet.kube import client, errors, rest_paths
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class Informer:
     def __init__(
         self,
         kube: client.KubeClient,
-        resource: resources.Resource,
+        resource: rest_paths.Resource,
         namespace: str | None = None,
         *,
         label_selector: str = "",
@@ -100,7 +100,7 @@ class Informer:
                 log.exception("informer %s: handler failed", self.resource.plural)
 
     def _apply(self, kind: str, obj: client.Obj) -> None:
-        key = resources.key_of(obj)
+        key = rest_paths.key_of(obj)
         if kind == "DELETED":
             self._reindex(key, self._cache.pop(key, None), None)
         else:
@@ -117,7 +117,7 @@ class Informer:
     async def _relist(self) -> None:
         items, rv = await self._kube.list(self.resource, self._namespace, self._selector)
         self.relists += 1
-        fresh = {resources.key_of(o): o for o in items}
+        fresh = {rest_paths.key_of(o): o for o in items}
         for key in list(self._cache):
             if key not in fresh:
                 self._apply("DELETED", self._cache[key])

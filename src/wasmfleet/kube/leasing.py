@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from wasmfleet.kube import client, errors, resources
+from wasmfleet.kube import client, errors, rest_paths
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class LeaderElector:
     async def _try_acquire_or_renew(self) -> bool:
         s = self.settings
         try:
-            lease = await self._kube.get(resources.LEASES, s.namespace, s.name)
+            lease = await self._kube.get(rest_paths.LEASES, s.namespace, s.name)
         except errors.NotFound:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
@@ -92,7 +92,7 @@ class LeaderElector:
                 "spec": self._spec(None, 0),
             }
             try:
-                await self._kube.create(resources.LEASES, s.namespace, body)
+                await self._kube.create(rest_paths.LEASES, s.namespace, body)
             except errors.Conflict:
                 return False
             return True
@@ -112,7 +112,7 @@ class LeaderElector:
             new_spec = self._spec(None, transitions + 1)
         lease["spec"] = new_spec
         try:
-            await self._kube.replace(resources.LEASES, lease)  # carries the resourceVersion we read
+            await self._kube.replace(rest_paths.LEASES, lease)  # carries the resourceVersion we read
         except errors.Conflict:
             return False
         self._observed, self._observed_at = (self.identity, new_spec["renewTime"]), now  # type: ignore[assignment]
@@ -124,11 +124,11 @@ class LeaderElector:
             return
         s = self.settings
         try:
-            lease = await self._kube.get(resources.LEASES, s.namespace, s.name)
+            lease = await self._kube.get(rest_paths.LEASES, s.namespace, s.name)
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:
                 lease["spec"]["holderIdentity"] = ""
                 lease["spec"]["leaseDurationSeconds"] = 1
-                await self._kube.replace(resources.LEASES, lease)
+                await self._kube.replace(rest_paths.LEASES, lease)
         except errors.KubeError as exc:
             log.info("lease %s/%s not released: %s", s.namespace, s.name, exc)
         self.leading.clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from wasmfleet.kube import client, resources
+from wasmfleet.kube import client, rest_paths
 
 
 def owner_reference(owner: client.Obj, *, controller: bool = True) -> dict[str, Any]:
@@ -60,6 +60,6 @@ def enqueue_self(add: Callable[[str], None]) -> Callable[[str, client.Obj], None
     """An informer handler that queues the object's own key."""
 
     def handler(_event: str, obj: client.Obj) -> None:
-        add(resources.key_of(obj))
+        add(rest_paths.key_of(obj))
 
     return handler

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import pydantic
 
-from wasmfleet.api import conditions, groups, resources
-from wasmfleet.kube import errors, running
-from wasmfleet.kube import resources as kres
+from wasmfleet.api import conditions, groups, models
+from wasmfleet.kube import errors, rest_paths, running
 from wasmfleet.operator import context, deployments, statuses
 
 CONDITIONS = ("Sync", "Published", "Ready")
@@ -31,13 +30,13 @@ class ArtifactController:
 
     async def reconcile(self, key: str) -> float | None:
         ctx = self._ctx
-        ns, name = kres.split_key(key)
+        ns, name = rest_paths.split_key(key)
         try:
-            obj = await ctx.kube.get(kres.ARTIFACTS, ns, name)
+            obj = await ctx.kube.get(rest_paths.ARTIFACTS, ns, name)
         except errors.NotFound:
             return None
         try:
-            art = resources.Artifact.model_validate(obj)
+            art = models.Artifact.model_validate(obj)
         except pydantic.ValidationError as exc:
             raise running.PermanentError(f"invalid Artifact: {exc.errors()[0]['msg']}") from exc
         finalizers = art.metadata.finalizers
@@ -49,11 +48,11 @@ class ArtifactController:
                 return 5.0
             if groups.FINALIZER_ARTIFACT in finalizers:
                 rest = [f for f in finalizers if f != groups.FINALIZER_ARTIFACT]
-                await ctx.kube.patch(kres.ARTIFACTS, ns, name, {"metadata": {"finalizers": rest or None}})
+                await ctx.kube.patch(rest_paths.ARTIFACTS, ns, name, {"metadata": {"finalizers": rest or None}})
             return None
         if groups.FINALIZER_ARTIFACT not in finalizers:
             obj = await ctx.kube.patch(
-                kres.ARTIFACTS, ns, name, {"metadata": {"finalizers": [*finalizers, groups.FINALIZER_ARTIFACT]}}
+                rest_paths.ARTIFACTS, ns, name, {"metadata": {"finalizers": [*finalizers, groups.FINALIZER_ARTIFACT]}}
             )
         status = art.status  # freshly parsed: ours to change
         gen = art.metadata.generation
@@ -63,6 +62,6 @@ class ArtifactController:
         for type_, reason in (("Sync", "Synced"), ("Published", "Published"), ("Ready", "Ready")):
             conditions.set_condition(status.conditions, type_, "True", reason=reason,
                                      message=f"artifact available at {art.spec.image}", observed_generation=gen)
-        await statuses.write(ctx.kube, kres.ARTIFACTS, obj,
+        await statuses.write(ctx.kube, rest_paths.ARTIFACTS, obj,
                              status.model_dump(by_alias=True, exclude_none=True, mode="json"))
         return None

@@ -18,9 +18,8 @@ from typing import Any
 
 import pydantic
 
-from wasmfleet.api import conditions, groups, resources
-from wasmfleet.kube import errors, owners, running
-from wasmfleet.kube import resources as kres
+from wasmfleet.api import conditions, groups, models
+from wasmfleet.kube import errors, owners, rest_paths, running
 from wasmfleet.operator import context, replicasets, startrequests, statuses
 
 CONDITIONS = ("Progressing", "Ready")
@@ -30,7 +29,7 @@ def selector(name: str) -> str:
     return f"{groups.LABEL_WORKLOAD_DEPLOYMENT}={name}"
 
 
-def resolved_template(wd: resources.WorkloadDeployment, artifact_urls: dict[str, str]) -> dict[str, Any]:
+def resolved_template(wd: models.WorkloadDeployment, artifact_urls: dict[str, str]) -> dict[str, Any]:
     """The template as its Workloads will carry it; raises MissingReference for an unready Artifact."""
     template = wd.spec.template.to_json()
     template = copy.deepcopy(template)
@@ -75,14 +74,14 @@ class DeploymentController:
 
     async def reconcile(self, key: str) -> float | None:
         ctx = self._ctx
-        ns, name = kres.split_key(key)
+        ns, name = rest_paths.split_key(key)
         obj = await self._reader.read(key)
         if obj is None:
             return None
         if obj["metadata"].get("deletionTimestamp"):
             return None
         try:
-            wd = resources.WorkloadDeployment.model_validate(obj)
+            wd = models.WorkloadDeployment.model_validate(obj)
         except pydantic.ValidationError as exc:
             raise running.PermanentError(f"invalid WorkloadDeployment: {exc.errors()[0]['msg']}") from exc
         status = wd.status  # freshly parsed: ours to change
@@ -96,7 +95,7 @@ class DeploymentController:
             conditions.set_condition(conds, type_, value, reason=reason, message=message, observed_generation=gen)
 
         async def finish(delay: float | None) -> float | None:
-            written = await statuses.write(ctx.kube, kres.DEPLOYMENTS, obj,
+            written = await statuses.write(ctx.kube, rest_paths.DEPLOYMENTS, obj,
                                            status.model_dump(by_alias=True, exclude_none=True, mode="json"))
             if written is not None:
                 self._reader.wrote(written)
@@ -125,10 +124,10 @@ class DeploymentController:
         if recreate:
             for rs in old:
                 if int((rs.get("spec") or {}).get("replicas", 0)) != 0:
-                    rs_reader.wrote(await ctx.kube.patch(kres.REPLICASETS, ns, rs["metadata"]["name"],
+                    rs_reader.wrote(await ctx.kube.patch(rest_paths.REPLICASETS, ns, rs["metadata"]["name"],
                                                          {"spec": {"replicas": 0}}))
                 if not replicasets.children_of(ctx, rs):
-                    await ctx.kube.delete(kres.REPLICASETS, ns, rs["metadata"]["name"])
+                    await ctx.kube.delete(rest_paths.REPLICASETS, ns, rs["metadata"]["name"])
             old_remaining = [rs for rs in old if replicasets.children_of(ctx, rs)]
             target = 0 if old_remaining else desired
         else:
@@ -150,19 +149,19 @@ class DeploymentController:
                 "spec": {"replicas": target, "template": template},
             }
             try:
-                current = await ctx.kube.create(kres.REPLICASETS, ns, body)
+                current = await ctx.kube.create(rest_paths.REPLICASETS, ns, body)
             except errors.Conflict:
-                current = await ctx.kube.get(kres.REPLICASETS, ns, rs_name)
+                current = await ctx.kube.get(rest_paths.REPLICASETS, ns, rs_name)
         elif int((current.get("spec") or {}).get("replicas", 0)) != target:
             current = rs_reader.wrote(
-                await ctx.kube.patch(kres.REPLICASETS, ns, rs_name, {"spec": {"replicas": target}}))
+                await ctx.kube.patch(rest_paths.REPLICASETS, ns, rs_name, {"spec": {"replicas": target}}))
 
         counts = ((current.get("status") or {}).get("replicas")) or {}
         ready = int(counts.get("ready", 0))
         rolled = ready >= desired and int(counts.get("expected", -1)) == desired
         if not recreate and rolled:
             for rs in old:
-                await ctx.kube.delete(kres.REPLICASETS, ns, rs["metadata"]["name"])
+                await ctx.kube.delete(rest_paths.REPLICASETS, ns, rs["metadata"]["name"])
             old = []
         if old:
             newest_old = max(old, key=lambda r: r["metadata"].get("creationTimestamp", ""))
@@ -170,7 +169,7 @@ class DeploymentController:
         elif status.current_replica_set and status.current_replica_set != rs_name:
             status.previous_replica_set = status.current_replica_set
         status.current_replica_set = rs_name
-        status.replicas = resources.ReplicaCounts(
+        status.replicas = models.ReplicaCounts(
             expected=desired,
             current=int(counts.get("current", 0)),
             ready=ready,

@@ -13,7 +13,7 @@ from calendar import timegm
 from typing import Any
 
 from wasmfleet.api import conditions, groups
-from wasmfleet.kube import errors, resources
+from wasmfleet.kube import errors, rest_paths
 from wasmfleet.operator import context, hostregistry, statuses
 
 CONDITIONS = ("Reporting", "Ready")
@@ -36,7 +36,7 @@ class HostController:
 
     async def reconcile(self, key: str) -> float | None:
         ctx = self._ctx
-        ns, name = resources.split_key(key)
+        ns, name = rest_paths.split_key(key)
         ns = ns or ctx.settings.hosts.namespace
         rec = ctx.registry.record_by_name(name)
         obj = ctx.informers.hosts.get(key)
@@ -49,13 +49,13 @@ class HostController:
             if live is not hostregistry.Liveness.ALIVE:
                 return None  # never create a Host for a host we do not currently hear from
             try:
-                obj = await ctx.kube.create(resources.HOSTS, ns, self._desired(rec, ns, None))
+                obj = await ctx.kube.create(rest_paths.HOSTS, ns, self._desired(rec, ns, None))
             except errors.Conflict:
-                obj = await ctx.kube.get(resources.HOSTS, ns, name)
+                obj = await ctx.kube.get(rest_paths.HOSTS, ns, name)
         elif rec is not None:
             patch = self._main_patch(rec, obj)
             if patch:
-                obj = await ctx.kube.patch(resources.HOSTS, ns, name, patch)
+                obj = await ctx.kube.patch(rest_paths.HOSTS, ns, name, patch)
 
         status: dict[str, Any] = dict(obj.get("status") or {})
         conds = [conditions.Condition.model_validate(c) for c in status.get("conditions") or []]
@@ -90,7 +90,7 @@ class HostController:
             conditions.set_condition(conds, "Ready", "False", reason=reason, message=message)
             ready = conditions.get_condition(conds, "Ready")
             if ready and _age_s(ready.last_transition_time) > self._forget_after_s:
-                await ctx.kube.delete(resources.HOSTS, ns, name)
+                await ctx.kube.delete(rest_paths.HOSTS, ns, name)
                 ctx.registry.forget(host_id)
                 return None
         else:
@@ -106,7 +106,7 @@ class HostController:
             or now - self._last_status_write.get(key, 0.0) >= interval
         ):
             status["lastSeen"] = rec.last_seen_wall
-        if await statuses.write(ctx.kube, resources.HOSTS, obj, status) is not None:
+        if await statuses.write(ctx.kube, rest_paths.HOSTS, obj, status) is not None:
             self._last_status_write[key] = now
         if live is hostregistry.Liveness.ALIVE:
             return min(interval, ctx.registry.expires_in(host_id) + 0.05)

@@ -15,10 +15,9 @@ from typing import Any
 
 import nats
 
-from wasmfleet.api import resources as api_resources
+from wasmfleet.api import models
 from wasmfleet.bus import requests
-from wasmfleet.kube import client, events, freshness, informing, leasing, owners, running
-from wasmfleet.kube import resources as kres
+from wasmfleet.kube import client, events, freshness, informing, leasing, owners, rest_paths, running
 from wasmfleet.observability import probes
 from wasmfleet.operator import (
     artifacts,
@@ -183,17 +182,17 @@ class Operator:
         cfg = self.settings
         ns = cfg.namespace
 
-        def informer(res: kres.Resource, namespace: str | None = ns) -> informing.Informer:
+        def informer(res: rest_paths.Resource, namespace: str | None = ns) -> informing.Informer:
             return informing.Informer(kube, res, namespace, resync_s=300.0)
 
         infs = context.Informers(
-            hosts=informer(kres.HOSTS, cfg.hosts.namespace),
-            workloads=informer(kres.WORKLOADS),
-            replicasets=informer(kres.REPLICASETS),
-            deployments=informer(kres.DEPLOYMENTS),
-            artifacts=informer(kres.ARTIFACTS),
-            configmaps=informer(kres.CONFIGMAPS),
-            secrets=informer(kres.SECRETS),
+            hosts=informer(rest_paths.HOSTS, cfg.hosts.namespace),
+            workloads=informer(rest_paths.WORKLOADS),
+            replicasets=informer(rest_paths.REPLICASETS),
+            deployments=informer(rest_paths.DEPLOYMENTS),
+            artifacts=informer(rest_paths.ARTIFACTS),
+            configmaps=informer(rest_paths.CONFIGMAPS),
+            secrets=informer(rest_paths.SECRETS),
         )
         infs.workloads.add_index(replicasets.OWNER_INDEX, owners.owner_uids)
         infs.replicasets.add_index(replicasets.OWNER_INDEX, owners.owner_uids)
@@ -238,7 +237,7 @@ class Operator:
         """Keep the assignment book and the reference index current from Workload events."""
         assert self.ctx is not None
         meta = obj["metadata"]
-        key = kres.key_of(obj)
+        key = rest_paths.key_of(obj)
         uid = meta.get("uid", "")
         if event == "DELETED":
             self.ctx.assignments.drop(uid)
@@ -250,7 +249,7 @@ class Operator:
             owner = owners.controller_of(obj, "WorkloadReplicaSet")
             self.ctx.assignments.set(uid, host_id, str(owner["uid"]) if owner else "", key)
         try:
-            spec = api_resources.WorkloadSpec.model_validate(obj.get("spec") or {})
+            spec = models.WorkloadSpec.model_validate(obj.get("spec") or {})
             self._references[key] = startrequests.references(spec)
         except ValueError:
             self._references.pop(key, None)
@@ -271,7 +270,7 @@ class Operator:
         name = obj["metadata"]["name"]
         for wd in self.ctx.informers.deployments.list(ns):
             if name in deployments.referenced_artifacts(wd):
-                self.ctx.enqueue["deployments"](kres.key_of(wd))
+                self.ctx.enqueue["deployments"](rest_paths.key_of(wd))
         for key, refs in list(self._references.items()):
             if key.startswith(f"{ns}/") and name in refs.artifacts:
                 self.ctx.enqueue["workloads"](key)
@@ -285,9 +284,9 @@ class Operator:
         hosts_ns = self.settings.hosts.namespace
         if not host_id:  # a grace period ended: look at everything again
             for obj in ctx.informers.hosts.list():
-                ctx.enqueue["hosts"](kres.key_of(obj))
+                ctx.enqueue["hosts"](rest_paths.key_of(obj))
             for obj in ctx.informers.workloads.list():
-                ctx.enqueue["workloads"](kres.key_of(obj))
+                ctx.enqueue["workloads"](rest_paths.key_of(obj))
             return
         rec = ctx.registry.record(host_id)
         if rec is not None:
@@ -303,7 +302,7 @@ class Operator:
             for obj in ctx.informers.workloads.list():
                 status = obj.get("status") or {}
                 if not status.get("hostId"):
-                    ctx.enqueue["workloads"](kres.key_of(obj))
+                    ctx.enqueue["workloads"](rest_paths.key_of(obj))
             evicted = self._workload_ctl.evicted.pop(host_id, set())
             if evicted:
                 self._spawn(self._stop_evicted(host_id, evicted))

@@ -14,9 +14,8 @@ from typing import Any
 
 import pydantic
 
-from wasmfleet.api import conditions, groups, resources
-from wasmfleet.kube import errors, owners, running
-from wasmfleet.kube import resources as kres
+from wasmfleet.api import conditions, groups, models
+from wasmfleet.kube import errors, owners, rest_paths, running
 from wasmfleet.operator import context, statuses
 
 CONDITIONS = ("ScaleUp", "ScaleDown", "Ready")
@@ -48,14 +47,14 @@ class ReplicaSetController:
 
     async def reconcile(self, key: str) -> float | None:
         ctx = self._ctx
-        ns, name = kres.split_key(key)
+        ns, name = rest_paths.split_key(key)
         obj = await self._reader.read(key)
         if obj is None:
             return None
         if obj["metadata"].get("deletionTimestamp"):
             return None  # the API server's garbage collector removes the children
         try:
-            rs = resources.WorkloadReplicaSet.model_validate(obj)
+            rs = models.WorkloadReplicaSet.model_validate(obj)
         except pydantic.ValidationError as exc:
             raise running.PermanentError(f"invalid WorkloadReplicaSet: {exc.errors()[0]['msg']}") from exc
         desired = rs.spec.replicas
@@ -72,7 +71,7 @@ class ReplicaSetController:
                     continue
                 # Conflict: it exists already (cache lagging) and counts once the watch shows it.
                 with contextlib.suppress(errors.Conflict):
-                    await ctx.kube.create(kres.WORKLOADS, ns, self._workload(obj, rs, child))
+                    await ctx.kube.create(rest_paths.WORKLOADS, ns, self._workload(obj, rs, child))
                 created += 1
         elif len(live) > desired:
             def usefulness(w: dict[str, Any]) -> tuple[bool, bool]:
@@ -80,13 +79,13 @@ class ReplicaSetController:
 
             newest_first = sorted(live, key=lambda w: w["metadata"].get("creationTimestamp", ""), reverse=True)
             for victim in sorted(newest_first, key=usefulness)[: len(live) - desired]:
-                await ctx.kube.delete(kres.WORKLOADS, ns, victim["metadata"]["name"])
+                await ctx.kube.delete(rest_paths.WORKLOADS, ns, victim["metadata"]["name"])
                 deleted += 1
         ready = sum(1 for w in live if is_ready(w))
         current = len(live) + created - deleted
         status = rs.status  # freshly parsed: ours to change
         status.observed_generation = rs.metadata.generation
-        status.replicas = resources.ReplicaCounts(
+        status.replicas = models.ReplicaCounts(
             expected=desired, current=current, ready=ready, unavailable=max(0, desired - ready)
         )
         conds = status.conditions
@@ -103,14 +102,14 @@ class ReplicaSetController:
             f"{current}/{desired} replicas exist")
         put("Ready", ready >= desired, "Ready" if ready >= desired else "ReplicasNotReady",
             f"{ready}/{desired} replicas ready")
-        written = await statuses.write(ctx.kube, kres.REPLICASETS, obj,
+        written = await statuses.write(ctx.kube, rest_paths.REPLICASETS, obj,
                                        status.model_dump(by_alias=True, exclude_none=True, mode="json"))
         if written is not None:
             self._reader.wrote(written)
         return None
 
     def _workload(
-        self, owner: dict[str, Any], rs: resources.WorkloadReplicaSet, name: str
+        self, owner: dict[str, Any], rs: models.WorkloadReplicaSet, name: str
     ) -> dict[str, Any]:
         labels = dict(rs.spec.template.metadata.labels)
         labels[groups.LABEL_WORKLOAD_REPLICASET] = rs.metadata.name or ""

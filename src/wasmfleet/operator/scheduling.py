@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wasmfleet.api import resources
+from wasmfleet.api import models
 from wasmfleet.bus import messages
 from wasmfleet.operator import assignments, hostregistry
 from wasmfleet.scheduler import candidates
@@ -41,7 +41,7 @@ def host_candidates(
     return out
 
 
-def requirements(key: str, spec: resources.WorkloadSpec, group: str) -> candidates.Requirements:
+def requirements(key: str, spec: models.WorkloadSpec, group: str) -> candidates.Requirements:
     wanted = frozenset(
         candidates.Interface(hi.namespace, hi.package, iface, hi.version or None)
         for hi in spec.host_interfaces

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from wasmfleet.api import resources
+from wasmfleet.api import models
 from wasmfleet.bus import messages
 
 ARTIFACT_SCHEME = "artifact://"
@@ -45,14 +45,14 @@ class Sources:
     artifacts: Mapping[str, str] = field(default_factory=dict)
 
 
-def _resources_of(spec: resources.WorkloadSpec) -> list[resources.LocalResources]:
+def _resources_of(spec: models.WorkloadSpec) -> list[models.LocalResources]:
     found = [c.local_resources for c in spec.components if c.local_resources]
     if spec.service is not None and spec.service.local_resources:
         found.append(spec.service.local_resources)
     return found
 
 
-def references(spec: resources.WorkloadSpec) -> References:
+def references(spec: models.WorkloadSpec) -> References:
     cms: set[str] = set()
     secrets: set[str] = set()
     artifacts: set[str] = set()
@@ -85,8 +85,8 @@ def decode_secret(secret: Mapping[str, object]) -> dict[str, str]:
 
 def _merge(
     literal: Mapping[str, str],
-    config_from: list[resources.LocalObjectReference],
-    secret_from: list[resources.LocalObjectReference],
+    config_from: list[models.LocalObjectReference],
+    secret_from: list[models.LocalObjectReference],
     src: Sources,
 ) -> dict[str, str]:
     merged = dict(literal)
@@ -120,7 +120,7 @@ def registry_of(image: str) -> str:
 
 
 def pull_secret(
-    ref: resources.LocalObjectReference | None, image: str, src: Sources
+    ref: models.LocalObjectReference | None, image: str, src: Sources
 ) -> messages.ImagePullSecret | None:
     """Credentials for `image` from a dockerconfigjson Secret, or a basic-auth one."""
     if ref is None:
@@ -148,10 +148,10 @@ def pull_secret(
     raise MissingReference("Secret", ref.name, f"has no credentials for registry {registry}")
 
 
-def _local(res: resources.LocalResources | None, src: Sources) -> messages.LocalResources:
+def _local(res: models.LocalResources | None, src: Sources) -> messages.LocalResources:
     if res is None:
         return messages.LocalResources()
-    env = res.environment or resources.EnvironmentSource()
+    env = res.environment or models.EnvironmentSource()
     return messages.LocalResources(
         config=dict(res.config),
         environment=_merge(env.config, env.config_from, env.secret_from, src),
@@ -176,7 +176,7 @@ def _pull_policy(policy: str) -> messages.ImagePullPolicy:
     return _PULL_POLICIES.get(policy, messages.ImagePullPolicy.UNSPECIFIED)
 
 
-def build(wl: resources.Workload, src: Sources) -> messages.WorkloadStartRequest:
+def build(wl: models.Workload, src: Sources) -> messages.WorkloadStartRequest:
     """The start request for `wl`; raises MissingReference when something referenced is absent."""
     spec = wl.spec
     components = []

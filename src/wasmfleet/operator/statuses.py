@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from wasmfleet.api import conditions
-from wasmfleet.kube import client, resources
+from wasmfleet.kube import client, rest_paths
 
 
 def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -16,7 +16,7 @@ def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 async def write(
-    kube: client.KubeClient, res: resources.Resource, obj: client.Obj, status: dict[str, Any]
+    kube: client.KubeClient, res: rest_paths.Resource, obj: client.Obj, status: dict[str, Any]
 ) -> client.Obj | None:
     """Patch obj's status to `status` when different; the updated object, or None when unchanged."""
     old = obj.get("status") or {}

@@ -20,10 +20,9 @@ from typing import Any
 
 import pydantic
 
-from wasmfleet.api import conditions, groups, resources
+from wasmfleet.api import conditions, groups, models
 from wasmfleet.bus import messages, requests, subjects
-from wasmfleet.kube import owners, running
-from wasmfleet.kube import resources as kres
+from wasmfleet.kube import owners, rest_paths, running
 from wasmfleet.operator import context, hostregistry, scheduling, startrequests, statuses
 from wasmfleet.scheduler import placement
 
@@ -85,12 +84,12 @@ class WorkloadController:
 
     async def reconcile(self, key: str) -> float | None:
         ctx = self._ctx
-        ns, name = kres.split_key(key)
+        ns, name = rest_paths.split_key(key)
         obj = await self._reader.read(key)
         if obj is None:
             return None
         try:
-            wl = resources.Workload.model_validate(obj)
+            wl = models.Workload.model_validate(obj)
         except pydantic.ValidationError as exc:
             raise running.PermanentError(f"invalid Workload: {exc.errors()[0]['msg']}") from exc
         uid = wl.metadata.uid or ""
@@ -100,21 +99,21 @@ class WorkloadController:
         if groups.FINALIZER_WORKLOAD not in wl.metadata.finalizers:
             # Workloads made by a ReplicaSet carry it from birth; standalone ones get it here.
             obj = self.wrote(await ctx.kube.patch(
-                kres.WORKLOADS, ns, name,
+                rest_paths.WORKLOADS, ns, name,
                 {"metadata": {"finalizers": [*wl.metadata.finalizers, groups.FINALIZER_WORKLOAD]}},
             ))
         step = _Step(self, ctx, obj, wl)
         try:
             return await step.run()
         finally:
-            written = await statuses.write(ctx.kube, kres.WORKLOADS, step.obj, step.status_dict())
+            written = await statuses.write(ctx.kube, rest_paths.WORKLOADS, step.obj, step.status_dict())
             if written is not None:
                 self.wrote(written)
             ctx.assignments.set(uid, step.status.host_id, step.group, key)
 
     # ------------------------------------------------------------------ deletion
 
-    async def _finalize(self, obj: dict[str, Any], wl: resources.Workload) -> None:
+    async def _finalize(self, obj: dict[str, Any], wl: models.Workload) -> None:
         ctx = self._ctx
         uid = wl.metadata.uid or ""
         host_id = wl.status.host_id
@@ -130,7 +129,7 @@ class WorkloadController:
         finalizers = [f for f in wl.metadata.finalizers if f != groups.FINALIZER_WORKLOAD]
         if finalizers != wl.metadata.finalizers:
             meta = obj["metadata"]
-            await ctx.kube.patch(kres.WORKLOADS, meta.get("namespace"), meta["name"],
+            await ctx.kube.patch(rest_paths.WORKLOADS, meta.get("namespace"), meta["name"],
                                  {"metadata": {"finalizers": finalizers or None}})
         self.confirmed.pop(uid, None)
         self.start_failures.pop(uid, None)
@@ -165,7 +164,7 @@ class _Step:
     """One reconcile of one Workload: the ordered steps, sharing the status being built."""
 
     def __init__(
-        self, ctl: WorkloadController, ctx: context.Context, obj: dict[str, Any], wl: resources.Workload
+        self, ctl: WorkloadController, ctx: context.Context, obj: dict[str, Any], wl: models.Workload
     ) -> None:
         self.ctl, self.ctx, self.obj, self.wl = ctl, ctx, obj, wl
         self.uid = wl.metadata.uid or ""
@@ -220,7 +219,7 @@ class _Step:
                 self.not_ready_from("HostSelection", "HostNotReady", message)
                 self.status.host_id = None
                 host_id = None
-                written = await statuses.write(ctx.kube, kres.WORKLOADS, self.obj, self.status_dict())
+                written = await statuses.write(ctx.kube, rest_paths.WORKLOADS, self.obj, self.status_dict())
                 if written is not None:
                     self.obj = self.ctl.wrote(written)
                 await self.event("Normal", "Rescheduling", message)
@@ -332,13 +331,13 @@ class _Step:
             # name (a changed one is stopped before this start), so adoption can trust it.
             meta = self.obj["metadata"]
             self.obj = ctl.wrote(await ctx.kube.patch(
-                kres.WORKLOADS, meta.get("namespace"), meta["name"],
+                rest_paths.WORKLOADS, meta.get("namespace"), meta["name"],
                 {"metadata": {"annotations": {FINGERPRINT_ANNOTATION: fingerprint}}}))
         if (self.obj.get("status") or {}).get("hostId") != host_id:
             # Record the choice before asking the host (a pull may take a while, and an operator
             # that dies meanwhile must find this host on restart instead of starting a second copy).
             self.set("Placement", "Unknown", "Starting", f"starting on host {host_id}")
-            written = await statuses.write(ctx.kube, kres.WORKLOADS, self.obj, self.status_dict())
+            written = await statuses.write(ctx.kube, rest_paths.WORKLOADS, self.obj, self.status_dict())
             if written is not None:
                 self.obj = ctl.wrote(written)
         try:

@@ -4,7 +4,7 @@ The registry answers 401 with `WWW-Authenticate: Bearer realm=..,service=..,scop
 this service (with basic credentials, or none for anonymous pulls when allowed) and gets a JWT
 signed RS256 with a self-signed certificate the registry trusts (`rootcertbundle`). Signing uses the
 openssl CLI, so no Python crypto dependency is needed. Runs in a thread; started by
-`testing.registry.running_registry(..., token_users=...)`.
+`testing.oci_registry_server.running_registry(..., token_users=...)`.
 """
 
 from __future__ import annotations

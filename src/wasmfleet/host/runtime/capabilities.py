@@ -7,7 +7,7 @@ grouped by package; the version is the newest 0.2 patch tested (any 0.2.x import
 from __future__ import annotations
 
 from wasmfleet.host.runtime.specs import Grant
-from wasmfleet.host.wasi import registry
+from wasmfleet.host.wasi import wasi_table
 
 WASI_VERSION = "0.2.12"
 
@@ -15,7 +15,7 @@ WASI_VERSION = "0.2.12"
 def provided_interfaces() -> list[Grant]:
     """Packages and interfaces a component may import here (plus the incoming-handler export)."""
     by_package: dict[tuple[str, str], list[str]] = {}
-    for name in registry.all_interfaces():
+    for name in wasi_table.all_interfaces():
         ns, _, rest = name.partition(":")
         package, _, interface = rest.partition("/")
         if (ns, package) == ("wasi", "sockets"):

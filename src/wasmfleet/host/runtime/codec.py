@@ -22,7 +22,7 @@ from typing import Any
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.runtime import resources
+from wasmfleet.host.runtime import handle_tables
 
 Ctx = Any  # ctypes pointer to wasmtime_context_t
 Val = Any  # a wasmtime_component_val_t structure (ctypes view)
@@ -166,9 +166,9 @@ def compile_lift(ty: cm.ValType, latin1: bool = False) -> Lift:
 
         return lift_flags
     if isinstance(ty, cm.OwnType):
-        return resources.lift_own
+        return handle_tables.lift_own
     if isinstance(ty, cm.BorrowType):
-        return resources.lift_borrow
+        return handle_tables.lift_borrow
     raise TypeError(f"unsupported component value type {type(ty).__name__}")
 
 
@@ -208,9 +208,9 @@ def compile_lift_at(ty: cm.ValType, latin1: bool = False) -> LiftAt:
     """Like `compile_lift`, for a val given by address: the common argument types (handles,
     strings, 32/64-bit integers) are read in place, without building a ctypes view of the val."""
     if isinstance(ty, cm.OwnType):
-        return resources.lift_own_at
+        return handle_tables.lift_own_at
     if isinstance(ty, cm.BorrowType):
-        return resources.lift_borrow_at
+        return handle_tables.lift_borrow_at
     if isinstance(ty, cm.String):
         return _lift_latin1_bytes_at if latin1 else _lift_string_at
     if isinstance(ty, cm.ListType) and isinstance(ty.element, cm.U8):
@@ -276,7 +276,7 @@ def _scalar(kind: int, field: str, conv: Callable[[Any], Any] = lambda x: x) -> 
     return lower
 
 
-def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds, latin1: bool = False) -> Lower:
+def compile_lower(ty: cm.ValType, type_ids: handle_tables.TypeIds, latin1: bool = False) -> Lower:
     """`latin1`: strings are byte buffers retyped by `byte_lists` (lowered from bytes)."""
     if isinstance(ty, cm.Bool):
         return _scalar(K_BOOL, "boolean", bool)
@@ -398,7 +398,7 @@ def compile_lower(ty: cm.ValType, type_ids: resources.TypeIds, latin1: bool = Fa
 
         return lower_flags
     if isinstance(ty, cm.OwnType):
-        return resources.lower_own(type_ids.id_of(ty.ty))
+        return handle_tables.lower_own(type_ids.id_of(ty.ty))
     if isinstance(ty, cm.BorrowType):
-        return resources.lower_own(type_ids.id_of(ty.ty))
+        return handle_tables.lower_own(type_ids.id_of(ty.ty))
     raise TypeError(f"unsupported component value type {type(ty).__name__}")

@@ -20,7 +20,7 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.runtime import codec, fasthost, resources
+from wasmfleet.host.runtime import codec, fasthost, handle_tables
 
 HostFunc = Callable[..., Any]
 
@@ -30,7 +30,7 @@ _local = threading.local()
 class _Entry:
     __slots__ = ("call", "fn", "latin1", "lifts", "lower", "name", "type_ids")
 
-    def __init__(self, name: str, fn: HostFunc, type_ids: resources.TypeIds, latin1: bool) -> None:
+    def __init__(self, name: str, fn: HostFunc, type_ids: handle_tables.TypeIds, latin1: bool) -> None:
         self.name = name
         self.latin1 = latin1
         self.fn = fn
@@ -147,7 +147,7 @@ def _keep(data: int | None) -> None:
 @ffi.wasmtime_component_resource_destructor_t  # type: ignore[untyped-decorator]
 def _dtor(data: int, ctx: Any, rep: int) -> int:
     try:
-        resources.drop(rep)
+        handle_tables.drop(rep)
         return 0
     except BaseException as exc:
         return _fail(exc)
@@ -179,7 +179,7 @@ def _arg_kind(ty: cm.ValType, latin1: bool) -> int:
     return fasthost.A_PY
 
 
-def _result_kind(ty: cm.ValType | None, type_ids: resources.TypeIds, latin1: bool) -> tuple[int, int]:
+def _result_kind(ty: cm.ValType | None, type_ids: handle_tables.TypeIds, latin1: bool) -> tuple[int, int]:
     """(kind, resource type id) of a result, as the C entry lowers it (R_PY: codec.py does)."""
     if ty is None:
         return fasthost.R_NONE, 0
@@ -202,7 +202,7 @@ def _result_kind(ty: cm.ValType | None, type_ids: resources.TypeIds, latin1: boo
     return fasthost.R_PY, 0
 
 
-def _register_fast(fn: HostFunc, fty: cm.FuncType, type_ids: resources.TypeIds, latin1: bool) -> int | None:
+def _register_fast(fn: HostFunc, fty: cm.FuncType, type_ids: handle_tables.TypeIds, latin1: bool) -> int | None:
     """Registers `fn` with the C host-call entry; None when that is not available here."""
     params = [t for _, t in fty.params]
     if fasthost.MODULE is None or len(params) > fasthost.MAX_ARGS:
@@ -223,7 +223,7 @@ def _register_fast(fn: HostFunc, fty: cm.FuncType, type_ids: resources.TypeIds, 
     return index
 
 
-def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: resources.TypeIds,
+def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: handle_tables.TypeIds,
              fty: cm.FuncType | None = None, latin1: bool = False) -> None:
     """Links `fn` as `name`. With the import's type `fty`, its codecs are compiled now (at link
     time) rather than on the first call, keeping that work off the first request, and the call

@@ -21,29 +21,29 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from wasmfleet.host.runtime import engines, guestlogs, hostfuncs, linking, resources
+from wasmfleet.host.runtime import engines, guestlogs, handle_tables, hostfuncs, linking
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
-from wasmfleet.host.wasi import context, filesystem, http, io, registry
+from wasmfleet.host.wasi import filesystem, http, io, store_state, wasi_table
 
 # The per-request store/instance calls go through private prototypes taking plain addresses
-# (see `resources.c_function`): wasmtime-py's Store/Instance/Func wrappers add several Python
+# (see `handle_tables.c_function`): wasmtime-py's Store/Instance/Func wrappers add several Python
 # layers, typed-pointer conversions and a finalizer per request, which is most of the cost of a
 # fresh instance on a trivial guest. The store is deleted explicitly in `WarmInstance.close`.
 _VP = ctypes.c_void_p
 _I64 = ctypes.c_int64
-_store_new = resources.c_function("wasmtime_store_new", _VP, _VP, _VP, _VP)
-_store_context = resources.c_function("wasmtime_store_context", _VP, _VP)
-_store_delete = resources.c_function("wasmtime_store_delete", None, _VP)
-_store_limiter = resources.c_function("wasmtime_store_limiter", None, _VP, _I64, _I64, _I64, _I64, _I64)
-_set_epoch_deadline = resources.c_function("wasmtime_context_set_epoch_deadline", None, _VP, ctypes.c_uint64)
-_instantiate = resources.c_function("wasmtime_component_linker_instantiate", _VP, _VP, _VP, _VP, _VP)
-_get_func = resources.c_function("wasmtime_component_instance_get_func", ctypes.c_bool, _VP, _VP, _VP, _VP)
-_func_call = resources.c_function(
+_store_new = handle_tables.c_function("wasmtime_store_new", _VP, _VP, _VP, _VP)
+_store_context = handle_tables.c_function("wasmtime_store_context", _VP, _VP)
+_store_delete = handle_tables.c_function("wasmtime_store_delete", None, _VP)
+_store_limiter = handle_tables.c_function("wasmtime_store_limiter", None, _VP, _I64, _I64, _I64, _I64, _I64)
+_set_epoch_deadline = handle_tables.c_function("wasmtime_context_set_epoch_deadline", None, _VP, ctypes.c_uint64)
+_instantiate = handle_tables.c_function("wasmtime_component_linker_instantiate", _VP, _VP, _VP, _VP, _VP)
+_get_func = handle_tables.c_function("wasmtime_component_instance_get_func", ctypes.c_bool, _VP, _VP, _VP, _VP)
+_func_call = handle_tables.c_function(
     "wasmtime_component_func_call", _VP, _VP, _VP, _VP, ctypes.c_size_t, _VP, ctypes.c_size_t
 )
-_post_return = resources.c_function("wasmtime_component_func_post_return", _VP, _VP, _VP)
-_val_delete = resources.c_function("wasmtime_component_val_delete", None, _VP)
+_post_return = handle_tables.c_function("wasmtime_component_func_post_return", _VP, _VP, _VP)
+_val_delete = handle_tables.c_function("wasmtime_component_val_delete", None, _VP)
 _ErrPtr = ctypes.POINTER(ffi.wasmtime_error_t)
 _byref = ctypes.byref
 _addressof = ctypes.addressof
@@ -65,7 +65,7 @@ def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     """Compiles into the cache and checks imports against grants. Blocking: run off the loop."""
     artefact = engines.compile_to_cache(spec.wasm_path, settings.cache_dir)
     component = engines.load(artefact)
-    the_plan = linking.plan(component, spec, registry.all_interfaces())
+    the_plan = linking.plan(component, spec, wasi_table.all_interfaces())
     if the_plan.handler_export is None:
         raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP")
     # Instantiate once: a component whose start-up traps is refused here, not on every request.
@@ -83,7 +83,7 @@ class WarmInstance:
 
     __slots__ = ("ctx", "func", "store", "table", "uses")
 
-    def __init__(self, store: int, ctx: int, table: resources.ResourceTable, func: Any) -> None:
+    def __init__(self, store: int, ctx: int, table: handle_tables.ResourceTable, func: Any) -> None:
         self.store = store
         self.ctx = ctx
         self.table = table
@@ -113,7 +113,7 @@ class LoadedComponent:
         self.spec = spec
         self.settings = settings
         self.component = engines.load(artefact)
-        known = registry.all_interfaces()
+        known = wasi_table.all_interfaces()
         self.plan = linking.plan(self.component, spec, known)
         if self.plan.handler_export is None:
             raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler")
@@ -129,8 +129,8 @@ class LoadedComponent:
         self._engine_addr = _address(engines.engine())
         self.request_type = self.type_ids.host_type("wasi:http/types#incoming-request")[0]
         self.outparam_type = self.type_ids.host_type("wasi:http/types#response-outparam")[0]
-        self.lower_request = resources.lower_own(self.request_type)
-        self.lower_outparam = resources.lower_own(self.outparam_type)
+        self.lower_request = handle_tables.lower_own(self.request_type)
+        self.lower_outparam = handle_tables.lower_own(self.outparam_type)
         timeout = spec.request_timeout_s or settings.request_timeout_s
         self.deadline_ticks = max(1, math.ceil(timeout / engines.tick_seconds()))
         self.timeout_s = timeout
@@ -165,7 +165,7 @@ class LoadedComponent:
         store = _store_new(self._engine_addr, None, None)
         ctx = _store_context(store)
         _store_limiter(store, self.memory_bytes, -1, -1, -1, -1)
-        state = context.WasiContext(
+        state = store_state.WasiContext(
             environment=self.environment,
             preopens=self.preopens,
             allowed_hosts=self.spec.allowed_hosts,
@@ -174,15 +174,15 @@ class LoadedComponent:
             log_name=self.log_name,
             guest_log=self.guest_log,
         )
-        table = resources.ResourceTable(state)
+        table = handle_tables.ResourceTable(state)
         inst = WarmInstance(store, ctx, table, ffi.wasmtime_component_func_t())
         _set_epoch_deadline(ctx, self.deadline_ticks)
         instance = ffi.wasmtime_component_instance_t()
-        previous = resources.swap(table)
+        previous = handle_tables.swap(table)
         try:
             err = _instantiate(self._linker_addr, ctx, self._component_addr, _byref(instance))
         finally:
-            resources.swap(previous)
+            handle_tables.swap(previous)
         if err:
             inst.close()
             raise GuestTrap(f"instantiation failed: {linking.describe_error(_error(err))}")
@@ -219,7 +219,7 @@ class LoadedComponent:
         self.stats.requests += 1
         inst = self._acquire()
         outparam = http.ResponseOutparam(sink)
-        state: context.WasiContext = inst.table.state
+        state: store_state.WasiContext = inst.table.state
         state.deadline = time.monotonic() + self.timeout_s
         state.before_wait = getattr(sink, "before_wait", None)  # ThreadSink: send before blocking
         body = request.body
@@ -230,7 +230,7 @@ class LoadedComponent:
         ctx = inst.ctx
         _set_epoch_deadline(ctx, self.deadline_ticks)
         healthy = False
-        previous = resources.swap(inst.table)
+        previous = handle_tables.swap(inst.table)
         args = _Args2()
         try:
             self.lower_request(ctx, request, args[0])
@@ -247,19 +247,19 @@ class LoadedComponent:
         finally:
             # func_call copies its arguments: the caller still owns the two handle boxes.
             for arg in args:
-                if arg.kind == resources.K_RESOURCE:
+                if arg.kind == handle_tables.K_RESOURCE:
                     _val_delete(_addressof(arg))
-            resources.swap(previous)
+            handle_tables.swap(previous)
             self._release(inst, healthy)
 
     def _trap(self, exc: wasmtime.WasmtimeError) -> GuestTrap:
         cause = hostfuncs.last_exception()
         text = " ".join(str(exc).split())
-        if isinstance(cause, context.DeadlineExceeded) or "wasm trap: interrupt" in text:
+        if isinstance(cause, store_state.DeadlineExceeded) or "wasm trap: interrupt" in text:
             self.stats.timeouts += 1
             return GuestTrap(f"request exceeded its {self.timeout_s:g}s deadline", deadline=True)
         self.stats.traps += 1
-        if isinstance(cause, context.GuestExit):
+        if isinstance(cause, store_state.GuestExit):
             return GuestTrap(str(cause))
         if cause is not None:
             return GuestTrap(f"{type(cause).__name__}: {cause}")

@@ -19,10 +19,10 @@ from typing import Any
 import wasmtime
 from wasmtime import component as cm
 
-from wasmfleet.host.runtime import engines, hostfuncs, resources
+from wasmfleet.host.runtime import engines, handle_tables, hostfuncs
 from wasmfleet.host.runtime.errors import ComponentError
 from wasmfleet.host.runtime.specs import ComponentSpec
-from wasmfleet.host.wasi import registry
+from wasmfleet.host.wasi import wasi_table
 
 ALWAYS_GRANTED = {("wasi", "io"), ("wasi", "clocks"), ("wasi", "random"), ("wasi", "cli"), ("wasi", "filesystem")}
 ALWAYS_GRANTED_INTERFACES = {("wasi", "http", "types")}
@@ -76,7 +76,7 @@ class Plan:
     handler_export: str | None
 
 
-def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, registry.Interface]) -> Plan:
+def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, wasi_table.Interface]) -> Plan:
     """Checks a component's imports and exports; raises ComponentError naming the first problem."""
     eng = engines.engine()
     ctype = component.type
@@ -103,11 +103,11 @@ def _stub(error: type[Exception], message: str) -> Callable[..., Any]:
 
 
 def build_linker(
-    component: cm.Component, spec: ComponentSpec, the_plan: Plan, known: dict[str, registry.Interface]
-) -> tuple[cm.Linker, resources.TypeIds]:
+    component: cm.Component, spec: ComponentSpec, the_plan: Plan, known: dict[str, wasi_table.Interface]
+) -> tuple[cm.Linker, handle_tables.TypeIds]:
     eng = engines.engine()
     linker = cm.Linker(eng)
-    type_ids = resources.TypeIds()
+    type_ids = handle_tables.TypeIds()
     seen: list[tuple[cm.ResourceType, str]] = []
     imports = component.type.imports(eng)
     with linker.root() as root:

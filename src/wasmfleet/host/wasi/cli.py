@@ -11,9 +11,9 @@ import logging
 from typing import Any
 
 from wasmfleet.host.runtime import guestlogs
-from wasmfleet.host.wasi import context
+from wasmfleet.host.wasi import store_state
 from wasmfleet.host.wasi.io import InputStream, OutputStream
-from wasmfleet.host.wasi.registry import Interface
+from wasmfleet.host.wasi.wasi_table import Interface
 
 log = logging.getLogger("wasmfleet.guest")
 
@@ -51,24 +51,24 @@ class LogOutput(OutputStream):
 
 
 def _output(level: int) -> LogOutput:
-    state = context.state()
+    state = store_state.state()
     return LogOutput(state.log_name, level, state.guest_log)
 
 
 def _exit(status: tuple[str, Any]) -> None:
-    raise context.GuestExit(0 if status[0] == "ok" else 1)
+    raise store_state.GuestExit(0 if status[0] == "ok" else 1)
 
 
 def _exit_with_code(code: int) -> None:
-    raise context.GuestExit(code)
+    raise store_state.GuestExit(code)
 
 
 INTERFACES = {
     "wasi:cli/environment": Interface(
         "wasi:cli/environment",
         {
-            "get-environment": lambda: list(context.state().environment),
-            "get-arguments": lambda: list(context.state().arguments),
+            "get-environment": lambda: list(store_state.state().environment),
+            "get-arguments": lambda: list(store_state.state().arguments),
             "initial-cwd": lambda: None,
         },
     ),

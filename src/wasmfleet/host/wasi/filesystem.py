@@ -12,9 +12,9 @@ import stat as statmod
 from pathlib import Path
 from typing import Any
 
-from wasmfleet.host.wasi import context
+from wasmfleet.host.wasi import store_state
 from wasmfleet.host.wasi.io import BytesInput, InputStream, OutputStream
-from wasmfleet.host.wasi.registry import OK, Interface, err, ok
+from wasmfleet.host.wasi.wasi_table import OK, Interface, err, ok
 
 _ERRNO = {
     2: "no-entry", 13: "access", 1: "not-permitted", 17: "exist", 20: "not-directory",
@@ -227,7 +227,7 @@ def _get_flags(d: Descriptor) -> tuple[str, Any]:
 
 INTERFACES = {
     "wasi:filesystem/preopens": Interface(
-        "wasi:filesystem/preopens", {"get-directories": lambda: list(context.state().preopens)}
+        "wasi:filesystem/preopens", {"get-directories": lambda: list(store_state.state().preopens)}
     ),
     "wasi:filesystem/types": Interface(
         "wasi:filesystem/types",

@@ -14,7 +14,7 @@ import socket
 import threading
 from typing import Any, Protocol
 
-from wasmfleet.host.wasi import context
+from wasmfleet.host.wasi import store_state
 from wasmfleet.host.wasi.io import (
     BytesInput,
     CallbackPollable,
@@ -23,7 +23,7 @@ from wasmfleet.host.wasi.io import (
     OutputStream,
     Pollable,
 )
-from wasmfleet.host.wasi.registry import OK, Interface, err, ok
+from wasmfleet.host.wasi.wasi_table import OK, Interface, err, ok
 
 FORBIDDEN = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "http2-settings"}
@@ -367,7 +367,7 @@ class FutureIncomingResponse:
             self.done.set()
 
     def start(self, req: OutgoingRequest, options: RequestOptions | None) -> None:
-        self.cond = context.state().cond
+        self.cond = store_state.state().cond
         threading.Thread(target=self._run, args=(req, options), daemon=True).start()
 
     def _run(self, req: OutgoingRequest, options: RequestOptions | None) -> None:
@@ -420,7 +420,7 @@ def _future_get(f: FutureIncomingResponse) -> Any:
 
 
 def _handle(req: OutgoingRequest, options: RequestOptions | None) -> tuple[str, Any]:
-    ctx = context.state()
+    ctx = store_state.state()
     if not req.authority:
         return err(("HTTP-request-URI-invalid", None))
     if not host_allowed(req.authority, ctx.allowed_hosts):

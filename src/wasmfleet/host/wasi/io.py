@@ -1,7 +1,7 @@
 """wasi:io (error, poll, streams): pollables and byte streams.
 
 Streams are small Python classes with a non-blocking core (`read` / `check_write` / `write`);
-the blocking variants wait on the store's condition (see `context.WasiContext.wait`).
+the blocking variants wait on the store's condition (see `store_state.WasiContext.wait`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from wasmfleet.host.wasi import context
-from wasmfleet.host.wasi.registry import OK, Interface, err, ok
+from wasmfleet.host.wasi import store_state
+from wasmfleet.host.wasi.wasi_table import OK, Interface, err, ok
 
 WRITE_BUDGET = 1 << 20
 """Bytes a guest may write per check-write: large, so body copies take few host calls."""
@@ -74,7 +74,7 @@ class InputStream:
             data = self.read(n)
             if data is None or data:
                 return data
-            context.state().wait()
+            store_state.state().wait()
 
 
 class BytesInput(InputStream):
@@ -178,7 +178,7 @@ class ChannelInput(InputStream):
             data = ch.take(n)
             if data is None or data:
                 return data
-            context.state().wait(cond=ch.cond, until=ch.has_data)
+            store_state.state().wait(cond=ch.cond, until=ch.has_data)
 
 
 class OutputStream:
@@ -223,7 +223,7 @@ def _to_debug_string(e: IoError) -> str:
 def _poll(pollables: list[Pollable]) -> list[int]:
     if not pollables:
         raise ValueError("poll called with an empty list")
-    ctx = context.state()
+    ctx = store_state.state()
     while True:
         ready = [i for i, p in enumerate(pollables) if p.ready()]
         if ready:

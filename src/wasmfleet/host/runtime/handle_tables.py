@@ -66,7 +66,7 @@ class ResourceTable:
     def __init__(self, state: Any = None) -> None:
         self.objects: dict[int, Any] = {}
         self._next = 1
-        self.state = state  # the per-store WASI context (wasi.context.WasiContext)
+        self.state = state  # the per-store WASI context (wasi.store_state.WasiContext)
         # Out-parameter for handle conversions: one per table (a store runs on one thread at a
         # time) instead of a fresh c_void_p + byref on every handle a host call sees.
         self.out = _VP()

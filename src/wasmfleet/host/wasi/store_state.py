@@ -1,6 +1,6 @@
 """Per-store WASI state: environment, preopens, the request deadline, the wake-up condition.
 
-Host functions reach it through `resources.current().state`. Blocking host calls (poll, blocking
+Host functions reach it through `handle_tables.current().state`. Blocking host calls (poll, blocking
 reads, outgoing HTTP) wait on `cond` and give up when the request's deadline passes, because epoch
 interruption only stops code running inside wasm, not a host call that waits.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wasmfleet.host.runtime import guestlogs, resources
+from wasmfleet.host.runtime import guestlogs, handle_tables
 
 
 class DeadlineExceeded(Exception):
@@ -85,5 +85,5 @@ class WasiContext:
 
 
 def state() -> WasiContext:
-    ctx: WasiContext = resources.current().state
+    ctx: WasiContext = handle_tables.current().state
     return ctx

@@ -28,7 +28,7 @@ def all_interfaces() -> dict[str, Interface]:
 
     The WASI modules here, listed by hand, plus plugins found through the entry-point group
     `wasmfleet.host_interfaces` (nothing registers itself at import time). A plugin function
-    reads its workload's settings from `wasi.context.state()` (config, grants, environment).
+    reads its workload's settings from `wasi.store_state.state()` (config, grants, environment).
     """
     from wasmfleet.host.wasi import cli, clocks, filesystem, http, io, random, sockets
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from wasmfleet.apiserver.resources import ResourceType, builtin_types
+from wasmfleet.apiserver.resource_types import ResourceType, builtin_types
 
 
 class Registry:
