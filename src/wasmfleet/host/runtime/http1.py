@@ -15,6 +15,7 @@ from typing import Protocol
 from wasmfleet.host.wasi import io
 
 MAX_HEAD = 64 * 1024
+LINGER_S = 2.0  # how long a half-closed connection keeps discarding input before it is closed
 REASONS = {
     200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 301: "Moved Permanently",
     302: "Found", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
@@ -74,6 +75,8 @@ class Connection(asyncio.Protocol):
         self.head_sent = False
         self.is_head = False
         self.closing = False
+        self.lingering = False
+        """Half-closed after a final response: input is discarded until the client closes or LINGER_S."""
         self.body_waiter: Callable[[bool], None] | None = None
         """Called once the current request's body has fully arrived (True) or never will (False)."""
         self.last_active = time.monotonic()
@@ -94,10 +97,14 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
+        if self.lingering:
+            return
         if self.body is not None and not self.body.eof:
             data = self._feed_body(data)
             if not data:
                 return
+        if self.closing:
+            return  # the connection ends after this response: what follows is never parsed
         self.buf += data
         self._process()
 
@@ -361,11 +368,28 @@ class Connection(asyncio.Protocol):
             self.keep_alive = False
         self.body = None
         if not self.keep_alive or self.closing:
-            if self.transport is not None:
-                self.transport.close()
+            self._close_lingering()
             return
         if self.buf:
             self._process()
+
+    def _close_lingering(self) -> None:
+        """Closes after a final response while the client may still be sending (a cut body).
+
+        Closing a socket with unread input makes the kernel answer with RST, which can destroy the
+        response before the client reads it. So: half-close (the client sees the response, then EOF),
+        discard whatever still arrives, and close when the client does or after LINGER_S."""
+        t = self.transport
+        if t is None or self.lingering:
+            return
+        self.lingering = True
+        self.buf = b""
+        if not t.can_write_eof() or self.loop is None:
+            t.close()
+            return
+        t.write_eof()  # sent once the pending response bytes are flushed
+        t.resume_reading()
+        self.loop.call_later(LINGER_S, t.close)
 
     def idle(self) -> bool:
         return not self.busy
