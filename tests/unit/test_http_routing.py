@@ -126,5 +126,5 @@ def test_gateway_and_host_derive_the_same_names() -> None:
 
 def test_no_route_header_is_one_name() -> None:
     assert http_routing.NO_ROUTE_HEADER == "X-Wasmfleet-No-Route"
-    assert http1.NO_ROUTE_HEADER == http_routing.NO_ROUTE_HEADER.lower()
+    assert http_routing.NO_ROUTE_HEADER.lower() == http1.NO_ROUTE_HEADER
     assert not hasattr(proxying, "NO_ROUTE_HEADER")

@@ -17,7 +17,6 @@ Rules (upstream wasmCloud v2 semantics, plus balancing over every Ready replica)
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,12 +195,3 @@ def build_table(hosts: Iterable[HostInfo], workloads: Iterable[WorkloadInfo]) ->
         routes={k: tuple(sorted(v)) for k, v in routes.items()},
         services={k: tuple(sorted(v)) for k, v in services.items()},
     )
-
-
-def address_type(address: str) -> str:
-    """EndpointSlice addressType for a host address: IPv4, IPv6 or FQDN."""
-    try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
-        return "FQDN"
-    return "IPv4" if ip.version == 4 else "IPv6"
