@@ -7,14 +7,17 @@ Checks:
 - a Ready Workload on a Host is routed by its config host; both replicas answer;
 - a Workload turning not Ready leaves the table (its host gets no more requests); deleting the last one
   gives 503;
-- a Workload with kubernetes.service is reachable as <svc>.<ns>, and an EndpointSlice labelled with the
-  service name lists the serving hosts; it is deleted when the workload goes away;
+- a Workload with kubernetes.service is reachable as <svc>.<ns>.svc; an EndpointSlice labelled with the
+  service name lists the serving hosts whose address Kubernetes accepts (the API server refuses loopback
+  ones, as a real one does): a host on 127.0.0.1 is left out with one warning however many resyncs run,
+  a host on 192.0.2.10 is listed; the slice is deleted when the workloads go away;
 - /healthz turns 200 once the first lists arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -51,11 +54,11 @@ async def upstream(name: str) -> tuple[web.AppRunner, int]:
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
-async def put_host(kube: client.KubeClient, name: str, port: int) -> None:
+async def put_host(kube: client.KubeClient, name: str, port: int, address: str = "127.0.0.1") -> None:
     await kube.create(rest_paths.HOSTS, "default", {
         "apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Host",
         "metadata": {"name": name, "labels": {"hostgroup": "default"}},
-        "hostId": f"id-{name}", "hostname": "127.0.0.1", "httpPort": port,
+        "hostId": f"id-{name}", "hostname": address, "httpPort": port,
     })
     await kube.patch(rest_paths.HOSTS, "default", name, {"status": {"conditions": [
         {"type": "Ready", "status": "True", "reason": "Heartbeat", "message": "",
@@ -153,14 +156,20 @@ async def test_routes_follow_workload_readiness_and_deletion(
     assert await poll(gone)
 
 
-async def test_service_alias_and_endpointslice(fleet: tuple[client.KubeClient, str, list[int]]) -> None:
-    kube, base, ports = fleet
+async def test_service_alias_and_endpointslice(
+    fleet: tuple[client.KubeClient, str, list[int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=endpointslices.__name__)
+    kube, base, _ = fleet
     await put_workload(kube, "api", "h1", service="api")
 
     async def routed() -> bool:
         return await answers(base, "api.default.svc", 2) == ["200:h1", "200:h1"]
 
     assert await poll(routed)
+    # A host elsewhere (TEST-NET-1, never connected to here): an address an EndpointSlice may hold.
+    await put_host(kube, "far", 9100, address="192.0.2.10")
+    await put_workload(kube, "api-far", "far", service="api")
 
     async def slices() -> list[dict[str, Any]]:
         items, _ = await kube.list(endpointslices.ENDPOINTSLICES, "default",
@@ -170,10 +179,15 @@ async def test_service_alias_and_endpointslice(fleet: tuple[client.KubeClient, s
     found = await poll(slices)
     assert len(found) == 1
     assert found[0]["addressType"] == "IPv4"
-    assert found[0]["ports"] == [{"name": "http", "port": ports[1], "protocol": "TCP"}]
-    assert [e["addresses"] for e in found[0]["endpoints"]] == [["127.0.0.1"]]
-    assert found[0]["endpoints"][0]["targetRef"]["name"] == "h1"
+    assert found[0]["ports"] == [{"name": "http", "port": 9100, "protocol": "TCP"}]
+    assert [e["addresses"] for e in found[0]["endpoints"]] == [["192.0.2.10"]]
+    assert found[0]["endpoints"][0]["targetRef"]["name"] == "far"
+    await asyncio.sleep(2.5)  # two more full resyncs (slice_resync_s=1): the warning must not repeat
+    warnings = [r.getMessage() for r in caplog.records if "127.0.0.1" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "host h1" in warnings[0] and "loopback" in warnings[0] and "WASMFLEET_HOSTNAME" in warnings[0]
     await kube.delete(rest_paths.WORKLOADS, "default", "api")
+    await kube.delete(rest_paths.WORKLOADS, "default", "api-far")
 
     async def no_slices() -> bool:
         return not await slices()

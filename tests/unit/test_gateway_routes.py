@@ -1,9 +1,11 @@
 """The gateway's routing table and backend choice, as pure functions.
 
 Checks:
-- Host header normalisation (port, case, trailing dot, IPv6 literal);
-- a workload's hostname comes from its wasi:http incoming-handler `host` config only;
-- kubernetes.service adds `<svc>.<ns>` and `<svc>.<ns>.svc` and a Service entry for EndpointSlices;
+- Host header lookups are normalised (port, case, trailing dot; the rules are tests/unit/test_http_routing);
+- a workload's hostnames come from its wasi:http incoming-handler config (`host` as a comma list, and
+  `host-aliases`) only;
+- kubernetes.service adds `<svc>.<ns>`, `<svc>.<ns>.svc`, `<svc>.<ns>.svc.cluster.local` and a Service
+  entry for EndpointSlices;
 - only Ready workloads on known, not-unready hosts with hostname+httpPort are routed; deleting ones not;
 - replicas on different hosts are all backends; two on one host collapse into one backend;
 - the balancer rotates among ties, prefers fewer outstanding requests, skips ejected backends for a
@@ -38,6 +40,7 @@ def workload(
     ready: bool = True,
     http_host: str | None = "hello.localhost",
     service: str | None = None,
+    aliases: str | None = None,
     ns: str = "default",
     deleting: bool = False,
 ) -> Any:
@@ -45,9 +48,9 @@ def workload(
         {"namespace": "wasi", "package": "config", "interfaces": ["store"], "config": {"host": "not-me"}},
     ]
     if http_host is not None:
+        config = {"host": http_host} if aliases is None else {"host": http_host, "host-aliases": aliases}
         interfaces.append(
-            {"namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"],
-             "config": {"host": http_host}}
+            {"namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"], "config": config}
         )
     spec: dict[str, Any] = {"components": [{"name": "c", "image": "x"}], "hostInterfaces": interfaces}
     if service:
@@ -67,11 +70,17 @@ def table(hosts: list[Any], wls: list[Any]) -> routes.RoutingTable:
     )
 
 
-def test_host_header_is_normalised() -> None:
-    assert routes.normalize_hostname("Hello.LocalHost:8000") == "hello.localhost"
-    assert routes.normalize_hostname("hello.localhost.") == "hello.localhost"
-    assert routes.normalize_hostname("[::1]:8000") == "[::1]"
-    assert routes.normalize_hostname(" a.b ") == "a.b"
+def test_host_header_lookup_is_normalised() -> None:
+    t = table([host("h1", "H1", 9001)], [workload("w1", "H1")])
+    for spelling in ("Hello.LocalHost:8000", "hello.localhost.", " HELLO.localhost.:80 "):
+        assert t.route_name(spelling) == "hello.localhost"
+        assert t.backends_for(spelling) == (routes.Backend("127.0.0.1", 9001),)
+
+
+def test_comma_list_and_host_aliases_are_all_routed() -> None:
+    t = table([host("h1", "H1", 9001)], [workload("w1", "H1", http_host="a.localhost, B.localhost",
+                                                 aliases="c.example")])
+    assert set(t.routes) == {"a.localhost", "b.localhost", "c.example"}
 
 
 def test_hostname_comes_from_the_http_incoming_handler_config() -> None:
@@ -84,14 +93,14 @@ def test_hostname_comes_from_the_http_incoming_handler_config() -> None:
 
 def test_service_adds_aliases_and_an_endpoint_entry() -> None:
     t = table([host("h1", "H1", 9001)], [workload("w1", "H1", service="hello", ns="apps")])
-    assert set(t.routes) == {"hello.localhost", "hello.apps", "hello.apps.svc"}
+    assert set(t.routes) == {"hello.localhost", "hello.apps", "hello.apps.svc", "hello.apps.svc.cluster.local"}
     key = routes.ServiceKey("apps", "hello")
     assert [b.host_name for b in t.services[key]] == ["h1"]
 
 
 def test_service_alone_routes_without_a_config_host() -> None:
     t = table([host("h1", "H1", 9001)], [workload("w1", "H1", http_host=None, service="api")])
-    assert set(t.routes) == {"api.default", "api.default.svc"}
+    assert set(t.routes) == {"api.default", "api.default.svc", "api.default.svc.cluster.local"}
 
 
 def test_only_ready_workloads_on_usable_hosts_are_routed() -> None:
@@ -128,11 +137,8 @@ def test_replicas_spread_are_all_backends_and_colocated_ones_collapse() -> None:
     assert [b.port for b in t.routes["hello.localhost"]] == [9001, 9002]
 
 
-def test_ipv6_backend_authority_is_bracketed_and_address_types() -> None:
+def test_ipv6_backend_authority_is_bracketed() -> None:
     assert routes.Backend("::1", 80).authority == "[::1]:80"
-    assert routes.address_type("10.0.0.1") == "IPv4"
-    assert routes.address_type("::1") == "IPv6"
-    assert routes.address_type("host-a.local") == "FQDN"
 
 
 B1, B2, B3 = (routes.Backend("127.0.0.1", p) for p in (1, 2, 3))

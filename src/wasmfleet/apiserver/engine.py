@@ -14,7 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wasmfleet.apiserver import errors, eventforms, kinds, managedfields, objectmeta, patching, selectors
+from wasmfleet.apiserver import (
+    endpointslice_checks,
+    errors,
+    eventforms,
+    kinds,
+    managedfields,
+    objectmeta,
+    patching,
+    selectors,
+)
 from wasmfleet.apiserver.resource_types import ResourceType
 from wasmfleet.apiserver.schemas import SchemaChecker
 from wasmfleet.apiserver.served_types import Registry
@@ -144,6 +153,8 @@ class Engine:
             causes.extend(checker.validate(obj))
         if kinds.is_crd(rt):
             causes.extend(kinds.check_crd(obj))
+        if rt.store_key == endpointslice_checks.STORE_KEY:
+            causes.extend(endpointslice_checks.check(obj))
         rule_check = self.rules.get(rt.group)
         if rule_check is not None and not causes and (previous is None or _spec_changed(previous, obj, rt, True)):
             causes.extend({"reason": "FieldValueInvalid", "field": path, "message": f'Invalid value: "object": {msg}'}

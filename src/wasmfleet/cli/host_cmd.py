@@ -48,7 +48,9 @@ def _http_addr(value: str, option: str = "--http-addr") -> tuple[str, int]:
 @click.option("--label", "label_values", multiple=True, metavar="KEY=VALUE", help="Host label; repeatable.")
 @click.option("--http-addr", default="127.0.0.1:0", show_default=True,
               help="HTTP bind address of the data plane, HOST:PORT (port 0 = any free port).")
-@click.option("--hostname", default="", help="Name/IP the gateway uses to reach this host (default: bind addr).")
+@click.option("--hostname", envvar="WASMFLEET_HOSTNAME", default="",
+              help="Name/IP the gateway and EndpointSlices use to reach this host (default: bind addr; "
+                   "on Kubernetes set WASMFLEET_HOSTNAME to the pod IP from the downward API).")
 @click.option("--environment", default="", help="Environment (tenant) this host advertises.")
 @click.option("--heartbeat-interval", default=15.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds between heartbeats.")

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import click
 
+from wasmfleet.bus import http_routing
 from wasmfleet.cli import resources_api as rapi
 from wasmfleet.cli import resources_cmd
 from wasmfleet.embedded import fleet, running, supervising
@@ -101,7 +102,7 @@ async def _apply_and_wait(kubeconfig: Path, docs: list[tuple[str, rapi.Obj]], ga
         template = spec.get("template")
         workload_spec = template.get("spec") if isinstance(template, dict) else spec
         if isinstance(workload_spec, dict):
-            hostnames += routes.http_hostnames(workload_spec)
+            hostnames += http_routing.route_names(routes.handler_configs(workload_spec))[:1]
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         for name in dict.fromkeys(hostnames):

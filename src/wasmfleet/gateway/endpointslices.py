@@ -7,6 +7,12 @@ apply to every endpoint in the slice, and hosts may listen on different ports (t
 Slices are named deterministically (``<svc>-wasmfleet-<addresstype>-<port>``) and labelled as managed by
 the gateway; a sync computes the desired set from the routing table, writes what differs and deletes
 managed slices nobody wants any more. Writes are idempotent, so several gateways converge.
+
+A host whose address Kubernetes refuses in an EndpointSlice (loopback, link-local, unspecified, a name
+that is not a fully qualified domain name: `wasmfleet.api.endpoint_addresses`) is left out of the slice,
+and the gateway warns once per host and address (not on every resync or retry): on a cluster, hosts
+should advertise their pod IP (``wasmfleet host --hostname``, ``WASMFLEET_HOSTNAME``). Traffic through
+the gateway still reaches such a host; only Kubernetes clients of the Service do not see it.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from wasmfleet.api import groups
+from wasmfleet.api import endpoint_addresses, groups
 from wasmfleet.gateway import routes
 from wasmfleet.kube import client, errors, rest_paths
 
@@ -31,13 +38,31 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 Obj = dict[str, Any]
 
 
-def desired_slices(services: Mapping[routes.ServiceKey, tuple[routes.Backend, ...]]) -> dict[tuple[str, str], Obj]:
-    """(namespace, name) -> EndpointSlice body, for every Service with at least one serving host."""
+@dataclass(frozen=True)
+class Refused:
+    """A serving host left out of a Service's slices because Kubernetes would refuse its address."""
+
+    service: routes.ServiceKey
+    backend: routes.Backend
+    reasons: tuple[str, ...]
+
+
+def desired_slices(
+    services: Mapping[routes.ServiceKey, tuple[routes.Backend, ...]],
+) -> tuple[dict[tuple[str, str], Obj], list[Refused]]:
+    """(namespace, name) -> EndpointSlice body, for every Service with at least one host whose address
+    a slice may hold; and the hosts left out for their address."""
     out: dict[tuple[str, str], Obj] = {}
+    refused: list[Refused] = []
     for key, backends in services.items():
         groups_: dict[tuple[str, int], list[routes.Backend]] = {}
         for b in backends:
-            groups_.setdefault((routes.address_type(b.address), b.port), []).append(b)
+            addr_type = endpoint_addresses.address_type(b.address)
+            reasons = endpoint_addresses.problems(b.address.strip("[]"), addr_type)
+            if reasons:
+                refused.append(Refused(key, b, tuple(reasons)))
+                continue
+            groups_.setdefault((addr_type, b.port), []).append(b)
         for (addr_type, port), members in sorted(groups_.items()):
             name = f"{key.name}-wasmfleet-{addr_type.lower()}-{port}"
             endpoints = []
@@ -62,7 +87,7 @@ def desired_slices(services: Mapping[routes.ServiceKey, tuple[routes.Backend, ..
                 "endpoints": endpoints,
                 "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
             }
-    return out
+    return out, refused
 
 
 def _same(current: Obj, wanted: Obj) -> bool:
@@ -80,6 +105,8 @@ class EndpointSliceSync:
         self._services: Mapping[routes.ServiceKey, tuple[routes.Backend, ...]] = {}
         self._wake = asyncio.Event()
         self.synced_once = asyncio.Event()
+        self._warned: set[tuple[str, str]] = set()
+        """(host, address) pairs already warned about: a bad address is reported once, not per sync."""
 
     def update(self, table: routes.RoutingTable) -> None:
         if table.services != self._services:
@@ -87,7 +114,8 @@ class EndpointSliceSync:
             self._wake.set()
 
     async def sync(self) -> None:
-        wanted = desired_slices(self._services)
+        wanted, refused = desired_slices(self._services)
+        self._warn(refused)
         current, _ = await self._kube.list(ENDPOINTSLICES, None, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}")
         have = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in current}
         for key, body in wanted.items():
@@ -105,6 +133,22 @@ class EndpointSliceSync:
         for key in have.keys() - wanted.keys():
             await self._kube.delete(ENDPOINTSLICES, key[0], key[1])
             log.info("endpointslice %s/%s deleted", *key)
+
+    def _warn(self, refused: list[Refused]) -> None:
+        for item in refused:
+            b = item.backend
+            key = (b.host_name or b.host_id, b.address)
+            if key in self._warned:
+                continue
+            self._warned.add(key)
+            log.warning(
+                "endpointslices: host %s advertises %r, which Kubernetes refuses in an EndpointSlice (%s); "
+                "it is left out of Service %s/%s's slices (the gateway still routes to it). On a cluster, "
+                "start hosts with their pod IP: wasmfleet host --hostname, or WASMFLEET_HOSTNAME from the "
+                "downward API (status.podIP)",
+                b.host_name or b.host_id, b.address, "; ".join(item.reasons),
+                item.service.namespace, item.service.name,
+            )
 
     async def run(self) -> None:
         """Sync on every change and every ``resync_s``; API errors are retried, never fatal."""

@@ -2,7 +2,9 @@
 small pooled client of `upstream` towards the hosts.
 
 Behaviour:
-- the Host header (port stripped) picks the route; no route -> 503 naming the host, no Host -> 400;
+- the Host header, normalised by the shared contract (`bus.http_routing`), picks the route and is
+  forwarded unchanged (the host accepts every route name, and the guest sees the name the client
+  used); no route -> 503 naming the host, no Host -> 400;
 - among the route's hosts, least outstanding requests wins (`balancing`);
 - a refused or failed connect is retried on another replica for every method (nothing was sent yet);
   so is a host's own refusal (route just removed, host draining: no component ran); a connection dropped
@@ -26,6 +28,7 @@ from collections.abc import AsyncIterator, Iterable
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from wasmfleet.bus import http_routing
 from wasmfleet.gateway import balancing, metrics, routes
 from wasmfleet.gateway import upstream as upstream_mod
 from wasmfleet.gateway.settings import GatewaySettings
@@ -76,11 +79,10 @@ class _RetryableError(Exception):
         """Whether the backend should get no new requests for a while (dead) or only not this one."""
 
 
-# What a wasmfleet host answers by itself, before any component runs, carries this header
-# (host/runtime/http1.py). The gateway's table can lag the hosts by a watch event: a request may reach a
-# host that just stopped serving the route or started draining. Such a refusal is safe to retry
+# What a wasmfleet host answers by itself, before any component runs, carries
+# http_routing.NO_ROUTE_HEADER. The gateway's table can lag the hosts by a watch event: a request may
+# reach a host that just stopped serving the route or started draining. Such a refusal is safe to retry
 # elsewhere for every method; a component's own 404 or 503 is passed on untouched.
-NO_ROUTE_HEADER = "X-Wasmfleet-No-Route"
 HOST_REJECTIONS = {404: "host no longer serves this route", 503: "host is draining"}
 
 
@@ -88,7 +90,7 @@ async def _host_rejection(upstream: upstream_mod.Response) -> tuple[str | None, 
     """(reason, body): reason is set when ``upstream`` is a host's own refusal rather than a component's
     answer; body is set whenever it had to be read to tell (the caller must then send it on itself)."""
     reason = HOST_REJECTIONS.get(upstream.status)
-    if reason is None or not upstream.headers.get(NO_ROUTE_HEADER):
+    if reason is None or not upstream.headers.get(http_routing.NO_ROUTE_HEADER):
         return None, None
     return reason, await upstream.read()
 
@@ -182,7 +184,7 @@ class Proxy:
         if not host_header:
             response = _text(400, "request has no Host header; the gateway routes by Host")
         else:
-            name = routes.normalize_hostname(host_header)
+            name = http_routing.normalize_hostname(host_header)
             # The body names only the host asked for: listing the others would tell any client every
             # hostname this gateway serves.
             response = _text(503, f"no ready workload serves host {name!r} on this gateway")

@@ -5,9 +5,10 @@ Pure data and pure functions, no I/O: `watching` feeds it Host and Workload obje
 (hostnames, aliases, readiness) without a server.
 
 Rules (upstream wasmCloud v2 semantics, plus balancing over every Ready replica):
-- a Workload's hostname is the ``host`` key of the config of its ``wasi:http`` hostInterfaces entry
-  that lists ``incoming-handler``; with ``spec.kubernetes.service.name`` set it is also reachable as
-  ``<svc>.<ns>`` and ``<svc>.<ns>.svc``;
+- a Workload's route names and the normalisation of Host headers are the shared contract in
+  `wasmfleet.bus.http_routing` (the host applies the same one, so a name the gateway routes is a name
+  the host serves): config ``host`` and ``host-aliases`` of its wasi:http incoming-handler entry, plus
+  the Service's names when ``spec.kubernetes.service.name`` is set;
 - a Workload serves only when its Ready condition is True and ``status.hostId`` names a known Host that
   advertises a hostname and an httpPort and is not explicitly not-Ready;
 - several Workloads on one host that share a hostname collapse into one backend (the host itself balances
@@ -16,10 +17,11 @@ Rules (upstream wasmCloud v2 semantics, plus balancing over every Ready replica)
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from wasmfleet.bus import http_routing
 
 
 @dataclass(frozen=True, order=True)
@@ -86,25 +88,14 @@ class RoutingTable:
         """Backends for a request's Host header (port stripped, case-insensitive); empty if unknown."""
         if not host_header:
             return ()
-        return self.routes.get(normalize_hostname(host_header), ())
+        return self.routes.get(http_routing.normalize_hostname(host_header), ())
 
     def route_name(self, host_header: str | None) -> str | None:
         """The routing key a Host header maps to, or None when no route claims it."""
         if not host_header:
             return None
-        name = normalize_hostname(host_header)
+        name = http_routing.normalize_hostname(host_header)
         return name if name in self.routes else None
-
-
-def normalize_hostname(host_header: str) -> str:
-    """Lower-case name without port and trailing dot; IPv6 literals keep their brackets."""
-    value = host_header.strip().lower()
-    if value.startswith("["):
-        end = value.find("]")
-        return value[: end + 1] if end != -1 else value
-    if value.count(":") == 1:
-        value = value.split(":", 1)[0]
-    return value.rstrip(".")
 
 
 def _condition_status(obj: Mapping[str, Any], type_: str) -> bool | None:
@@ -141,20 +132,21 @@ def host_info(obj: Mapping[str, Any]) -> HostInfo | None:
     )
 
 
-def http_hostnames(spec: Mapping[str, Any]) -> list[str]:
-    """The ``host`` config values of a WorkloadSpec's wasi:http incoming-handler entries."""
-    names: list[str] = []
+def handler_configs(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The config maps of a WorkloadSpec's wasi:http incoming-handler entries (API JSON)."""
+    configs: list[Mapping[str, Any]] = []
     for entry in spec.get("hostInterfaces") or []:
         if not isinstance(entry, Mapping):
             continue
-        if entry.get("namespace") != "wasi" or entry.get("package") != "http":
+        interfaces = entry.get("interfaces")
+        if not http_routing.is_http_handler(
+            str(entry.get("namespace", "")), str(entry.get("package", "")),
+            [str(i) for i in interfaces] if isinstance(interfaces, list) else [],
+        ):
             continue
-        if "incoming-handler" not in (entry.get("interfaces") or []):
-            continue
-        host = (entry.get("config") or {}).get("host")
-        if isinstance(host, str) and host.strip():
-            names.append(normalize_hostname(host))
-    return names
+        config = entry.get("config")
+        configs.append(config if isinstance(config, Mapping) else {})
+    return configs
 
 
 def service_name(spec: Mapping[str, Any]) -> str | None:
@@ -171,16 +163,14 @@ def workload_info(obj: Mapping[str, Any]) -> WorkloadInfo:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     namespace = str(meta.get("namespace") or "default")
-    names = http_hostnames(spec)
     svc = service_name(spec)
-    if svc:
-        names += [f"{svc}.{namespace}", f"{svc}.{namespace}.svc"]
+    names = http_routing.route_names(handler_configs(spec), namespace=namespace, service=svc)
     return WorkloadInfo(
         namespace=namespace,
         name=str(meta.get("name", "")),
         host_id=str(status.get("hostId") or ""),
         ready=_condition_status(obj, "Ready") is True and not meta.get("deletionTimestamp"),
-        hostnames=tuple(dict.fromkeys(names)),
+        hostnames=names,
         service=svc,
     )
 
@@ -205,12 +195,3 @@ def build_table(hosts: Iterable[HostInfo], workloads: Iterable[WorkloadInfo]) ->
         routes={k: tuple(sorted(v)) for k, v in routes.items()},
         services={k: tuple(sorted(v)) for k, v in services.items()},
     )
-
-
-def address_type(address: str) -> str:
-    """EndpointSlice addressType for a host address: IPv4, IPv6 or FQDN."""
-    try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
-        return "FQDN"
-    return "IPv4" if ip.version == 4 else "IPv6"

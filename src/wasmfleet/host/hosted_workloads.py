@@ -272,7 +272,7 @@ def _running_message(record: Record) -> str:
     if record.hostnames:
         parts.append("serving " + ", ".join(record.hostnames))
     elif record.http_handler:
-        parts.append("no HTTP route: the wasi:http incoming-handler entry has no config.host")
+        parts.append("no HTTP route: the wasi:http incoming-handler entry has no config.host or host-aliases")
     return "; ".join(parts)
 
 

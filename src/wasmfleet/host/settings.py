@@ -20,7 +20,9 @@ class Identity:
     """Human name (adjective-noun-NNNN); the operator names the Host object after it."""
 
     hostname: str = ""
-    """Where the gateway reaches this host's HTTP port ('' = derived from the HTTP bind address)."""
+    """Where the gateway reaches this host's HTTP port, and the address the gateway lists in EndpointSlices
+    ('' = derived from the HTTP bind address). On Kubernetes: the pod IP (`--hostname`, or
+    WASMFLEET_HOSTNAME from the downward API), since Kubernetes refuses loopback addresses in slices."""
 
     labels: dict[str, str] = field(default_factory=dict)
     """Matched by Workload hostSelector; `hostgroup` is the group (default "default")."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from wasmfleet.artifacts.fetching import Credentials, PullPolicy
-from wasmfleet.bus import messages
+from wasmfleet.bus import http_routing, messages
 from wasmfleet.host.runtime import specs
 
 
@@ -37,21 +37,14 @@ def credentials(secret: messages.ImagePullSecret | None) -> Credentials | None:
 
 
 def is_http_handler(entry: messages.WitInterface) -> bool:
-    return entry.namespace == "wasi" and entry.package == "http" and "incoming-handler" in entry.interfaces
+    return http_routing.is_http_handler(entry.namespace, entry.package, entry.interfaces)
 
 
 def http_hostnames(workload: messages.Workload) -> list[str]:
-    """Host header names this workload serves: config["host"] of its wasi:http incoming-handler
-    entries (a comma-separated list is accepted for aliases), in order, without duplicates."""
-    names: list[str] = []
-    for entry in workload.wit_world.host_interfaces:
-        if not is_http_handler(entry):
-            continue
-        for raw in entry.config.get("host", "").split(","):
-            name = raw.strip().lower()
-            if name and name not in names:
-                names.append(name)
-    return names
+    """Host header names this workload serves, by the shared routing contract (`bus.http_routing`):
+    config ``host`` and ``host-aliases`` of its wasi:http incoming-handler entries (comma lists; the
+    operator adds the Kubernetes Service's names to ``host-aliases``), normalised, without duplicates."""
+    return list(http_routing.message_route_names(workload))
 
 
 def grants(workload: messages.Workload) -> tuple[specs.Grant, ...]:

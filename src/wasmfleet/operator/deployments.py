@@ -47,6 +47,9 @@ def resolved_template(wd: models.WorkloadDeployment, artifact_urls: dict[str, st
             if not url:
                 raise startrequests.MissingReference("Artifact", artifact, "has no artifactUrl yet")
             target["image"] = url
+    if wd.spec.kubernetes is not None and "kubernetes" not in spec:
+        # Upstream's place for it; every Workload needs it (routing, EndpointSlices). The template's own wins.
+        spec["kubernetes"] = wd.spec.kubernetes.to_json()
     labels = template.setdefault("metadata", {}).setdefault("labels", {})
     labels[groups.LABEL_WORKLOAD_DEPLOYMENT] = wd.metadata.name
     return template

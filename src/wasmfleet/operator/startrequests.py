@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from wasmfleet.api import models
-from wasmfleet.bus import messages
+from wasmfleet.bus import http_routing, messages
 
 ARTIFACT_SCHEME = "artifact://"
 
@@ -215,6 +215,11 @@ def build(wl: models.Workload, src: Sources) -> messages.WorkloadStartRequest:
         )
         for hi in spec.host_interfaces
     ]
+    # The host must accept the Kubernetes Service's names too (clients may reach it straight from the
+    # Service's EndpointSlice): they travel in host-aliases, as upstream's operator sends them.
+    kube_service = spec.kubernetes.service if spec.kubernetes else None
+    interfaces = http_routing.with_service_aliases(
+        interfaces, service=kube_service.name if kube_service else None, namespace=wl.metadata.namespace or "")
     volumes = [
         messages.Volume(
             name=v.name,

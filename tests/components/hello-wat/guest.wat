@@ -11,6 +11,8 @@
 ;;   /m...   a memory bomb: grows memory until refused, then traps
 ;;   /r...   calls wasi:random/random.get-random-u64 (granted to every component) -> "random ok"
 ;;   /n...   calls wasi:sockets/instance-network (never granted: the call traps -> 500)
+;;   /a...   200 and the request's authority as the body (the Host the request was sent to, as the
+;;           guest sees it; empty when the request had none)
 ;;   /o...   outgoing GET http://<x-target header>/up; answers the upstream's status and body, or
 ;;           502 when the host refuses the request (wasi:http/outgoing-handler must be granted)
 (module
@@ -21,6 +23,8 @@
     (func $path (param i32 i32)))
   (import "cm32p2|wasi:http/types@0.2" "[method]incoming-request.headers"
     (func $req_headers (param i32) (result i32)))
+  (import "cm32p2|wasi:http/types@0.2" "[method]incoming-request.authority"
+    (func $req_authority (param i32 i32)))
   (import "cm32p2|wasi:http/types@0.2" "[method]incoming-request.consume"
     (func $consume (param i32 i32)))
   (import "cm32p2|wasi:http/types@0.2" "[method]incoming-body.stream"
@@ -203,6 +207,12 @@
               (i32.const 7) (i32.const 16))
             (call $respond (local.get $out) (local.get $h) (i32.const 201) (i32.const 0) (i32.const 0)
               (i32.const 0))
+            (call $incoming_request_drop (local.get $req))
+            (return)))
+    (if (i32.eq (local.get $c) (i32.const 97))                                  ;; 'a'
+      (then (call $req_authority (local.get $req) (i32.const 48))   ;; option<string>: tag 48, ptr 52, len 56
+            (call $respond (local.get $out) (call $text_headers) (i32.const 200) (i32.load (i32.const 52))
+              (i32.mul (i32.load8_u (i32.const 48)) (i32.load (i32.const 56))) (i32.const 0))
             (call $incoming_request_drop (local.get $req))
             (return)))
     (if (i32.eq (local.get $c) (i32.const 104))                                 ;; 'h'

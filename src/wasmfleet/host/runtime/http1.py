@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from wasmfleet.bus import http_routing
 from wasmfleet.host.wasi import io
 
 MAX_HEAD = 64 * 1024
@@ -25,8 +26,9 @@ REASONS = {
     504: "Gateway Timeout",
 }
 
-NO_ROUTE_HEADER = "x-wasmfleet-no-route"
-"""Set on the host's own refusals (no route, draining); the gateway retries those elsewhere."""
+NO_ROUTE_HEADER = http_routing.NO_ROUTE_HEADER.lower()
+"""Set on the host's own refusals (no route, draining); the gateway retries those elsewhere (header
+names go out in lower case, as every header this module writes)."""
 
 
 class Request:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wasmfleet.bus import http_routing
 from wasmfleet.host.runtime import http1, instances
 from wasmfleet.host.runtime.errors import GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
@@ -134,13 +135,6 @@ class RouteTable:
         return self.by_workload[ids[self.turn % len(ids)]].component
 
 
-def normalize_host(host: str) -> str:
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[: host.find("]") + 1]
-    return host.rsplit(":", 1)[0] if ":" in host else host
-
-
 class ServingCore:
     """Everything one process needs to serve HTTP for its routed workloads."""
 
@@ -213,7 +207,7 @@ class ServingCore:
             return loaded
 
         component = await asyncio.to_thread(load)
-        hosts = tuple(sorted({h if h == "*" else normalize_host(h) for h in hostnames}))
+        hosts = tuple(sorted({http_routing.normalize_hostname(h) for h in hostnames}))
         old = self.routes.set(workload_id, Route(hosts, component))
         if old is not None:
             old.close()
@@ -243,9 +237,10 @@ class ServingCore:
         if not request.host:
             conn.simple(400, "missing Host header\n")
             return
-        component = self.routes.pick(normalize_host(request.host))
+        name = http_routing.normalize_hostname(request.host)
+        component = self.routes.pick(name)
         if component is None:
-            conn.simple(404, f"no workload serves host {normalize_host(request.host)!r}\n", refusal=True)
+            conn.simple(404, f"no workload serves host {name!r}\n", refusal=True)
             return
         self.inflight += 1
         loop = self.loop
