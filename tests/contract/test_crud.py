@@ -41,6 +41,7 @@ def test_list_with_label_and_field_selectors(kube: Kube, ns: str) -> None:
         return sorted(i["metadata"]["name"] for i in got.body["items"])
 
     assert names(labelSelector="tier=web") == ["a", "c"]
+    assert names(labelSelector="tier==web") == ["a", "c"]
     assert names(labelSelector="tier!=web") == ["b"]
     assert names(labelSelector="tier in (db,cache)") == ["b"]
     assert names(labelSelector="tier notin (db)") == ["a", "c"]
