@@ -1,7 +1,7 @@
 """Watch: events after a resourceVersion only, ADDED/MODIFIED/DELETED in order without gaps (each event's
 resourceVersion resumes exactly after it), bookmarks when allowed (one before the timeout), timeoutSeconds
-ends the stream, a too-old resourceVersion is answered with 410 Gone, selector watches see objects enter
-and leave.
+ends the stream, a too-old resourceVersion is answered with 410 Gone, label selector watches see objects enter
+and leave, a field selector watch sees only the named object.
 
 resourceVersions are compared only for equality: Kubernetes defines them as opaque strings.
 """
@@ -126,3 +126,17 @@ def test_selector_watch_sees_objects_enter_and_leave(kube: Kube, ns: str) -> Non
         if len(seen) == 2:
             break
     assert seen == ["DELETED", "ADDED"]
+
+
+def test_field_selector_watch_sees_only_the_named_object(kube: Kube, ns: str) -> None:
+    coll = f"{WIDGETS}/namespaces/{ns}/widgets"
+    rv = kube.get(coll).body["metadata"]["resourceVersion"]
+    kube.post(coll, widget("other"))
+    kube.post(coll, widget("mine"))
+    kube.patch(f"{coll}/other", {"spec": {"size": 4}})
+    kube.patch(f"{coll}/mine", {"spec": {"size": 5}})
+    seen = []
+    for ev in kube.watch(coll, {"resourceVersion": rv, "fieldSelector": "metadata.name=mine", "timeoutSeconds": "2"},
+                         timeout_s=10):
+        seen.append((ev["type"], ev["object"]["metadata"]["name"]))
+    assert seen == [("ADDED", "mine"), ("MODIFIED", "mine")]
