@@ -58,8 +58,12 @@ def test_openapi_v3_describes_the_kinds(kube: Kube) -> None:
 
 def test_openapi_v3_carries_the_crd_descriptions(kube: Kube) -> None:
     """What `kubectl explain` prints: the descriptions written in the CRD's schema, at every level."""
-    wd = wait_until(lambda: _published_schema(kube, "runtime.wasmcloud.dev", "v1alpha1", "WorkloadDeployment"),
-                    60, 0.5)
+    # A cluster publishes an updated CRD's OpenAPI asynchronously too: wait for the described version.
+    def described() -> dict[str, Any] | None:
+        wd = _published_schema(kube, "runtime.wasmcloud.dev", "v1alpha1", "WorkloadDeployment")
+        return wd if wd and wd["properties"]["spec"].get("description") else None
+
+    wd = wait_until(described, 60, 0.5)
     spec = wd["properties"]["spec"]
     assert wd["description"] and spec["description"] and spec["properties"]["replicas"]["description"]
     component = spec["properties"]["template"]["properties"]["spec"]["properties"]["components"]["items"]
