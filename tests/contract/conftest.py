@@ -2,7 +2,7 @@
 
 By default the suite starts the embedded server (`wasmfleet apiserver`) once per session. Set
 WASMFLEET_CONTRACT_KUBECONFIG=/path/to/kubeconfig to run the very same tests against a real cluster
-(the suite then installs its test CRD and, if missing, the wasmfleet CRDs from deploy/crds).
+(the suite then installs its test CRD and the wasmfleet CRDs from deploy/crds, updating older ones).
 """
 
 from __future__ import annotations

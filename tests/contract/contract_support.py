@@ -79,11 +79,19 @@ def wait_until(check: Any, timeout_s: float = 10.0, interval_s: float = 0.05) ->
 
 
 def _install_crd(kube: Kube, crd: dict[str, Any]) -> None:
+    """Install the CRD, or update one already there to this checkout's version (a cluster may hold the
+    CRDs of an older wasmfleet; the tests check the current ones)."""
     name = crd["metadata"]["name"]
-    got = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+    path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+    got = kube.get(path)
     if got.status == 404:
         created = kube.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
         assert created.status == 201, created.body
+    else:
+        assert got.status == 200, got.body
+        meta = dict(crd["metadata"], resourceVersion=got.body["metadata"]["resourceVersion"])
+        updated = kube.put(path, dict(crd, metadata=meta))
+        assert updated.status == 200, updated.body
 
     def established() -> bool:
         got = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")

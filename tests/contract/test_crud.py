@@ -12,7 +12,7 @@ def test_create_sets_system_fields_and_rejects_duplicates(kube: Kube, ns: str) -
     assert created.status == 201, created.body
     meta = created.body["metadata"]
     assert meta["uid"] and meta["creationTimestamp"] and meta["namespace"] == ns
-    assert int(meta["resourceVersion"]) > 0 and meta["generation"] == 1
+    assert meta["resourceVersion"] and meta["generation"] == 1
     dup = kube.post(f"{WIDGETS}/namespaces/{ns}/widgets", widget("w1"))
     assert dup.status == 409 and dup.body["reason"] == "AlreadyExists"
 
@@ -41,6 +41,7 @@ def test_list_with_label_and_field_selectors(kube: Kube, ns: str) -> None:
         return sorted(i["metadata"]["name"] for i in got.body["items"])
 
     assert names(labelSelector="tier=web") == ["a", "c"]
+    assert names(labelSelector="tier==web") == ["a", "c"]
     assert names(labelSelector="tier!=web") == ["b"]
     assert names(labelSelector="tier in (db,cache)") == ["b"]
     assert names(labelSelector="tier notin (db)") == ["a", "c"]
@@ -69,7 +70,8 @@ def test_list_pagination_with_limit_and_continue(kube: Kube, ns: str) -> None:
         token = page["metadata"].get("continue")
         if not token:
             break
-    assert sorted(seen) == [f"p{i}" for i in range(5)] and pages == 3
+    # A server may return fewer than `limit` items on a page and still continue; every item comes once.
+    assert sorted(seen) == [f"p{i}" for i in range(5)] and pages >= 3
 
 
 def test_get_put_delete_with_optimistic_concurrency(kube: Kube, ns: str) -> None:
@@ -80,7 +82,7 @@ def test_get_put_delete_with_optimistic_concurrency(kube: Kube, ns: str) -> None
     fresh["spec"]["size"] = 5
     updated = kube.put(path, fresh)
     assert updated.status == 200 and updated.body["spec"]["size"] == 5
-    assert int(updated.body["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
+    assert updated.body["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
     assert updated.body["metadata"]["generation"] == 2
     stale = dict(first, spec={"size": 7})
     conflict = kube.put(path, stale)

@@ -1,10 +1,13 @@
 """Discovery and OpenAPI: /version, /api, /apis, APIResourceLists (verbs, kinds, shortNames,
-subresources), /openapi/v3 root and group-version documents with the kinds' schemas."""
+subresources), /openapi/v3 root and group-version documents with the kinds' schemas and the CRDs'
+field descriptions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from contract_client import Kube
-from contract_support import GROUP, WIDGETS
+from contract_support import GROUP, WIDGETS, wait_until
 
 
 def test_version_and_group_lists(kube: Kube) -> None:
@@ -34,16 +37,37 @@ def test_resource_lists_carry_verbs_kinds_short_names_and_subresources(kube: Kub
     assert {"artifacts", "hosts", "workloads", "workloadreplicasets", "workloaddeployments"} <= set(runtime)
 
 
-def test_openapi_v3_describes_the_kinds(kube: Kube) -> None:
+def _published_schema(kube: Kube, group: str, version: str, kind: str) -> dict[str, Any] | None:
     root = kube.get("/openapi/v3")
     assert root.status == 200
-    entry = root.body["paths"][f"apis/{GROUP}/v1"]
+    entry = root.body["paths"].get(f"apis/{group}/{version}")
+    if entry is None:
+        return None
     doc = kube.get(entry["serverRelativeURL"].split("?")[0])
     assert doc.status == 200
-    schemas = doc.body["components"]["schemas"]
-    gvk = {"group": GROUP, "version": "v1", "kind": "Widget"}
-    widget = next(s for s in schemas.values() if gvk in s.get("x-kubernetes-group-version-kind", []))
+    gvk = {"group": group, "version": version, "kind": kind}
+    schemas = doc.body["components"]["schemas"].values()
+    return next((s for s in schemas if gvk in s.get("x-kubernetes-group-version-kind", [])), None)
+
+
+def test_openapi_v3_describes_the_kinds(kube: Kube) -> None:
+    # A real cluster publishes a new CRD's schema asynchronously (its OpenAPI controller), so wait for it.
+    widget = wait_until(lambda: _published_schema(kube, GROUP, "v1", "Widget"), 60, 0.5)
     assert widget["properties"]["spec"]["properties"]["size"]["type"] == "integer"
+
+
+def test_openapi_v3_carries_the_crd_descriptions(kube: Kube) -> None:
+    """What `kubectl explain` prints: the descriptions written in the CRD's schema, at every level."""
+    # A cluster publishes an updated CRD's OpenAPI asynchronously too: wait for the described version.
+    def described() -> dict[str, Any] | None:
+        wd = _published_schema(kube, "runtime.wasmcloud.dev", "v1alpha1", "WorkloadDeployment")
+        return wd if wd and wd["properties"]["spec"].get("description") else None
+
+    wd = wait_until(described, 60, 0.5)
+    spec = wd["properties"]["spec"]
+    assert wd["description"] and spec["description"] and spec["properties"]["replicas"]["description"]
+    component = spec["properties"]["template"]["properties"]["spec"]["properties"]["components"]["items"]
+    assert component["properties"]["image"]["description"]
 
 
 def test_unknown_paths_are_404(kube: Kube) -> None:

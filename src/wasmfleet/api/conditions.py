@@ -20,15 +20,25 @@ def now_rfc3339() -> str:
 
 
 class Condition(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    """One aspect of the resource's current state (the Kubernetes metav1.Condition shape)."""
+
+    # Attribute docstrings become the fields' descriptions in the CRDs (`kubectl explain`).
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", use_attribute_docstrings=True)
 
     type: str = Field(min_length=1, max_length=316)
+    """Type of the condition in CamelCase, e.g. Ready."""
     status: ConditionStatus
+    """Status of the condition: True, False or Unknown."""
     observed_generation: int | None = Field(default=None, alias="observedGeneration", ge=0)
+    """The metadata.generation the condition was set for."""
     last_transition_time: str | None = Field(default=None, alias="lastTransitionTime")
+    """When the status last changed (RFC 3339); reason or message updates alone do not move it."""
     last_probe_time: str | None = Field(default=None, alias="lastProbeTime")
+    """When the condition was last probed (RFC 3339)."""
     reason: str = Field(default="", max_length=1024)
+    """Machine-readable CamelCase reason for the last transition."""
     message: str = Field(default="", max_length=32768)
+    """Human-readable details about the last transition."""
 
 
 def get_condition(conditions: list[Condition], type_: str) -> Condition | None:

@@ -1,9 +1,9 @@
 """CustomResourceDefinitions generated from the resource models.
 
 The models are the single source of truth: this module turns their JSON schema into structural
-openAPIV3Schema (every $ref inlined, nullable unions collapsed, titles dropped) and adds what only a
-CRD carries: subresources, printer columns, short names, CEL rules. deploy/crds/*.yaml is this
-output committed; a test fails when the two drift apart.
+openAPIV3Schema (every $ref inlined, nullable unions collapsed, titles dropped, each field's docstring as
+its `description` for `kubectl explain`) and adds what only a CRD carries: subresources, printer columns,
+short names, CEL rules. deploy/crds/*.yaml is this output committed; a test fails when the two drift apart.
 """
 
 from __future__ import annotations
@@ -71,6 +71,21 @@ SCALE: dict[str, JSON] = {
 
 _DROP = {"title"}
 
+API_VERSION_DESCRIPTION = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
+    "recognized schemas to the latest internal value, and may reject unrecognized values. More info: "
+    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"
+)
+KIND_DESCRIPTION = (
+    "Kind is a string value representing the REST resource this object represents. Servers may infer this "
+    "from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: "
+    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"
+)
+METADATA_DESCRIPTION = (
+    "Standard object's metadata. More info: "
+    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
+)
+
 
 def _structural(node: Any, defs: JSON) -> Any:
     """Inline refs and rewrite pydantic's JSON schema into a Kubernetes structural schema."""
@@ -102,6 +117,8 @@ def _structural(node: Any, defs: JSON) -> Any:
             continue  # structural schemas forbid it; the API server prunes unknown fields instead
         elif key == "const":
             out["enum"] = [value]
+        elif key == "description":
+            out[key] = " ".join(value.split())  # docstrings wrap lines; kubectl explain re-wraps the text
         else:
             out[key] = _structural(value, defs)
     if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
@@ -115,9 +132,10 @@ def openapi_schema(kind: str) -> JSON:
     schema: JSON = _structural(raw, raw.get("$defs", {}))
     props = schema["properties"]
     # apiVersion/kind/metadata belong to the API machinery, not to the CRD author.
-    props["apiVersion"] = {"type": "string"}
-    props["kind"] = {"type": "string"}
-    props["metadata"] = {"type": "object"}
+    # Their descriptions are the ones every Kubernetes kind carries.
+    props["apiVersion"] = {"type": "string", "description": API_VERSION_DESCRIPTION}
+    props["kind"] = {"type": "string", "description": KIND_DESCRIPTION}
+    props["metadata"] = {"type": "object", "description": METADATA_DESCRIPTION}
     machinery = ("apiVersion", "kind", "metadata")
     schema["required"] = [r for r in schema.get("required", []) if r not in machinery]
     if not schema["required"]:

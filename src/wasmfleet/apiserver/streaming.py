@@ -17,6 +17,7 @@ from wasmfleet.apiserver.store import dumps
 from wasmfleet.apiserver.watching import WatchEvent
 
 DEFAULT_TIMEOUT_S = 1800.0
+PRE_TIMEOUT_BOOKMARK_S = 2.0
 
 
 class WatchRequest:
@@ -128,19 +129,32 @@ class WatchRequest:
             sub.last_rv = last_rv
             if self.match is None and self.as_table is None and self.same_shape and request.transport is not None:
                 sub.sink = _chunk_sink(request.transport)
-            deadline = time.monotonic() + self.timeout_s
-            last_sent = time.monotonic()
+            started = time.monotonic()
+            deadline = started + self.timeout_s
+            # As kube-apiserver's watch cache: a bookmark every interval and one 2 s before the deadline
+            # (none when that moment has already passed, e.g. timeoutSeconds=1), so a client that resumes
+            # after the timeout starts from a recent resourceVersion.
+            pre_timeout: float | None = deadline - PRE_TIMEOUT_BOOKMARK_S
+            if pre_timeout is not None and pre_timeout <= started:
+                pre_timeout = None
+            last_sent = started
             while True:
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = deadline - now
                 if remaining <= 0:
                     break
-                wait = min(remaining, self.bookmark_interval_s) if self.bookmarks else remaining
+                due = last_sent + self.bookmark_interval_s
+                if pre_timeout is not None:
+                    due = min(due, pre_timeout)
+                wait = min(remaining, max(due - now, 0.0)) if self.bookmarks else remaining
                 try:
                     item: tuple[WatchEvent, str] | None = await asyncio.wait_for(sub.queue.get(), timeout=wait)
                 except TimeoutError:
-                    if self.bookmarks and time.monotonic() - last_sent >= self.bookmark_interval_s * 0.9:
+                    if self.bookmarks and time.monotonic() >= due - 0.01:
                         await resp.write(self._bookmark(max(last_rv, sub.last_rv, floor)).encode())
                         last_sent = time.monotonic()
+                        if pre_timeout is not None and last_sent >= pre_timeout - 0.01:
+                            pre_timeout = None
                     continue
                 if item is None:
                     break

@@ -90,6 +90,28 @@ def _computed(path: str, obj: dict[str, Any]) -> list[Any]:
     return []
 
 
+def _crd_cell(col: PrinterColumn, obj: dict[str, Any]) -> Any:
+    """A custom resource's column as kube-apiserver fills it: the first match only, typed by the column's
+    type (a value of another JSON type gives an empty cell), dates as ages, strings as JSONPath prints."""
+    values = jsonpath(obj, col.json_path)
+    if not values or values[0] is None:
+        return None
+    value = values[0]
+    if col.type == "string":
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if col.type == "integer":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return int(value)
+    if col.type == "number":
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if col.type == "boolean":
+        return value if isinstance(value, bool) else None
+    if col.type == "date":
+        return human_age(value) if isinstance(value, str) else None
+    return None
+
+
 def _cell(col: PrinterColumn, obj: dict[str, Any]) -> Any:
     values = _computed(col.json_path, obj) if col.json_path.startswith("@") else jsonpath(obj, col.json_path)
     if not values:
@@ -115,19 +137,33 @@ def columns_of(rt: ResourceType) -> list[PrinterColumn]:
     return cols
 
 
+_NAME_DESCRIPTION = (
+    "Name must be unique within a namespace. Is required when creating resources, although some resources "
+    "may allow a client to request the generation of a name automatically. Name is primarily intended for "
+    "creation idempotence and configuration definition. Cannot be updated. More info: "
+    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"
+)
+
+
 def column_definitions(rt: ResourceType) -> list[dict[str, Any]]:
     # Events hide their (generated) names unless -o wide, as kubectl shows them from a real cluster.
-    defs = [{"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a "
-             "namespace.", "priority": 1 if rt.kind == "Event" else 0}]
+    defs = [{"name": "Name", "type": "string", "format": "name", "description": _NAME_DESCRIPTION,
+             "priority": 1 if rt.kind == "Event" else 0}]
     for col in columns_of(rt):
-        defs.append({"name": col.name, "type": "string" if col.type == "date" else col.type,
-                     "format": col.format, "description": col.description, "priority": col.priority})
+        if rt.builtin:  # kube's built-in printers declare their age columns as strings
+            defs.append({"name": col.name, "type": "string" if col.type == "date" else col.type,
+                         "format": col.format, "description": col.description, "priority": col.priority})
+        else:  # a CRD's columns keep their declared type; the description defaults to the JSONPath
+            defs.append({"name": col.name, "type": col.type, "format": col.format,
+                         "description": col.description or "Custom resource definition column (in JSONPath "
+                         f"format): {col.json_path}", "priority": col.priority})
     return defs
 
 
 def row(rt: ResourceType, obj: dict[str, Any], include: str) -> dict[str, Any]:
     meta = obj.get("metadata", {})
-    cells = [meta.get("name")] + [_cell(c, obj) for c in columns_of(rt)]
+    cell = _cell if rt.builtin else _crd_cell
+    cells = [meta.get("name")] + [cell(c, obj) for c in columns_of(rt)]
     out: dict[str, Any] = {"cells": cells}
     if include == "Object":
         out["object"] = obj
