@@ -52,6 +52,11 @@ def _aware_utc(value: datetime) -> datetime:
 Timestamp = Annotated[datetime, AfterValidator(_aware_utc)]
 """google.protobuf.Timestamp: an aware datetime in memory, RFC 3339 in UTC on the wire."""
 
+def _is_false(value: object) -> bool:
+    # An extension field at its default stays off the wire (its proto field has presence).
+    return value is False
+
+
 Int64 = int
 """A uint64/int64 field (a string on the wire; json_format does the mapping)."""
 
@@ -115,7 +120,7 @@ class WitInterface(Message):
     config: dict[str, str] = Field(default_factory=dict)
     name: str = ""
     external_id: str | None = None
-    """wasmfleet extension (field 100)."""
+    """wasmfleet extension (field 100), sent only when set."""
 
     def key(self) -> str:
         """namespace:package[@version] - how WIT spells the package."""
@@ -267,8 +272,9 @@ class WorkloadStatus(Message):
     workload_id: str = ""
     workload_state: WorkloadState = WorkloadState.UNSPECIFIED
     message: str = ""
-    retryable: bool = False
-    """wasmfleet extension (field 100): for ERROR, whether starting again may succeed."""
+    retryable: bool = Field(default=False, exclude_if=_is_false)
+    """wasmfleet extension (field 100): for ERROR, whether starting again may succeed. Sent only
+    when true: upstream's decoders reject a field they do not know."""
 
 
 class WorkloadStartRequest(Message):
@@ -381,13 +387,15 @@ class EncodeError(ValueError):
 
 
 def to_proto(msg: Message) -> ProtoMessage:
-    """The generated protobuf message holding the same values as `msg`."""
-    proto = msg.proto_type()
+    """The generated protobuf message holding the same values as `msg`.
+
+    protobuf's own constructor (C, in the upb backend) takes the model's snake_case dict as it is:
+    nested dicts for sub-messages, enum names, datetimes for Timestamps; it checks types and ranges.
+    """
     try:
-        json_format.ParseDict(msg.model_dump(mode="json", exclude_none=True), proto)
-    except json_format.ParseError as exc:
-        raise EncodeError(f"{type(msg).__name__}: {_reason(exc)}") from exc
-    return proto
+        return msg.proto_type(**msg.model_dump(exclude_none=True))
+    except (ValueError, TypeError) as exc:
+        raise EncodeError(f"{type(msg).__name__}: {exc}") from exc
 
 
 def from_proto(message_type: type[M], proto: ProtoMessage) -> M:

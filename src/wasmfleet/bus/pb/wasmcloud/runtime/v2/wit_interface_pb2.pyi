@@ -60,9 +60,10 @@ class WitInterface(_message.Message):
     name: _builtins.str
     """Tells apart several entries of one namespace:package; guests open the backend by this name."""
     external_id: _builtins.str
-    """--- wasmfleet extensions (numbers from 100 up; upstream peers skip fields they do not know) ---
+    """--- wasmfleet extensions (numbers from 100 up) ---
+    Sent only when set: upstream's decoders reject fields they do not know (see WorkloadStatus).
 
-    The platform's name for the external resource this entry binds, when set.
+    The platform's name for the external resource this entry binds.
     """
     @_builtins.property
     def interfaces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from wasmfleet.bus.pb.wasmcloud.runtime.v2 import workload_pb2 as wasmcloud_dot_runtime_dot_v2_dot_workload__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+wasmcloud/runtime/v2/workload_service.proto\x12\x14wasmcloud.runtime.v2\x1a#wasmcloud/runtime/v2/workload.proto\"]\n\x14WorkloadStartRequest\x12\x30\n\x08workload\x18\x01 \x01(\x0b\x32\x1e.wasmcloud.runtime.v2.Workload\x12\x13\n\x0bworkload_id\x18\x02 \x01(\t\"\x86\x01\n\x0eWorkloadStatus\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\x12;\n\x0eworkload_state\x18\x02 \x01(\x0e\x32#.wasmcloud.runtime.v2.WorkloadState\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\tretryable\x18\x64 \x01(\x08\"V\n\x15WorkloadStartResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus\",\n\x15WorkloadStatusRequest\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\"W\n\x16WorkloadStatusResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus\"*\n\x13WorkloadStopRequest\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\"U\n\x14WorkloadStopResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus2\xcf\x02\n\x0fWorkloadService\x12h\n\rWorkloadStart\x12*.wasmcloud.runtime.v2.WorkloadStartRequest\x1a+.wasmcloud.runtime.v2.WorkloadStartResponse\x12k\n\x0eWorkloadStatus\x12+.wasmcloud.runtime.v2.WorkloadStatusRequest\x1a,.wasmcloud.runtime.v2.WorkloadStatusResponse\x12\x65\n\x0cWorkloadStop\x12).wasmcloud.runtime.v2.WorkloadStopRequest\x1a*.wasmcloud.runtime.v2.WorkloadStopResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+wasmcloud/runtime/v2/workload_service.proto\x12\x14wasmcloud.runtime.v2\x1a#wasmcloud/runtime/v2/workload.proto\"]\n\x14WorkloadStartRequest\x12\x30\n\x08workload\x18\x01 \x01(\x0b\x32\x1e.wasmcloud.runtime.v2.Workload\x12\x13\n\x0bworkload_id\x18\x02 \x01(\t\"\x99\x01\n\x0eWorkloadStatus\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\x12;\n\x0eworkload_state\x18\x02 \x01(\x0e\x32#.wasmcloud.runtime.v2.WorkloadState\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x16\n\tretryable\x18\x64 \x01(\x08H\x00\x88\x01\x01\x42\x0c\n\n_retryable\"V\n\x15WorkloadStartResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus\",\n\x15WorkloadStatusRequest\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\"W\n\x16WorkloadStatusResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus\"*\n\x13WorkloadStopRequest\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\"U\n\x14WorkloadStopResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus2\xcf\x02\n\x0fWorkloadService\x12h\n\rWorkloadStart\x12*.wasmcloud.runtime.v2.WorkloadStartRequest\x1a+.wasmcloud.runtime.v2.WorkloadStartResponse\x12k\n\x0eWorkloadStatus\x12+.wasmcloud.runtime.v2.WorkloadStatusRequest\x1a,.wasmcloud.runtime.v2.WorkloadStatusResponse\x12\x65\n\x0cWorkloadStop\x12).wasmcloud.runtime.v2.WorkloadStopRequest\x1a*.wasmcloud.runtime.v2.WorkloadStopResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,17 +35,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKLOADSTARTREQUEST']._serialized_start=106
   _globals['_WORKLOADSTARTREQUEST']._serialized_end=199
   _globals['_WORKLOADSTATUS']._serialized_start=202
-  _globals['_WORKLOADSTATUS']._serialized_end=336
-  _globals['_WORKLOADSTARTRESPONSE']._serialized_start=338
-  _globals['_WORKLOADSTARTRESPONSE']._serialized_end=424
-  _globals['_WORKLOADSTATUSREQUEST']._serialized_start=426
-  _globals['_WORKLOADSTATUSREQUEST']._serialized_end=470
-  _globals['_WORKLOADSTATUSRESPONSE']._serialized_start=472
-  _globals['_WORKLOADSTATUSRESPONSE']._serialized_end=559
-  _globals['_WORKLOADSTOPREQUEST']._serialized_start=561
-  _globals['_WORKLOADSTOPREQUEST']._serialized_end=603
-  _globals['_WORKLOADSTOPRESPONSE']._serialized_start=605
-  _globals['_WORKLOADSTOPRESPONSE']._serialized_end=690
-  _globals['_WORKLOADSERVICE']._serialized_start=693
-  _globals['_WORKLOADSERVICE']._serialized_end=1028
+  _globals['_WORKLOADSTATUS']._serialized_end=355
+  _globals['_WORKLOADSTARTRESPONSE']._serialized_start=357
+  _globals['_WORKLOADSTARTRESPONSE']._serialized_end=443
+  _globals['_WORKLOADSTATUSREQUEST']._serialized_start=445
+  _globals['_WORKLOADSTATUSREQUEST']._serialized_end=489
+  _globals['_WORKLOADSTATUSRESPONSE']._serialized_start=491
+  _globals['_WORKLOADSTATUSRESPONSE']._serialized_end=578
+  _globals['_WORKLOADSTOPREQUEST']._serialized_start=580
+  _globals['_WORKLOADSTOPREQUEST']._serialized_end=622
+  _globals['_WORKLOADSTOPRESPONSE']._serialized_start=624
+  _globals['_WORKLOADSTOPRESPONSE']._serialized_end=709
+  _globals['_WORKLOADSERVICE']._serialized_start=712
+  _globals['_WORKLOADSERVICE']._serialized_end=1047
 # @@protoc_insertion_point(module_scope)

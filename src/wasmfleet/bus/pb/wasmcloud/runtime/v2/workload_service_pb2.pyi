@@ -57,10 +57,12 @@ class WorkloadStatus(_message.Message):
     message: _builtins.str
     """One line: why, when the state is ERROR."""
     retryable: _builtins.bool
-    """--- wasmfleet extensions (upstream peers ignore unknown fields) ---
+    """--- wasmfleet extensions (numbers from 100 up) ---
+    Sent only when set: upstream's decoders (Go protojson.Unmarshal, Rust pbjson as upstream builds
+    them) reject fields they do not know, so a default-valued extension stays off the wire.
 
-    For WORKLOAD_STATE_ERROR: whether starting again may succeed (a registry outage) or not
-    (an image that does not exist). Upstream hosts never set it.
+    For WORKLOAD_STATE_ERROR: true when starting again may succeed (a registry outage), left out
+    when it cannot (an image that does not exist). Upstream hosts never send it.
     """
     def __init__(
         self,
@@ -68,13 +70,15 @@ class WorkloadStatus(_message.Message):
         workload_id: _builtins.str = ...,
         workload_state: _workload_pb2.WorkloadState.ValueType = ...,
         message: _builtins.str = ...,
-        retryable: _builtins.bool = ...,
+        retryable: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_retryable", b"_retryable", "retryable", b"retryable"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "retryable", b"retryable", "workload_id", b"workload_id", "workload_state", b"workload_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_retryable", b"_retryable", "message", b"message", "retryable", b"retryable", "workload_id", b"workload_id", "workload_state", b"workload_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__retryable: _TypeAlias = _typing.Literal["retryable"]  # noqa: Y015
+    _WhichOneofArgType__retryable: _TypeAlias = _typing.Literal["_retryable", b"_retryable"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retryable) -> _WhichOneofReturnType__retryable | None: ...
 
 Global___WorkloadStatus: _TypeAlias = WorkloadStatus  # noqa: Y015
 
