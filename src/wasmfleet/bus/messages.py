@@ -30,6 +30,7 @@ import orjson
 from google.protobuf import json_format
 from google.protobuf.message import Message as ProtoMessage
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from wasmfleet.bus.pb.wasmcloud.runtime.v2 import (
     host_heartbeat_pb2,
@@ -93,7 +94,11 @@ class Message(BaseModel):
 
     proto_type: ClassVar[type[ProtoMessage]]
 
-    model_config = ConfigDict(extra="ignore")
+    # Validating from a dict takes the proto (snake_case) names and the JSON (camelCase) names alike,
+    # as protobuf-JSON does; code and tests build models from either.
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="ignore"
+    )
 
     @model_validator(mode="before")
     @classmethod
