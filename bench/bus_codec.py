@@ -10,7 +10,7 @@ Peers measured in the same run, for ratios:
 - `pydantic json`: pydantic's own JSON (model_dump_json / model_validate_json) on the same models,
   the Rust-backed path the old hand-written mapping rode on (no protobuf naming or int64 rules).
 
-    .venv/bin/python bench/bus_codec.py [--seconds 1.0]
+    .venv/bin/python bench/bus_codec.py [--seconds 2.0]
 """
 
 from __future__ import annotations
@@ -77,19 +77,24 @@ def start_request() -> messages.WorkloadStartRequest:
     )
 
 
-def rate(fn: Callable[[], Any], seconds: float) -> float:
-    """Calls per second of fn over about `seconds` (after a short warm-up)."""
+def rate(fn: Callable[[], Any], seconds: float, windows: int = 5) -> float:
+    """Calls per second of fn: the best of `windows` windows sharing `seconds` (the machine is
+    shared, so the best window is the one least disturbed by others)."""
     for _ in range(50):
         fn()
-    n, start = 0, time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for _ in range(50):
-            fn()
-        n += 50
-        now = time.perf_counter()
-        if now >= deadline:
-            return n / (now - start)
+    best = 0.0
+    for _ in range(windows):
+        n, start = 0, time.perf_counter()
+        deadline = start + seconds / windows
+        while True:
+            for _ in range(20):
+                fn()
+            n += 20
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+        best = max(best, n / (now - start))
+    return best
 
 
 def measure(name: str, msg: messages.Message, seconds: float) -> None:
@@ -115,7 +120,7 @@ def measure(name: str, msg: messages.Message, seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per figure")
+    parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per figure")
     args = parser.parse_args()
     print("ratios: the path's rate / messages.encode|decode's rate (above 1 = faster than ours)")
     measure("HostHeartbeat", heartbeat(), args.seconds)

@@ -53,15 +53,16 @@ def _aware_utc(value: datetime) -> datetime:
 Timestamp = Annotated[datetime, AfterValidator(_aware_utc)]
 """google.protobuf.Timestamp: an aware datetime in memory, RFC 3339 in UTC on the wire."""
 
-def _is_false(value: object) -> bool:
-    # An extension field at its default stays off the wire (its proto field has presence).
-    return value is False
-
-
 Int64 = int
-"""A uint64/int64 field (a string on the wire; json_format does the mapping)."""
+"""A uint64/int64 field: a string on the wire (json_format's rule), an int in memory."""
 
 Float = float
+
+
+def _is_false(value: object) -> bool:
+    # A wasmfleet extension field at its default stays off the wire (its proto field has presence):
+    # upstream's decoders reject fields they do not know.
+    return value is False
 
 
 class WorkloadState(enum.StrEnum):
