@@ -1,112 +1,73 @@
-"""Messages of the operator <-> host protocol, in upstream's protobuf-JSON form.
+"""Messages of the operator <-> host protocol, as in-process models over a protobuf schema.
 
-The shapes follow wasmCloud v2's `wasmcloud.runtime.v2` protobuf package (host_heartbeat.proto,
-workload.proto, wit_interface.proto) so an upstream operator or host can talk to ours. The JSON
-mapping is protobuf's canonical one, which is what upstream puts on the wire:
+The schema is the .proto files under proto/ (upstream wasmCloud v2's `wasmcloud.runtime.v2` package,
+plus wasmfleet's own `wasmfleet.bus.v1` for the messages upstream lacks); `wasmfleet.bus.pb` is the
+Python generated from them by scripts/gen-proto. The classes below are the pydantic models the
+operator and the host build and read; each names its generated message in `proto_type`, and they
+carry no wire logic: `encode`/`decode` go through protobuf's own JSON mapping (json_format), which
+is what upstream puts on the wire:
 
-- field names are lowerCamelCase on output; snake_case (the proto field name) is accepted on input;
+- field names are lowerCamelCase on output; the proto (snake_case) name is accepted on input;
 - 64-bit integers (uint64/int64) are written as JSON strings and accepted as strings or numbers;
-- enums are written by name (``WORKLOAD_STATE_RUNNING``) and accepted by name or by number;
+- enums are written by name (``WORKLOAD_STATE_RUNNING``) and accepted by name or number; an enum
+  name this schema does not know leaves the field unset, as protobuf does for a newer peer's value;
 - timestamps are RFC 3339 strings in UTC;
 - unknown fields are ignored on input (a newer peer may send more), nulls mean "unset".
 
 `encode(msg)` and `decode(Type, data)` are the only entry points the agent and the operator need;
 `decode` raises `DecodeError` with a one-line reason for anything that is not a valid message.
+tests/unit/test_bus_schema.py keeps the models and the generated messages field-for-field equal.
 """
 
 from __future__ import annotations
 
 import enum
-import json
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    ValidationError,
-    model_validator,
-)
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import Message as ProtoMessage
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from wasmfleet.bus.pb.wasmcloud.runtime.v2 import (
+    host_heartbeat_pb2,
+    wit_interface_pb2,
+    workload_pb2,
+    workload_service_pb2,
+)
+from wasmfleet.bus.pb.wasmfleet.bus.v1 import extensions_pb2
+
 # ---------------------------------------------------------------------------------------------------
-# Scalar mappings
+# Scalars
 
 
-def _parse_int64(value: Any) -> Any:
-    # protobuf-JSON writes 64-bit integers as strings (JavaScript numbers lose precision past 2**53)
-    # but parsers must accept numbers too.
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"expected a 64-bit integer, got {value!r}") from None
-    return value
+def _aware_utc(value: datetime) -> datetime:
+    # A naive datetime built in-process is taken as UTC, so every timestamp has the offset
+    # google.protobuf.Timestamp's JSON form requires.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _int64_to_json(value: int) -> str:
-    return str(value)
+Timestamp = Annotated[datetime, AfterValidator(_aware_utc)]
+"""google.protobuf.Timestamp: an aware datetime in memory, RFC 3339 in UTC on the wire."""
+
+Int64 = int
+"""A uint64/int64 field: a string on the wire (json_format's rule), an int in memory."""
+
+Float = float
 
 
-Int64 = Annotated[
-    int,
-    BeforeValidator(_parse_int64),
-    PlainSerializer(_int64_to_json, return_type=str, when_used="json"),
-]
-"""A uint64/int64 field: a string on the wire, a Python int in memory."""
+def _is_false(value: object) -> bool:
+    # A wasmfleet extension field at its default stays off the wire (its proto field has presence):
+    # upstream's decoders reject fields they do not know.
+    return value is False
 
 
-def _parse_float(value: Any) -> Any:
-    # protobuf-JSON accepts numbers as strings too ("NaN", "Infinity", "1.5").
-    if isinstance(value, str):
-        return float(value)
-    return value
+class WorkloadState(enum.StrEnum):
+    """wasmcloud.runtime.v2.WorkloadState: each value is the protobuf enum name."""
 
-
-Float = Annotated[float, BeforeValidator(_parse_float)]
-
-
-def _parse_timestamp(value: Any) -> Any:
-    if isinstance(value, str) and value.endswith("Z"):
-        return value[:-1] + "+00:00"
-    return value
-
-
-def _timestamp_to_json(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-Timestamp = Annotated[
-    datetime,
-    BeforeValidator(_parse_timestamp),
-    PlainSerializer(_timestamp_to_json, return_type=str, when_used="json"),
-]
-"""google.protobuf.Timestamp: RFC 3339 in UTC with a trailing Z."""
-
-
-class _ProtoEnum(enum.StrEnum):
-    """An enum whose value is its protobuf name; also parses the field number and the short name."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> _ProtoEnum | None:
-        members = list(cls)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(members):
-            return members[value]  # declaration order == protobuf numbers 0..n
-        if isinstance(value, str):
-            wanted = value.strip().upper()
-            for member in members:
-                if member.value == wanted or member.value.endswith("_" + wanted):
-                    return member
-        return None
-
-
-class WorkloadState(_ProtoEnum):
     UNSPECIFIED = "WORKLOAD_STATE_UNSPECIFIED"
     STARTING = "WORKLOAD_STATE_STARTING"
     RUNNING = "WORKLOAD_STATE_RUNNING"
@@ -116,7 +77,9 @@ class WorkloadState(_ProtoEnum):
     NOT_FOUND = "WORKLOAD_STATE_NOT_FOUND"
 
 
-class ImagePullPolicy(_ProtoEnum):
+class ImagePullPolicy(enum.StrEnum):
+    """wasmcloud.runtime.v2.ImagePullPolicy: each value is the protobuf enum name."""
+
     UNSPECIFIED = "IMAGE_PULL_POLICY_UNSPECIFIED"
     ALWAYS = "IMAGE_PULL_POLICY_ALWAYS"
     IF_NOT_PRESENT = "IMAGE_PULL_POLICY_IF_NOT_PRESENT"
@@ -128,26 +91,33 @@ class ImagePullPolicy(_ProtoEnum):
 
 
 class Message(BaseModel):
-    """Base of every protocol message: camelCase on the wire, snake_case accepted, extras ignored."""
+    """Base of every protocol message. `proto_type` is its generated protobuf message class."""
 
+    proto_type: ClassVar[type[ProtoMessage]]
+
+    # Validating from a dict takes the proto (snake_case) names and the JSON (camelCase) names alike,
+    # as protobuf-JSON does; code and tests build models from either.
     model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        extra="ignore",
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="ignore"
     )
 
     @model_validator(mode="before")
     @classmethod
     def _nulls_mean_unset(cls, data: Any) -> Any:
-        # protobuf-JSON treats null as "field not set": drop nulls so defaults apply.
+        # As in protobuf-JSON, None for a field means "not set": drop it so the default applies.
         if isinstance(data, dict):
             return {key: value for key, value in data.items() if value is not None}
         return data
 
 
+# ---------------------------------------------------------------------------------------------------
+# wasmcloud.runtime.v2 (wit_interface.proto, host_heartbeat.proto, workload.proto, workload_service.proto)
+
+
 class WitInterface(Message):
-    """A WIT package's interfaces a host provides or a workload needs (wit_interface.proto)."""
+    """A WIT package's interfaces a host provides or a workload needs."""
+
+    proto_type = wit_interface_pb2.WitInterface
 
     namespace: str = ""
     package: str = ""
@@ -156,6 +126,7 @@ class WitInterface(Message):
     config: dict[str, str] = Field(default_factory=dict)
     name: str = ""
     external_id: str | None = None
+    """wasmfleet extension (field 100), sent only when set."""
 
     def key(self) -> str:
         """namespace:package[@version] - how WIT spells the package."""
@@ -164,7 +135,9 @@ class WitInterface(Message):
 
 
 class HostHeartbeat(Message):
-    """What a host reports about itself, periodically and on request (host_heartbeat.proto)."""
+    """What a host reports about itself, periodically and on request."""
+
+    proto_type = host_heartbeat_pb2.HostHeartbeat
 
     id: str = ""
     hostname: str = ""
@@ -186,12 +159,10 @@ class HostHeartbeat(Message):
     environment: str = ""
 
 
-class HeartbeatRequest(Message):
-    """The (empty) body of a runtime.host.<id>.heartbeat request."""
-
-
 class ImagePullSecret(Message):
     """Registry credentials resolved by the operator from the image-pull Secret."""
+
+    proto_type = workload_pb2.ImagePullSecret
 
     username: str = ""
     password: str = ""
@@ -203,6 +174,8 @@ class ImagePullSecret(Message):
 
 
 class VolumeMount(Message):
+    proto_type = workload_pb2.VolumeMount
+
     name: str = ""
     mount_path: str = ""
     read_only: bool = False
@@ -211,6 +184,8 @@ class VolumeMount(Message):
 class LocalResources(Message):
     """Per-component resources; limits <= 0 mean unset."""
 
+    proto_type = workload_pb2.LocalResources
+
     memory_limit_mb: int = 0
     cpu_limit: int = 0
     config: dict[str, str] = Field(default_factory=dict)
@@ -218,11 +193,24 @@ class LocalResources(Message):
     volume_mounts: list[VolumeMount] = Field(default_factory=list)
     allowed_hosts: list[str] = Field(default_factory=list)
     allowed_ip_name_lookups: list[str] = Field(default_factory=list)
-    allowed_host_loopback_ports: list[int] = Field(default_factory=list)
+    allowed_host_loopback_ports: list[str] = Field(default_factory=list)
+    """Each "PORT" or "PORT/tcp|udp" (strings, as upstream); an int port given in-process is
+    taken as its decimal string."""
+
+    @field_validator("allowed_host_loopback_ports", mode="before")
+    @classmethod
+    def _ports_as_text(cls, value: Any) -> Any:
+        # In-process convenience (the operator's API model holds int ports), not wire mapping:
+        # decode only ever hands strings here.
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
 
 
 class Component(Message):
     """One component of a workload: its image and how to run it (limits <= 0 mean unset)."""
+
+    proto_type = workload_pb2.Component
 
     image: str = ""
     local_resources: LocalResources = Field(default_factory=LocalResources)
@@ -237,6 +225,8 @@ class Component(Message):
 class Service(Message):
     """The long-running wasi:cli/run component of a workload."""
 
+    proto_type = workload_pb2.Service
+
     image: str = ""
     local_resources: LocalResources = Field(default_factory=LocalResources)
     max_restarts: Int64 = 0
@@ -245,20 +235,26 @@ class Service(Message):
 
 
 class WitWorld(Message):
+    proto_type = workload_pb2.WitWorld
+
     components: list[Component] = Field(default_factory=list)
     host_interfaces: list[WitInterface] = Field(default_factory=list)
 
 
 class HostPathVolume(Message):
+    proto_type = workload_pb2.HostPathVolume
+
     local_path: str = ""
 
 
 class EmptyDirVolume(Message):
-    pass
+    proto_type = workload_pb2.EmptyDirVolume
 
 
 class Volume(Message):
     """A workload volume: exactly one of host_path / empty_dir (a protobuf oneof)."""
+
+    proto_type = workload_pb2.Volume
 
     name: str = ""
     host_path: HostPathVolume | None = None
@@ -266,6 +262,8 @@ class Volume(Message):
 
 
 class Workload(Message):
+    proto_type = workload_pb2.Workload
+
     namespace: str = ""
     name: str = ""
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -275,38 +273,67 @@ class Workload(Message):
 
 
 class WorkloadStatus(Message):
+    proto_type = workload_service_pb2.WorkloadStatus
+
     workload_id: str = ""
     workload_state: WorkloadState = WorkloadState.UNSPECIFIED
     message: str = ""
+    retryable: bool = Field(default=False, exclude_if=_is_false)
+    """wasmfleet extension (field 100): for ERROR, whether starting again may succeed. Sent only
+    when true: upstream's decoders reject a field they do not know."""
 
 
 class WorkloadStartRequest(Message):
+    proto_type = workload_service_pb2.WorkloadStartRequest
+
     workload: Workload = Field(default_factory=Workload)
     workload_id: str = ""
 
 
 class WorkloadStartResponse(Message):
+    proto_type = workload_service_pb2.WorkloadStartResponse
+
     workload_status: WorkloadStatus = Field(default_factory=WorkloadStatus)
 
 
 class WorkloadStatusRequest(Message):
+    proto_type = workload_service_pb2.WorkloadStatusRequest
+
     workload_id: str = ""
 
 
 class WorkloadStatusResponse(Message):
+    proto_type = workload_service_pb2.WorkloadStatusResponse
+
     workload_status: WorkloadStatus = Field(default_factory=WorkloadStatus)
 
 
 class WorkloadStopRequest(Message):
+    proto_type = workload_service_pb2.WorkloadStopRequest
+
     workload_id: str = ""
 
 
 class WorkloadStopResponse(Message):
+    proto_type = workload_service_pb2.WorkloadStopResponse
+
     workload_status: WorkloadStatus = Field(default_factory=WorkloadStatus)
 
 
+# ---------------------------------------------------------------------------------------------------
+# wasmfleet.bus.v1 (extensions.proto): what upstream's protocol lacks
+
+
+class HeartbeatRequest(Message):
+    """The (empty) body of a runtime.host.<id>.heartbeat request."""
+
+    proto_type = extensions_pb2.HeartbeatRequest
+
+
 class WorkloadLogsRequest(Message):
-    """wasmfleet extension: the newest guest output lines of a workload running on the host."""
+    """The newest guest output lines of a workload running on the host."""
+
+    proto_type = extensions_pb2.WorkloadLogsRequest
 
     workload_id: str = ""
     tail_lines: int = 0
@@ -316,6 +343,8 @@ class WorkloadLogsRequest(Message):
 
 
 class LogLine(Message):
+    proto_type = extensions_pb2.LogLine
+
     time: Timestamp | None = None
     stream: str = ""
     """stdout or stderr."""
@@ -324,6 +353,8 @@ class LogLine(Message):
 
 
 class WorkloadLogsResponse(Message):
+    proto_type = extensions_pb2.WorkloadLogsResponse
+
     workload_id: str = ""
     lines: list[LogLine] = Field(default_factory=list)
     """Oldest first."""
@@ -332,6 +363,8 @@ class WorkloadLogsResponse(Message):
 
 
 class ErrorDetail(Message):
+    proto_type = extensions_pb2.ErrorDetail
+
     code: int = 0
     message: str = ""
 
@@ -340,11 +373,13 @@ class ErrorReply(Message):
     """wasmfleet's reply to a request it cannot answer with the command's own response type
     (unknown command). Also signalled by the NATS headers Nats-Service-Error(-Code)."""
 
+    proto_type = extensions_pb2.ErrorReply
+
     error: ErrorDetail = Field(default_factory=ErrorDetail)
 
 
 # ---------------------------------------------------------------------------------------------------
-# Encoding
+# Encoding: protobuf's JSON mapping on the generated message, nothing per field here.
 
 M = TypeVar("M", bound=Message)
 
@@ -353,31 +388,73 @@ class DecodeError(ValueError):
     """The bytes are not a valid protobuf-JSON encoding of the expected message."""
 
 
-def encode(msg: Message) -> bytes:
-    """protobuf-JSON bytes of a message (camelCase, int64 as strings, enums by name; unset
-    optional sub-messages left out)."""
-    return msg.model_dump_json(by_alias=True, exclude_none=True).encode()
+class EncodeError(ValueError):
+    """A model holds a value its protobuf field cannot (an int out of the field's range)."""
+
+
+def to_proto(msg: Message) -> ProtoMessage:
+    """The generated protobuf message holding the same values as `msg`.
+
+    protobuf's own constructor (C, in the upb backend) takes the model's snake_case dict as it is:
+    nested dicts for sub-messages, enum names, datetimes for Timestamps; it checks types and ranges.
+    """
+    try:
+        return msg.proto_type(**msg.model_dump(exclude_none=True))
+    except (ValueError, TypeError) as exc:
+        raise EncodeError(f"{type(msg).__name__}: {exc}") from exc
+
+
+def from_proto(message_type: type[M], proto: ProtoMessage) -> M:
+    """The model of a generated protobuf message."""
+    return message_type.model_validate(json_format.MessageToDict(proto, preserving_proto_field_name=True))
 
 
 def to_dict(msg: Message) -> dict[str, Any]:
-    """The JSON object `encode` would write, as a dict."""
-    return msg.model_dump(mode="json", by_alias=True, exclude_none=True)
+    """The JSON object `encode` writes, as a dict (every field without presence, set or not)."""
+    return json_format.MessageToDict(to_proto(msg), always_print_fields_with_no_presence=True)
+
+
+def encode(msg: Message) -> bytes:
+    """protobuf-JSON bytes of a message (camelCase, int64 as strings, enums by name; unset
+    optional sub-messages left out)."""
+    return orjson.dumps(to_dict(msg))
 
 
 def decode(message_type: type[M], data: bytes | str) -> M:
     """Parse protobuf-JSON into `message_type`; an empty payload is the empty message."""
-    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes | bytearray) else data
-    if not text.strip():
-        text = "{}"
+    name = message_type.__name__
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    if not raw.strip():
+        return message_type()
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DecodeError(f"{message_type.__name__}: not JSON ({exc.msg} at char {exc.pos})") from exc
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"{name}: not JSON ({exc.msg} at char {exc.pos})") from exc
     if not isinstance(obj, dict):
-        raise DecodeError(f"{message_type.__name__}: expected a JSON object, got {type(obj).__name__}")
+        raise DecodeError(f"{name}: expected a JSON object, got {type(obj).__name__}")
+    proto = message_type.proto_type()
     try:
-        return message_type.model_validate(obj)
-    except ValidationError as exc:
+        json_format.ParseDict(obj, proto, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise DecodeError(f"{name}: {_reason(exc)}") from exc
+    try:
+        return from_proto(message_type, proto)
+    except ValidationError as exc:  # the model and the schema disagree, or an enum number is unknown
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(root)"
-        raise DecodeError(f"{message_type.__name__}: field {where}: {first['msg']}") from exc
+        raise DecodeError(f"{name}: field {where}: {first['msg']}") from exc
+
+
+_FIELD_PREFIX = re.compile(r"Failed to parse (\w+) field: ")
+_PATH_SUFFIX = re.compile(r"\s+at [\w.\[\]]+\.?$")
+
+
+def _reason(exc: json_format.ParseError) -> str:
+    """One line from json_format's nested "Failed to parse a field: Failed to parse b field: why"."""
+    text = " ".join(str(exc).split())
+    path: list[str] = []
+    while match := _FIELD_PREFIX.match(text):
+        path.append(match.group(1))
+        text = text[match.end():]
+    text = _PATH_SUFFIX.sub("", text.rstrip(".")).rstrip(".")
+    return f"field {'.'.join(path)}: {text}" if path else text
