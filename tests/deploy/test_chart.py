@@ -220,6 +220,6 @@ def test_chart_crds_are_a_copy_of_deploy_crds() -> None:
     ours = sorted(p.name for p in (REPO / "deploy" / "crds").glob("*.yaml"))
     chart = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
     assert ours == chart and ours
-    match, mismatch, errors = filecmp.cmpfiles(REPO / "deploy" / "crds", CHART / "crds", ours, shallow=False)
-    assert mismatch == [] and errors == [], (
+    same, mismatch, errors = filecmp.cmpfiles(REPO / "deploy" / "crds", CHART / "crds", ours, shallow=False)
+    assert sorted(same) == ours and mismatch == [] and errors == [], (
         f"{mismatch + errors} differ: cp deploy/crds/*.yaml deploy/chart/crds/")
