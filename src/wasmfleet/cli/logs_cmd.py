@@ -26,7 +26,9 @@ import nats.errors
 
 from wasmfleet.api import groups
 from wasmfleet.bus import messages, requests, subjects
+from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.cli import resources_api as rapi
+from wasmfleet.cli.nats_options import nats_connection_options
 from wasmfleet.cli.resources_cmd import kubeconfig_option, kubeconfig_path
 
 _OWNER_LABELS = {
@@ -136,9 +138,10 @@ async def fetch(
         raise LogsError(f"workload {target.name}: {exc.reason}") from None
 
 
-async def connect(url: str) -> Any:
+async def connect(url: str, options: NatsConnectionOptions | None = None) -> Any:
     try:
-        return await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0)
+        return await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0,
+                                  **(options or NatsConnectionOptions()).connect_kwargs())
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         raise LogsError(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from None
 
@@ -163,8 +166,9 @@ def render(line: messages.LogLine, prefix: str, timestamps: bool) -> str:
 @click.option("--nats", "nats_option", default=None, metavar="URL",
               help="NATS of the fleet (default: $WASMFLEET_NATS_URL, else DATA_DIR/ports.json of `wasmfleet up`).")
 @kubeconfig_option
+@nats_connection_options
 def logs(name: str, namespace: str, tail: int, since: str | None, timestamps: bool, nats_option: str | None,
-         kubeconfig: Path | None, data_dir: Path) -> None:
+         kubeconfig: Path | None, data_dir: Path, nats_connection: NatsConnectionOptions) -> None:
     """Print what a workload's components wrote on stdout and stderr.
 
     NAME is a Workload, or a WorkloadDeployment / WorkloadReplicaSet (every Workload it owns, each line
@@ -194,7 +198,7 @@ def logs(name: str, namespace: str, tail: int, since: str | None, timestamps: bo
                 click.echo(f"Error: {reason}", err=True)
                 failed += 1
         url = nats_url(nats_option, data_dir)
-        nc = await connect(url)
+        nc = await connect(url, nats_connection)
         try:
             answers = await asyncio.gather(*(fetch(nc, t, tail, after) for t in placed), return_exceptions=True)
         finally:
