@@ -105,7 +105,7 @@ def test_serve_command_reports_bad_components_in_one_line(guest: str, tmp_path: 
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"error: {path}: ")
+    assert lines[0].startswith(f"error: {path.resolve()}: ")  # .cache may be a symlink
 
 
 def test_errors_cross_the_worker_pipe_intact() -> None:

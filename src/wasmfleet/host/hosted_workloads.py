@@ -22,8 +22,9 @@ from wasmfleet.artifacts.fetching import ArtifactError, Fetcher
 from wasmfleet.bus import messages
 from wasmfleet.host import translation
 from wasmfleet.host.metrics import HostMetrics
+from wasmfleet.host.plugin_api import guestlogs
 from wasmfleet.host.runtime import errors as runtime_errors
-from wasmfleet.host.runtime import guestlogs, specs
+from wasmfleet.host.runtime import specs
 
 log = logging.getLogger(__name__)
 State = messages.WorkloadState

@@ -20,7 +20,8 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.runtime import codec, fasthost, handle_tables
+from wasmfleet.host.plugin_api import handle_tables
+from wasmfleet.host.runtime import codec, fasthost
 
 HostFunc = Callable[..., Any]
 
@@ -154,6 +155,8 @@ def _dtor(data: int, ctx: Any, rep: int) -> int:
 
 
 fasthost.setup(_fail)
+if fasthost.MODULE is not None:
+    handle_tables.mirror_current_table(fasthost.MODULE.set_table)
 _TRAMPOLINE: int = ctypes.cast(_trampoline, ctypes.c_void_p).value or 0
 _FINALIZE: int = ctypes.cast(_finalize, ctypes.c_void_p).value or 0
 

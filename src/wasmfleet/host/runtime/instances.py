@@ -21,10 +21,11 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from wasmfleet.host.runtime import engines, guestlogs, handle_tables, hostfuncs, linking
+from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
+from wasmfleet.host.runtime import engines, hostfuncs, linking
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
-from wasmfleet.host.wasi import filesystem, http, io, store_state, wasi_table
+from wasmfleet.host.wasi import filesystem, http, io, wasi_table
 
 # The per-request store/instance calls go through private prototypes taking plain addresses
 # (see `handle_tables.c_function`): wasmtime-py's Store/Instance/Func wrappers add several Python

@@ -19,10 +19,11 @@ from typing import Any
 import wasmtime
 from wasmtime import component as cm
 
-from wasmfleet.host.runtime import engines, handle_tables, hostfuncs
+from wasmfleet.host.plugin_api import handle_tables
+from wasmfleet.host.plugin_api.interfaces import Interface
+from wasmfleet.host.runtime import engines, hostfuncs
 from wasmfleet.host.runtime.errors import ComponentError
 from wasmfleet.host.runtime.specs import ComponentSpec
-from wasmfleet.host.wasi import wasi_table
 
 ALWAYS_GRANTED = {("wasi", "io"), ("wasi", "clocks"), ("wasi", "random"), ("wasi", "cli"), ("wasi", "filesystem")}
 ALWAYS_GRANTED_INTERFACES = {("wasi", "http", "types")}
@@ -76,7 +77,7 @@ class Plan:
     handler_export: str | None
 
 
-def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, wasi_table.Interface]) -> Plan:
+def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, Interface]) -> Plan:
     """Checks a component's imports and exports; raises ComponentError naming the first problem."""
     eng = engines.engine()
     ctype = component.type
@@ -103,7 +104,7 @@ def _stub(error: type[Exception], message: str) -> Callable[..., Any]:
 
 
 def build_linker(
-    component: cm.Component, spec: ComponentSpec, the_plan: Plan, known: dict[str, wasi_table.Interface]
+    component: cm.Component, spec: ComponentSpec, the_plan: Plan, known: dict[str, Interface]
 ) -> tuple[cm.Linker, handle_tables.TypeIds]:
     eng = engines.engine()
     linker = cm.Linker(eng)

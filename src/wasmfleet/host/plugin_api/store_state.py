@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wasmfleet.host.runtime import guestlogs, handle_tables
+from wasmfleet.host.plugin_api import guestlogs, handle_tables
 
 
 class DeadlineExceeded(Exception):
