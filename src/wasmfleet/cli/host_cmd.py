@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ import click
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import subjects
 from wasmfleet.host import machine
+from wasmfleet.host.runtime.specs import EngineSettings
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 
 
@@ -115,6 +117,7 @@ def host(
         ),
         lifecycle=lifecycle,
         artifacts=artifacts,
+        engine=EngineSettings.from_environment(os.environ),
     )
     try:
         asyncio.run(_run(settings))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -105,7 +106,9 @@ def serve(component: Path, addr: str, workers: int, config: tuple[str, ...], env
         request_timeout_s=timeout_s,
         memory_limit_mb=memory_limit_mb,
     )
-    settings = specs.RuntimeSettings(cache_dir=cache_dir) if cache_dir else specs.RuntimeSettings()
+    engine = specs.EngineSettings.from_environment(os.environ)
+    settings = (specs.RuntimeSettings(cache_dir=cache_dir, engine=engine) if cache_dir
+                else specs.RuntimeSettings(engine=engine))
     try:
         asyncio.run(_serve(spec, host, port, workers, settings))
     except errors.ComponentError as exc:

@@ -75,9 +75,10 @@ class Agent:
         log_dir = lifecycle.data_dir / self.host_id / "logs"
         await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
         runtime_settings = (
-            specs.RuntimeSettings(cache_dir=self.settings.runtime_cache_dir, guest_log_dir=log_dir)
+            specs.RuntimeSettings(cache_dir=self.settings.runtime_cache_dir, guest_log_dir=log_dir,
+                                  engine=self.settings.engine)
             if self.settings.runtime_cache_dir is not None
-            else specs.RuntimeSettings(guest_log_dir=log_dir)
+            else specs.RuntimeSettings(guest_log_dir=log_dir, engine=self.settings.engine)
         )
         self.server = server.WasmServer(serving.http_host, serving.http_port, serving.workers, runtime_settings)
         await self.server.start()

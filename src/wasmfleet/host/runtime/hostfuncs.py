@@ -226,15 +226,21 @@ def _register_fast(fn: HostFunc, fty: cm.FuncType, type_ids: handle_tables.TypeI
     return index
 
 
+def uses_c_entry(fast_host_calls: bool) -> bool:
+    """True when functions linked with `fast_host_calls` go through the C entry."""
+    return fast_host_calls and fasthost.MODULE is not None
+
+
 def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: handle_tables.TypeIds,
-             fty: cm.FuncType | None = None, latin1: bool = False) -> None:
+             fty: cm.FuncType | None = None, latin1: bool = False, fast: bool = True) -> None:
     """Links `fn` as `name`. With the import's type `fty`, its codecs are compiled now (at link
     time) rather than on the first call, keeping that work off the first request, and the call
     goes through the C entry (`_fasthost.c`) when it is built. `latin1`: the function's strings
-    are byte lists retyped by `byte_lists` (fn sees and returns bytes)."""
-    fast = _register_fast(fn, fty, type_ids, latin1) if fty is not None else None
-    if fast is not None:
-        _link(instance, name, fasthost.trampoline_address(), fast, fasthost.finalizer_address())
+    are byte lists retyped by `byte_lists` (fn sees and returns bytes). `fast` False keeps the
+    function on the Python trampoline (EngineSettings.fast_host_calls)."""
+    index = _register_fast(fn, fty, type_ids, latin1) if fty is not None and fast else None
+    if index is not None:
+        _link(instance, name, fasthost.trampoline_address(), index, fasthost.finalizer_address())
         return
     entry = _Entry(name, fn, type_ids, latin1)
     if fty is not None:

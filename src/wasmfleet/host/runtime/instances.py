@@ -64,6 +64,7 @@ def _error(err: int) -> wasmtime.WasmtimeError:
 
 def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     """Compiles into the cache and checks imports against grants. Blocking: run off the loop."""
+    engines.configure(settings.engine)
     artefact = engines.compile_to_cache(spec.wasm_path, settings.cache_dir)
     component = engines.load(artefact)
     the_plan = linking.plan(component, spec, wasi_table.all_interfaces())
@@ -113,12 +114,15 @@ class LoadedComponent:
     def __init__(self, spec: ComponentSpec, settings: RuntimeSettings, artefact: Path) -> None:
         self.spec = spec
         self.settings = settings
+        engines.configure(settings.engine)
         self.component = engines.load(artefact)
         known = wasi_table.all_interfaces()
         self.plan = linking.plan(self.component, spec, known)
         if self.plan.handler_export is None:
             raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler")
-        self.linker, self.type_ids = linking.build_linker(self.component, spec, self.plan, known)
+        self.linker, self.type_ids = linking.build_linker(
+            self.component, spec, self.plan, known, settings.engine.fast_host_calls
+        )
         iface_idx = self.component.get_export_index(self.plan.handler_export)
         handle_idx = self.component.get_export_index("handle", iface_idx)
         if handle_idx is None:

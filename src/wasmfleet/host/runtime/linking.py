@@ -104,7 +104,8 @@ def _stub(error: type[Exception], message: str) -> Callable[..., Any]:
 
 
 def build_linker(
-    component: cm.Component, spec: ComponentSpec, the_plan: Plan, known: dict[str, Interface]
+    component: cm.Component, spec: ComponentSpec, the_plan: Plan, known: dict[str, Interface],
+    fast_host_calls: bool = True,
 ) -> tuple[cm.Linker, handle_tables.TypeIds]:
     eng = engines.engine()
     linker = cm.Linker(eng)
@@ -134,7 +135,8 @@ def build_linker(
                             fn = impl.functions.get(name) or _stub(
                                 NotImplementedByHost, f"{full}#{name}: not implemented by this host"
                             )
-                        hostfuncs.add_func(li, name, fn, type_ids, item, latin1=_is_streams(parsed))
+                        hostfuncs.add_func(li, name, fn, type_ids, item, latin1=_is_streams(parsed),
+                                          fast=fast_host_calls)
     return linker, type_ids
 
 
