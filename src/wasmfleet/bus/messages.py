@@ -278,6 +278,9 @@ class WorkloadStatus(Message):
     workload_id: str = ""
     workload_state: WorkloadState = WorkloadState.UNSPECIFIED
     message: str = ""
+    retryable: bool = False
+    """wasmfleet extension (JSON "retryable"): with ERROR, whether the same start may succeed later
+    (registry down, host busy or stopping) or cannot (image not found, not a component, bad config)."""
 
 
 class WorkloadStartRequest(Message):
