@@ -30,7 +30,7 @@ from wasmfleet.host import translation
 from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.plugin_api import guestlogs
 from wasmfleet.host.runtime import errors as runtime_errors
-from wasmfleet.host.runtime import specs
+from wasmfleet.host.runtime import plugin_registry, specs
 
 log = logging.getLogger(__name__)
 State = messages.WorkloadState
@@ -199,6 +199,10 @@ class Workloads:
                 raise translation.InvalidWorkload(
                     f"component {translation.component_name(component, index)} has no image"
                 )
+        # Checked before anything is fetched: a bad entry fails the start, never a guest call.
+        problems = plugin_registry.installed().entry_problems(translation.grants(workload))
+        if problems:
+            raise translation.InvalidWorkload("; ".join(problems))
         volumes = await asyncio.to_thread(translation.volume_dirs, workload, record.scratch)
         record.message = "fetching components"
         fetched = await asyncio.gather(*(

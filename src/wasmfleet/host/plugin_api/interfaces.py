@@ -14,6 +14,8 @@ class Interface:
     name: str
     functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
     resources: tuple[str, ...] = ()
+    version: str = ""
+    """The WIT package version it implements ('' = its plugin's version, filled in at load)."""
 
 
 OK: tuple[str, None] = ("ok", None)

@@ -22,10 +22,10 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
-from wasmfleet.host.runtime import engines, hostfuncs, linking
+from wasmfleet.host.runtime import engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
-from wasmfleet.host.wasi import filesystem, http, io, wasi_table
+from wasmfleet.host.wasi import filesystem, http, io
 
 # The per-request store/instance calls go through private prototypes taking plain addresses
 # (see `handle_tables.c_function`): wasmtime-py's Store/Instance/Func wrappers add several Python
@@ -67,7 +67,7 @@ def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     engines.configure(settings.engine)
     artefact = engines.compile_to_cache(spec.wasm_path, settings.cache_dir)
     component = engines.load(artefact)
-    the_plan = linking.plan(component, spec, wasi_table.all_interfaces())
+    the_plan = linking.plan(component, spec, plugin_registry.installed().interfaces)
     if the_plan.handler_export is None:
         raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP")
     # Instantiate once: a component whose start-up traps is refused here, not on every request.
@@ -116,7 +116,7 @@ class LoadedComponent:
         self.settings = settings
         engines.configure(settings.engine)
         self.component = engines.load(artefact)
-        known = wasi_table.all_interfaces()
+        known = plugin_registry.installed().interfaces
         self.plan = linking.plan(self.component, spec, known)
         if self.plan.handler_export is None:
             raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler")
@@ -151,6 +151,8 @@ class LoadedComponent:
         self.stats = Stats()
         self.log_name = f"{spec.workload_id}/{spec.name}"
         self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
+        self._lifecycle: plugin_registry.Lifecycle | None = plugin_registry.process_lifecycle(settings.plugin_host)
+        self._lifecycle.component_loaded(spec)
 
     def warm_up(self) -> None:
         """Instantiates once now (off the request path): a pooled component keeps the instance,
@@ -171,6 +173,8 @@ class LoadedComponent:
         ctx = _store_context(store)
         _store_limiter(store, self.memory_bytes, -1, -1, -1, -1)
         state = store_state.WasiContext(
+            workload_id=self.spec.workload_id,
+            component=self.spec.name,
             environment=self.environment,
             preopens=self.preopens,
             allowed_hosts=self.spec.allowed_hosts,
@@ -276,5 +280,8 @@ class LoadedComponent:
             for inst in self.idle:
                 inst.close()
             self.idle.clear()
+        lifecycle, self._lifecycle = self._lifecycle, None
+        if lifecycle is not None:
+            lifecycle.component_closed(self.spec)
         if self.guest_log is not None:
             self.guest_log.close()

@@ -1,6 +1,7 @@
 """Deny-by-default linking: one linker per component, built from its imports and its grants.
 
-Every import must be an interface this host knows (else `ComponentError`). Known interfaces are
+Every import must be an interface an installed plugin provides, at a version it accepts (else
+`ComponentError`; see `plugin_registry`). Known interfaces are
 linked with the Python implementation when granted, and with stubs that trap ("not granted")
 when not, so the component still instantiates and only the forbidden call fails.
 
@@ -20,6 +21,7 @@ import wasmtime
 from wasmtime import component as cm
 
 from wasmfleet.host.plugin_api import handle_tables
+from wasmfleet.host.plugin_api.host_plugins import version_accepts
 from wasmfleet.host.plugin_api.interfaces import Interface
 from wasmfleet.host.runtime import engines, hostfuncs
 from wasmfleet.host.runtime.errors import ComponentError
@@ -87,9 +89,15 @@ def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, Interfac
         parsed = ImportName.parse(full)
         if not isinstance(item, cm.ComponentInstanceType) or parsed is None:
             raise ComponentError(spec.wasm_path, f"imports {full!r}, which is not an interface")
-        if parsed.unversioned not in known:
+        provided = known.get(parsed.unversioned)
+        if provided is None:
             raise ComponentError(
                 spec.wasm_path, f"imports {full}, which this host does not implement"
+            )
+        if not version_accepts(provided.version, parsed.version):
+            raise ComponentError(
+                spec.wasm_path,
+                f"imports {full}, but this host implements {parsed.unversioned}@{provided.version}",
             )
         imports.append((full, parsed, is_granted(spec, parsed)))
     handler = next((n for n in ctype.exports(eng) if n.startswith(INCOMING_HANDLER + "@")), None)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wasmfleet.host.plugin_api.host_plugins import HostContext
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -136,5 +138,8 @@ class RuntimeSettings:
 
     engine: EngineSettings = field(default_factory=EngineSettings)
     """Engine and host-call entry of the process (see EngineSettings)."""
+
+    plugin_host: HostContext = field(default_factory=HostContext)
+    """What host plugins share per host process (host id, NATS servers), see plugin_registry."""
 
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
