@@ -71,7 +71,8 @@ def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     if the_plan.handler_export is None:
         raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP")
     # Instantiate once: a component whose start-up traps is refused here, not on every request.
-    loaded = LoadedComponent(spec, settings, artefact)
+    # A check, not a start: the plugins' workload hooks run when the component is routed.
+    loaded = LoadedComponent(spec, settings, artefact, plugin_hooks=False)
     try:
         loaded.warm_up()
     finally:
@@ -111,7 +112,9 @@ class Stats:
 class LoadedComponent:
     """A component ready to serve: deserialized from the cache, linked, with its handler located."""
 
-    def __init__(self, spec: ComponentSpec, settings: RuntimeSettings, artefact: Path) -> None:
+    def __init__(self, spec: ComponentSpec, settings: RuntimeSettings, artefact: Path,
+                 plugin_hooks: bool = True) -> None:
+        """`plugin_hooks` False: the plugins' workload start/stop are not run (a start-up check)."""
         self.spec = spec
         self.settings = settings
         engines.configure(settings.engine)
@@ -151,8 +154,10 @@ class LoadedComponent:
         self.stats = Stats()
         self.log_name = f"{spec.workload_id}/{spec.name}"
         self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
-        self._lifecycle: plugin_registry.Lifecycle | None = plugin_registry.process_lifecycle(settings.plugin_host)
-        self._lifecycle.component_loaded(spec)
+        self._lifecycle: plugin_registry.Lifecycle | None = None
+        if plugin_hooks:
+            self._lifecycle = plugin_registry.process_lifecycle(settings.plugin_host)
+            self._lifecycle.component_loaded(spec)
 
     def warm_up(self) -> None:
         """Instantiates once now (off the request path): a pooled component keeps the instance,
