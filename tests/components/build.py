@@ -11,7 +11,7 @@ Guests (each a directory here):
   unknown-import-wat, no-handler-wat  bad-input fixtures (WAT, same build)
   hello-py   componentize-py app (about 25 s the first time)
   hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
-  config-logging-py, greeter-py  componentize-py apps of the plugin tests (about 25 s each)
+  config-logging-py, greeter-py, keyvalue-py  componentize-py apps of the plugin tests (about 25 s each)
 
 The cache directory is `<repo>/.cache/components` (gitignored) unless WASMFLEET_COMPONENT_CACHE
 is set. A build happens once per source change; concurrent builders are serialized by a lock file.
@@ -32,12 +32,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WIT = HERE / "wit"
 GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "hello-py", "hello-js",
-          "config-logging-py", "greeter-py")
+          "config-logging-py", "greeter-py", "keyvalue-py")
 
 PY_WORLDS = {
     "hello-py": ("wasi:http/proxy@0.2.12", ()),
     "config-logging-py": ("wasmfleet:tests/config-logging-guest", ("config", "logging")),
     "greeter-py": ("wasmfleet:tests/greeter-guest", ("example-greeting",)),
+    "keyvalue-py": ("wasmfleet:tests/keyvalue-guest", ("keyvalue",)),
 }
 """componentize-py guests: (world, WIT packages beyond WASI 0.2 their world uses)."""
 
@@ -124,6 +125,7 @@ _BUILDERS = {
     "hello-js": _build_js,
     "config-logging-py": _build_py,
     "greeter-py": _build_py,
+    "keyvalue-py": _build_py,
 }
 
 
