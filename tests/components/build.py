@@ -11,6 +11,7 @@ Guests (each a directory here):
   unknown-import-wat, no-handler-wat  bad-input fixtures (WAT, same build)
   hello-py   componentize-py app (about 25 s the first time)
   hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
+  config-logging-py, greeter-py, keyvalue-py  componentize-py apps of the plugin tests (about 25 s each)
 
 The cache directory is `<repo>/.cache/components` (gitignored) unless WASMFLEET_COMPONENT_CACHE
 is set. A build happens once per source change; concurrent builders are serialized by a lock file.
@@ -30,7 +31,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WIT = HERE / "wit"
-GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "hello-py", "hello-js")
+GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "hello-py", "hello-js",
+          "config-logging-py", "greeter-py", "keyvalue-py")
+
+PY_WORLDS = {
+    "hello-py": ("wasi:http/proxy@0.2.12", ()),
+    "config-logging-py": ("wasmfleet:tests/config-logging-guest", ("config", "logging")),
+    "greeter-py": ("wasmfleet:tests/greeter-guest", ("example-greeting",)),
+    "keyvalue-py": ("wasmfleet:tests/keyvalue-guest", ("keyvalue",)),
+}
+"""componentize-py guests: (world, WIT packages beyond WASI 0.2 their world uses)."""
 
 
 def cache_dir() -> Path:
@@ -56,6 +66,8 @@ def _sources_hash(name: str) -> str:
     roots = [HERE / name, *(WIT / "deps" / p for p in WASI_PACKAGES)]
     if name.endswith("-wat"):
         roots += [WIT / "world.wit", WIT / "deps" / "acme-widgets"]
+    if name in PY_WORLDS and PY_WORLDS[name][1]:
+        roots += [WIT / "world.wit", *(WIT / "deps" / p for p in PY_WORLDS[name][1])]
     for root in roots:
         if root.is_file():
             h.update(root.read_bytes())
@@ -85,7 +97,7 @@ def _build_py(src: Path, out: Path, work: Path) -> None:
     # Without VIRTUAL_ENV, componentize-py bundles only the app directory (not the venv).
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     proc = subprocess.run(
-        [_tool("componentize-py"), "-d", str(WIT), "-w", "wasi:http/proxy@0.2.12", "componentize", "app",
+        [_tool("componentize-py"), "-d", str(WIT), "-w", PY_WORLDS[src.name][0], "componentize", "app",
          "-p", str(src), "-o", str(out)], cwd=work, capture_output=True, text=True, env=env,
     )
     if proc.returncode != 0:
@@ -111,6 +123,9 @@ _BUILDERS = {
     "no-handler-wat": _build_wat,
     "hello-py": _build_py,
     "hello-js": _build_js,
+    "config-logging-py": _build_py,
+    "greeter-py": _build_py,
+    "keyvalue-py": _build_py,
 }
 
 

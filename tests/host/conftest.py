@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from runtime_harness import build
+from runtime_harness import build, runtime_settings
 
 from wasmfleet.host.runtime import specs
 from wasmfleet.host.runtime.server import WasmServer
@@ -28,12 +28,12 @@ def runtime_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def persistent_settings() -> specs.RuntimeSettings:
     """Settings whose compiled-component cache survives test runs (big guests compile in ~20 s)."""
     default = Path(__file__).resolve().parents[2] / ".cache" / "runtime-test-components"
-    return specs.RuntimeSettings(cache_dir=Path(os.environ.get("WASMFLEET_RUNTIME_TEST_CACHE", default)))
+    return runtime_settings(cache_dir=Path(os.environ.get("WASMFLEET_RUNTIME_TEST_CACHE", default)))
 
 
 @pytest.fixture
 def settings(runtime_cache: Path) -> specs.RuntimeSettings:
-    return specs.RuntimeSettings(cache_dir=runtime_cache)
+    return runtime_settings(cache_dir=runtime_cache)
 
 
 @pytest.fixture

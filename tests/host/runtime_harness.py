@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,12 @@ def build(name: str) -> Path:
     """Path of the built guest `name` (see tests/components/README.md)."""
     path: Path = components_build.build_component(name)
     return path
+
+
+def runtime_settings(**kw: Any) -> specs.RuntimeSettings:
+    """RuntimeSettings with the engine switches of this test run (CI runs tests/host twice, the
+    second time with WASMFLEET_FASTHOST=0), as `wasmfleet serve`/`host` read them."""
+    return specs.RuntimeSettings(engine=specs.EngineSettings.from_environment(os.environ), **kw)
 
 
 def make_spec(path: Path, workload_id: str = "w1", **kw: Any) -> specs.ComponentSpec:

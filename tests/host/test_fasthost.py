@@ -17,20 +17,22 @@ import aiohttp
 import pytest
 from runtime_harness import build, make_spec
 
-from wasmfleet.host.runtime import engines, fasthost, specs
+from wasmfleet.host.runtime import engines, fasthost, hostfuncs, specs
 from wasmfleet.host.runtime.server import WasmServer
 
 pytestmark = pytest.mark.timeout(600)
 
 
-def test_the_c_entry_is_used_when_it_could_be_built() -> None:
+def test_the_c_entry_is_used_when_it_could_be_built(persistent_settings: specs.RuntimeSettings) -> None:
     """Built by `pip install` whenever a C compiler exists (scripts/test makes sure of one);
-    WASMFLEET_FASTHOST=0 selects the pure-Python path."""
-    if os.environ.get("WASMFLEET_FASTHOST") == "0":
-        assert fasthost.MODULE is None
-    elif shutil.which("cc") or shutil.which("gcc"):
+    WASMFLEET_FASTHOST=0 (read by the CLI and these tests' fixtures into EngineSettings, never
+    at import time) selects the pure-Python path."""
+    fast = persistent_settings.engine.fast_host_calls
+    assert fast == (os.environ.get("WASMFLEET_FASTHOST") != "0")
+    if shutil.which("cc") or shutil.which("gcc"):
         assert fasthost.MODULE is not None, "a C compiler is here but _fasthost was not built"
         assert fasthost.trampoline_address() > 0
+    assert hostfuncs.uses_c_entry(fast) == (fast and fasthost.MODULE is not None)
 
 
 def _patterns() -> dict[str, bytes]:

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from runtime_harness import build, make_spec
+from runtime_harness import build, make_spec, runtime_settings
 
 from wasmfleet.host.runtime import engines, errors, instances, specs
 
@@ -64,7 +64,7 @@ def test_unusable_components_give_one_line_errors(settings: specs.RuntimeSetting
 def test_cache_compiles_once_and_is_keyed_by_wasmtime_version(
     tmp_path: Path, hello_wat: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = specs.RuntimeSettings(cache_dir=tmp_path / "cache")
+    settings = runtime_settings(cache_dir=tmp_path / "cache")
     first = instances.prepare_file(make_spec(hello_wat), settings)
     mtime = first.stat().st_mtime_ns
     second = instances.prepare_file(make_spec(hello_wat), settings)
@@ -105,7 +105,7 @@ def test_serve_command_reports_bad_components_in_one_line(guest: str, tmp_path: 
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"error: {path}: ")
+    assert lines[0].startswith(f"error: {path.resolve()}: ")  # .cache may be a symlink
 
 
 def test_errors_cross_the_worker_pipe_intact() -> None:

@@ -13,6 +13,7 @@ absolute-form request targets route by their authority; a chunked body over the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from pathlib import Path
 
@@ -143,7 +144,7 @@ async def test_outgoing_http_needs_a_grant_and_an_allowed_host(
 
 async def test_absolute_form_targets_and_oversized_chunked_bodies(settings: specs.RuntimeSettings,
                                                                   hello_wat: Path) -> None:
-    small = specs.RuntimeSettings(cache_dir=settings.cache_dir, max_request_body_mb=1)
+    small = dataclasses.replace(settings, max_request_body_mb=1)
     server = WasmServer("127.0.0.1", 0, workers=1, settings=small)
     await server.start(routes=[("w1", ["abs.test"], make_spec(hello_wat))])
     try:

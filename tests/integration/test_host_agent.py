@@ -11,7 +11,9 @@ per-workload and removed on stop; after nats-server is killed and restarted the 
 publishes a heartbeat at once, and the workload keeps serving throughout; with two worker processes
 start and stop reach both; /metrics counts workloads, starts, commands, requests and heartbeats and
 /readyz turns 503 without NATS; a component pulled from a real docker-registry with basic-auth
-credentials runs.
+credentials runs; an ERROR says whether retrying can help (`retryable`): false for an image the real
+registry does not have (404) and for a file that is not a component, true when the registry is down
+(nothing listening) or answers 503.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
+import aiohttp.web
 import nats
 import pytest
 from slow_source import serving_slowly
@@ -237,7 +240,8 @@ async def test_snake_case_numeric_enum_start_is_understood(
     }).encode()
     body = await ask(nc, agent, subjects.WORKLOAD_START, raw)
     assert body == {"workloadStatus": {"workloadId": "snake", "workloadState": "WORKLOAD_STATE_RUNNING",
-                                       "message": "1 component(s) running; serving snake.test"}}
+                                       "message": "1 component(s) running; serving snake.test",
+                                       "retryable": False}}
     assert (await http_get(agent.http_port, "snake.test"))[0] == 200
 
 
@@ -423,3 +427,48 @@ async def test_oci_pull_with_credentials(
         ok = await start(nc, agent, "oci", image, host="oci.test", image_pull_secret=secret)
         assert ok["workloadState"] == "WORKLOAD_STATE_RUNNING", ok
     assert await http_get(agent.http_port, "oci.test") == (200, "hello from wat\n")
+
+
+async def test_error_status_says_whether_a_retry_can_help(
+    agent: Agent, nc: nats.aio.client.Client, hello_wasm: Path, tmp_path: Path
+) -> None:
+    with running_registry(tmp_path / "registry") as registry:
+        push_wasm(registry, "apps/hello", "1.0", hello_wasm.read_bytes())
+        present = await start(nc, agent, "r-ok", f"{registry.host}/apps/hello:1.0", host="r-ok.test")
+        assert present["workloadState"] == "WORKLOAD_STATE_RUNNING" and present["retryable"] is False
+        absent = await start(nc, agent, "r-404", f"{registry.host}/apps/hello:2.0", host="r-404.test")
+        assert absent["workloadState"] == "WORKLOAD_STATE_ERROR", absent
+        assert absent["retryable"] is False, absent
+        down_host = registry.host
+    # The registry process is gone: nothing listens on its port any more (a reference never
+    # fetched, so the host's artifact cache cannot answer for the registry).
+    down = await start(nc, agent, "r-down", f"{down_host}/apps/other:1.0", host="r-down.test")
+    assert down["workloadState"] == "WORKLOAD_STATE_ERROR", down
+    assert down["retryable"] is True, down
+    # The status query carries the same verdict as the start reply.
+    body = await ask(nc, agent, subjects.WORKLOAD_STATUS, b'{"workloadId": "r-down"}')
+    assert body["workloadStatus"]["retryable"] is True
+    junk = tmp_path / "junk.wasm"
+    junk.write_bytes(b"not wasm at all")
+    not_component = await start(nc, agent, "r-junk", f"file://{junk}", host="r-junk.test")
+    assert not_component["workloadState"] == "WORKLOAD_STATE_ERROR"
+    assert not_component["retryable"] is False
+
+
+async def test_a_registry_answering_503_is_retryable(agent: Agent, nc: nats.aio.client.Client) -> None:
+    async def unavailable(_: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.Response(status=503, text="maintenance")
+
+    app = aiohttp.web.Application()
+    app.router.add_route("*", "/{tail:.*}", unavailable)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        status = await start(nc, agent, "r-503", f"127.0.0.1:{port}/apps/hello:1.0", host="r-503.test")
+    finally:
+        await runner.cleanup()
+    assert status["workloadState"] == "WORKLOAD_STATE_ERROR", status
+    assert "503" in status["message"] and status["retryable"] is True, status

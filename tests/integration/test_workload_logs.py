@@ -34,7 +34,7 @@ from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import messages, subjects
 from wasmfleet.cli import main
 from wasmfleet.host.agent import Agent
-from wasmfleet.host.runtime import guestlogs
+from wasmfleet.host.plugin_api import guestlogs
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.kube import rest_paths
 from wasmfleet.testing.nats import NatsServer, nats_server

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from wasmfleet.bus import subjects
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.cli.nats_options import nats_connection_options
 from wasmfleet.host import machine
+from wasmfleet.host.runtime.specs import EngineSettings
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 
 
@@ -120,6 +122,7 @@ def host(
         ),
         lifecycle=lifecycle,
         artifacts=artifacts,
+        engine=EngineSettings.from_environment(os.environ),
     )
     try:
         asyncio.run(_run(settings))

@@ -1,13 +1,17 @@
 """`wasmfleet serve COMPONENT.wasm`: serve one wasi:http component locally (dev mode).
 
-Like `wasmtime serve`: every Host is routed to the component. Interfaces beyond the WASI core are
-denied unless granted; `--allow-host` grants wasi:http/outgoing-handler for those hosts.
+Like `wasmtime serve`: every Host is routed to the component. wasi:config/store (values from
+`--config`, then `--env`) and wasi:logging/logging (to stderr) are granted; other interfaces beyond
+the WASI core are denied unless granted; `--allow-host` grants wasi:http/outgoing-handler for those
+hosts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -42,8 +46,12 @@ def _preopens(values: tuple[str, ...]) -> tuple[specs.Preopen, ...]:
     return tuple(out)
 
 
+DEV_GRANTS = (specs.Grant("wasi", "config", ("store",)), specs.Grant("wasi", "logging", ("logging",)))
+"""Granted by `serve` without asking: a component's config and logs are what dev mode is for."""
+
+
 def _grants(values: tuple[str, ...], allow_hosts: tuple[str, ...]) -> tuple[specs.Grant, ...]:
-    grants = []
+    grants = list(DEV_GRANTS)
     for item in values:
         base, _, version = item.partition("@")
         ns, sep, rest = base.partition(":")
@@ -54,6 +62,16 @@ def _grants(values: tuple[str, ...], allow_hosts: tuple[str, ...]) -> tuple[spec
     if allow_hosts:
         grants.append(specs.Grant("wasi", "http", ("outgoing-handler",)))
     return tuple(grants)
+
+
+def _show_guest_output() -> None:
+    """The guest's stdout/stderr lines and wasi:logging records, on stderr, one line each."""
+    guest = logging.getLogger("wasmfleet.guest")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    guest.addHandler(handler)
+    guest.setLevel(logging.DEBUG)
+    guest.propagate = False
 
 
 def _addr(value: str) -> tuple[str, int]:
@@ -105,7 +123,10 @@ def serve(component: Path, addr: str, workers: int, config: tuple[str, ...], env
         request_timeout_s=timeout_s,
         memory_limit_mb=memory_limit_mb,
     )
-    settings = specs.RuntimeSettings(cache_dir=cache_dir) if cache_dir else specs.RuntimeSettings()
+    engine = specs.EngineSettings.from_environment(os.environ)
+    settings = (specs.RuntimeSettings(cache_dir=cache_dir, engine=engine) if cache_dir
+                else specs.RuntimeSettings(engine=engine))
+    _show_guest_output()
     try:
         asyncio.run(_serve(spec, host, port, workers, settings))
     except errors.ComponentError as exc:

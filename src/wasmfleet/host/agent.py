@@ -29,6 +29,7 @@ from wasmfleet.host.commands import Commands
 from wasmfleet.host.hosted_workloads import Workloads
 from wasmfleet.host.machine import Machine
 from wasmfleet.host.metrics import HostMetrics
+from wasmfleet.host.plugin_api.host_plugins import HostContext
 from wasmfleet.host.runtime import server, specs
 from wasmfleet.host.settings import HostSettings
 from wasmfleet.observability import probes
@@ -74,10 +75,12 @@ class Agent:
         # Guest stdout/stderr per workload, written by whichever process runs the guest.
         log_dir = lifecycle.data_dir / self.host_id / "logs"
         await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
+        plugin_host = HostContext(host_id=self.host_id, nats_url=self.settings.bus.nats_url)
         runtime_settings = (
-            specs.RuntimeSettings(cache_dir=self.settings.runtime_cache_dir, guest_log_dir=log_dir)
+            specs.RuntimeSettings(cache_dir=self.settings.runtime_cache_dir, guest_log_dir=log_dir,
+                                  engine=self.settings.engine, plugin_host=plugin_host)
             if self.settings.runtime_cache_dir is not None
-            else specs.RuntimeSettings(guest_log_dir=log_dir)
+            else specs.RuntimeSettings(guest_log_dir=log_dir, engine=self.settings.engine, plugin_host=plugin_host)
         )
         self.server = server.WasmServer(serving.http_host, serving.http_port, serving.workers, runtime_settings)
         await self.server.start()

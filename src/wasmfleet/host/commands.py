@@ -22,7 +22,7 @@ from wasmfleet.bus import messages, subjects
 from wasmfleet.bus.requests import ERROR_CODE_HEADER, error_headers
 from wasmfleet.host.hosted_workloads import Workloads
 from wasmfleet.host.metrics import HostMetrics
-from wasmfleet.host.runtime import guestlogs
+from wasmfleet.host.plugin_api import guestlogs
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,12 @@ compiled, RUNNING once every component is prepared and its HTTP hostnames are ro
 one-line reason otherwise; STOPPING while a stop runs, after which the workload is forgotten
 (status: NOT_FOUND). A repeated start of a starting or running workload returns that same workload
 (no second copy); a start after ERROR tries again, since the cause (a registry outage) may be gone.
+
+An ERROR says whether trying again can help (`WorkloadStatus.retryable`), decided here from the kind
+of failure, never from its text: a fetch failure is as retryable as the artifact layer says (a 503
+or unreachable registry is, a 404 or denied image is not); an invalid workload or an unusable
+component is permanent; the runtime being unavailable, the host stopping, or an unexpected
+internal error are worth another try.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from wasmfleet.artifacts.fetching import ArtifactError, Fetcher
 from wasmfleet.bus import messages
 from wasmfleet.host import translation
 from wasmfleet.host.metrics import HostMetrics
+from wasmfleet.host.plugin_api import guestlogs
 from wasmfleet.host.runtime import errors as runtime_errors
-from wasmfleet.host.runtime import guestlogs, specs
+from wasmfleet.host.runtime import plugin_registry, specs
 
 log = logging.getLogger(__name__)
 State = messages.WorkloadState
@@ -53,15 +60,20 @@ class Record:
     """The workload lists wasi:http incoming-handler (so it expects HTTP traffic)."""
     routed: bool = False
     task: asyncio.Task[None] | None = None
+    retryable: bool = False
+    """With ERROR: whether the same start may succeed later (see the module docstring)."""
+
+    def fail(self, message: str, *, retryable: bool) -> None:
+        self.state, self.message, self.retryable = State.ERROR, message, retryable
 
     def status(self) -> messages.WorkloadStatus:
-        return messages.WorkloadStatus(
-            workload_id=self.workload_id, workload_state=self.state, message=self.message
-        )
+        return _status(self.workload_id, self.state, self.message,
+                       retryable=self.retryable and self.state is State.ERROR)
 
 
-def _status(workload_id: str, state: State, message: str) -> messages.WorkloadStatus:
-    return messages.WorkloadStatus(workload_id=workload_id, workload_state=state, message=message)
+def _status(workload_id: str, state: State, message: str, *, retryable: bool = False) -> messages.WorkloadStatus:
+    return messages.WorkloadStatus(workload_id=workload_id, workload_state=state, message=message,
+                                   retryable=retryable)
 
 
 class Workloads:
@@ -120,9 +132,10 @@ class Workloads:
                 await asyncio.wait([record.task])  # join the start in progress, never a second copy
             return record.status()
         if record is not None and record.state is State.STOPPING:
-            return _status(workload_id, State.ERROR, "workload is being stopped; start it again afterwards")
+            return _status(workload_id, State.ERROR, "workload is being stopped; start it again afterwards",
+                           retryable=True)
         if self._refusal is not None:
-            return _status(workload_id, State.ERROR, self._refusal)
+            return _status(workload_id, State.ERROR, self._refusal, retryable=True)
         failed = record  # a previous attempt in ERROR: replaced now, cleaned up by the new start
         workload = request.workload
         record = Record(
@@ -151,16 +164,19 @@ class Workloads:
             log.info("workload %s (%s/%s) running: %s", record.workload_id, record.namespace,
                      record.name, record.message)
         except asyncio.CancelledError:
-            record.state, record.message = State.ERROR, "stopped while starting"
+            record.fail("stopped while starting", retryable=True)
             raise
-        except (translation.InvalidWorkload, ArtifactError, runtime_errors.ComponentError) as exc:
-            record.state, record.message = State.ERROR, str(exc)
+        except ArtifactError as exc:
+            record.fail(str(exc), retryable=exc.retryable)
+            log.warning("workload %s failed to start: %s", record.workload_id, exc)
+        except (translation.InvalidWorkload, runtime_errors.ComponentError) as exc:
+            record.fail(str(exc), retryable=False)
             log.warning("workload %s failed to start: %s", record.workload_id, exc)
         except runtime_errors.RuntimeError_ as exc:
-            record.state, record.message = State.ERROR, f"runtime unavailable: {exc}"
+            record.fail(f"runtime unavailable: {exc}", retryable=True)
             log.warning("workload %s failed to start: %s", record.workload_id, exc)
         except Exception as exc:
-            record.state, record.message = State.ERROR, f"internal error: {type(exc).__name__}: {exc}"
+            record.fail(f"internal error: {type(exc).__name__}: {exc}", retryable=True)
             log.exception("workload %s failed to start", record.workload_id)
         if record.state is State.RUNNING:
             self._metrics.starts.labels("running").inc()
@@ -183,6 +199,10 @@ class Workloads:
                 raise translation.InvalidWorkload(
                     f"component {translation.component_name(component, index)} has no image"
                 )
+        # Checked before anything is fetched: a bad entry fails the start, never a guest call.
+        problems = plugin_registry.installed().entry_problems(translation.grants(workload))
+        if problems:
+            raise translation.InvalidWorkload("; ".join(problems))
         volumes = await asyncio.to_thread(translation.volume_dirs, workload, record.scratch)
         record.message = "fetching components"
         fetched = await asyncio.gather(*(

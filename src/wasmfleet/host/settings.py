@@ -10,6 +10,7 @@ from pathlib import Path
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.host import machine
+from wasmfleet.host.runtime.specs import EngineSettings
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,6 @@ class HostSettings:
     artifacts: ArtifactSettings = field(default_factory=ArtifactSettings)
     runtime_cache_dir: Path | None = None
     """Compiled-component cache of the runtime (None = the runtime's default)."""
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    """The wasmtime engine and host-call entry (`wasmfleet host` reads WASMFLEET_FASTHOST and
+    WASMFLEET_POOLING into it)."""

@@ -1,28 +1,31 @@
-"""What this runtime can link, for host heartbeats (`HostHeartbeat.imports/exports`).
+"""What this host can link, for heartbeats (`HostHeartbeat.imports/exports`): the installed plugins.
 
-Every WASI 0.2 interface implemented in `wasmfleet.host.wasi` except wasi:sockets (never served),
-grouped by package; the version is the newest 0.2 patch tested (any 0.2.x import links).
+Grouped by package, at each plugin's version. wasi:sockets is known to the linker but never served,
+so it is not advertised.
 """
 
 from __future__ import annotations
 
+from wasmfleet.host.runtime import plugin_registry
 from wasmfleet.host.runtime.specs import Grant
-from wasmfleet.host.wasi import wasi_table
 
-WASI_VERSION = "0.2.12"
+_NEVER_SERVED = {("wasi", "sockets")}
 
 
 def provided_interfaces() -> list[Grant]:
-    """Packages and interfaces a component may import here (plus the incoming-handler export)."""
-    by_package: dict[tuple[str, str], list[str]] = {}
-    for name in wasi_table.all_interfaces():
+    """Packages and interfaces a component may import here (plus the exports the host calls)."""
+    by_package: dict[tuple[str, str, str], list[str]] = {}
+    installed = plugin_registry.installed()
+    names = [(i.name, i.version) for i in installed.interfaces.values()]
+    for plugin in installed.plugins:
+        names += [(e, plugin.version) for e in plugin.exports]
+    for name, version in names:
         ns, _, rest = name.partition(":")
         package, _, interface = rest.partition("/")
-        if (ns, package) == ("wasi", "sockets"):
+        if (ns, package) in _NEVER_SERVED:
             continue
-        by_package.setdefault((ns, package), []).append(interface)
-    by_package[("wasi", "http")].append("incoming-handler")
+        by_package.setdefault((ns, package, version), []).append(interface)
     return [
-        Grant(namespace=ns, package=package, interfaces=tuple(sorted(ifaces)), version=WASI_VERSION)
-        for (ns, package), ifaces in sorted(by_package.items())
+        Grant(namespace=ns, package=package, interfaces=tuple(sorted(ifaces)), version=version)
+        for (ns, package, version), ifaces in sorted(by_package.items())
     ]

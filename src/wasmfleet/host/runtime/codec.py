@@ -22,7 +22,7 @@ from typing import Any
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.runtime import handle_tables
+from wasmfleet.host.plugin_api import handle_tables
 
 Ctx = Any  # ctypes pointer to wasmtime_context_t
 Val = Any  # a wasmtime_component_val_t structure (ctypes view)

@@ -20,29 +20,41 @@ from wasmtime import component as cm
 
 from wasmfleet.host.runtime import byte_lists
 from wasmfleet.host.runtime.errors import ComponentError
+from wasmfleet.host.runtime.specs import EngineSettings
 
-
-def _pooling_enabled() -> bool:
-    """WASMFLEET_POOLING=0 turns the pooling allocator off (diagnosis, tight address space)."""
-    return os.environ.get("WASMFLEET_POOLING", "1") != "0"
-
-
-ENGINE_CONFIG = "component-model;epoch-interruption;cranelift-opt=speed" + (
-    ";pooling-v2" if _pooling_enabled() else ""
-)
-"""Everything that changes compiled code; part of the cache key."""
+_BASE_CONFIG = "component-model;epoch-interruption;cranelift-opt=speed"
 
 _COMPONENT_MAGIC = b"\0asm\x0d\x00\x01\x00"
 _MODULE_MAGIC = b"\0asm\x01\x00\x00\x00"
 
 _engine: wasmtime.Engine | None = None
 _engine_lock = threading.Lock()
+_settings = EngineSettings()
+"""What the process's engine is (or will be) created with; set by `configure`."""
 _ticker: threading.Thread | None = None
 _tick_s = 0.01
 
 
 def wasmtime_version() -> str:
     return importlib.metadata.version("wasmtime")
+
+
+def configure(settings: EngineSettings) -> None:
+    """Sets how this process's engine is made. The engine is process-wide (components are bound
+    to it), so once it exists a different pooling choice is refused rather than ignored."""
+    global _settings
+    with _engine_lock:
+        if _engine is not None and settings.pooling_allocator != _settings.pooling_allocator:
+            raise RuntimeError(
+                f"the wasmtime engine of this process already exists with "
+                f"pooling_allocator={_settings.pooling_allocator}"
+            )
+        _settings = settings
+
+
+def engine_config() -> str:
+    """Everything that changes compiled code; part of the cache key."""
+    return _BASE_CONFIG + (";pooling-v2" if _settings.pooling_allocator else "")
 
 
 def engine(tick_s: float = 0.01) -> wasmtime.Engine:
@@ -54,7 +66,7 @@ def engine(tick_s: float = 0.01) -> wasmtime.Engine:
             config.wasm_component_model = True
             config.epoch_interruption = True
             config.cranelift_opt_level = "speed"
-            if _pooling_enabled():
+            if _settings.pooling_allocator:
                 _enable_pooling(config)
             _engine = wasmtime.Engine(config)
             _tick_s = tick_s
@@ -110,7 +122,7 @@ def file_sha256(path: Path) -> str:
 
 
 def cache_key(component_sha256: str) -> str:
-    material = f"{component_sha256}\n{wasmtime_version()}\n{ENGINE_CONFIG}\n{byte_lists.VERSION}"
+    material = f"{component_sha256}\n{wasmtime_version()}\n{engine_config()}\n{byte_lists.VERSION}"
     return hashlib.sha256(material.encode()).hexdigest()
 
 

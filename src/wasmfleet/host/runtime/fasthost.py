@@ -1,14 +1,13 @@
 """Loads the optional C host-call entry (`_fasthost.c`) and sets it up with wasmtime's C API.
 
-`MODULE` is None when the extension was not built (no C compiler at install time) or when
-WASMFLEET_FASTHOST=0; the runtime then uses the pure-Python trampoline in `hostfuncs`, which
-behaves the same, only slower per host call.
+`MODULE` is None when the extension was not built (no C compiler at install time); the runtime
+then uses the pure-Python trampoline in `hostfuncs`, which behaves the same, only slower per host
+call. Whether a linker uses it is `EngineSettings.fast_host_calls` (passed down, not read here).
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,11 +15,10 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 
 MODULE: Any = None
-if os.environ.get("WASMFLEET_FASTHOST", "1") != "0":
-    try:
-        from wasmfleet.host.runtime import _fasthost as MODULE
-    except ImportError:  # not built: the pure-Python path serves
-        MODULE = None
+try:
+    from wasmfleet.host.runtime import _fasthost as MODULE
+except ImportError:  # not built: the pure-Python path serves
+    MODULE = None
 
 # Parameter and result kinds of a compiled host function (keep in step with _fasthost.c).
 A_BORROW, A_OWN, A_STRING, A_LATIN1, A_BYTES, A_U32, A_U64, A_S32, A_S64, A_BOOL, A_PY = range(11)

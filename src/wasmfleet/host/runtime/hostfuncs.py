@@ -20,7 +20,8 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.runtime import codec, fasthost, handle_tables
+from wasmfleet.host.plugin_api import handle_tables
+from wasmfleet.host.runtime import codec, fasthost
 
 HostFunc = Callable[..., Any]
 
@@ -154,6 +155,8 @@ def _dtor(data: int, ctx: Any, rep: int) -> int:
 
 
 fasthost.setup(_fail)
+if fasthost.MODULE is not None:
+    handle_tables.mirror_current_table(fasthost.MODULE.set_table)
 _TRAMPOLINE: int = ctypes.cast(_trampoline, ctypes.c_void_p).value or 0
 _FINALIZE: int = ctypes.cast(_finalize, ctypes.c_void_p).value or 0
 
@@ -223,15 +226,21 @@ def _register_fast(fn: HostFunc, fty: cm.FuncType, type_ids: handle_tables.TypeI
     return index
 
 
+def uses_c_entry(fast_host_calls: bool) -> bool:
+    """True when functions linked with `fast_host_calls` go through the C entry."""
+    return fast_host_calls and fasthost.MODULE is not None
+
+
 def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: handle_tables.TypeIds,
-             fty: cm.FuncType | None = None, latin1: bool = False) -> None:
+             fty: cm.FuncType | None = None, latin1: bool = False, fast: bool = True) -> None:
     """Links `fn` as `name`. With the import's type `fty`, its codecs are compiled now (at link
     time) rather than on the first call, keeping that work off the first request, and the call
     goes through the C entry (`_fasthost.c`) when it is built. `latin1`: the function's strings
-    are byte lists retyped by `byte_lists` (fn sees and returns bytes)."""
-    fast = _register_fast(fn, fty, type_ids, latin1) if fty is not None else None
-    if fast is not None:
-        _link(instance, name, fasthost.trampoline_address(), fast, fasthost.finalizer_address())
+    are byte lists retyped by `byte_lists` (fn sees and returns bytes). `fast` False keeps the
+    function on the Python trampoline (EngineSettings.fast_host_calls)."""
+    index = _register_fast(fn, fty, type_ids, latin1) if fty is not None and fast else None
+    if index is not None:
+        _link(instance, name, fasthost.trampoline_address(), index, fasthost.finalizer_address())
         return
     entry = _Entry(name, fn, type_ids, latin1)
     if fty is not None:

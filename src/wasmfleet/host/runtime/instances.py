@@ -21,10 +21,11 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from wasmfleet.host.runtime import engines, guestlogs, handle_tables, hostfuncs, linking
+from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
+from wasmfleet.host.runtime import engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
-from wasmfleet.host.wasi import filesystem, http, io, store_state, wasi_table
+from wasmfleet.host.wasi import filesystem, http, io
 
 # The per-request store/instance calls go through private prototypes taking plain addresses
 # (see `handle_tables.c_function`): wasmtime-py's Store/Instance/Func wrappers add several Python
@@ -63,13 +64,15 @@ def _error(err: int) -> wasmtime.WasmtimeError:
 
 def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     """Compiles into the cache and checks imports against grants. Blocking: run off the loop."""
+    engines.configure(settings.engine)
     artefact = engines.compile_to_cache(spec.wasm_path, settings.cache_dir)
     component = engines.load(artefact)
-    the_plan = linking.plan(component, spec, wasi_table.all_interfaces())
+    the_plan = linking.plan(component, spec, plugin_registry.installed().interfaces)
     if the_plan.handler_export is None:
         raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP")
     # Instantiate once: a component whose start-up traps is refused here, not on every request.
-    loaded = LoadedComponent(spec, settings, artefact)
+    # A check, not a start: the plugins' workload hooks run when the component is routed.
+    loaded = LoadedComponent(spec, settings, artefact, plugin_hooks=False)
     try:
         loaded.warm_up()
     finally:
@@ -109,15 +112,20 @@ class Stats:
 class LoadedComponent:
     """A component ready to serve: deserialized from the cache, linked, with its handler located."""
 
-    def __init__(self, spec: ComponentSpec, settings: RuntimeSettings, artefact: Path) -> None:
+    def __init__(self, spec: ComponentSpec, settings: RuntimeSettings, artefact: Path,
+                 plugin_hooks: bool = True) -> None:
+        """`plugin_hooks` False: the plugins' workload start/stop are not run (a start-up check)."""
         self.spec = spec
         self.settings = settings
+        engines.configure(settings.engine)
         self.component = engines.load(artefact)
-        known = wasi_table.all_interfaces()
+        known = plugin_registry.installed().interfaces
         self.plan = linking.plan(self.component, spec, known)
         if self.plan.handler_export is None:
             raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler")
-        self.linker, self.type_ids = linking.build_linker(self.component, spec, self.plan, known)
+        self.linker, self.type_ids = linking.build_linker(
+            self.component, spec, self.plan, known, settings.engine.fast_host_calls
+        )
         iface_idx = self.component.get_export_index(self.plan.handler_export)
         handle_idx = self.component.get_export_index("handle", iface_idx)
         if handle_idx is None:
@@ -146,6 +154,10 @@ class LoadedComponent:
         self.stats = Stats()
         self.log_name = f"{spec.workload_id}/{spec.name}"
         self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
+        self._lifecycle: plugin_registry.Lifecycle | None = None
+        if plugin_hooks:
+            self._lifecycle = plugin_registry.process_lifecycle(settings.plugin_host)
+            self._lifecycle.component_loaded(spec)
 
     def warm_up(self) -> None:
         """Instantiates once now (off the request path): a pooled component keeps the instance,
@@ -166,6 +178,8 @@ class LoadedComponent:
         ctx = _store_context(store)
         _store_limiter(store, self.memory_bytes, -1, -1, -1, -1)
         state = store_state.WasiContext(
+            workload_id=self.spec.workload_id,
+            component=self.spec.name,
             environment=self.environment,
             preopens=self.preopens,
             allowed_hosts=self.spec.allowed_hosts,
@@ -271,5 +285,8 @@ class LoadedComponent:
             for inst in self.idle:
                 inst.close()
             self.idle.clear()
+        lifecycle, self._lifecycle = self._lifecycle, None
+        if lifecycle is not None:
+            lifecycle.component_closed(self.spec)
         if self.guest_log is not None:
             self.guest_log.close()

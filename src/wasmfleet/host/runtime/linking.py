@@ -1,6 +1,7 @@
 """Deny-by-default linking: one linker per component, built from its imports and its grants.
 
-Every import must be an interface this host knows (else `ComponentError`). Known interfaces are
+Every import must be an interface an installed plugin provides, at a version it accepts (else
+`ComponentError`; see `plugin_registry`). Known interfaces are
 linked with the Python implementation when granted, and with stubs that trap ("not granted")
 when not, so the component still instantiates and only the forbidden call fails.
 
@@ -19,10 +20,12 @@ from typing import Any
 import wasmtime
 from wasmtime import component as cm
 
-from wasmfleet.host.runtime import engines, handle_tables, hostfuncs
+from wasmfleet.host.plugin_api import handle_tables
+from wasmfleet.host.plugin_api.host_plugins import version_accepts
+from wasmfleet.host.plugin_api.interfaces import Interface
+from wasmfleet.host.runtime import engines, hostfuncs
 from wasmfleet.host.runtime.errors import ComponentError
 from wasmfleet.host.runtime.specs import ComponentSpec
-from wasmfleet.host.wasi import wasi_table
 
 ALWAYS_GRANTED = {("wasi", "io"), ("wasi", "clocks"), ("wasi", "random"), ("wasi", "cli"), ("wasi", "filesystem")}
 ALWAYS_GRANTED_INTERFACES = {("wasi", "http", "types")}
@@ -76,7 +79,7 @@ class Plan:
     handler_export: str | None
 
 
-def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, wasi_table.Interface]) -> Plan:
+def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, Interface]) -> Plan:
     """Checks a component's imports and exports; raises ComponentError naming the first problem."""
     eng = engines.engine()
     ctype = component.type
@@ -86,9 +89,15 @@ def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, wasi_tab
         parsed = ImportName.parse(full)
         if not isinstance(item, cm.ComponentInstanceType) or parsed is None:
             raise ComponentError(spec.wasm_path, f"imports {full!r}, which is not an interface")
-        if parsed.unversioned not in known:
+        provided = known.get(parsed.unversioned)
+        if provided is None:
             raise ComponentError(
                 spec.wasm_path, f"imports {full}, which this host does not implement"
+            )
+        if not version_accepts(provided.version, parsed.version):
+            raise ComponentError(
+                spec.wasm_path,
+                f"imports {full}, but this host implements {parsed.unversioned}@{provided.version}",
             )
         imports.append((full, parsed, is_granted(spec, parsed)))
     handler = next((n for n in ctype.exports(eng) if n.startswith(INCOMING_HANDLER + "@")), None)
@@ -103,7 +112,8 @@ def _stub(error: type[Exception], message: str) -> Callable[..., Any]:
 
 
 def build_linker(
-    component: cm.Component, spec: ComponentSpec, the_plan: Plan, known: dict[str, wasi_table.Interface]
+    component: cm.Component, spec: ComponentSpec, the_plan: Plan, known: dict[str, Interface],
+    fast_host_calls: bool = True,
 ) -> tuple[cm.Linker, handle_tables.TypeIds]:
     eng = engines.engine()
     linker = cm.Linker(eng)
@@ -133,7 +143,8 @@ def build_linker(
                             fn = impl.functions.get(name) or _stub(
                                 NotImplementedByHost, f"{full}#{name}: not implemented by this host"
                             )
-                        hostfuncs.add_func(li, name, fn, type_ids, item, latin1=_is_streams(parsed))
+                        hostfuncs.add_func(li, name, fn, type_ids, item, latin1=_is_streams(parsed),
+                                          fast=fast_host_calls)
     return linker, type_ids
 
 

@@ -23,7 +23,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from wasmfleet.host.runtime import instances, serving
+from wasmfleet.host.runtime import engines, instances, serving
 from wasmfleet.host.runtime import workers as processes
 from wasmfleet.host.runtime.errors import RuntimeUnavailable
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
@@ -38,6 +38,7 @@ class WasmServer:
         self.requested_port = port
         self.workers = max(1, workers)
         self.settings = settings or RuntimeSettings()
+        engines.configure(self.settings.engine)
         self.port = 0
         self._core: serving.ServingCore | None = None
         self._workers: list[processes.Worker] = []

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wasmfleet.bus import http_routing
-from wasmfleet.host.runtime import http1, instances
+from wasmfleet.host.runtime import http1, instances, plugin_registry
 from wasmfleet.host.runtime.errors import GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import http, io
@@ -195,6 +195,7 @@ class ServingCore:
         for route in list(self.routes.by_workload.values()):
             route.component.close()
         self.routes = RouteTable()
+        plugin_registry.stop_process_lifecycle()
 
     # --- routes -----------------------------------------------------------------------------
 

@@ -7,9 +7,12 @@ data (picklable) because it crosses into worker processes.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from wasmfleet.host.plugin_api.host_plugins import HostContext
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,32 @@ class ComponentSpec:
         return any(g.covers(namespace, package, interface) for g in self.grants)
 
 
+@dataclass(frozen=True)
+class EngineSettings:
+    """How this process's wasmtime engine and host calls are set up (process-wide, see `engines`).
+
+    Built by the CLI (`wasmfleet host`, `wasmfleet serve`; the environment variables below are read
+    there and by the test fixtures, never at import time) and passed down inside RuntimeSettings.
+    """
+
+    fast_host_calls: bool = True
+    """Host calls enter through the C extension `_fasthost` when it was built; False = the
+    pure-Python trampoline for every function (same behaviour, slower). CLI: WASMFLEET_FASTHOST=0."""
+
+    pooling_allocator: bool = True
+    """wasmtime's pooling instance allocator (memory slots reused across instances); False for
+    diagnosis or a tight address space. Fixed by the first engine a process creates.
+    CLI: WASMFLEET_POOLING=0."""
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> EngineSettings:
+        """The documented switches: WASMFLEET_FASTHOST=0 and WASMFLEET_POOLING=0 turn each off."""
+        return cls(
+            fast_host_calls=environ.get("WASMFLEET_FASTHOST", "1") != "0",
+            pooling_allocator=environ.get("WASMFLEET_POOLING", "1") != "0",
+        )
+
+
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "wasmfleet" / "components"
@@ -106,5 +135,11 @@ class RuntimeSettings:
     guest_log_dir: Path | None = None
     """Where each workload's stdout/stderr lines are appended (<dir>/<workloadId>.log, see guestlogs),
     for `wasmfleet logs`; None = only the process log."""
+
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    """Engine and host-call entry of the process (see EngineSettings)."""
+
+    plugin_host: HostContext = field(default_factory=HostContext)
+    """What host plugins share per host process (host id, NATS servers), see plugin_registry."""
 
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)

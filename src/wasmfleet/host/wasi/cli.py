@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from wasmfleet.host.runtime import guestlogs
-from wasmfleet.host.wasi import store_state
+from wasmfleet.host.plugin_api import guestlogs, store_state
+from wasmfleet.host.plugin_api.interfaces import Interface
 from wasmfleet.host.wasi.io import InputStream, OutputStream
-from wasmfleet.host.wasi.wasi_table import Interface
 
 log = logging.getLogger("wasmfleet.guest")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from wasmfleet.host.plugin_api.interfaces import Interface
 from wasmfleet.host.wasi.io import TimerPollable
-from wasmfleet.host.wasi.wasi_table import Interface
 
 
 def _wall_now() -> tuple[int, int]:

@@ -12,9 +12,9 @@ import stat as statmod
 from pathlib import Path
 from typing import Any
 
-from wasmfleet.host.wasi import store_state
+from wasmfleet.host.plugin_api import store_state
+from wasmfleet.host.plugin_api.interfaces import OK, Interface, err, ok
 from wasmfleet.host.wasi.io import BytesInput, InputStream, OutputStream
-from wasmfleet.host.wasi.wasi_table import OK, Interface, err, ok
 
 _ERRNO = {
     2: "no-entry", 13: "access", 1: "not-permitted", 17: "exist", 20: "not-directory",

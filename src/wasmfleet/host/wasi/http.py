@@ -14,7 +14,8 @@ import socket
 import threading
 from typing import Any, Protocol
 
-from wasmfleet.host.wasi import store_state
+from wasmfleet.host.plugin_api import store_state
+from wasmfleet.host.plugin_api.interfaces import OK, Interface, err, ok
 from wasmfleet.host.wasi.io import (
     BytesInput,
     CallbackPollable,
@@ -23,7 +24,6 @@ from wasmfleet.host.wasi.io import (
     OutputStream,
     Pollable,
 )
-from wasmfleet.host.wasi.wasi_table import OK, Interface, err, ok
 
 FORBIDDEN = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "http2-settings"}

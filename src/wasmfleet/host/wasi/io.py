@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from wasmfleet.host.wasi import store_state
-from wasmfleet.host.wasi.wasi_table import OK, Interface, err, ok
+from wasmfleet.host.plugin_api import store_state
+from wasmfleet.host.plugin_api.interfaces import OK, Interface, err, ok
 
 WRITE_BUDGET = 1 << 20
 """Bytes a guest may write per check-write: large, so body copies take few host calls."""

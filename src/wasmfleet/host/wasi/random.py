@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from wasmfleet.host.wasi.wasi_table import Interface
+from wasmfleet.host.plugin_api.interfaces import Interface
 
 
 def _u64() -> int:

@@ -6,7 +6,7 @@ with "not granted". Raw sockets are out of scope for HTTP workloads on this host
 
 from __future__ import annotations
 
-from wasmfleet.host.wasi.wasi_table import Interface
+from wasmfleet.host.plugin_api.interfaces import Interface
 
 NAMES = (
     "network", "instance-network", "udp", "udp-create-socket", "tcp", "tcp-create-socket",

@@ -1,51 +1,38 @@
-"""The table of WASI interfaces this host implements in Python."""
+"""The table of WASI interfaces this host implements in Python, and the plugin that provides them.
+
+`WasiPlugin` is declared in pyproject.toml under the entry-point group `wasmfleet.host_interfaces`
+like any other plugin; nothing here runs at import time.
+"""
 
 from __future__ import annotations
 
 import functools
-import importlib.metadata
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
+from wasmfleet.host.plugin_api.host_plugins import HostPlugin
+from wasmfleet.host.plugin_api.interfaces import Interface
+from wasmfleet.host.wasi import cli, clocks, filesystem, http, io, random, sockets
 
-@dataclass(frozen=True)
-class Interface:
-    """One WIT interface: functions by their component import name and the resources it defines."""
-
-    name: str
-    functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    resources: tuple[str, ...] = ()
-
-
-ENTRY_POINT_GROUP = "wasmfleet.host_interfaces"
-"""Host plugins register here: each entry point loads a dict[str, Interface] (like INTERFACES)."""
+WASI_VERSION = "0.2.12"
+"""The newest WASI 0.2 patch tested; any 0.2.x import links."""
 
 
 @functools.cache
 def all_interfaces() -> dict[str, Interface]:
-    """Every interface this host can link, keyed by "namespace:package/interface" (no version).
-
-    The WASI modules here, listed by hand, plus plugins found through the entry-point group
-    `wasmfleet.host_interfaces` (nothing registers itself at import time). A plugin function
-    reads its workload's settings from `wasi.store_state.state()` (config, grants, environment).
-    """
-    from wasmfleet.host.wasi import cli, clocks, filesystem, http, io, random, sockets
-
+    """Every WASI interface this host can link, keyed by "namespace:package/interface" (no version)."""
     found: dict[str, Interface] = {}
     for module in (io, clocks, random, cli, filesystem, sockets, http):
         found.update(module.INTERFACES)
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found.update(ep.load())
     return found
 
 
-OK: tuple[str, None] = ("ok", None)
+class WasiPlugin(HostPlugin):
+    """WASI 0.2: io, clocks, random, cli, filesystem, http (sockets known, never served)."""
 
+    name = "wasi"
+    version = WASI_VERSION
+    open_config = True
+    """wasi:http entries carry routing keys (host, aliases) the host reads, not this plugin."""
+    exports = ("wasi:http/incoming-handler",)
 
-def ok(value: Any = None) -> tuple[str, Any]:
-    return ("ok", value)
-
-
-def err(value: Any = None) -> tuple[str, Any]:
-    return ("err", value)
+    def interfaces(self) -> tuple[Interface, ...]:
+        return tuple(all_interfaces().values())

@@ -18,10 +18,15 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.runtime import fasthost
-
 _local = threading.local()
-_fast_set_table = fasthost.MODULE.set_table if fasthost.MODULE is not None else None
+_fast_set_table: Callable[[ResourceTable | None, dict[int, Any] | None], None] | None = None
+
+
+def mirror_current_table(set_table: Callable[[ResourceTable | None, dict[int, Any] | None], None]) -> None:
+    """Also hands every table made current to `set_table` (the runtime's C host-call entry keeps
+    its own thread-local copy). Installed once by the runtime; this module knows nothing of C."""
+    global _fast_set_table
+    _fast_set_table = set_table
 
 
 def _raw(name: str, restype: Any, *argtypes: Any) -> Any:
@@ -66,7 +71,7 @@ class ResourceTable:
     def __init__(self, state: Any = None) -> None:
         self.objects: dict[int, Any] = {}
         self._next = 1
-        self.state = state  # the per-store WASI context (wasi.store_state.WasiContext)
+        self.state = state  # the per-store WASI context (plugin_api.store_state.WasiContext)
         # Out-parameter for handle conversions: one per table (a store runs on one thread at a
         # time) instead of a fresh c_void_p + byref on every handle a host call sees.
         self.out = _VP()

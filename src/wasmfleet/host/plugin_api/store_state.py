@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wasmfleet.host.runtime import guestlogs, handle_tables
+from wasmfleet.host.plugin_api import guestlogs, handle_tables
 
 
 class DeadlineExceeded(Exception):
@@ -30,6 +30,9 @@ class GuestExit(Exception):
 
 @dataclass
 class WasiContext:
+    workload_id: str = ""
+    component: str = ""
+    """The component's name within its workload."""
     environment: list[tuple[str, str]] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
     preopens: list[tuple[Any, str]] = field(default_factory=list)

@@ -1,0 +1,30 @@
+"""One WIT interface as the linker sees it, and the result values host functions return."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One WIT interface: functions by their component import name and the resources it defines."""
+
+    name: str
+    functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    resources: tuple[str, ...] = ()
+    version: str = ""
+    """The WIT package version it implements ('' = its plugin's version, filled in at load)."""
+
+
+OK: tuple[str, None] = ("ok", None)
+"""`result<_, E>`'s ok case."""
+
+
+def ok(value: Any = None) -> tuple[str, Any]:
+    return ("ok", value)
+
+
+def err(value: Any = None) -> tuple[str, Any]:
+    return ("err", value)

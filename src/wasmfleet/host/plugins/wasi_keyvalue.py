@@ -1,0 +1,160 @@
+"""wasi:keyvalue/{store,atomics,batch}@0.2.0-draft, with an in-memory and a NATS JetStream KV backend.
+
+Which backend `open(identifier)` uses (upstream's rules):
+- a hostInterfaces entry whose `name` equals the identifier: its `config.backend`, `in-memory`
+  (default) or `nats` (`config.url`, default the host's NATS). On this named path a NATS bucket
+  must already exist (error::no-such-store otherwise);
+- otherwise the unnamed entry: the host's default backend, NATS on the host's own connection when
+  the host has one (a `wasmfleet host`), in-memory when not (`wasmfleet serve`); `config.backend`
+  overrides it. The bucket is the identifier, created on demand;
+- no entry matches: error::access-denied.
+
+In-memory buckets belong to the workload (per host process: `--workers` processes each hold their
+own) and disappear when it stops. Failures of the store come back as error::other with the cause.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from wasmfleet.host.plugin_api import store_state
+from wasmfleet.host.plugin_api.host_plugins import ConfigKey, HostContext, HostPlugin, WorkloadContext
+from wasmfleet.host.plugin_api.interfaces import Interface, err, ok
+from wasmfleet.host.plugins.keyvalue_memory import MemoryBuckets
+from wasmfleet.host.plugins.keyvalue_nats import KeyValueFailure, NatsBucket, NatsConnections, deadline
+
+BACKENDS = ("in-memory", "nats")
+
+
+class Bucket(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+    def set(self, key: str, value: bytes) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def list_keys(self, cursor: int) -> tuple[list[str], int | None]: ...
+    def increment(self, key: str, delta: int) -> int: ...
+    def get_many(self, keys: list[str]) -> list[tuple[str, bytes] | None]: ...
+    def set_many(self, pairs: list[tuple[str, bytes]]) -> None: ...
+    def delete_many(self, keys: list[str]) -> None: ...
+    def close(self) -> None: ...
+
+
+def _error(exc: KeyValueFailure) -> tuple[str, Any]:
+    """The WIT `error` variant of a failure."""
+    return err((exc.case, str(exc)) if exc.case == "other" else (exc.case, None))
+
+
+def _call(fn: Callable[..., Any]) -> Callable[..., tuple[str, Any]]:
+    """Wraps a bucket operation: its value as ok, a KeyValueFailure as the WIT error."""
+
+    def call(*args: Any) -> tuple[str, Any]:
+        try:
+            return ok(fn(*args))
+        except KeyValueFailure as exc:
+            return _error(exc)
+
+    return call
+
+
+class KeyValuePlugin(HostPlugin):
+    name = "wasi-keyvalue"
+    version = "0.2.0-draft"
+    config_keys = (
+        ConfigKey("backend", choices=BACKENDS, doc="in-memory or nats"),
+        ConfigKey("url", doc="NATS servers of the nats backend (default: the host's)"),
+    )
+
+    def __init__(self) -> None:
+        self._host = HostContext()
+        self._nats: NatsConnections | None = None
+        self._lock = threading.Lock()
+        self._memory: dict[str, MemoryBuckets] = {}
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def start_host(self, host: HostContext) -> None:
+        self._host = host
+
+    def stop_host(self) -> None:
+        with self._lock:
+            connections, self._nats = self._nats, None
+        if connections is not None:
+            connections.close()
+
+    def start_workload(self, workload: WorkloadContext) -> None:
+        self._workload_memory(workload.workload_id)
+
+    def stop_workload(self, workload_id: str) -> None:
+        with self._lock:
+            self._memory.pop(workload_id, None)
+
+    def _workload_memory(self, workload_id: str) -> MemoryBuckets:
+        with self._lock:
+            return self._memory.setdefault(workload_id, MemoryBuckets())
+
+    def _connections(self) -> NatsConnections:
+        with self._lock:
+            if self._nats is None:
+                self._nats = NatsConnections()
+            return self._nats
+
+    # ---- store.open ---------------------------------------------------------------------------
+
+    def _open(self, identifier: str) -> Bucket:
+        state = store_state.state()
+        entries = [g for g in state.grants if (g.namespace, g.package) == ("wasi", "keyvalue")]
+        named = next((g for g in entries if g.name == identifier), None)
+        if named is not None:
+            return self._bucket(named.config.get("backend", "in-memory"), named.config, identifier,
+                                state.workload_id, create=False)
+        unnamed = next((g for g in entries if not g.name), None)
+        if unnamed is None:
+            raise KeyValueFailure("access-denied")
+        default = "nats" if self._host.nats_url else "in-memory"
+        return self._bucket(unnamed.config.get("backend", default), unnamed.config, identifier,
+                            state.workload_id, create=True)
+
+    def _bucket(self, backend: str, config: Mapping[str, str], name: str, workload_id: str,
+                create: bool) -> Bucket:
+        if backend == "nats":
+            url = config.get("url") or self._host.nats_url
+            if not url:
+                raise KeyValueFailure("other", "backend nats needs config.url on a host without NATS")
+            connections = self._connections()
+            kv = connections.run(connections.open(url, name, create), deadline())
+            return NatsBucket(connections, kv)
+        if backend != "in-memory":  # refused at workload start; kept for `serve` grants
+            raise KeyValueFailure("other", f"unknown backend {backend!r}")
+        return self._workload_memory(workload_id).bucket(name)
+
+    # ---- interfaces ---------------------------------------------------------------------------
+
+    def interfaces(self) -> tuple[Interface, ...]:
+        def list_keys(bucket: Bucket, cursor: int | None) -> tuple[list[str], int | None]:
+            return bucket.list_keys(cursor or 0)
+
+        return (
+            Interface(
+                "wasi:keyvalue/store",
+                {
+                    "open": _call(self._open),
+                    "[method]bucket.get": _call(lambda b, k: b.get(k)),
+                    "[method]bucket.set": _call(lambda b, k, v: b.set(k, bytes(v))),
+                    "[method]bucket.delete": _call(lambda b, k: b.delete(k)),
+                    "[method]bucket.exists": _call(lambda b, k: b.exists(k)),
+                    "[method]bucket.list-keys": _call(list_keys),
+                },
+                ("bucket",),
+            ),
+            Interface("wasi:keyvalue/atomics", {"increment": _call(lambda b, k, d: b.increment(k, d))}),
+            Interface(
+                "wasi:keyvalue/batch",
+                {
+                    "get-many": _call(lambda b, keys: b.get_many(list(keys))),
+                    "set-many": _call(lambda b, pairs: b.set_many([(k, bytes(v)) for k, v in pairs])),
+                    "delete-many": _call(lambda b, keys: b.delete_many(list(keys))),
+                },
+            ),
+        )
