@@ -209,7 +209,7 @@ async def test_host_advertises_validates_and_runs_the_plugin(
     missing = await start(nc, "g-missing", image, greeting({}))
     assert missing["workloadState"] == "WORKLOAD_STATE_ERROR", missing
     assert "hostInterfaces entry example:greeting: config.salutation: required" in missing["message"]
-    assert missing["retryable"] is False
+    assert missing.get("retryable", False) is False
     unknown_value = await start(nc, "g-style", image, greeting({"salutation": "Hi", "style": "fancy"}))
     assert unknown_value["workloadState"] == "WORKLOAD_STATE_ERROR", unknown_value
     assert ("hostInterfaces entry example:greeting: config.style: unknown value 'fancy' "
