@@ -5,26 +5,29 @@ A `Child` is a command line, a log file and an async readiness probe. The superv
   reports progress through a callback while waiting for each probe;
 - watches every child; one that exits while the fleet runs is restarted with exponential backoff
   (reset after it stayed up for a while), and the restart is reported;
-- on stop, terminates children in reverse start order (SIGTERM to the child's process group, SIGKILL after
-  a grace period), so hosts drain before the API server and NATS go away.
+- on stop, terminates children in reverse start order (SIGTERM to the child, SIGKILL to its process group
+  after a grace period or once it exited, for whatever it forked), so hosts drain before the API server and
+  NATS go away.
 
 Children run in their own session (Ctrl-C in the terminal reaches only the supervisor, which then stops
-them in order) and, on Linux, get SIGTERM if the supervisor dies abruptly, so no orphan keeps ports busy.
+them in order) and, on Linux, get SIGTERM if the supervisor dies abruptly (even by SIGKILL), so no orphan
+keeps ports busy; hosts in turn take their worker processes with them (lifecycle.orphans).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
+import functools
 import json
 import os
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from wasmfleet.lifecycle import orphans
 
 Probe = Callable[[], Awaitable[bool]]
 Report = Callable[[str], None]
@@ -54,16 +57,6 @@ class Child:
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM this child when the supervisor dies, and detach it from the terminal."""
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class Supervisor:
@@ -99,7 +92,9 @@ class Supervisor:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, **child.env},
-                preexec_fn=_die_with_parent,
+                # Spawned from the event loop's thread, which lives as long as the supervisor: the
+                # parent-death signal is tied to the forking thread (see lifecycle.orphans).
+                preexec_fn=functools.partial(orphans.new_session_dying_with, os.getpid()),
             )
         finally:
             log.close()
@@ -196,9 +191,10 @@ class Supervisor:
         self._stopping = True
         for task in self._watchers:
             task.cancel()
-        for task in self._watchers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._watchers:
+            # Waited for, not awaited: awaiting a cancelled task under suppress(CancelledError) would
+            # also swallow a cancellation of this stop itself.
+            await asyncio.wait(self._watchers)
         self._watchers.clear()
         order = list(reversed(self.children))
         for child in [c for c in order if c.stop_early] + [c for c in order if not c.stop_early]:
@@ -210,8 +206,10 @@ class Supervisor:
         if proc is None or proc.returncode is not None:
             return
         self._report(f"stopping {child.name} ...")
+        # SIGTERM to the child alone: it stops what it started itself (a host drains its wasm workers
+        # before stopping them; SIGTERM to the whole group would kill them mid-request).
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), self._stop_grace_s)
         except TimeoutError:

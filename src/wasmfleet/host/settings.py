@@ -69,6 +69,12 @@ class LifecycleSettings:
     drain_timeout_s: float = 10.0
     """Bound of a graceful stop: in-flight commands and HTTP requests get this long to finish."""
 
+    stop_overhead_s: float = 4.0
+    """What a stop may take beyond the drain: announcing the leave, unwinding cancelled commands,
+    stopping worker processes, closing NATS. Each of those steps is bounded on its own; this caps
+    their sum, so a host stops within drain_timeout_s + stop_overhead_s whatever state NATS, its
+    workers or its guests are in (and the process exits a moment later, see lifecycle.stopping)."""
+
     max_concurrent_starts: int = 8
     """Workload starts fetched/compiled at once; more queue up (compiles are CPU-bound)."""
 
