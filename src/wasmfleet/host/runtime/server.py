@@ -171,11 +171,13 @@ class WasmServer:
             async def stop_one(w: processes.Worker) -> None:
                 # Bounded without trusting the worker: a stuck one (or one whose pipe is held by a
                 # slow route) is killed a moment after the grace period, never waited for.
-                if w.alive():
-                    await stopping.bounded(w.call("stop", grace, timeout=grace + 1), grace + 1.5,
-                                           f"stopping wasm worker {w.index}")
-                await asyncio.to_thread(w.join, 1)
-                w.kill()
+                try:
+                    if w.alive():
+                        await stopping.bounded(w.call("stop", grace, timeout=grace + 0.5), grace + 1,
+                                               f"stopping wasm worker {w.index}")
+                    await asyncio.to_thread(w.join, 0.5)
+                finally:
+                    w.kill()
 
             await asyncio.gather(*(stop_one(w) for w in self._workers))
         if self._placeholder is not None:
