@@ -8,7 +8,10 @@ Checks:
 - a crashed child is restarted (new pid, restart counted in children.json) and reported;
 - stop terminates children in reverse order (stop_early ones first), including processes they forked;
 - the port book keeps ports across runs and replaces a port that got taken;
-- the fleet plan starts every part the CLI has, hosts of every group, in dependency order.
+- the fleet plan starts every part the CLI has, hosts of every group, in dependency order;
+- a real `wasmfleet up` killed with SIGKILL (idle, or while stopping its children after a SIGTERM)
+  leaves no process of its tree alive a few seconds later: nats-server, the API server, operator,
+  hosts, gateway and the hosts' wasm worker processes (parent-death signals, bounded stops).
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from wasmfleet.embedded import ports, supervising
@@ -186,3 +192,61 @@ def test_plan_starts_every_part_this_build_has(tmp_path: Path) -> None:
     names = [c.name for c in fleet.plan(options, endpoints, sorted(main.COMMANDS))]
     hosts = [f"host {g}-{i}" for g in fleet.DEFAULT_GROUPS for i in (1, 2)]
     assert names == ["nats-server", "apiserver", "operator", *hosts, "gateway"]
+
+
+WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("while_stopping", [False, True], ids=["idle", "while-stopping"])
+async def test_killed_up_leaves_no_process_of_its_tree(tmp_path: Path, while_stopping: bool) -> None:
+    out = tmp_path / "up.out"
+    with out.open("wb") as sink:
+        up = subprocess.Popen(
+            [WASMFLEET, "up", "--data-dir", str(tmp_path / "fleet"), "--host-groups", "default,edge",
+             "--host-workers", "2", "--gateway-port", str(_free_port())],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )
+    tree: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 180
+        while "wasmfleet is up" not in out.read_text():
+            assert up.poll() is None and time.monotonic() < deadline, out.read_text()[-3000:]
+            await asyncio.sleep(0.2)
+        tree = psutil.Process(up.pid).children(recursive=True)
+        names = [p.name() for p in tree]
+        assert "nats-server" in names
+        # nats, apiserver, operator, 2 hosts, gateway, and 2 wasm workers per host.
+        assert len(tree) == 6 + 2 * 2, [" ".join(p.cmdline()[-3:]) for p in tree]
+        if while_stopping:
+            up.send_signal(signal.SIGTERM)
+            while "stopping" not in out.read_text().split("wasmfleet is up", 1)[1]:
+                await asyncio.sleep(0.05)
+        up.kill()
+        up.wait()
+        t0 = time.monotonic()
+        while [p for p in tree if _running(p)] and time.monotonic() - t0 < 10:
+            await asyncio.sleep(0.2)
+        left = [f"{p.pid} {' '.join(p.cmdline()[-4:])}" for p in tree if _running(p)]
+        assert not left, left
+        print(f"tree of {len(tree)} gone {time.monotonic() - t0:.1f} s after SIGKILL")
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for p in tree:
+            if _running(p):
+                p.kill()
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
