@@ -157,8 +157,7 @@ class Informer:
         finally:
             if resync is not None:
                 resync.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await resync
+                await asyncio.wait({resync})  # not `await` under suppress: that would swallow our own cancel
 
     def _on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "")
