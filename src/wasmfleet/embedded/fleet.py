@@ -2,9 +2,10 @@
 
 Layout of DATA_DIR (everything a rerun needs to resume):
     kubeconfig            written by the API server; kubectl and every component use it
-    apiserver/            the API server's SQLite state
+    state.db, token, tls/ the API server's SQLite state, bearer token and serving certificate
     nats/jetstream/       JetStream state (KV buckets, object stores)
-    hosts/<group>-<n>/    per-host scratch and compiled-component cache
+    hosts/<group>-<n>/    per-host scratch: workload volumes and guest logs (fetched and compiled
+                          components are cached per user, under ~/.cache/wasmfleet, shared by all hosts)
     logs/<child>.log      each child's output, appended across runs
     ports.json            the loopback ports picked on the first run, reused after
     children.json         pid of every child (tests and tooling kill or inspect them)
