@@ -76,7 +76,8 @@ def host(
     """Join the fleet over NATS and run the workloads the operator places on this host.
 
     SIGTERM or Ctrl-C stops gracefully: no new work, a leaving announcement to the operator,
-    in-flight requests finished within --drain-timeout.
+    in-flight requests finished within --drain-timeout; the process is gone a few seconds after
+    that whatever it is stuck on. A second signal exits at once.
 
     \b
     Example:
