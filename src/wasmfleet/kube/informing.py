@@ -9,7 +9,6 @@ serving its last known state (stale data is better than no data for a level-trig
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
