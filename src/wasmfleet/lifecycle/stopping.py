@@ -136,7 +136,7 @@ class Watchdog:
                     continue  # 0: a wake-up from arm(); other signals belong to their own handlers
                 seen += 1
                 if seen == 1:
-                    log.info("%s: stopping (at most %.0f s)", signal.Signals(signum).name, self.bound_s)
+                    log.info("%s: stopping (at most %g s)", signal.Signals(signum).name, self.bound_s)
                     self.arm()
                     self._on_first_signal(signum)
                 else:
@@ -144,7 +144,7 @@ class Watchdog:
                     _exit(128 + signum)
 
     def _expire(self) -> None:
-        log.error("stop did not finish within %.0f s; exiting. Where every thread was:", self.bound_s)
+        log.error("stop did not finish within %g s; exiting. Where every thread was:", self.bound_s)
         _flush_logs()
         with contextlib.suppress(Exception):
             faulthandler.dump_traceback(sys.stderr, all_threads=True)
