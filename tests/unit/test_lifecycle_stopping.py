@@ -6,6 +6,7 @@ Checks:
 - work that swallows its cancellation is left behind after the bound plus CANCEL_GRACE_S instead of
   holding the caller (asyncio.wait_for on 3.11 would wait for it forever);
 - cancelling the caller cancels the work and propagates;
+- a process whose main returned but which still has a busy (non-daemon) thread exits at once, naming it;
 - a process run by stopping.run whose main ignores SIGTERM and whose leftover task swallows
   cancellation still exits: the leftover is named in the log and the watchdog ends the process at its
   bound with every thread's stack; a second SIGTERM ends it at once.
@@ -72,7 +73,7 @@ async def test_cancelling_the_caller_cancels_the_work() -> None:
 
 
 PROGRAM = """
-import asyncio, logging, sys
+import asyncio, logging, sys, threading, time
 from wasmfleet.lifecycle import stopping
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -85,6 +86,8 @@ async def stubborn():
 
 async def main(stop):
     asyncio.get_running_loop().create_task(stubborn(), name="stubborn")
+    if sys.argv[1] == "busy-thread":
+        threading.Thread(target=time.sleep, args=(3600,), name="compiling").start()
     print("ready", flush=True)
     await stop.wait()
     if sys.argv[1] == "hang":
@@ -145,3 +148,13 @@ def test_run_second_signal_exits_at_once(tmp_path: Path) -> None:
     assert code == 128 + signal.SIGINT, err
     assert time.monotonic() - began < 2
     assert "SIGINT again: exiting now" in err
+
+
+def test_run_does_not_wait_for_busy_threads_at_exit(tmp_path: Path) -> None:
+    proc = _start(tmp_path, "busy-thread", 60)
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code, err = _finish(proc, 15)
+    assert code == 0, err
+    assert time.monotonic() - began < stopping.EXIT_CLEANUP_S * 3 + 2
+    assert "exiting with 1 thread(s) still busy: compiling" in err

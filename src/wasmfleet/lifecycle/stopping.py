@@ -174,6 +174,8 @@ def run(main: Main, *, stop_within_s: float) -> None:
 
     For a command's process, not for tests in-process: once started, the watchdog guards the process
     until it exits, and its deadline, armed when `main` returns, also covers the interpreter's exit.
+    When `main` returned but threads are still busy (they would be joined at exit), the process
+    exits at once with status 0 instead of waiting for them.
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -194,6 +196,12 @@ def run(main: Main, *, stop_within_s: float) -> None:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+    # The interpreter would now join every non-daemon thread, e.g. an executor thread still compiling
+    # a component for a start the stop cancelled. Their results have nobody to go to: leave now.
+    busy = [t.name for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
+    if busy:
+        log.warning("exiting with %d thread(s) still busy: %s", len(busy), ", ".join(busy))
+        _exit(0)
 
 
 def _finish(loop: asyncio.AbstractEventLoop) -> None:
