@@ -45,7 +45,7 @@ async def test_bounded_reports_completion_failure_and_timeout(caplog: pytest.Log
     assert await stopping.bounded(fails(), 1, "failing step") is False
     assert "failing step failed: boom" in caplog.text
     assert await stopping.bounded(asyncio.sleep(10), 0.05, "slow step") is False
-    assert "slow step did not finish within 0.1 s; cancelled" in caplog.text
+    assert "slow step did not finish within 0.05 s; cancelled" in caplog.text
 
 
 async def test_bounded_leaves_work_that_swallows_its_cancellation(caplog: pytest.LogCaptureFixture) -> None:

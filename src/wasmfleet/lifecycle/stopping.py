@@ -65,9 +65,11 @@ async def bounded(aw: Awaitable[object], timeout_s: float, what: str) -> bool:
             task.cancel()
             done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
             if done:
-                log.warning("%s did not finish within %.1f s; cancelled", what, timeout_s)
+                if not task.cancelled():
+                    task.exception()  # retrieved: whatever it raised while unwinding is moot now
+                log.warning("%s did not finish within %g s; cancelled", what, timeout_s)
             else:
-                log.warning("%s did not finish within %.1f s and ignored its cancellation; left behind: %s",
+                log.warning("%s did not finish within %g s and ignored its cancellation; left behind: %s",
                             what, timeout_s, where(task))
             return False
     except asyncio.CancelledError:
@@ -87,10 +89,15 @@ def where(task: asyncio.Task[Any] | asyncio.Future[Any]) -> str:
     """Where a task is suspended (innermost frame last), for a log line."""
     if not isinstance(task, asyncio.Task):
         return repr(task)
-    frames = task.get_stack()
-    place = " > ".join(f"{f.f_code.co_name} ({os.path.basename(f.f_code.co_filename)}:{f.f_lineno})"
-                       for f in frames)
-    return f"task {task.get_name()!r} at {place or '?'}"
+    # Follow the chain of awaits (Task.get_stack() stops at the outermost coroutine of a suspended task).
+    places = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            places.append(f"{frame.f_code.co_name} ({os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return f"task {task.get_name()!r} at {' > '.join(places) or '?'}"
 
 
 class Watchdog:
