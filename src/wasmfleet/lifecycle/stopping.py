@@ -67,9 +67,9 @@ async def bounded(aw: Awaitable[object], timeout_s: float, what: str) -> bool:
             if done:
                 if not task.cancelled():
                     task.exception()  # retrieved: whatever it raised while unwinding is moot now
-                log.warning("%s did not finish within %g s; cancelled", what, timeout_s)
+                log.warning("%s did not finish within %.3g s; cancelled", what, timeout_s)
             else:
-                log.warning("%s did not finish within %g s and ignored its cancellation; left behind: %s",
+                log.warning("%s did not finish within %.3g s and ignored its cancellation; left behind: %s",
                             what, timeout_s, where(task))
             return False
     except asyncio.CancelledError:
@@ -143,7 +143,7 @@ class Watchdog:
                     continue  # 0: a wake-up from arm(); other signals belong to their own handlers
                 seen += 1
                 if seen == 1:
-                    log.info("%s: stopping (at most %g s)", signal.Signals(signum).name, self.bound_s)
+                    log.info("%s: stopping (at most %.3g s)", signal.Signals(signum).name, self.bound_s)
                     self.arm()
                     self._on_first_signal(signum)
                 else:
@@ -151,7 +151,7 @@ class Watchdog:
                     _exit(128 + signum)
 
     def _expire(self) -> None:
-        log.error("stop did not finish within %g s; exiting. Where every thread was:", self.bound_s)
+        log.error("stop did not finish within %.3g s; exiting. Where every thread was:", self.bound_s)
         _flush_logs()
         with contextlib.suppress(Exception):
             faulthandler.dump_traceback(sys.stderr, all_threads=True)
@@ -233,6 +233,6 @@ def _finish(loop: asyncio.AbstractEventLoop) -> None:
         finishing = loop.create_task(step)
         _, pending_steps = loop.run_until_complete(asyncio.wait({finishing}, timeout=EXIT_CLEANUP_S))
         if pending_steps:
-            log.warning("%s did not finish within %.0f s at exit", what, EXIT_CLEANUP_S)
+            log.warning("%s did not finish within %.3g s at exit", what, EXIT_CLEANUP_S)
             finishing.cancel()
             loop.run_until_complete(asyncio.wait({finishing}, timeout=CANCEL_GRACE_S))
