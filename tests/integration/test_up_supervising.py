@@ -2,7 +2,7 @@
 
 Checks:
 - children start in order, each only after the previous one's readiness probe passed; children of one
-  batch (hosts) start together;
+  batch (hosts) start together and stop together;
 - a child that exits while starting fails the start with its name and log path, and earlier children
   are stopped;
 - a crashed child is restarted (new pid, restart counted in children.json) and reported;
@@ -129,6 +129,41 @@ async def test_children_of_one_batch_start_together(tmp_path: Path) -> None:
     sup = supervising.Supervisor([a, b], report=lambda _: None)
     await sup.start()
     await sup.stop()
+
+
+# Stops only once its partner is stopping too: stopped one after the other, the first would be
+# SIGKILLed at the end of the grace period and never record its stop.
+PARTNER = """
+import os, signal, sys, time
+name, partner, record = sys.argv[1], sys.argv[2], sys.argv[3]
+def note(what):
+    with open(record, "a") as f:
+        f.write(f"{what} {name}\\n")
+def bye(*_):
+    note("stopping")
+    while f"stopping {partner}" not in open(record).read():
+        time.sleep(0.02)
+    note("stop")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+note("start")
+while True:
+    time.sleep(0.05)
+"""
+
+
+async def test_children_of_one_batch_stop_together(tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    pair = [
+        supervising.Child(name=name, argv=[sys.executable, "-c", PARTNER, name, partner, str(record)],
+                          log_path=tmp_path / "logs" / f"{name}.log", ready=started(record, name), batch="hosts")
+        for name, partner in (("a", "b"), ("b", "a"))
+    ]
+    sup = supervising.Supervisor(pair, report=lambda _: None, stop_grace_s=3)
+    await sup.start()
+    await sup.stop()
+    lines = record.read_text().splitlines()
+    assert "stop a" in lines and "stop b" in lines, lines
 
 
 async def test_child_failing_to_start_names_itself_and_stops_the_others(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ A `Child` is a command line, a log file and an async readiness probe. The superv
   reports progress through a callback while waiting for each probe;
 - watches every child; one that exits while the fleet runs is restarted with exponential backoff
   (reset after it stayed up for a while), and the restart is reported;
-- on stop, terminates children in reverse start order (SIGTERM to the child, SIGKILL to its process group
-  after a grace period or once it exited, for whatever it forked), so hosts drain before the API server and
-  NATS go away.
+- on stop, terminates children in reverse start order, a batch together (SIGTERM to the child, SIGKILL to
+  its process group after a grace period or once it exited, for whatever it forked), so hosts drain before
+  the API server and NATS go away.
 
 Children run in their own session (Ctrl-C in the terminal reaches only the supervisor, which then stops
 them in order) and, on Linux, get SIGTERM if the supervisor dies abruptly (even by SIGKILL), so no orphan
@@ -133,16 +133,10 @@ class Supervisor:
     async def start(self) -> None:
         """Start every child in order; raises StartError (after stopping what started) on failure."""
         total = len(self.children)
-        numbered = list(enumerate(self.children, 1))
-        batches: list[list[tuple[int, Child]]] = []
-        for index, child in numbered:
-            if batches and child.batch and batches[-1][0][1].batch == child.batch:
-                batches[-1].append((index, child))
-            else:
-                batches.append([(index, child)])
+        index = {id(child): number for number, child in enumerate(self.children, 1)}
         try:
-            for batch in batches:
-                await asyncio.gather(*(self._start_one(index, total, child) for index, child in batch))
+            for batch in _consecutive_batches(self.children):
+                await asyncio.gather(*(self._start_one(index[id(child)], total, child) for child in batch))
         except BaseException:
             await self.stop()
             raise
@@ -197,8 +191,11 @@ class Supervisor:
             await asyncio.wait(self._watchers)
         self._watchers.clear()
         order = list(reversed(self.children))
-        for child in [c for c in order if c.stop_early] + [c for c in order if not c.stop_early]:
-            await self._terminate(child)
+        order = [c for c in order if c.stop_early] + [c for c in order if not c.stop_early]
+        # A batch (the hosts) stops together, as it started: each host drains for up to its own
+        # --drain-timeout, and one after the other that would add up.
+        for group in _consecutive_batches(order):
+            await asyncio.gather(*(self._terminate(child) for child in group))
         self._write_state()
 
     async def _terminate(self, child: Child) -> None:
@@ -220,3 +217,14 @@ class Supervisor:
         # Workers the child forked share its process group: make sure none outlives it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _consecutive_batches(children: Sequence[Child]) -> list[list[Child]]:
+    """Runs of consecutive children sharing a non-empty `batch`; every other child alone."""
+    groups: list[list[Child]] = []
+    for child in children:
+        if groups and child.batch and groups[-1][0].batch == child.batch:
+            groups[-1].append(child)
+        else:
+            groups.append([child])
+    return groups
