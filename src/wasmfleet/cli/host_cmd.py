@@ -121,10 +121,7 @@ def host(
     try:
         # The whole stop, from SIGTERM to the process's exit, is bounded: drain, the agent's own
         # overhead, then the loop's bounded clean-up (a watchdog ends the process past that).
-        stopping.run(
-            functools.partial(_run, settings),
-            stop_within_s=drain_timeout + lifecycle.stop_overhead_s + stopping.EXIT_CLEANUP_S + 1,
-        )
+        stopping.run(functools.partial(_run, settings), stop_within_s=lifecycle.stop_bound_s)
     except OSError as exc:
         raise click.ClickException(f"host: {exc.strerror or exc} ({http_addr})") from None
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import aiohttp
 
 from wasmfleet.embedded import ports, supervising
+from wasmfleet.host.settings import LifecycleSettings
 
 DEFAULT_GROUPS = ("default", "private-ingress", "public-ingress")
 INGRESS_GROUPS = frozenset({"private-ingress", "public-ingress"})
@@ -42,6 +43,8 @@ class FleetOptions:
     """Bind address of public-ingress hosts' HTTP ports (0.0.0.0 exposes them to the network)."""
     host_workers: int = 1
     """Wasm worker processes per host."""
+    host_drain_s: float = 10.0
+    """Each host's --drain-timeout; the supervisor waits for a stopping host up to its whole stop bound."""
     heartbeat_s: float = 1.0
     """Host heartbeat period: on one machine beats are cheap, and the operator's failover (a few missed
     beats) depends on it."""
@@ -164,10 +167,12 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) 
                         "--http-addr", f"{bind}:{port}", "--hostname", "127.0.0.1",
                         "--data-dir", str(data / "hosts" / name), "--workers", str(options.host_workers),
                         "--heartbeat-interval", f"{options.heartbeat_s:g}",
+                        "--drain-timeout", f"{options.host_drain_s:g}",
                     ),
                     log_path=logs / f"host-{name}.log",
                     ready=functools.partial(tcp_open, port),
                     batch="hosts",
+                    stop_grace_s=LifecycleSettings(drain_timeout_s=options.host_drain_s).stop_bound_s + 1,
                     describe=f"group {group}, {ingress}",
                 )
             )

@@ -54,6 +54,9 @@ class Child:
     batch: str = ""
     """Consecutive children with the same non-empty batch start together (hosts do not depend on each
     other, and each pays the interpreter start-up: in parallel they are ready in the time of one)."""
+    stop_grace_s: float | None = None
+    """How long a stop waits for it after SIGTERM before SIGKILL (None: the supervisor's default). A host
+    gets its own stop bound, so it is never killed while it may still be draining."""
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -207,10 +210,11 @@ class Supervisor:
         # before stopping them; SIGTERM to the whole group would kill them mid-request).
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
+        grace = child.stop_grace_s if child.stop_grace_s is not None else self._stop_grace_s
         try:
-            await asyncio.wait_for(proc.wait(), self._stop_grace_s)
+            await asyncio.wait_for(proc.wait(), grace)
         except TimeoutError:
-            self._report(f"{child.name} did not stop within {self._stop_grace_s:g} s; killing it")
+            self._report(f"{child.name} did not stop within {grace:g} s; killing it")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.host import machine
+from wasmfleet.lifecycle import stopping
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,12 @@ class LifecycleSettings:
     stopping worker processes, closing NATS. Each of those steps is bounded on its own; this caps
     their sum, so a host stops within drain_timeout_s + stop_overhead_s whatever state NATS, its
     workers or its guests are in (and the process exits a moment later, see lifecycle.stopping)."""
+
+    @property
+    def stop_bound_s(self) -> float:
+        """From SIGTERM to the process's exit, at most (enforced by `wasmfleet host`'s watchdog): the
+        drain, the stop's overhead, the event loop's bounded clean-up and a second of slack."""
+        return self.drain_timeout_s + self.stop_overhead_s + stopping.EXIT_CLEANUP_S + 1
 
     max_concurrent_starts: int = 8
     """Workload starts fetched/compiled at once; more queue up (compiles are CPU-bound)."""
