@@ -9,7 +9,6 @@ blocking-write-and-flush; JavaScript: read and write), whichever path is active.
 from __future__ import annotations
 
 import os
-import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,15 +23,20 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def test_the_c_entry_is_used_when_it_could_be_built(persistent_settings: specs.RuntimeSettings) -> None:
-    """Built by `pip install` whenever a C compiler exists (scripts/test makes sure of one);
-    WASMFLEET_FASTHOST=0 (read by the CLI and these tests' fixtures into EngineSettings, never
-    at import time) selects the pure-Python path."""
+    """Built by `pip install` whenever a C compiler exists; WASMFLEET_FASTHOST=0 (read by the CLI and
+    these tests' fixtures into EngineSettings, never at import time) selects the pure-Python path.
+    scripts/test sets WASMFLEET_REQUIRE_FASTHOST=1 when it has a compiler, so CI fails (instead of
+    quietly testing only the slow path) when the extension did not build."""
     fast = persistent_settings.engine.fast_host_calls
     assert fast == (os.environ.get("WASMFLEET_FASTHOST") != "0")
-    if shutil.which("cc") or shutil.which("gcc"):
-        assert fasthost.MODULE is not None, "a C compiler is here but _fasthost was not built"
-        assert fasthost.trampoline_address() > 0
-    assert hostfuncs.uses_c_entry(fast) == (fast and fasthost.MODULE is not None)
+    if fasthost.MODULE is None:
+        if os.environ.get("WASMFLEET_REQUIRE_FASTHOST") == "1":
+            pytest.fail("WASMFLEET_REQUIRE_FASTHOST=1 but wasmfleet.host.runtime._fasthost is not built: "
+                        "see the output of `pip install -e .` (it compiles _fasthost.c)")
+        pytest.skip("the C host-call entry (_fasthost) is not built here (no C compiler when wasmfleet was "
+                    "installed): only the pure-Python trampoline is tested")
+    assert fasthost.trampoline_address() > 0
+    assert hostfuncs.uses_c_entry(fast) == fast
 
 
 def _patterns() -> dict[str, bytes]:

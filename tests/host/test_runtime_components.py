@@ -95,6 +95,7 @@ def test_serve_command_serves_and_stops_on_sigterm(hello_wat: Path, tmp_path: Pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stderr.close()  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("guest", ["unknown-import-wat", "no-handler-wat"])

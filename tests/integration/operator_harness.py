@@ -141,7 +141,7 @@ class FakeHost:
 
 
 def operator_settings(kubeconfig: Path, nats_url: str, **kw: Any) -> settings.OperatorSettings:
-    """Fast settings for tests: 1 s host expiry, short sync interval, quick lease."""
+    """Fast settings for tests: 1.5 s host expiry, 5 s sync interval, 3 s lease."""
     return settings.OperatorSettings(
         kubeconfig=str(kubeconfig),
         nats_url=nats_url,

@@ -2,13 +2,16 @@
 
 Checks:
 - children start in order, each only after the previous one's readiness probe passed; children of one
-  batch (hosts) start together;
+  batch (hosts) start together and stop together;
 - a child that exits while starting fails the start with its name and log path, and earlier children
   are stopped;
 - a crashed child is restarted (new pid, restart counted in children.json) and reported;
 - stop terminates children in reverse order (stop_early ones first), including processes they forked;
 - the port book keeps ports across runs and replaces a port that got taken;
-- the fleet plan starts every part the CLI has, hosts of every group, in dependency order.
+- the fleet plan starts every part the CLI has, hosts of every group, in dependency order;
+- a real `wasmfleet up` killed with SIGKILL (idle, or while stopping its children after a SIGTERM)
+  leaves no process of its tree alive a few seconds later: nats-server, the API server, operator,
+  hosts, gateway and the hosts' wasm worker processes (parent-death signals, bounded stops).
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from wasmfleet.embedded import ports, supervising
@@ -125,6 +131,41 @@ async def test_children_of_one_batch_start_together(tmp_path: Path) -> None:
     await sup.stop()
 
 
+# Stops only once its partner is stopping too: stopped one after the other, the first would be
+# SIGKILLed at the end of the grace period and never record its stop.
+PARTNER = """
+import os, signal, sys, time
+name, partner, record = sys.argv[1], sys.argv[2], sys.argv[3]
+def note(what):
+    with open(record, "a") as f:
+        f.write(f"{what} {name}\\n")
+def bye(*_):
+    note("stopping")
+    while f"stopping {partner}" not in open(record).read():
+        time.sleep(0.02)
+    note("stop")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+note("start")
+while True:
+    time.sleep(0.05)
+"""
+
+
+async def test_children_of_one_batch_stop_together(tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    pair = [
+        supervising.Child(name=name, argv=[sys.executable, "-c", PARTNER, name, partner, str(record)],
+                          log_path=tmp_path / "logs" / f"{name}.log", ready=started(record, name), batch="hosts")
+        for name, partner in (("a", "b"), ("b", "a"))
+    ]
+    sup = supervising.Supervisor(pair, report=lambda _: None, stop_grace_s=3)
+    await sup.start()
+    await sup.stop()
+    lines = record.read_text().splitlines()
+    assert "stop a" in lines and "stop b" in lines, lines
+
+
 async def test_child_failing_to_start_names_itself_and_stops_the_others(tmp_path: Path) -> None:
     record = tmp_path / "record"
     never = supervising.Child(
@@ -186,3 +227,61 @@ def test_plan_starts_every_part_this_build_has(tmp_path: Path) -> None:
     names = [c.name for c in fleet.plan(options, endpoints, sorted(main.COMMANDS))]
     hosts = [f"host {g}-{i}" for g in fleet.DEFAULT_GROUPS for i in (1, 2)]
     assert names == ["nats-server", "apiserver", "operator", *hosts, "gateway"]
+
+
+WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("while_stopping", [False, True], ids=["idle", "while-stopping"])
+async def test_killed_up_leaves_no_process_of_its_tree(tmp_path: Path, while_stopping: bool) -> None:
+    out = tmp_path / "up.out"
+    with out.open("wb") as sink:
+        up = subprocess.Popen(
+            [WASMFLEET, "up", "--data-dir", str(tmp_path / "fleet"), "--host-groups", "default,edge",
+             "--host-workers", "2", "--gateway-port", str(_free_port())],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )
+    tree: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 180
+        while "wasmfleet is up" not in out.read_text():
+            assert up.poll() is None and time.monotonic() < deadline, out.read_text()[-3000:]
+            await asyncio.sleep(0.2)
+        tree = psutil.Process(up.pid).children(recursive=True)
+        names = [p.name() for p in tree]
+        assert "nats-server" in names
+        # nats, apiserver, operator, 2 hosts, gateway, and 2 wasm workers per host.
+        assert len(tree) == 6 + 2 * 2, [" ".join(p.cmdline()[-3:]) for p in tree]
+        if while_stopping:
+            up.send_signal(signal.SIGTERM)
+            while "stopping" not in out.read_text().split("wasmfleet is up", 1)[1]:
+                await asyncio.sleep(0.05)
+        up.kill()
+        up.wait()
+        t0 = time.monotonic()
+        while [p for p in tree if _running(p)] and time.monotonic() - t0 < 10:
+            await asyncio.sleep(0.2)
+        left = [f"{p.pid} {' '.join(p.cmdline()[-4:])}" for p in tree if _running(p)]
+        assert not left, left
+        print(f"tree of {len(tree)} gone {time.monotonic() - t0:.1f} s after SIGKILL")
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for p in tree:
+            if _running(p):
+                p.kill()
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

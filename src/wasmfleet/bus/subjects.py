@@ -29,7 +29,8 @@ WORKLOAD_STOP = "workload.stop"
 WORKLOAD_LOGS = "workload.logs"
 COMMANDS = (HEARTBEAT, WORKLOAD_START, WORKLOAD_STATUS, WORKLOAD_STOP, WORKLOAD_LOGS)
 
-# Upstream's request timeouts (seconds) per command; the operator uses them when asking.
+# Upstream's request timeouts (seconds) per command, for reference and for `wasmfleet logs`. The
+# operator's own are operator.settings.Reconciling's (start 60 s, status 5 s, stop 10 s).
 TIMEOUTS_S = {HEARTBEAT: 5.0, WORKLOAD_START: 60.0, WORKLOAD_STATUS: 5.0, WORKLOAD_STOP: 30.0, WORKLOAD_LOGS: 10.0}
 
 # A host ID becomes one subject token: no dots, spaces or wildcards (NATS would split or match on them).

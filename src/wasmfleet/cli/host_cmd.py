@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
-import signal
 import uuid
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from wasmfleet.cli.nats_options import nats_connection_options
 from wasmfleet.host import machine
 from wasmfleet.host.runtime.specs import EngineSettings
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
+from wasmfleet.lifecycle import stopping
 
 
 def _labels(values: tuple[str, ...]) -> dict[str, str]:
@@ -82,7 +83,8 @@ def host(
     """Join the fleet over NATS and run the workloads the operator places on this host.
 
     SIGTERM or Ctrl-C stops gracefully: no new work, a leaving announcement to the operator,
-    in-flight requests finished within --drain-timeout.
+    in-flight requests finished within --drain-timeout; the process is gone a few seconds after
+    that whatever it is stuck on. A second signal exits at once.
 
     \b
     Example:
@@ -125,26 +127,24 @@ def host(
         engine=EngineSettings.from_environment(os.environ),
     )
     try:
-        asyncio.run(_run(settings))
+        # The whole stop, from SIGTERM to the process's exit, is bounded: drain, the agent's own
+        # overhead, then the loop's bounded clean-up (a watchdog ends the process past that).
+        stopping.run(functools.partial(_run, settings), stop_within_s=lifecycle.stop_bound_s)
     except OSError as exc:
         raise click.ClickException(f"host: {exc.strerror or exc} ({http_addr})") from None
 
 
-async def _run(settings: HostSettings) -> None:
+async def _run(settings: HostSettings, stop: asyncio.Event) -> None:
     # Imported here: the agent pulls in wasmtime, nats and aiohttp, which other subcommands
     # (and `wasmfleet --help`) should not pay for.
     from wasmfleet.host.agent import Agent
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     agent = Agent(settings)
     starting = asyncio.create_task(agent.start())
-    stopping = asyncio.create_task(stop.wait())
+    stopping_ = asyncio.create_task(stop.wait())
     try:
         # Race the start with a signal: a host still waiting for NATS must stop on SIGTERM too.
-        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({starting, stopping_}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()
             metrics = f"; metrics on port {agent.metrics_port}" if agent.metrics_port is not None else ""
@@ -153,9 +153,9 @@ async def _run(settings: HostSettings) -> None:
                 f"serving HTTP on port {agent.http_port}{metrics}",
                 err=True,
             )
-            await stopping
+            await stopping_
     finally:
-        for task in (starting, stopping):
+        for task in (starting, stopping_):
             task.cancel()
-        await asyncio.wait({starting, stopping})
+        await asyncio.wait({starting, stopping_}, timeout=stopping.CANCEL_GRACE_S)
         await agent.shutdown()

@@ -2,9 +2,10 @@
 
 Layout of DATA_DIR (everything a rerun needs to resume):
     kubeconfig            written by the API server; kubectl and every component use it
-    apiserver/            the API server's SQLite state
+    state.db, token, tls/ the API server's SQLite state, bearer token and serving certificate
     nats/jetstream/       JetStream state (KV buckets, object stores)
-    hosts/<group>-<n>/    per-host scratch and compiled-component cache
+    hosts/<group>-<n>/    per-host scratch: workload volumes and guest logs (fetched and compiled
+                          components are cached per user, under ~/.cache/wasmfleet, shared by all hosts)
     logs/<child>.log      each child's output, appended across runs
     ports.json            the loopback ports picked on the first run, reused after
     children.json         pid of every child (tests and tooling kill or inspect them)
@@ -24,6 +25,7 @@ from pathlib import Path
 import aiohttp
 
 from wasmfleet.embedded import ports, supervising
+from wasmfleet.host.settings import LifecycleSettings
 
 DEFAULT_GROUPS = ("default", "private-ingress", "public-ingress")
 INGRESS_GROUPS = frozenset({"private-ingress", "public-ingress"})
@@ -41,6 +43,8 @@ class FleetOptions:
     """Bind address of public-ingress hosts' HTTP ports (0.0.0.0 exposes them to the network)."""
     host_workers: int = 1
     """Wasm worker processes per host."""
+    host_drain_s: float = 10.0
+    """Each host's --drain-timeout; the supervisor waits for a stopping host up to its whole stop bound."""
     heartbeat_s: float = 1.0
     """Host heartbeat period: on one machine beats are cheap, and the operator's failover (a few missed
     beats) depends on it."""
@@ -163,10 +167,12 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) 
                         "--http-addr", f"{bind}:{port}", "--hostname", "127.0.0.1",
                         "--data-dir", str(data / "hosts" / name), "--workers", str(options.host_workers),
                         "--heartbeat-interval", f"{options.heartbeat_s:g}",
+                        "--drain-timeout", f"{options.host_drain_s:g}",
                     ),
                     log_path=logs / f"host-{name}.log",
                     ready=functools.partial(tcp_open, port),
                     batch="hosts",
+                    stop_grace_s=LifecycleSettings(drain_timeout_s=options.host_drain_s).stop_bound_s + 1,
                     describe=f"group {group}, {ingress}",
                 )
             )

@@ -95,8 +95,7 @@ async def run(options: fleet.FleetOptions, available: Sequence[str], report: Rep
         if not starting.done():
             # Ctrl-C while starting: stop what has started.
             starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
+            await asyncio.wait({starting})  # its own clean-up stops the children it started
             await supervisor.stop()
             return
         stopped.cancel()
@@ -111,8 +110,7 @@ async def run(options: fleet.FleetOptions, available: Sequence[str], report: Rep
         finally:
             if extra is not None:
                 extra.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await extra
+                await asyncio.wait({extra}, timeout=2)
             report("stopping the fleet ...")
             await supervisor.stop()
             report("stopped; state kept in " + str(options.data_dir))

@@ -5,26 +5,29 @@ A `Child` is a command line, a log file and an async readiness probe. The superv
   reports progress through a callback while waiting for each probe;
 - watches every child; one that exits while the fleet runs is restarted with exponential backoff
   (reset after it stayed up for a while), and the restart is reported;
-- on stop, terminates children in reverse start order (SIGTERM to the child's process group, SIGKILL after
-  a grace period), so hosts drain before the API server and NATS go away.
+- on stop, terminates children in reverse start order, a batch together (SIGTERM to the child, SIGKILL to
+  its process group after a grace period or once it exited, for whatever it forked), so hosts drain before
+  the API server and NATS go away.
 
 Children run in their own session (Ctrl-C in the terminal reaches only the supervisor, which then stops
-them in order) and, on Linux, get SIGTERM if the supervisor dies abruptly, so no orphan keeps ports busy.
+them in order) and, on Linux, get SIGTERM if the supervisor dies abruptly (even by SIGKILL), so no orphan
+keeps ports busy; hosts in turn take their worker processes with them (lifecycle.orphans).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
+import functools
 import json
 import os
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from wasmfleet.lifecycle import orphans
 
 Probe = Callable[[], Awaitable[bool]]
 Report = Callable[[str], None]
@@ -51,19 +54,12 @@ class Child:
     batch: str = ""
     """Consecutive children with the same non-empty batch start together (hosts do not depend on each
     other, and each pays the interpreter start-up: in parallel they are ready in the time of one)."""
+    stop_grace_s: float | None = None
+    """How long a stop waits for it after SIGTERM before SIGKILL (None: the supervisor's default). A host
+    gets its own stop bound, so it is never killed while it may still be draining."""
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM this child when the supervisor dies, and detach it from the terminal."""
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class Supervisor:
@@ -99,7 +95,9 @@ class Supervisor:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, **child.env},
-                preexec_fn=_die_with_parent,
+                # Spawned from the event loop's thread, which lives as long as the supervisor: the
+                # parent-death signal is tied to the forking thread (see lifecycle.orphans).
+                preexec_fn=functools.partial(orphans.new_session_dying_with, os.getpid()),
             )
         finally:
             log.close()
@@ -138,16 +136,10 @@ class Supervisor:
     async def start(self) -> None:
         """Start every child in order; raises StartError (after stopping what started) on failure."""
         total = len(self.children)
-        numbered = list(enumerate(self.children, 1))
-        batches: list[list[tuple[int, Child]]] = []
-        for index, child in numbered:
-            if batches and child.batch and batches[-1][0][1].batch == child.batch:
-                batches[-1].append((index, child))
-            else:
-                batches.append([(index, child)])
+        index = {id(child): number for number, child in enumerate(self.children, 1)}
         try:
-            for batch in batches:
-                await asyncio.gather(*(self._start_one(index, total, child) for index, child in batch))
+            for batch in _consecutive_batches(self.children):
+                await asyncio.gather(*(self._start_one(index[id(child)], total, child) for child in batch))
         except BaseException:
             await self.stop()
             raise
@@ -196,13 +188,17 @@ class Supervisor:
         self._stopping = True
         for task in self._watchers:
             task.cancel()
-        for task in self._watchers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._watchers:
+            # Waited for, not awaited: awaiting a cancelled task under suppress(CancelledError) would
+            # also swallow a cancellation of this stop itself.
+            await asyncio.wait(self._watchers)
         self._watchers.clear()
         order = list(reversed(self.children))
-        for child in [c for c in order if c.stop_early] + [c for c in order if not c.stop_early]:
-            await self._terminate(child)
+        order = [c for c in order if c.stop_early] + [c for c in order if not c.stop_early]
+        # A batch (the hosts) stops together, as it started: each host drains for up to its own
+        # --drain-timeout, and one after the other that would add up.
+        for group in _consecutive_batches(order):
+            await asyncio.gather(*(self._terminate(child) for child in group))
         self._write_state()
 
     async def _terminate(self, child: Child) -> None:
@@ -210,15 +206,29 @@ class Supervisor:
         if proc is None or proc.returncode is not None:
             return
         self._report(f"stopping {child.name} ...")
+        # SIGTERM to the child alone: it stops what it started itself (a host drains its wasm workers
+        # before stopping them; SIGTERM to the whole group would kill them mid-request).
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.send_signal(signal.SIGTERM)
+        grace = child.stop_grace_s if child.stop_grace_s is not None else self._stop_grace_s
         try:
-            await asyncio.wait_for(proc.wait(), self._stop_grace_s)
+            await asyncio.wait_for(proc.wait(), grace)
         except TimeoutError:
-            self._report(f"{child.name} did not stop within {self._stop_grace_s:g} s; killing it")
+            self._report(f"{child.name} did not stop within {grace:g} s; killing it")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
         # Workers the child forked share its process group: make sure none outlives it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _consecutive_batches(children: Sequence[Child]) -> list[list[Child]]:
+    """Runs of consecutive children sharing a non-empty `batch`; every other child alone."""
+    groups: list[list[Child]] = []
+    for child in children:
+        if groups and child.batch and groups[-1][0].batch == child.batch:
+            groups[-1].append(child)
+        else:
+            groups.append([child])
+    return groups

@@ -135,6 +135,9 @@ class Response:
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
             self.close()
             raise UpstreamBroken(f"body broke off: {exc or type(exc).__name__}") from exc
+        except UpstreamBroken:  # a short or malformed body found above: the connection is unusable
+            self.close()
+            raise
         self._done = True
         self.release()
 

@@ -13,7 +13,6 @@ subscriptions are restored by the client and a heartbeat goes out as soon as the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.plugin_api.host_plugins import HostContext
 from wasmfleet.host.runtime import server, specs
 from wasmfleet.host.settings import HostSettings
+from wasmfleet.lifecycle import stopping
 from wasmfleet.observability import probes
 
 log = logging.getLogger(__name__)
@@ -209,46 +209,64 @@ class Agent:
             log.warning("reply to %s not sent: %s", msg.subject, exc)
 
     async def shutdown(self) -> None:
-        """Graceful stop, bounded by lifecycle.drain_timeout_s (plus the data plane's own drain):
+        """Graceful stop, over within lifecycle.drain_timeout_s + lifecycle.stop_overhead_s whatever
+        state NATS, the worker processes or the guests are in:
 
         1. refuse new workloads (their starts are answered ERROR "host is shutting down");
         2. announce leaving on runtime.operator.leaving.<hostID> (a last HostHeartbeat), so the
            operator can place replacements while this host drains;
         3. let in-flight commands finish (half the drain budget), cancel what remains;
-        4. stop the data plane: no new connections, in-flight HTTP requests finish (bounded);
+        4. stop the data plane: no new connections, in-flight HTTP requests finish within what is
+           left of the drain budget;
         5. drain and close the NATS connection.
+
+        Every step is awaited through `stopping.bounded`: one that hangs (a NATS call swallowing its
+        cancellation, a stuck worker) costs its own bound, never the whole stop.
         """
         if self._closing:
             return
         self._closing = True
-        drain = self.settings.lifecycle.drain_timeout_s
+        lifecycle = self.settings.lifecycle
+        loop = asyncio.get_running_loop()
+        drained_by = loop.time() + lifecycle.drain_timeout_s
+        over_by = drained_by + lifecycle.stop_overhead_s
+
+        def until(end: float, at_most: float | None = None) -> float:
+            left = max(0.0, end - loop.time())
+            return left if at_most is None else min(at_most, left)
+
         if self.workloads is not None:
             self.workloads.refuse_new(SHUTTING_DOWN)
         if self.nc is not None and self.heartbeats is not None:
-            leaving = subjects.operator_leaving(self.host_id)
-            if await heartbeating.publish(self.nc, leaving, self.heartbeats.build()):
-                with contextlib.suppress(Exception):
-                    await self.nc.flush(timeout=2)
+            await stopping.bounded(self._announce_leaving(), until(over_by, 1.0), "leaving announcement")
         if self._inflight:
-            _, pending = await asyncio.wait(set(self._inflight), timeout=drain / 2)
+            _, pending = await asyncio.wait(set(self._inflight), timeout=lifecycle.drain_timeout_s / 2)
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.wait(pending, timeout=1)
+                _, stuck = await asyncio.wait(pending, timeout=stopping.CANCEL_GRACE_S)
+                for task in stuck:
+                    log.warning("command ignored its cancellation: %s", stopping.where(task))
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat_task
+            await asyncio.wait({self._heartbeat_task}, timeout=stopping.CANCEL_GRACE_S)
         if self.server is not None:
-            await self.server.stop(drain)
+            grace = until(drained_by)
+            await stopping.bounded(self.server.stop(grace), grace + until(over_by, 2.0), "stopping the data plane")
         if self.workloads is not None:
-            await self.workloads.discard_local_state()
+            await stopping.bounded(self.workloads.discard_local_state(), until(over_by, 1.0),
+                                   "removing workload scratch")
         if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.nc.drain(), 5)
-            with contextlib.suppress(Exception):
-                await self.nc.close()
-        await self.fetcher.close()
+            if self.nc.is_connected:
+                await stopping.bounded(self.nc.drain(), until(over_by, 1.0), "NATS drain")
+            await stopping.bounded(self.nc.close(), until(over_by, 0.5) or 0.1, "closing NATS")
+        await stopping.bounded(self.fetcher.close(), until(over_by, 0.5) or 0.1, "closing the fetcher")
         if self._metrics_runner is not None:
-            await self._metrics_runner.cleanup()
+            await stopping.bounded(self._metrics_runner.cleanup(), until(over_by, 0.5) or 0.1,
+                                   "stopping the metrics endpoint")
         log.info("host %s left", self.host_id)
+
+    async def _announce_leaving(self) -> None:
+        assert self.heartbeats is not None
+        if await heartbeating.publish(self.nc, subjects.operator_leaving(self.host_id), self.heartbeats.build()):
+            await self.nc.flush(timeout=1)

@@ -114,6 +114,9 @@ async def heartbeat_loop(
     while True:
         if await publish(nc, subject, source.build()):
             published()
+        # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when a cancel arrives just
+        # as `wake` is set, and this loop would then never end.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), interval_s)
+            async with asyncio.timeout(interval_s):
+                await wake.wait()
         wake.clear()

@@ -11,6 +11,7 @@ from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.host import machine
 from wasmfleet.host.runtime.specs import EngineSettings
+from wasmfleet.lifecycle import stopping
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,18 @@ class ServingSettings:
 class LifecycleSettings:
     drain_timeout_s: float = 10.0
     """Bound of a graceful stop: in-flight commands and HTTP requests get this long to finish."""
+
+    stop_overhead_s: float = 4.0
+    """What a stop may take beyond the drain: announcing the leave, unwinding cancelled commands,
+    stopping worker processes, closing NATS. Each of those steps is bounded on its own; this caps
+    their sum, so a host stops within drain_timeout_s + stop_overhead_s whatever state NATS, its
+    workers or its guests are in (and the process exits a moment later, see lifecycle.stopping)."""
+
+    @property
+    def stop_bound_s(self) -> float:
+        """From SIGTERM to the process's exit, at most (enforced by `wasmfleet host`'s watchdog): the
+        drain, the stop's overhead, the event loop's bounded clean-up and a second of slack."""
+        return self.drain_timeout_s + self.stop_overhead_s + stopping.EXIT_CLEANUP_S + 1
 
     max_concurrent_starts: int = 8
     """Workload starts fetched/compiled at once; more queue up (compiles are CPU-bound)."""

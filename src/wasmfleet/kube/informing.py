@@ -9,7 +9,6 @@ serving its last known state (stale data is better than no data for a level-trig
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -157,8 +156,7 @@ class Informer:
         finally:
             if resync is not None:
                 resync.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await resync
+                await asyncio.wait({resync})  # not `await` under suppress: that would swallow our own cancel
 
     def _on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "")

@@ -9,7 +9,24 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class Timer(Protocol):
+    def when(self) -> float: ...
+
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """What the queue needs of time: the running event loop by default; tests pass one they advance
+    by hand, so backoff and delayed adds are checked without sleeping or reading the wall clock."""
+
+    def time(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer: ...
 
 
 @dataclass(frozen=True)
@@ -28,13 +45,14 @@ class Backoff:
 
 
 class WorkQueue:
-    def __init__(self, backoff: Backoff | None = None) -> None:
+    def __init__(self, backoff: Backoff | None = None, *, clock: Clock | None = None) -> None:
         self._backoff = backoff or Backoff()
+        self._clock = clock
         self._queue: deque[str] = deque()
         self._dirty: set[str] = set()  # queued, or re-added while processing
         self._processing: set[str] = set()
         self._failures: dict[str, int] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, Timer] = {}
         # Set whenever a key is queued; workers that find the queue empty wait on it again.
         self._wakeup = asyncio.Event()
         self._closed = False
@@ -56,13 +74,13 @@ class WorkQueue:
         if delay_s <= 0:
             self.add(key)
             return
-        loop = asyncio.get_running_loop()
+        clock: Clock = self._clock or asyncio.get_running_loop()
         existing = self._timers.get(key)
         if existing is not None:
-            if existing.when() <= loop.time() + delay_s:
+            if existing.when() <= clock.time() + delay_s:
                 return
             existing.cancel()
-        self._timers[key] = loop.call_later(delay_s, self._fire, key)
+        self._timers[key] = clock.call_later(delay_s, self._fire, key)
 
     def _fire(self, key: str) -> None:
         self._timers.pop(key, None)

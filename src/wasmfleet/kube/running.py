@@ -56,7 +56,8 @@ class Controller:
         observe: Observer | None = None,
     ) -> None:
         self.name = name
-        self.queue = queue or queueing.WorkQueue()
+        # Not `queue or ...`: an empty WorkQueue is falsy (it has __len__), and was silently replaced.
+        self.queue = queue if queue is not None else queueing.WorkQueue()
         self._reconcile = reconcile
         self._concurrency = concurrency
         self._observe = observe

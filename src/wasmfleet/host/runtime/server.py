@@ -17,7 +17,6 @@ with more, each worker is a process listening on the same port (SO_REUSEPORT).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from pathlib import Path
@@ -27,6 +26,7 @@ from wasmfleet.host.runtime import engines, instances, serving
 from wasmfleet.host.runtime import workers as processes
 from wasmfleet.host.runtime.errors import RuntimeUnavailable
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
+from wasmfleet.lifecycle import stopping
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,9 @@ class WasmServer:
                     fresh = processes.Worker(i, self.host, self.port, self.settings, initial)
                     try:
                         await fresh.ready()
+                    except asyncio.CancelledError:
+                        fresh.kill()  # stopped while restarting: not one of ours yet, nobody else stops it
+                        raise
                     except Exception:
                         log.exception("restarting wasm worker %d failed", i)
                         fresh.kill()
@@ -167,10 +170,15 @@ class WasmServer:
             await self._core.stop(grace)
         else:
             async def stop_one(w: processes.Worker) -> None:
-                with contextlib.suppress(RuntimeUnavailable):
-                    await w.call("stop", grace, timeout=grace + 5)
-                await asyncio.to_thread(w.join, 5)
-                w.kill()
+                # Bounded without trusting the worker: a stuck one (or one whose pipe is held by a
+                # slow route) is killed a moment after the grace period, never waited for.
+                try:
+                    if w.alive():
+                        await stopping.bounded(w.call("stop", grace, timeout=grace + 0.5), grace + 1,
+                                               f"stopping wasm worker {w.index}")
+                    await asyncio.to_thread(w.join, 0.5)
+                finally:
+                    w.kill()
 
             await asyncio.gather(*(stop_one(w) for w in self._workers))
         if self._placeholder is not None:

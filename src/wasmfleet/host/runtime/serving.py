@@ -185,7 +185,9 @@ class ServingCore:
         while self.inflight and time.monotonic() < deadline:
             self.idle_event.clear()
             try:
-                await asyncio.wait_for(self.idle_event.wait(), max(0.01, deadline - time.monotonic()))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
+                async with asyncio.timeout(max(0.01, deadline - time.monotonic())):
+                    await self.idle_event.wait()
             except TimeoutError:
                 break
         for conn in list(self.connections):

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing.connection
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from typing import Any
 from wasmfleet.host.runtime import serving
 from wasmfleet.host.runtime.errors import RuntimeUnavailable
 from wasmfleet.host.runtime.specs import RuntimeSettings
+from wasmfleet.lifecycle import orphans
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,9 @@ def listening_socket(host: str, port: int, listen: bool = True) -> socket.socket
 def worker_main(conn: multiprocessing.connection.Connection, host: str, port: int,
                 settings: RuntimeSettings, log_level: int, initial: list[tuple[Any, ...]]) -> None:
     """Entry point of a worker process."""
+    # The host stops its workers (command "stop", then SIGKILL): a Ctrl-C reaching the whole process
+    # group must not drop their in-flight requests while the host drains.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s worker: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(conn, host, port, settings, initial))
@@ -104,8 +110,9 @@ class Worker:
         # the parent's __main__ (for `wasmfleet` that is the whole CLI, seconds of imports).
         self.index = index
         parent_sock, child_sock = socket.socketpair()
+        # Started from the event loop's thread (the parent-death signal is tied to the forking thread).
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "wasmfleet.host.runtime.workers", str(child_sock.fileno())],
+            [sys.executable, "-m", "wasmfleet.host.runtime.workers", str(child_sock.fileno()), str(os.getpid())],
             pass_fds=(child_sock.fileno(),),
         )
         child_sock.close()
@@ -155,6 +162,9 @@ class Worker:
 
 
 if __name__ == "__main__":
+    # A worker never outlives its host, however the host ends (SIGKILL included): no orphan keeps
+    # serving the port or holding a core. See lifecycle.orphans.
+    orphans.die_with_parent(signal.SIGKILL, int(sys.argv[2]))
     _conn = multiprocessing.connection.Connection(int(sys.argv[1]))
     _host, _port, _settings, _level, _initial = _conn.recv()
     worker_main(_conn, _host, _port, _settings, _level, _initial)
