@@ -27,7 +27,7 @@ from pathlib import Path
 import aiohttp
 import nats
 import pytest
-from aiohttp import web
+import tampering_registry
 
 from wasmfleet.artifacts import object_store, oci, publishing, references, transfers
 from wasmfleet.artifacts.errors import ArtifactError
@@ -180,32 +180,8 @@ async def test_registry_trouble_says_whether_to_retry(
 
 @pytest.fixture
 async def tampering_proxy(registry: Registry) -> AsyncIterator[str]:
-    """A real HTTP proxy in front of the real registry that flips one byte of every blob it serves."""
-
-    async def forward(request: web.Request) -> web.Response:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(request.method, f"{registry.url}{request.path_qs}",
-                            headers={"Accept": request.headers.get("Accept", "*/*")}) as upstream,
-        ):
-            body = await upstream.read()
-            if "/blobs/" in request.path and body:
-                body = body[:-1] + bytes([body[-1] ^ 0xFF])
-            headers = {k: v for k, v in upstream.headers.items()
-                       if k.lower() in ("content-type", "docker-content-digest")}
-            return web.Response(status=upstream.status, body=body, headers=headers)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with tampering_registry.tampering_proxy(registry.url) as host:
+        yield host
 
 
 async def test_a_layer_that_does_not_match_its_digest_is_never_stored(
