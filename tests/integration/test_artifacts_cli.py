@@ -9,7 +9,8 @@ values; `oras` pushes with the older application/vnd.module.wasm.content.layer.v
 and `wasmfleet pull` and the host's fetcher accept it; a wrong manifest digest is refused, and a
 layer whose bytes do not match their digest (served through a tampering proxy) is refused with no
 file written; bad or missing credentials give exactly one line on stderr and exit code 1; a core
-module is refused by push naming the cause.
+module is refused by push naming the cause; a registry on an address that is not loopback-by-name
+(127.0.0.2, through a faithful proxy) is spoken to over TLS unless --insecure is given.
 """
 
 from __future__ import annotations
@@ -174,3 +175,17 @@ async def test_push_refuses_a_core_module(registry: Registry, tmp_path: Path) ->
     core.write_bytes(b"\0asm\x01\0\0\0")
     code, _, err = await wasmfleet("push", f"{registry.host}/cli/core:1", str(core))
     assert code == 1 and "core module, not a wasm component" in err, err
+
+
+async def test_insecure_speaks_plain_http_to_other_registries(
+    registry: Registry, component: Path, tmp_path: Path
+) -> None:
+    async with tampering_registry.tampering_proxy(registry.url, tamper=False, bind="127.0.0.2") as proxy:
+        image = f"{proxy}/cli/insecure:1"
+        code, _, err = await wasmfleet("push", image, str(component))
+        assert code == 1 and err.count("\n") == 1 and "unreachable" in err, err  # TLS to a plain-HTTP port
+        code, _, err = await wasmfleet("push", image, str(component), "--insecure")
+        assert code == 0, err
+        code, _, err = await wasmfleet("pull", image, str(tmp_path / "i.wasm"), "--insecure")
+        assert code == 0, err
+    assert (tmp_path / "i.wasm").read_bytes() == component.read_bytes()

@@ -8,13 +8,16 @@ without scheme/path, `auth` or username/password, Docker Hub aliases), a secret 
 registry, a secret of the wrong type and undecodable data are errors naming the Secret, and
 username/password keys work in Opaque and basic-auth secrets; the docker config lookup returns None
 when the registry is absent; the pushed config and manifest carry upstream's media types and the
-`created` annotation, and the layer/config digests match their bytes.
+`created` annotation, and the layer/config digests match their bytes; the controller API
+(publishing.__all__, signatures, Published fields) is pinned.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import inspect
 import json
 import re
 from typing import Any
@@ -134,3 +137,29 @@ def test_pushed_layout_uses_upstream_media_types() -> None:
     parsed_config = json.loads(config)
     assert parsed_config["architecture"] == "wasm"
     assert parsed_config["layerDigests"] == [manifest["layers"][0]["digest"]]
+
+
+def test_the_controller_api_is_pinned() -> None:
+    """The signatures docs/artifacts.md promises the Artifact controller."""
+    from wasmfleet.artifacts import publishing
+
+    assert sorted(publishing.__all__) == sorted([
+        "ArtifactError", "Credentials", "PublishSettings", "Published", "Resolved",
+        "delete", "is_registry_reference", "list_published", "publish", "resolve",
+    ])
+    signatures = {name: str(inspect.signature(getattr(publishing, name)))
+                  for name in ("resolve", "publish", "delete", "list_published")}
+    assert signatures == {
+        "resolve": "(ref: 'str', auth: 'Credentials | None', *, settings: 'PublishSettings' = "
+                   f"{publishing.PublishSettings()!r}) -> 'Resolved'",
+        "publish": "(ref: 'str', auth: 'Credentials | None', nc: 'Any', *, settings: 'PublishSettings' = "
+                   f"{publishing.PublishSettings()!r}) -> 'Published'",
+        "delete": "(digest: 'str', nc: 'Any', *, bucket: 'str' = 'wasmfleet-artifacts') -> 'bool'",
+        "list_published": "(nc: 'Any', *, bucket: 'str' = 'wasmfleet-artifacts') -> "
+                          "'list[object_store.StoredObject]'",
+    }
+    assert [f.name for f in dataclasses.fields(publishing.Published)] == [
+        "url", "digest", "size", "manifest_digest", "media_type", "uploaded"]
+    assert publishing.is_registry_reference("ghcr.io/a/b:1")
+    assert not publishing.is_registry_reference("file:///x.wasm")
+    assert not publishing.is_registry_reference(f"nats://wasmfleet-artifacts/{DIGEST}")
