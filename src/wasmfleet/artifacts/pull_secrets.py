@@ -38,7 +38,7 @@ def credentials_from_secret(secret: Mapping[str, Any], image: str) -> Credential
     meta = secret.get("metadata") or {}
     name = f"{meta.get('namespace') or 'default'}/{meta.get('name') or '?'}"
     kind = str(secret.get("type") or "Opaque")
-    data = _decoded(secret, name)
+    data = _decoded(secret, name, image)
     if kind in (DOCKERCONFIGJSON, DOCKERCFG):
         key = ".dockerconfigjson" if kind == DOCKERCONFIGJSON else ".dockercfg"
         if key not in data:
@@ -96,13 +96,13 @@ def _aliases(registry: str) -> frozenset[str]:
     return _DOCKER_HUB_ALIASES if registry in _DOCKER_HUB_ALIASES else frozenset({registry})
 
 
-def _decoded(secret: Mapping[str, Any], name: str) -> dict[str, str]:
+def _decoded(secret: Mapping[str, Any], name: str, image: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in (secret.get("data") or {}).items():
         try:
             out[str(key)] = base64.b64decode(str(value), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            raise ArtifactError(name, f"Secret {name}: data.{key} is not base64 text") from None
+            raise ArtifactError(image, f"Secret {name}: data.{key} is not base64 text") from None
     for key, value in (secret.get("stringData") or {}).items():
         out[str(key)] = str(value)
     return out
