@@ -13,7 +13,8 @@ retryable, wrong: denied); registry trouble is a typed error with `retryable`: u
 unknown tag (False), manifest over the size bound (False), a layer whose bytes do not match their
 digest (served through a tampering proxy in front of the real registry: True, and nothing is
 stored); non-components are refused with the cause named: a core module, a non-wasm layer media
-type, wasm media type with non-wasm bytes, an index with no wasm layer.
+type, wasm media type with non-wasm bytes, an index with no wasm layer; is_current() is True while
+the tag and the object are unchanged (by a HEAD request) and False after a re-push or a deleted object.
 """
 
 from __future__ import annotations
@@ -235,3 +236,22 @@ async def test_images_that_are_not_components_are_refused(
     with pytest.raises(ArtifactError, match="image index has no manifest with a wasm layer"):
         await publishing.publish(f"{registry.host}/bad/index:1", None, nc)
     assert await publishing.list_published(nc) == []
+
+
+async def test_is_current_detects_a_moved_tag_and_a_lost_object(
+    registry: Registry, component: bytes, nc: nats.aio.client.Client
+) -> None:
+    push_wasm(registry, "pub/poll", "1", component)
+    image = f"{registry.host}/pub/poll:1"
+    published = await publishing.publish(image, None, nc)
+    known = {"manifest_digest": published.manifest_digest, "url": published.url}
+    assert await publishing.is_current(image, None, nc, **known)
+    push_wasm(registry, "pub/poll", "1", V2)
+    assert not await publishing.is_current(image, None, nc, **known)
+    moved = await publishing.publish(image, None, nc)
+    known = {"manifest_digest": moved.manifest_digest, "url": moved.url}
+    assert await publishing.is_current(image, None, nc, **known)
+    await publishing.delete(moved.digest, nc)
+    assert not await publishing.is_current(image, None, nc, **known)
+    with pytest.raises(ArtifactError, match="not found"):
+        await publishing.is_current(f"{registry.host}/pub/absent:1", None, nc, **known)

@@ -145,10 +145,10 @@ def test_the_controller_api_is_pinned() -> None:
 
     assert sorted(publishing.__all__) == sorted([
         "ArtifactError", "Credentials", "PublishSettings", "Published", "Resolved",
-        "delete", "is_registry_reference", "list_published", "publish", "resolve",
+        "delete", "is_current", "is_registry_reference", "list_published", "publish", "resolve",
     ])
     signatures = {name: str(inspect.signature(getattr(publishing, name)))
-                  for name in ("resolve", "publish", "delete", "list_published")}
+                  for name in ("resolve", "publish", "delete", "list_published", "is_current")}
     assert signatures == {
         "resolve": "(ref: 'str', auth: 'Credentials | None', *, settings: 'PublishSettings' = "
                    f"{publishing.PublishSettings()!r}) -> 'Resolved'",
@@ -157,6 +157,8 @@ def test_the_controller_api_is_pinned() -> None:
         "delete": "(digest: 'str', nc: 'Any', *, bucket: 'str' = 'wasmfleet-artifacts') -> 'bool'",
         "list_published": "(nc: 'Any', *, bucket: 'str' = 'wasmfleet-artifacts') -> "
                           "'list[object_store.StoredObject]'",
+        "is_current": "(ref: 'str', auth: 'Credentials | None', nc: 'Any', *, manifest_digest: 'str', url: 'str', "
+                      f"settings: 'PublishSettings' = {publishing.PublishSettings()!r}) -> 'bool'",
     }
     assert [f.name for f in dataclasses.fields(publishing.Published)] == [
         "url", "digest", "size", "manifest_digest", "media_type", "uploaded"]

@@ -125,6 +125,16 @@ class RegistryClient:
             str(ref), f"image index has no manifest with a wasm layer ({len(candidates)} manifest(s) checked)"
         )
 
+    async def head_digest(self, ref: references.OciRef, credentials: Credentials | None) -> str | None:
+        """The manifest digest the reference points at, from a HEAD request (no body moves; Docker
+        Hub does not count HEADs against its pull rate limit). None if the registry sends no
+        Docker-Content-Digest header."""
+        url = f"{self.base_url(ref)}/manifests/{ref.reference}"
+        async with await self.request("HEAD", ref, url, credentials, accept=ACCEPT) as response:
+            await check(ref, response, f"manifest {ref.reference}")
+            digest = response.headers.get("Docker-Content-Digest")
+        return digest if digest and digest.startswith("sha256:") else None
+
     async def download(
         self,
         ref: references.OciRef,

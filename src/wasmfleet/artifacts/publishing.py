@@ -5,7 +5,8 @@
     published.url  -> "nats://wasmfleet-artifacts/sha256:<hex>"  (status.artifactUrl)
     await publishing.delete(old_digest, nc)                                    # GC an unused digest
 
-`publish` is idempotent and cheap when nothing changed: it resolves the tag (one manifest request),
+`is_current(ref, auth, nc, manifest_digest=, url=)` is a cheaper poll still: one HEAD request and one
+object lookup. `publish` is idempotent and cheap when nothing changed: it resolves the tag (one manifest request),
 finds the object already stored under the layer digest, and returns without downloading. Calling it
 on every reconcile therefore both notices a re-pushed tag (a new digest, so a new URL) and repairs a
 bucket that lost the object. Everything it refuses or fails on is an ArtifactError whose `retryable`
@@ -32,7 +33,7 @@ from wasmfleet.artifacts.oci import Credentials, Resolved
 
 __all__ = [
     "ArtifactError", "Credentials", "PublishSettings", "Published", "Resolved",
-    "delete", "is_registry_reference", "list_published", "publish", "resolve",
+    "delete", "is_current", "is_registry_reference", "list_published", "publish", "resolve",
 ]
 
 
@@ -120,6 +121,30 @@ async def publish(
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
     return _published(settings, resolved, stored.size, uploaded=True)
+
+
+async def is_current(
+    ref: str, auth: Credentials | None, nc: Any, *, manifest_digest: str, url: str,
+    settings: PublishSettings = PublishSettings(),
+) -> bool:
+    """True when `ref` still points at `manifest_digest` (one HEAD request) and the object behind
+    `url` is still stored: then a reconcile has nothing to publish. A cheaper check than `publish`
+    for frequent polling; False means "call publish"."""
+    oci_ref = _oci_ref(ref)
+    try:
+        stored = references.parse(url)
+    except references.InvalidReference:
+        return False
+    if not isinstance(stored, references.NatsRef):
+        return False
+    async with _registry(settings) as registry:
+        try:
+            current = await registry.head_digest(oci_ref, auth)
+        except TimeoutError:
+            raise ArtifactError(ref, f"registry {oci_ref.api_host} timed out", retryable=True) from None
+    if current != manifest_digest:
+        return False
+    return await object_store.stat(nc, stored) is not None
 
 
 async def delete(digest: str, nc: Any, *, bucket: str = object_store.BUCKET) -> bool:
