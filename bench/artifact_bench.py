@@ -90,13 +90,13 @@ async def start_once(agent: Agent, nc: nats.aio.client.Client, image: str, workl
     return elapsed
 
 
-def report(title: str, store: list[float], registry: list[float], size: int) -> None:
+def report(title: str, store: list[float], registry: list[float], size: int | None) -> None:
+    """Medians (and throughput when `size` is given: only for pure transfers)."""
     s, r = statistics.median(store), statistics.median(registry)
     print(f"\n{title} ({len(store)} rounds each, median; min..max)")
-    print(f"  object store  nats://   {s * 1000:8.1f} ms  ({min(store) * 1000:.1f}..{max(store) * 1000:.1f})"
-          f"  {size / s / 1e6:7.1f} MB/s")
-    print(f"  registry      direct    {r * 1000:8.1f} ms  ({min(registry) * 1000:.1f}..{max(registry) * 1000:.1f})"
-          f"  {size / r / 1e6:7.1f} MB/s")
+    for label, median, values in (("object store  nats://", s, store), ("registry      direct ", r, registry)):
+        rate = f"  {size / median / 1e6:7.1f} MB/s" if size else ""
+        print(f"  {label}  {median * 1000:8.1f} ms  ({min(values) * 1000:.1f}..{max(values) * 1000:.1f}){rate}")
     print(f"  ratio registry / object store: {r / s:.2f}x")
 
 
@@ -141,7 +141,7 @@ async def main(args: argparse.Namespace) -> None:
                         for ref, out, tag in order if round_ % 2 == 0 else reversed(order):
                             out.append(await start_once(agent, nc, ref, f"w{tag}{round_}"))
                     report("cold start: start request -> first HTTP 200, empty artifact cache",
-                           store_s, registry_s, len(wasm))
+                           store_s, registry_s, None)
                 finally:
                     await agent.shutdown()
             await nc.close()
