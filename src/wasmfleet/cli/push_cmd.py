@@ -29,8 +29,9 @@ PASSWORD_ENV = "WASMFLEET_REGISTRY_PASSWORD"
 
 def _auth_options(func: Any) -> Any:
     func = click.option("--insecure", is_flag=True, help="Speak plain HTTP to this registry (no TLS).")(func)
-    func = click.option("--password", "-p", help=f"Registry password (else ${PASSWORD_ENV}).")(func)
-    func = click.option("--username", "-u", help=f"Registry user (else ${USERNAME_ENV}, else docker config).")(func)
+    func = click.option("--password", "-p", envvar=PASSWORD_ENV, show_envvar=True, help="Registry password.")(func)
+    func = click.option("--username", "-u", envvar=USERNAME_ENV, show_envvar=True,
+                        help="Registry user (without one: the docker config's entry, else anonymous).")(func)
     return func
 
 
@@ -116,12 +117,9 @@ async def _with_registry(ref: references.OciRef, creds: oci.Credentials | None, 
 
 
 def credentials(ref: str, username: str | None, password: str | None) -> oci.Credentials | None:
-    """--username/--password, else the environment, else the docker config, else anonymous."""
+    """--username/--password (or their variables), else the docker config, else anonymous."""
     if username or password:
         return oci.Credentials(username or "", password or "")
-    env_user, env_password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
-    if env_user or env_password:
-        return oci.Credentials(env_user or "", env_password or "")
     config_dir = os.environ.get("DOCKER_CONFIG")
     path = Path(config_dir) / "config.json" if config_dir else Path.home() / ".docker" / "config.json"
     try:
