@@ -2,7 +2,8 @@
 anonymous and with htpasswd basic auth, cross-checked with the `oras` client.
 
 Checks: push then pull round-trips the component's bytes (anonymous; with --username/--password;
-with $WASMFLEET_REGISTRY_USERNAME/PASSWORD; with a docker config.json under $DOCKER_CONFIG);
+with $WASMFLEET_REGISTRY_USERNAME/PASSWORD; with a docker config.json under $DOCKER_CONFIG; on a
+registry that hands out bearer tokens, where a push asks for the pull,push scope);
 `oras` pulls what we pushed and sees upstream's media types (OCI manifest, wasm config, layer
 application/wasm) and the org.opencontainers.image.created annotation plus given --annotation
 values; `oras` pushes with the older application/vnd.module.wasm.content.layer.v1+wasm layer type
@@ -189,3 +190,15 @@ async def test_insecure_speaks_plain_http_to_other_registries(
         code, _, err = await wasmfleet("pull", image, str(tmp_path / "i.wasm"), "--insecure")
         assert code == 0, err
     assert (tmp_path / "i.wasm").read_bytes() == component.read_bytes()
+
+
+async def test_push_and_pull_with_bearer_tokens(component: Path, tmp_path: Path) -> None:
+    with running_registry(tmp_path / "tokens", token_users={"carol": "t0ken"}) as reg:
+        image = f"{reg.host}/team/tok:1"
+        code, _, err = await wasmfleet("push", image, str(component), "-u", "carol", "-p", "t0ken")
+        assert code == 0, err
+        code, _, err = await wasmfleet("pull", image, str(tmp_path / "t.wasm"), "-u", "carol", "-p", "t0ken")
+        assert code == 0, err
+        code, _, err = await wasmfleet("push", image, str(component), "-u", "carol", "-p", "nope")
+        assert code == 1 and err.count("\n") == 1 and "refused the credentials" in err, err
+    assert (tmp_path / "t.wasm").read_bytes() == component.read_bytes()

@@ -9,7 +9,8 @@ publishes a new object at a new URL; a host Fetcher reads the nats:// URL over i
 verifies it and caches it, then serves it from the cache with nats-server stopped; delete() removes
 an object (a later fetch is a non-retryable "not in the object store"), a second delete is False and
 list_published() lists what is there; basic-auth registries need credentials (missing: not
-retryable, wrong: denied); registry trouble is a typed error with `retryable`: unreachable (True),
+retryable, wrong: denied; a kubernetes.io/dockerconfigjson Secret found by registry host works); registry trouble is a
+typed error with `retryable`: unreachable (True),
 unknown tag (False), manifest over the size bound (False), a layer whose bytes do not match their
 digest (served through a tampering proxy in front of the real registry: True, and nothing is
 stored); non-components are refused with the cause named: a core module, a non-wasm layer media
@@ -19,6 +20,7 @@ the tag and the object are unchanged (by a HEAD request) and False after a re-pu
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import sys
@@ -30,7 +32,7 @@ import nats
 import pytest
 import tampering_registry
 
-from wasmfleet.artifacts import object_store, oci, publishing, references, transfers
+from wasmfleet.artifacts import object_store, oci, publishing, pull_secrets, references, transfers
 from wasmfleet.artifacts.errors import ArtifactError
 from wasmfleet.artifacts.fetching import ArtifactSettings, Fetcher
 from wasmfleet.artifacts.oci import Credentials
@@ -159,6 +161,11 @@ async def test_private_registries_need_the_pull_secret(
         assert not wrong.value.retryable and "wrong" not in str(wrong.value)
         published = await publishing.publish(image, Credentials("alice", "s3cret"), nc)
         assert published.digest == sha(component)
+        config = {"auths": {f"http://{reg.host}/v2/": {"auth": base64.b64encode(b"alice:s3cret").decode()}}}
+        secret = {"metadata": {"name": "pull", "namespace": "apps"}, "type": "kubernetes.io/dockerconfigjson",
+                  "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}}
+        creds = pull_secrets.credentials_from_secret(secret, image)
+        assert (await publishing.resolve(image, creds)).layer.digest == sha(component)
 
 
 async def test_registry_trouble_says_whether_to_retry(
