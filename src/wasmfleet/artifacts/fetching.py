@@ -1,4 +1,4 @@
-"""Fetch a component's bytes to a local file: file://, http(s):// and OCI registries, cached by digest.
+"""Fetch a component's bytes to a local file: file://, http(s)://, nats:// and OCI registries, cached by digest.
 
     fetcher = Fetcher(ArtifactSettings(cache_dir=...))
     fetched = await fetcher.fetch("localhost:5000/hello:1", credentials=None, policy=ImagePullPolicy.ALWAYS)
@@ -11,6 +11,9 @@ Pull policies (as in Kubernetes):
 - UNSPECIFIED: ALWAYS for an OCI reference without a tag or tagged `latest`, IF_NOT_PRESENT otherwise
   (a digest-pinned reference never needs the network once cached).
 file:// references are read in place (never copied); the policy does not apply to them.
+nats://<bucket>/sha256:<hex> URLs (components the Artifact controller published to the JetStream
+Object Store) are fetched over the NATS connection given to `attach_nats`; they name their bytes by
+digest, so a cached copy is always used (under any policy) and a download is verified against it.
 Concurrent fetches of the same reference share one download.
 """
 
@@ -21,10 +24,11 @@ import enum
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from wasmfleet.artifacts import cache, oci, references
+from wasmfleet.artifacts import cache, object_store, oci, references
 from wasmfleet.artifacts.errors import ArtifactError
 from wasmfleet.artifacts.oci import Credentials
 
@@ -84,6 +88,11 @@ class Fetcher:
         self._session: aiohttp.ClientSession | None = None
         self._registry: oci.RegistryClient | None = None
         self._inflight: dict[tuple[str, PullPolicy], asyncio.Future[Fetched]] = {}
+        self._nats: Any = None
+
+    def attach_nats(self, nc: Any) -> None:
+        """Use this NATS connection (nats-py client, JetStream on) for nats:// component URLs."""
+        self._nats = nc
 
     async def close(self) -> None:
         if self._session is not None:
@@ -138,6 +147,8 @@ class Fetcher:
             raise ArtifactError(image, str(exc).removeprefix(f"{image}: ")) from None
         if isinstance(ref, references.FileRef):
             return await asyncio.to_thread(_local_file, image, ref.path)
+        if isinstance(ref, references.NatsRef):
+            return await self._fetch_nats(image, ref, policy)
         effective = _effective_policy(ref, policy)
         cached = self.cache.resolved(str(ref))
         if cached is not None and effective in (PullPolicy.IF_NOT_PRESENT, PullPolicy.NEVER):
@@ -173,6 +184,28 @@ class Fetcher:
             raise ArtifactError(image, f"download failed: {exc}", retryable=True) from exc
         except cache.DigestMismatch as exc:
             raise ArtifactError(image, f"corrupt download: {exc}", retryable=True) from exc
+        return await self._downloaded(str(ref), digest, writer.size)
+
+    async def _fetch_nats(self, image: str, ref: references.NatsRef, policy: PullPolicy) -> Fetched:
+        if self.cache.has_blob(ref.digest):
+            return self._from_cache(ref.digest)
+        if policy is PullPolicy.NEVER:
+            raise ArtifactError(image, "not in the local cache and imagePullPolicy is Never")
+        if self._nats is None:
+            raise ArtifactError(image, "this host has no NATS connection to fetch object store URLs", retryable=True)
+        writer = self.cache.writer()
+        try:
+            async with asyncio.timeout(self.settings.timeout_s):
+                await object_store.download(self._nats, ref, writer, max_bytes=self.settings.max_bytes)
+            digest = await asyncio.to_thread(writer.commit, ref.digest)
+        except TimeoutError:
+            writer.abort()
+            raise ArtifactError(image, f"fetch timed out after {self.settings.timeout_s:g}s", retryable=True) from None
+        except cache.DigestMismatch as exc:
+            raise ArtifactError(image, f"corrupt download: {exc}", retryable=True) from exc
+        except BaseException:
+            writer.abort()
+            raise
         return await self._downloaded(str(ref), digest, writer.size)
 
     async def _downloaded(self, ref: str, digest: str, size: int) -> Fetched:

@@ -1,4 +1,8 @@
-"""Parse component image references: file://, http(s):// URLs and OCI registry references.
+"""Parse component image references: file://, http(s)://, nats:// URLs and OCI registry references.
+
+A nats:// URL names a component published to a JetStream Object Store: `nats://<bucket>/<digest>`,
+e.g. `nats://wasmfleet-artifacts/sha256:<64 hex>` (see docs/artifacts.md). The object is named by the
+sha256 of the component bytes, so the URL is immutable and a host verifies what it received against it.
 
 OCI references follow the Docker/distribution grammar: `[registry[:port]/]repository[:tag][@digest]`.
 The first path segment is a registry when it contains a dot or a colon or is `localhost`; otherwise
@@ -18,6 +22,8 @@ _DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_BUCKET = re.compile(r"^[a-zA-Z0-9_-]+$")
+_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class InvalidReference(ValueError):
@@ -65,7 +71,18 @@ class OciRef:
         return text
 
 
-ImageRef = FileRef | HttpRef | OciRef
+@dataclass(frozen=True)
+class NatsRef:
+    """A component in a JetStream Object Store bucket, named by its digest."""
+
+    bucket: str
+    digest: str
+
+    def __str__(self) -> str:
+        return f"nats://{self.bucket}/{self.digest}"
+
+
+ImageRef = FileRef | HttpRef | NatsRef | OciRef
 
 
 def parse(image: str) -> ImageRef:
@@ -81,6 +98,8 @@ def parse(image: str) -> ImageRef:
         if not urlparse(text).netloc:
             raise InvalidReference(f"{image}: URL has no host")
         return HttpRef(text)
+    if text.startswith("nats://"):
+        return _parse_nats(image, text)
     if text.startswith("/"):
         return FileRef(Path(text))
     text = text.removeprefix("oci://")
@@ -110,3 +129,12 @@ def _parse_oci(image: str, text: str) -> OciRef:
     if not _REPOSITORY.match(path):
         raise InvalidReference(f"{image}: invalid repository name {path!r}")
     return OciRef(registry=registry, repository=path, tag=tag, digest=digest)
+
+
+def _parse_nats(image: str, text: str) -> NatsRef:
+    bucket, _, digest = text.removeprefix("nats://").partition("/")
+    if not _BUCKET.match(bucket):
+        raise InvalidReference(f"{image}: invalid object store bucket {bucket!r} (nats://<bucket>/sha256:<hex>)")
+    if not _SHA256.match(digest):
+        raise InvalidReference(f"{image}: object must be named by its digest (nats://<bucket>/sha256:<64 hex>)")
+    return NatsRef(bucket=bucket, digest=digest)

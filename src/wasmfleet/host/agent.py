@@ -109,6 +109,7 @@ class Agent:
                 app, serving.metrics_host, serving.metrics_port
             )
         self.nc = await self._connect()
+        self.fetcher.attach_nats(self.nc)  # nats:// component URLs come from the JetStream Object Store
         self.metrics.nats_connected.set(1)
 
         async def on_request(msg: Any) -> None:
