@@ -12,6 +12,8 @@ import click
 
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import subjects
+from wasmfleet.bus.connection_options import NatsConnectionOptions
+from wasmfleet.cli.nats_options import nats_connection_options
 from wasmfleet.host import machine
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 
@@ -68,11 +70,12 @@ def _http_addr(value: str, option: str = "--http-addr") -> tuple[str, int]:
               help="Serve /metrics, /healthz and /readyz here (default: not served).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@nats_connection_options
 def host(
     nats_url: str, name: str | None, host_id: str | None, group: str, label_values: tuple[str, ...],
     http_addr: str, hostname: str, environment: str, heartbeat_interval: float, workers: int,
     data_dir: Path | None, cache_dir: Path | None, drain_timeout: float, insecure: tuple[str, ...],
-    metrics_addr: str | None, log_level: str,
+    metrics_addr: str | None, log_level: str, nats_connection: NatsConnectionOptions,
 ) -> None:
     """Join the fleet over NATS and run the workloads the operator places on this host.
 
@@ -110,7 +113,7 @@ def host(
         lifecycle = LifecycleSettings(drain_timeout_s=drain_timeout, data_dir=data_dir)
     settings = HostSettings(
         identity=identity,
-        bus=BusSettings(nats_url=nats_url, heartbeat_interval_s=heartbeat_interval),
+        bus=BusSettings(nats_url=nats_url, heartbeat_interval_s=heartbeat_interval, connection=nats_connection),
         serving=ServingSettings(
             http_host=bind_host, http_port=bind_port, workers=workers,
             metrics_host=metrics_host, metrics_port=metrics_port,

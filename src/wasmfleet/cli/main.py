@@ -4,11 +4,24 @@ Subcommands are listed here by hand (no import-time self-registration) so what t
 readable in one place. They load lazily: `wasmfleet validate` must not pay for importing wasmtime,
 aiohttp and the Kubernetes client, and every child process `wasmfleet up` starts imports only its
 own command.
+
+Every option of every command can also be set from the environment, by one rule applied here (so
+command modules need not name variables): WASMFLEET_<COMMAND>_<OPTION>, the command and the long
+option name upper-cased with dashes as underscores, e.g. `wasmfleet host --http-addr` is
+WASMFLEET_HOST_HTTP_ADDR. A repeatable option takes a space-separated list; a flag takes true/false.
+Names an option declared before the rule existed (KUBECONFIG, WASMFLEET_NATS_URL, ...) still work;
+the rule's name wins when both are set. `--help` shows each option's variables.
+
+A usage error (unknown command, bad option or environment value) is one line on stderr and exit
+status 2: in a container log a usage dump would bury it.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -43,7 +56,24 @@ class LazyGroup(click.Group):
         module, attr, _ = entry
         command = getattr(importlib.import_module(f"wasmfleet.cli.{module}"), attr)
         assert isinstance(command, click.Command)
+        settable_from_environment(command, cmd_name)
         return command
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            click.echo(f"{prog_name or 'wasmfleet'}: {usage_error_line(exc)}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Uses the table's help lines so `--help` imports no command module.
@@ -55,6 +85,42 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="wasmfleet")
 def cli() -> None:
     """Run WebAssembly workloads across a fleet of machines (wasmCloud v2 compatible)."""
+
+
+ENV_PREFIX = "WASMFLEET"
+
+
+def env_name(command_name: str, option: click.Option) -> str | None:
+    """The variable the environment rule gives an option (None for an option with no long name)."""
+    long_names = [name for name in option.opts if name.startswith("--")]
+    if not long_names:
+        return None
+    return f"{ENV_PREFIX}_{command_name}_{long_names[0][2:]}".upper().replace("-", "_")
+
+
+def settable_from_environment(command: click.Command, command_name: str) -> None:
+    """Attach the rule's variable to every option of `command` (and of its subcommands), ahead of
+    any name the option declared itself. Idempotent: commands are module-level singletons."""
+    for param in command.params:
+        if not isinstance(param, click.Option):
+            continue
+        name = env_name(command_name, param)
+        if name is None:
+            continue
+        declared = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or [])
+        if name not in declared:
+            param.envvar = [name, *declared]
+            param.show_envvar = True
+    if isinstance(command, click.Group):
+        for sub_name, sub in command.commands.items():
+            settable_from_environment(sub, f"{command_name}_{sub_name}")
+
+
+def usage_error_line(exc: click.UsageError) -> str:
+    """One line: the problem (click names the option and its variables) and where to look."""
+    message = " ".join(exc.format_message().split())
+    where = exc.ctx.command_path if exc.ctx is not None else "wasmfleet"
+    return f"{message} (see '{where} --help')"
 
 
 def main() -> None:

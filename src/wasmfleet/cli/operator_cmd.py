@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from wasmfleet.bus.connection_options import NatsConnectionOptions
+from wasmfleet.cli.nats_options import nats_connection_options
 from wasmfleet.kube import leasing, running
 from wasmfleet.operator import manager, settings
 
@@ -46,10 +48,12 @@ def _listen(value: str) -> tuple[str, int]:
               help="Seconds a silent leader is trusted; the worst-case takeover time.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@nats_connection_options
 def operator(
     kubeconfig: Path, nats_url: str, namespace: str | None, listen: str, host_namespace: str,
     host_expiry: float, concurrency: int, sync_interval: float, identity: str | None,
     lease_namespace: str, lease_name: str, lease_duration: float, log_level: str,
+    nats_connection: NatsConnectionOptions,
 ) -> None:
     """Reconcile WorkloadDeployments, ReplicaSets, Workloads, Hosts and Artifacts.
 
@@ -72,6 +76,7 @@ def operator(
     cfg = settings.OperatorSettings(
         kubeconfig=str(kubeconfig),
         nats_url=nats_url,
+        nats_connection=nats_connection,
         namespace=namespace,
         listen_host=host,
         listen_port=port,

@@ -169,6 +169,7 @@ class Agent:
                     disconnected_cb=disconnected,
                     reconnected_cb=reconnected,
                     error_cb=error,
+                    **bus.connection.connect_kwargs(),
                 )
             except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
                 await error(exc)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wasmfleet.artifacts.fetching import ArtifactSettings
+from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.host import machine
 
 
@@ -46,6 +47,9 @@ class BusSettings:
     heartbeat_interval_s: float = 15.0
     """Period of published heartbeats (upstream: 15 s). The operator marks a host silent after several
     missed beats, so this bounds how fast a dead host is noticed."""
+
+    connection: NatsConnectionOptions = field(default_factory=NatsConnectionOptions)
+    """Credentials and TLS for the NATS link."""
 
 
 @dataclass(frozen=True)

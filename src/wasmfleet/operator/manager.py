@@ -162,6 +162,7 @@ class Operator:
                     disconnected_cb=disconnected,
                     reconnected_cb=reconnected,
                     error_cb=error,
+                    **self.settings.nats_connection.connect_kwargs(),
                 )
             except (OSError, nats.errors.Error, TimeoutError) as exc:
                 log.warning("cannot connect to NATS %s (%s); retrying", self.settings.nats_url, exc)

@@ -6,6 +6,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.kube import leasing
 
 
@@ -48,6 +49,7 @@ class Reconciling:
 class OperatorSettings:
     kubeconfig: str
     nats_url: str
+    nats_connection: NatsConnectionOptions = field(default_factory=NatsConnectionOptions)  # credentials, TLS
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     namespace: str | None = None  # None = watch every namespace
     listen_host: str = "127.0.0.1"

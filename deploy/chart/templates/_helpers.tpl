@@ -1,0 +1,123 @@
+{{/* Names, labels and the checks that make inconsistent values fail to render. */}}
+
+{{- define "wasmfleet.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "wasmfleet.selectorLabels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "wasmfleet.labels" -}}
+{{ include "wasmfleet.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end -}}
+
+{{- define "wasmfleet.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* The URL the operator and hosts connect to. */}}
+{{- define "wasmfleet.natsUrl" -}}
+{{- if .Values.nats.enabled -}}
+{{- printf "%s://%s-nats.%s.svc:4222" (ternary "tls" "nats" .Values.tls.enabled) (include "wasmfleet.fullname" .) .Release.Namespace -}}
+{{- else -}}
+{{- required "nats.url is required when nats.enabled is false (the URL of an external NATS with JetStream)" .Values.nats.url -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Secret holding role's certificate ("nats", "operator" or "host"). */}}
+{{- define "wasmfleet.tlsSecret" -}}
+{{- if .root.Values.tls.generate -}}
+{{- printf "%s-%s-tls" (include "wasmfleet.fullname" .root) .role -}}
+{{- else -}}
+{{- $name := index .root.Values.tls.existingSecrets .role -}}
+{{- required (printf "tls.existingSecrets.%s is required when tls.enabled is true and tls.generate is false (a kubernetes.io/tls Secret with ca.crt)" .role) $name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Checks of values that no single template would notice. */}}
+{{- define "wasmfleet.validate" -}}
+{{- $_ := include "wasmfleet.natsUrl" . -}}
+{{- if and .Values.nats.enabled (eq (int .Values.nats.replicas) 2) -}}
+{{- fail "nats.replicas must be 1, or 3 or more: a clustered JetStream needs a majority of its servers" -}}
+{{- end -}}
+{{- if and .Values.nats.enabled (lt (int .Values.nats.replicas) 1) -}}
+{{- fail "nats.replicas must be at least 1 when nats.enabled is true" -}}
+{{- end -}}
+{{- if .Values.tls.enabled -}}
+{{- range $role := list "nats" "operator" "host" -}}
+{{- if or (ne $role "nats") $.Values.nats.enabled -}}
+{{- $_ := include "wasmfleet.tlsSecret" (dict "root" $ "role" $role) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.tls.generate (ne (empty .Values.tls.ca.cert) (empty .Values.tls.ca.key)) -}}
+{{- fail "tls.ca.cert and tls.ca.key go together: give both (a CA to sign with) or neither (one is generated)" -}}
+{{- end -}}
+{{- end -}}
+{{- $enabled := 0 -}}
+{{- range $name, $group := .Values.hostGroups -}}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $name) -}}
+{{- fail (printf "hostGroups.%s: a host group name must be a DNS label (lower-case letters, digits, '-')" $name) -}}
+{{- end -}}
+{{- if gt (len $name) 53 -}}
+{{- fail (printf "hostGroups.%s: the name is too long (53 characters at most, for Service hostgroup-<name>)" $name) -}}
+{{- end -}}
+{{- if $group.enabled -}}
+{{- $enabled = add1 $enabled -}}
+{{- if lt (int $group.workers) 1 -}}
+{{- fail (printf "hostGroups.%s.workers must be at least 1" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not (has .Values.gateway.service.type (list "ClusterIP" "NodePort" "LoadBalancer")) -}}
+{{- fail (printf "gateway.service.type must be ClusterIP, NodePort or LoadBalancer, not %q" .Values.gateway.service.type) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Volumes and variables every wasmfleet pod that talks to NATS shares. .role: operator or host. */}}
+{{- define "wasmfleet.natsEnv" -}}
+{{- $prefix := printf "WASMFLEET_%s_" (upper .role) -}}
+- name: {{ $prefix }}NATS
+  value: {{ include "wasmfleet.natsUrl" .root | quote }}
+{{- if .root.Values.tls.enabled }}
+- name: {{ $prefix }}NATS_TLS_CA
+  value: /etc/wasmfleet/nats-tls/ca.crt
+- name: {{ $prefix }}NATS_TLS_CERT
+  value: /etc/wasmfleet/nats-tls/tls.crt
+- name: {{ $prefix }}NATS_TLS_KEY
+  value: /etc/wasmfleet/nats-tls/tls.key
+{{- end }}
+{{- end -}}
+
+{{- define "wasmfleet.natsTlsVolume" -}}
+{{- if .root.Values.tls.enabled }}
+- name: nats-tls
+  secret:
+    secretName: {{ include "wasmfleet.tlsSecret" . }}
+    defaultMode: 0440
+{{- end }}
+{{- end -}}
+
+{{- define "wasmfleet.natsTlsMount" -}}
+{{- if .Values.tls.enabled }}
+- name: nats-tls
+  mountPath: /etc/wasmfleet/nats-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The kubeconfig the operator and the gateway read: this pod's service account, in-cluster. */}}
+{{- define "wasmfleet.kubeconfigVolume" -}}
+- name: kubeconfig
+  configMap:
+    name: {{ include "wasmfleet.fullname" . }}-kubeconfig
+{{- end -}}
