@@ -10,6 +10,7 @@ from pathlib import Path
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.host import machine
+from wasmfleet.host.policy import HostPolicy
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class ServingSettings:
     metrics_port: int | None = None
     """Port of those endpoints; None = not served (0 = any free port)."""
 
+    metrics_auth_kubeconfig: Path | None = None
+    """With a kubeconfig (--metrics-auth): /metrics answers only bearer tokens that API server
+    authenticates and allows to get /metrics (observability.metrics_auth); None = open."""
+
 
 @dataclass(frozen=True)
 class LifecycleSettings:
@@ -91,3 +96,5 @@ class HostSettings:
     artifacts: ArtifactSettings = field(default_factory=ArtifactSettings)
     runtime_cache_dir: Path | None = None
     """Compiled-component cache of the runtime (None = the runtime's default)."""
+    policy: HostPolicy = field(default_factory=HostPolicy)
+    """What start requests may ask: local files, host paths, memory (default: no local files)."""
