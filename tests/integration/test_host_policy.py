@@ -86,7 +86,8 @@ def request(workload_id: str, *images: str, volumes: list[messages.Volume] | Non
     return messages.WorkloadStartRequest(workload_id=workload_id, workload=messages.Workload(
         namespace="default", name=workload_id, volumes=volumes or [],
         wit_world=messages.WitWorld(components=components, host_interfaces=[messages.WitInterface(
-            namespace="wasi", package="http", interfaces=["incoming-handler"], config={"host": f"{workload_id}.test"})]),
+            namespace="wasi", package="http", interfaces=["incoming-handler"],
+            config={"host": f"{workload_id}.test"})]),
     ))
 
 
