@@ -52,13 +52,31 @@ def describe_login(options: NatsConnectionOptions) -> tuple[str, str]:
     return "an anonymous login", "--nats-user/--nats-password (or --nats-creds, --nats-token)"
 
 
-async def check(url: str, options: NatsConnectionOptions, *, role: str, timeout_s: float = 3.0) -> None:
+async def check(url: str, options: NatsConnectionOptions, *, role: str, timeout_s: float = 3.0,
+                attempts: int = 3) -> None:
     """Raise LoginRefused when the server at `url` refuses `options`; return otherwise (also when no
-    server answers in time: the caller's reconnect loop handles a bus that is not up yet)."""
+    server answers: the caller's reconnect loop handles a bus that is not up yet).
+
+    A server that drops the connection while we log in (with TLS 1.3 a missing client certificate
+    often shows as a reset rather than an alert) is asked again; dropping us every time is a refusal."""
+    for _ in range(attempts):
+        try:
+            nc = await _connect_once(url, options, role, timeout_s)
+        except ConnectionResetError:
+            await asyncio.sleep(0.2)
+            continue
+        if nc is not None:
+            await nc.close()
+        return
+    hint = " (is a client certificate required? check --nats-tls-cert, --nats-tls-key)" if options.uses_tls else ""
+    raise LoginRefused(f"{role}: NATS at {url} closed the connection during login, {attempts} times{hint}")
+
+
+async def _connect_once(url: str, options: NatsConnectionOptions, role: str, timeout_s: float) -> Any:
     servers = [part.strip() for part in url.split(",") if part.strip()]
     kwargs: dict[str, Any] = options.connect_kwargs()
     try:
-        nc = await asyncio.wait_for(
+        return await asyncio.wait_for(
             nats.connect(servers=servers, connect_timeout=timeout_s, allow_reconnect=False,
                          max_reconnect_attempts=0, name=f"wasmfleet-{role} login check",
                          error_cb=_quiet, **kwargs),
@@ -67,20 +85,17 @@ async def check(url: str, options: NatsConnectionOptions, *, role: str, timeout_
     except ssl.SSLError as exc:
         files = ", ".join(f"{name} {path}" for name, path in (
             ("--nats-tls-ca", options.tls_ca), ("--nats-tls-cert", options.tls_cert),
-            ("--nats-tls-key", options.tls_key)) if path is not None) or "the system CAs"
+            ("--nats-tls-key", options.tls_key)) if path is not None) or "the system CAs (--nats-tls-ca)"
         reason = getattr(exc, "reason", None) or str(exc)
         raise LoginRefused(f"{role}: TLS with NATS at {url} failed ({reason}): check {files}") from None
+    except ConnectionResetError:
+        raise
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         reason = refusal(exc)
         if reason is None:
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, ssl.SSLError):
-                raise LoginRefused(f"{role}: TLS with NATS at {url} failed ({cause}): check --nats-tls-ca, "
-                                   "--nats-tls-cert, --nats-tls-key") from None
-            return
+            return None  # not reachable (yet): not ours to judge
         who, flags = describe_login(options)
         raise LoginRefused(f"{role}: NATS at {url} refused {who} ({reason}): check {flags}") from None
-    await nc.close()
 
 
 async def _quiet(_exc: Exception) -> None:
