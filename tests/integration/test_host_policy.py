@@ -7,7 +7,7 @@
 - a hostPath outside the allowed prefixes is refused naming --allow-host-path; inside one it must be an
   existing directory; a valid one is mounted and the workload runs;
 - a memoryLimitMb above --max-component-memory-mb is refused naming the flag; a component without a
-  limit gets the cap as its limit (HostPolicy.check's result);
+  limit gets the cap as its limit when the runtime's 512 MB default is above it (HostPolicy.check);
 - `wasmfleet host` without flags refuses every local file (/etc/hostname included).
 """
 
@@ -180,6 +180,9 @@ def test_a_component_without_a_limit_gets_the_cap(roots: dict[str, Path]) -> Non
     checked = policy.check(workload)
     assert checked.wit_world.components[0].local_resources.memory_limit_mb == 256
     assert workload.wit_world.components[0].local_resources.memory_limit_mb == 0  # the request is not mutated
+    # A cap above the runtime's default (512 MB) leaves an unset limit to that default.
+    roomy = HostPolicy(file_roots=(roots["images"],), max_component_memory_mb=1024).check(workload)
+    assert roomy.wit_world.components[0].local_resources.memory_limit_mb == 0
     with pytest.raises(PolicyRefusal, match="--allow-file-root"):
         HostPolicy().check(workload)
 

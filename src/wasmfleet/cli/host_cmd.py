@@ -84,7 +84,8 @@ def _http_addr(value: str, option: str = "--http-addr") -> tuple[str, int]:
               type=click.Path(file_okay=False, path_type=Path),
               help="Directory hostPath volumes may name or lie under; repeatable (default: none).")
 @click.option("--max-component-memory-mb", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Cap of a component's memoryLimitMb, and its limit when it sets none (0: no cap).")
+              help="Cap of a component's memoryLimitMb, and its limit when it sets none and the "
+                   "runtime's 512 MB default is above it (0: no cap).")
 @click.option("--allow-shared-hosting", is_flag=True,
               help="Take workloads of other environments too (label "
                    f"{SHARED_HOSTING_LABEL}=true); without it a host with --environment takes only its own.")

@@ -6,7 +6,8 @@ Whoever can send `workload.start` chooses images and volumes, so the host decide
 - a hostPath volume only under an allowed prefix (`--allow-host-path`, repeatable), and it must exist
   and be a directory;
 - a component's memoryLimitMb at most `--max-component-memory-mb`; a component that sets none gets
-  that cap as its limit (otherwise leaving the field out would lift the cap).
+  the cap as its limit when the runtime's default (512 MB) is above it (otherwise leaving the field
+  out would lift the cap).
 
 Paths are compared after resolving symlinks and `..`, so /allowed/link-to-etc is judged by where it
 points. With no flags nothing from the local filesystem is allowed (`wasmfleet up` allows its own
@@ -17,6 +18,7 @@ per request is bounded by the request timeout), so a cap would only pretend.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,16 @@ from pathlib import Path
 from wasmfleet.artifacts import references
 from wasmfleet.bus import messages
 from wasmfleet.host import translation
+from wasmfleet.host.runtime import specs
+
+
+def _runtime_default_memory_mb() -> int:
+    default = next(f.default for f in dataclasses.fields(specs.RuntimeSettings) if f.name == "memory_limit_mb")
+    return default if isinstance(default, int) else 0
+
+
+RUNTIME_DEFAULT_MEMORY_MB = _runtime_default_memory_mb()
+"""What the runtime gives a component that sets no memoryLimitMb (specs.RuntimeSettings)."""
 
 
 class PolicyRefusal(translation.InvalidWorkload):
@@ -38,7 +50,8 @@ class HostPolicy:
     host_path_prefixes: tuple[Path, ...] = ()
     """Directories hostPath volumes may name (or lie under); () = none."""
     max_component_memory_mb: int = 0
-    """Upper bound of a component's memoryLimitMb, and its limit when it sets none; 0 = no cap."""
+    """Upper bound of a component's memoryLimitMb, and its limit when it sets none and the runtime's
+    default is larger; 0 = no cap."""
 
     @staticmethod
     def allowing(*roots: Path) -> HostPolicy:
@@ -104,8 +117,8 @@ class HostPolicy:
 
     def _with_memory_cap(self, component: messages.Component) -> messages.Component:
         resources = component.local_resources
-        if resources.memory_limit_mb > 0:
-            return component
+        if resources.memory_limit_mb > 0 or self.max_component_memory_mb >= RUNTIME_DEFAULT_MEMORY_MB:
+            return component  # its own limit (checked), or the runtime's default, which is within the cap
         limited = resources.model_copy(update={"memory_limit_mb": self.max_component_memory_mb})
         return component.model_copy(update={"local_resources": limited})
 
