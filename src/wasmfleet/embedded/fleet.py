@@ -67,8 +67,12 @@ class Security:
     def generate(options: FleetOptions, nats_port: int) -> Security:
         """Fresh host IDs (hosts get new IDs on each run, as upstream hosts do) and passwords."""
         host_ids = {name: str(uuid.uuid4()) for name, _ in host_names(options)}
-        auth = nats_auth.write(options.data_dir / "nats", host="127.0.0.1", port=nats_port,
-                               host_ids=list(host_ids.values()))
+        nats_dir = options.data_dir / "nats"
+        try:
+            auth = nats_auth.write(nats_dir, host="127.0.0.1", port=nats_port, host_ids=list(host_ids.values()))
+        except OSError as exc:
+            raise supervising.StartError(
+                f"cannot write the NATS configuration in {nats_dir}: {exc.strerror or exc}") from None
         return Security(auth, host_ids)
 
 
