@@ -70,8 +70,8 @@ class MetricsGuard:
     max_entries: int = 1024
     """Distinct tokens remembered at once; beyond it the oldest verdict is dropped."""
     clock: Callable[[], float] = time.monotonic
-    _cache: OrderedDict[str, _Entry] = field(default_factory=OrderedDict)
-    _pending: dict[str, asyncio.Future[Verdict]] = field(default_factory=dict)
+    _cache: OrderedDict[str, _Entry] = field(default_factory=OrderedDict, init=False, repr=False)
+    _pending: dict[str, asyncio.Future[Verdict]] = field(default_factory=dict, init=False, repr=False)
 
     async def verdict(self, authorization: str | None) -> Verdict:
         token = _bearer(authorization)
