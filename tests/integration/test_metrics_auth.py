@@ -6,6 +6,7 @@
   review is 400; the metrics token authenticates no ordinary API request (401).
 - A host agent with --metrics-auth answers /metrics: no token 401, a wrong token 401, the metrics
   token and the admin token 200; /healthz stays open.
+- A user the API server authenticates but does not allow gets 403.
 - The verdict cache bounds API calls: 30 scrapes (10 at once) with one token cost one TokenReview and
   one SubjectAccessReview; after the TTL the next scrape asks again; beyond max_entries the oldest
   token is forgotten. An unreachable API server is 503 and not cached.
@@ -166,6 +167,20 @@ async def test_cache_bounds_api_calls(api: Path, kube: client.KubeClient) -> Non
     assert (await guard.verdict(f"Bearer {admin_token(api)}")).status == 200
     assert (await guard.verdict(token)).status == 200  # metrics token was the oldest: evicted, asked again
     assert calls.count("tokenreviews") == 5
+
+
+async def test_a_known_user_without_the_rule_gets_403(api: Path, kube: client.KubeClient) -> None:
+    """The embedded server knows no such user, so the test renames the reviewed user in the
+    SubjectAccessReview the guard sends (the real server then decides, and refuses)."""
+
+    async def as_someone_else(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if path == metrics_auth.SUBJECT_ACCESS_REVIEWS:
+            body = {**body, "spec": {**body["spec"], "user": "team-a:dashboard", "groups": ["system:authenticated"]}}
+        return await kube.post(path, body)
+
+    verdict = await metrics_auth.MetricsGuard(as_someone_else).verdict(f"Bearer {metrics_token(api)}")
+    assert verdict.status == 403
+    assert verdict.reason == "Forbidden: wasmfleet:metrics-reader may not get /metrics"
 
 
 async def test_unreachable_api_server_is_503_and_not_cached() -> None:
