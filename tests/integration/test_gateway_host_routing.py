@@ -35,12 +35,13 @@ from wasmfleet.bus import http_routing
 from wasmfleet.gateway import serving
 from wasmfleet.gateway.settings import GatewaySettings
 from wasmfleet.host.agent import Agent
+from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.kube import client, rest_paths
 from wasmfleet.testing import nats as nats_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component
+from tests.components.build import build_component, cache_dir
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -97,6 +98,7 @@ async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
             lifecycle=LifecycleSettings(drain_timeout_s=2, data_dir=tmp_path / "host"),
             artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
             runtime_cache_dir=tmp_path / "compiled",
+            policy=HostPolicy.allowing(cache_dir()),  # the built test guests
         ))
         await host.start()
         stop = asyncio.Event()

@@ -35,12 +35,13 @@ from slow_source import serving_slowly
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import messages, subjects
 from wasmfleet.host.agent import Agent
+from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.testing.nats import NatsServer, nats_server
 from wasmfleet.testing.oci_registry_server import push_wasm, running_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component
+from tests.components.build import build_component, cache_dir
 
 State = messages.WorkloadState
 
@@ -64,6 +65,7 @@ def host_settings(tmp_path: Path, url: str, **identity: str) -> HostSettings:
         lifecycle=LifecycleSettings(drain_timeout_s=3, data_dir=tmp_path / "host"),
         artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
         runtime_cache_dir=tmp_path / "compiled",
+        policy=HostPolicy.allowing(cache_dir(), tmp_path),  # the built test guests and files of the test
     )
 
 

@@ -38,7 +38,7 @@ from wasmfleet.host.settings import LifecycleSettings
 from wasmfleet.testing.nats import nats_server, running_nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component
+from tests.components.build import build_component, cache_dir
 from tests.integration.test_host_agent import host_settings, start_request
 
 WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
@@ -59,7 +59,8 @@ async def test_sigterm_announces_leaving_and_finishes_in_flight_requests(
         proc = subprocess.Popen(
             [WASMFLEET, "host", "--nats", url, "--group", "edge", "--label", "tier=gold",
              "--heartbeat-interval", "0.5", "--data-dir", str(tmp_path / "data"),
-             "--cache-dir", str(tmp_path / "cache"), "--drain-timeout", "5", "--log-level", "warning"],
+             "--cache-dir", str(tmp_path / "cache"), "--drain-timeout", "5", "--log-level", "warning",
+             "--allow-file-root", str(cache_dir())],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")},
         )

@@ -32,7 +32,7 @@ from wasmfleet.kube import client, rest_paths
 from wasmfleet.testing import nats as nats_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component
+from tests.components.build import build_component, cache_dir
 
 pytestmark = pytest.mark.timeout(180)
 WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
@@ -47,7 +47,8 @@ class HostProcesses:
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
         self.procs[name] = subprocess.Popen(
             [WASMFLEET, "host", "--nats", self.url, "--name", name, "--heartbeat-interval", "1",
-             "--data-dir", str(self.tmp / name), "--cache-dir", str(self.tmp / "cache")],
+             "--data-dir", str(self.tmp / name), "--cache-dir", str(self.tmp / "cache"),
+             "--allow-file-root", str(cache_dir())],
             stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()

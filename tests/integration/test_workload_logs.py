@@ -35,12 +35,13 @@ from wasmfleet.bus import messages, subjects
 from wasmfleet.cli import main
 from wasmfleet.host.agent import Agent
 from wasmfleet.host.plugin_api import guestlogs
+from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.kube import rest_paths
 from wasmfleet.testing.nats import NatsServer, nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component
+from tests.components.build import build_component, cache_dir
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -64,6 +65,7 @@ def settings(tmp_path: Path, url: str, workers: int) -> HostSettings:
         lifecycle=LifecycleSettings(drain_timeout_s=2, data_dir=tmp_path / "host"),
         artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
         runtime_cache_dir=tmp_path / "compiled",
+        policy=HostPolicy.allowing(cache_dir()),  # the built test guests
     )
 
 

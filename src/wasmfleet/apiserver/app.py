@@ -20,7 +20,7 @@ import yaml
 from aiohttp import web
 
 from wasmfleet.api import crds, groups, validation
-from wasmfleet.apiserver import errors, kinds, security
+from wasmfleet.apiserver import access_reviews, errors, kinds, security
 from wasmfleet.apiserver.collecting import GarbageCollector
 from wasmfleet.apiserver.engine import Engine, WriteOptions
 from wasmfleet.apiserver.handlers import Handlers
@@ -132,7 +132,8 @@ async def serving(settings: ServerSettings) -> AsyncIterator[Running]:
         ca, crt, key = security.ensure_tls(settings.data_dir, settings.host)
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_ctx.load_cert_chain(str(crt), str(key))
-    handlers = Handlers(engine, settings, token)
+    metrics_token = security.load_or_create_token(settings.data_dir, None, access_reviews.METRICS_TOKEN_FILE)
+    handlers = Handlers(engine, settings, token, access_reviews.KnownTokens(admin=token, metrics=metrics_token))
     app = web.Application(middlewares=[handlers.middleware], client_max_size=settings.max_body_bytes)
     app.router.add_route("*", "/{tail:.*}", handlers.handle)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)

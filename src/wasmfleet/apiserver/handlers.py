@@ -10,6 +10,7 @@ import yaml
 from aiohttp import web
 
 from wasmfleet.apiserver import (
+    access_reviews,
     discovery,
     errors,
     kinds,
@@ -67,10 +68,12 @@ def _options(request: web.Request) -> WriteOptions:
 
 
 class Handlers:
-    def __init__(self, engine: Engine, settings: ServerSettings, token: str) -> None:
+    def __init__(self, engine: Engine, settings: ServerSettings, token: str,
+                 known_tokens: access_reviews.KnownTokens | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self.token = token
+        self.known_tokens = known_tokens or access_reviews.KnownTokens(admin=token, metrics="")
         self.server_address = f"{settings.host}:{settings.port}"
 
     # --- middleware ----------------------------------------------------------------------------
@@ -146,6 +149,10 @@ class Handlers:
                     raise errors.ApiError(404, "the server could not find the requested resource")
                 return _json_response(doc)
             return await self._resource(request, routing.resolve(reg, "", parts[1], parts[2:]))
+        review = access_reviews.review_kind(parts)
+        if review is not None:
+            body = await self._body(request) if request.method == "POST" else None
+            return _json_response(access_reviews.answer(review, request.method, body, self.known_tokens), 201)
         if head == "apis":
             if len(parts) == 1:
                 return _json_response(discovery.group_list(reg))

@@ -11,8 +11,9 @@ from pathlib import Path
 from wasmfleet.apiserver import errors
 
 
-def load_or_create_token(data_dir: Path, given: str | None) -> str:
-    path = data_dir / "token"
+def load_or_create_token(data_dir: Path, given: str | None, name: str = "token") -> str:
+    """The token in DATA_DIR/<name> (generated there, 0600, on first use), unless one is given."""
+    path = data_dir / name
     if given:
         return given
     if path.exists():

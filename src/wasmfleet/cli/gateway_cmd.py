@@ -25,10 +25,13 @@ from wasmfleet.gateway.settings import GatewaySettings
               help="Seconds a host may stay silent before the gateway answers 504.")
 @click.option("--no-endpointslices", is_flag=True,
               help="Do not maintain EndpointSlices for workloads that set kubernetes.service.")
+@click.option("--metrics-auth", is_flag=True,
+              help="Serve /metrics only to bearer tokens the API server authenticates and allows to get "
+                   "/metrics (TokenReview + SubjectAccessReview).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def gateway(kubeconfig: Path, listen_host: str, port: int, response_timeout: float,
-            no_endpointslices: bool, log_level: str) -> None:
+            no_endpointslices: bool, metrics_auth: bool, log_level: str) -> None:
     """Route HTTP requests by Host header to the Ready replicas of each workload.
 
     \b
@@ -43,7 +46,8 @@ def gateway(kubeconfig: Path, listen_host: str, port: int, response_timeout: flo
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s gateway %(levelname)s %(message)s")
     if not kubeconfig.is_file():
         raise click.ClickException(f"kubeconfig {kubeconfig} does not exist")
-    settings = GatewaySettings(listen_host=listen_host, port=port, response_timeout_s=response_timeout)
+    settings = GatewaySettings(listen_host=listen_host, port=port, response_timeout_s=response_timeout,
+                               metrics_auth=metrics_auth)
     try:
         _run_fast(serving.run(kubeconfig, settings, endpoint_slices=not no_endpointslices))
     except ValueError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -12,13 +13,15 @@ from pathlib import Path
 import click
 
 from wasmfleet.artifacts.fetching import ArtifactSettings
-from wasmfleet.bus import subjects
+from wasmfleet.bus import login_check, subjects
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.cli.nats_options import nats_connection_options
 from wasmfleet.host import machine
+from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.runtime.specs import EngineSettings
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.lifecycle import stopping
+from wasmfleet.scheduler.filters import SHARED_HOSTING_LABEL
 
 
 def _labels(values: tuple[str, ...]) -> dict[str, str]:
@@ -29,6 +32,10 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{value!r} is not key=value", param_hint="--label")
         labels[key] = val
     return labels
+
+
+def _absolute(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    return tuple(path.absolute() for path in paths)
 
 
 def _http_addr(value: str, option: str = "--http-addr") -> tuple[str, int]:
@@ -73,12 +80,31 @@ def _http_addr(value: str, option: str = "--http-addr") -> tuple[str, int]:
               help="Serve /metrics, /healthz and /readyz here (default: not served).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--allow-file-root", "file_roots", multiple=True, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Directory file:// images may be read from; repeatable (default: none).")
+@click.option("--allow-host-path", "host_paths", multiple=True, metavar="PREFIX",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Directory hostPath volumes may name or lie under; repeatable (default: none).")
+@click.option("--max-component-memory-mb", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Cap of a component's memoryLimitMb, and its limit when it sets none and the "
+                   "runtime's 512 MB default is above it (0: no cap).")
+@click.option("--allow-shared-hosting", is_flag=True,
+              help="Take workloads of other environments too (label "
+                   f"{SHARED_HOSTING_LABEL}=true); without it a host with --environment takes only its own.")
+@click.option("--metrics-auth", is_flag=True,
+              help="Serve /metrics only to bearer tokens the API server (--kubeconfig) authenticates and "
+                   "allows to get /metrics (TokenReview + SubjectAccessReview).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="KUBECONFIG",
+              help="API server that checks /metrics tokens (with --metrics-auth; hosts need no other API access).")
 @nats_connection_options
 def host(
     nats_url: str, name: str | None, host_id: str | None, group: str, label_values: tuple[str, ...],
     http_addr: str, hostname: str, environment: str, heartbeat_interval: float, workers: int,
     data_dir: Path | None, cache_dir: Path | None, drain_timeout: float, insecure: tuple[str, ...],
-    metrics_addr: str | None, log_level: str, nats_connection: NatsConnectionOptions,
+    metrics_addr: str | None, log_level: str, file_roots: tuple[Path, ...], host_paths: tuple[Path, ...],
+    max_component_memory_mb: int, allow_shared_hosting: bool, metrics_auth: bool, kubeconfig: Path | None,
+    nats_connection: NatsConnectionOptions,
 ) -> None:
     """Join the fleet over NATS and run the workloads the operator places on this host.
 
@@ -92,6 +118,8 @@ def host(
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     labels = {"hostgroup": group, **_labels(label_values)}
+    if allow_shared_hosting:
+        labels[SHARED_HOSTING_LABEL] = "true"
     try:
         checked_id = subjects.check_host_id(host_id) if host_id else str(uuid.uuid4())
     except subjects.InvalidHostId as exc:
@@ -125,7 +153,19 @@ def host(
         lifecycle=lifecycle,
         artifacts=artifacts,
         engine=EngineSettings.from_environment(os.environ),
+        policy=HostPolicy(file_roots=_absolute(file_roots), host_path_prefixes=_absolute(host_paths),
+                          max_component_memory_mb=max_component_memory_mb),
     )
+    if metrics_auth:
+        if kubeconfig is None or not kubeconfig.is_file():
+            raise click.BadParameter(f"needs --kubeconfig naming an existing file (got {kubeconfig})",
+                                     param_hint="--metrics-auth")
+        settings = dataclasses.replace(settings, serving=dataclasses.replace(
+            settings.serving, metrics_auth_kubeconfig=kubeconfig))
+    try:
+        asyncio.run(login_check.check(nats_url, nats_connection, role=f"host {checked_id}"))
+    except login_check.LoginRefused as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         # The whole stop, from SIGTERM to the process's exit, is bounded: drain, the agent's own
         # overhead, then the loop's bounded clean-up (a watchdog ends the process past that).

@@ -11,6 +11,7 @@ prefixed with the Workload's name.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -25,11 +26,12 @@ import nats
 import nats.errors
 
 from wasmfleet.api import groups
-from wasmfleet.bus import messages, requests, subjects
+from wasmfleet.bus import login_check, messages, permissions, requests, subjects
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.cli import resources_api as rapi
 from wasmfleet.cli.nats_options import nats_connection_options
 from wasmfleet.cli.resources_cmd import kubeconfig_option, kubeconfig_path
+from wasmfleet.embedded import nats_auth
 
 _OWNER_LABELS = {
     "WorkloadDeployment": groups.LABEL_WORKLOAD_DEPLOYMENT,
@@ -138,12 +140,34 @@ async def fetch(
         raise LogsError(f"workload {target.name}: {exc.reason}") from None
 
 
-async def connect(url: str, options: NatsConnectionOptions | None = None) -> Any:
+def nats_login(given: NatsConnectionOptions, data_dir: Path) -> NatsConnectionOptions:
+    """The login options given (--nats-user, --nats-creds, ...), else the `logs` identity `wasmfleet up`
+    keeps in DATA_DIR/nats/credentials.json, else none (an open NATS)."""
+    if any(v is not None for v in (given.creds, given.user, given.token, given.nkey_seed)):
+        return given
+    try:
+        login = nats_auth.read_login(data_dir, permissions.LOGS)
+    except ValueError as exc:
+        raise LogsError(str(exc)) from None
+    if login is None:
+        return given
+    return dataclasses.replace(given, user=login.user, password=login.password)
+
+
+async def connect(url: str, options: NatsConnectionOptions) -> Any:
     try:
         return await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0,
-                                  **(options or NatsConnectionOptions()).connect_kwargs())
+                                  error_cb=_quiet, **options.connect_kwargs())
     except (nats.errors.Error, OSError, TimeoutError) as exc:
+        reason = login_check.refusal(exc)
+        if reason is not None:
+            who, flags = login_check.describe_login(options)
+            raise LogsError(f"NATS at {url} refused {who} ({reason}): check {flags}") from None
         raise LogsError(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from None
+
+
+async def _quiet(_exc: Exception) -> None:
+    return None  # connect() raises the failure; nats-py would also print a traceback
 
 
 def render(line: messages.LogLine, prefix: str, timestamps: bool) -> str:
@@ -198,7 +222,7 @@ def logs(name: str, namespace: str, tail: int, since: str | None, timestamps: bo
                 click.echo(f"Error: {reason}", err=True)
                 failed += 1
         url = nats_url(nats_option, data_dir)
-        nc = await connect(url, nats_connection)
+        nc = await connect(url, nats_login(nats_connection, data_dir))
         try:
             answers = await asyncio.gather(*(fetch(nc, t, tail, after) for t in placed), return_exceptions=True)
         finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from wasmfleet.bus import login_check
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.cli.nats_options import nats_connection_options
 from wasmfleet.kube import leasing, running
@@ -46,13 +47,16 @@ def _listen(value: str) -> tuple[str, int]:
 @click.option("--lease-name", default="wasmfleet-operator", show_default=True)
 @click.option("--lease-duration", default=15.0, show_default=True, type=click.FloatRange(2),
               help="Seconds a silent leader is trusted; the worst-case takeover time.")
+@click.option("--metrics-auth", is_flag=True,
+              help="Serve /metrics only to bearer tokens the API server authenticates and allows to get "
+                   "/metrics (TokenReview + SubjectAccessReview).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @nats_connection_options
 def operator(
     kubeconfig: Path, nats_url: str, namespace: str | None, listen: str, host_namespace: str,
     host_expiry: float, concurrency: int, sync_interval: float, identity: str | None,
-    lease_namespace: str, lease_name: str, lease_duration: float, log_level: str,
+    lease_namespace: str, lease_name: str, lease_duration: float, metrics_auth: bool, log_level: str,
     nats_connection: NatsConnectionOptions,
 ) -> None:
     """Reconcile WorkloadDeployments, ReplicaSets, Workloads, Hosts and Artifacts.
@@ -86,8 +90,13 @@ def operator(
             namespace=lease_namespace, name=lease_name, lease_duration_s=lease_duration,
             renew_deadline_s=renew, retry_period_s=max(0.5, lease_duration / 7.5),
         ),
+        metrics_auth=metrics_auth,
         **({"identity": identity} if identity else {}),
     )
+    try:
+        asyncio.run(login_check.check(nats_url, nats_connection, role="operator"))
+    except login_check.LoginRefused as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         code = asyncio.run(_run(cfg))
     except ValueError as exc:

@@ -42,8 +42,15 @@ def _groups(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
               help="Bind address of public-ingress hosts (0.0.0.0 exposes them to the network).")
 @click.option("--apply", "apply_paths", multiple=True, metavar="PATH",
               help="Manifests to apply once the fleet is up (e.g. examples/hello/deployment.yaml); repeatable.")
+@click.option("--allow-file-root", "file_roots", multiple=True, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Directory hosts may read file:// images from, besides examples/ and DATA_DIR; repeatable.")
+@click.option("--allow-host-path", "host_paths", multiple=True, metavar="PREFIX",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Directory hostPath volumes may name, besides DATA_DIR/host-paths; repeatable.")
 def up(data_dir: Path, host_groups: tuple[str, ...], hosts_per_group: int, gateway_port: int,
-       host_workers: int, public_address: str, apply_paths: tuple[str, ...]) -> None:
+       host_workers: int, public_address: str, apply_paths: tuple[str, ...], file_roots: tuple[Path, ...],
+       host_paths: tuple[Path, ...]) -> None:
     """Start NATS, the API server, the operator, the hosts and the gateway; Ctrl-C stops them.
 
     \b
@@ -60,6 +67,8 @@ def up(data_dir: Path, host_groups: tuple[str, ...], hosts_per_group: int, gatew
         gateway_port=gateway_port,
         public_address=public_address,
         host_workers=host_workers,
+        allow_file_roots=tuple(p.resolve() for p in file_roots),
+        allow_host_paths=tuple(p.resolve() for p in host_paths),
     )
     started = time.monotonic()
 

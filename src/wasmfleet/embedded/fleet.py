@@ -4,6 +4,9 @@ Layout of DATA_DIR (everything a rerun needs to resume):
     kubeconfig            written by the API server; kubectl and every component use it
     state.db, token, tls/ the API server's SQLite state, bearer token and serving certificate
     nats/jetstream/       JetStream state (KV buckets, object stores)
+    nats/nats-server.conf NATS users and permissions of this run (0600; see embedded/nats_auth.py)
+    nats/credentials.json their passwords, for the children and `wasmfleet logs` (0600)
+    host-paths/           where hostPath volumes may point (hosts refuse other directories)
     hosts/<group>-<n>/    per-host scratch: workload volumes and guest logs (fetched and compiled
                           components are cached per user, under ~/.cache/wasmfleet, shared by all hosts)
     logs/<child>.log      each child's output, appended across runs
@@ -18,13 +21,15 @@ import asyncio
 import functools
 import shutil
 import sys
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
-from wasmfleet.embedded import ports, supervising
+from wasmfleet.bus import permissions
+from wasmfleet.embedded import nats_auth, ports, supervising
 from wasmfleet.host.settings import LifecycleSettings
 
 DEFAULT_GROUPS = ("default", "private-ingress", "public-ingress")
@@ -48,6 +53,49 @@ class FleetOptions:
     heartbeat_s: float = 1.0
     """Host heartbeat period: on one machine beats are cheap, and the operator's failover (a few missed
     beats) depends on it."""
+    allow_file_roots: tuple[Path, ...] = ()
+    """Extra directories hosts may read file:// images from (besides the examples and DATA_DIR)."""
+    allow_host_paths: tuple[Path, ...] = ()
+    """Extra directories hostPath volumes may name (besides DATA_DIR/host-paths)."""
+
+
+@dataclass(frozen=True)
+class Security:
+    """NATS identities and host IDs of one run (embedded.nats_auth); None in plan() = an open fleet."""
+
+    auth: nats_auth.FleetAuth
+    host_ids: dict[str, str]
+    """Child name (e.g. "default-1") -> the host ID it is started with (its NATS user names it)."""
+
+    @staticmethod
+    def generate(options: FleetOptions, nats_port: int) -> Security:
+        """Fresh host IDs (hosts get new IDs on each run, as upstream hosts do) and passwords."""
+        host_ids = {name: str(uuid.uuid4()) for name, _ in host_names(options)}
+        nats_dir = options.data_dir / "nats"
+        try:
+            auth = nats_auth.write(nats_dir, host="127.0.0.1", port=nats_port, host_ids=list(host_ids.values()))
+        except OSError as exc:
+            raise supervising.StartError(
+                f"cannot write the NATS configuration in {nats_dir}: {exc.strerror or exc}") from None
+        return Security(auth, host_ids)
+
+
+def examples_dir() -> Path | None:
+    """The repository's examples/ when wasmfleet runs from a source checkout (their file: images)."""
+    candidate = Path(__file__).resolve().parents[3] / "examples"
+    return candidate if candidate.is_dir() else None
+
+
+def host_policy_args(options: FleetOptions) -> list[str]:
+    """What `up`'s hosts may read and mount: the examples, DATA_DIR, and what the user added."""
+    roots = [r for r in (examples_dir(), options.data_dir) if r is not None] + list(options.allow_file_roots)
+    host_paths = [options.data_dir / "host-paths", *options.allow_host_paths]
+    args: list[str] = []
+    for root in roots:
+        args += ["--allow-file-root", str(root)]
+    for prefix in host_paths:
+        args += ["--allow-host-path", str(prefix)]
+    return args
 
 
 @dataclass(frozen=True)
@@ -78,7 +126,11 @@ def wasmfleet_argv(command: str, *args: str) -> list[str]:
 
     The command's own module is loaded, not the whole CLI: importing every subcommand costs seconds of
     start-up per child (a host needs ~1 s alone, ~6 s through the full CLI on a small VM)."""
-    code = f"from wasmfleet.cli.{command}_cmd import {command}; {command}(prog_name='wasmfleet {command}')"
+    code = (f"from wasmfleet.cli.main import settable_from_environment; "
+            f"from wasmfleet.cli.{command}_cmd import {command}; "
+            # WASMFLEET_<COMMAND>_<OPTION> variables, as through the full CLI: how NATS logins arrive.
+            f"settable_from_environment({command}, '{command}'); "
+            f"{command}(prog_name='wasmfleet {command}')")
     return [sys.executable, "-c", code, *args]
 
 
@@ -113,8 +165,13 @@ async def http_ok(url: str, *, any_status: bool = False) -> bool:
         return False
 
 
-def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) -> list[supervising.Child]:
-    """The children in start order. Subcommands not in ``available`` are left out (reported by the CLI)."""
+def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str],
+         security: Security | None = None) -> list[supervising.Child]:
+    """The children in start order. Subcommands not in ``available`` are left out (reported by the CLI).
+
+    With ``security`` (what `up` passes): NATS runs with its config (users, permissions), each child
+    gets its own NATS login in its environment, hosts get their IDs and the file/hostPath policy, and
+    the operator and gateway protect /metrics."""
     data = options.data_dir
     logs = data / "logs"
     kubeconfig = data / "kubeconfig"
@@ -123,8 +180,9 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) 
     children = [
         supervising.Child(
             name="nats-server",
-            argv=[nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port), "-js",
-                  "-sd", str(data / "nats" / "jetstream")],
+            argv=([nats_server_binary(), "-c", str(security.auth.config_path)] if security is not None else
+                  [nats_server_binary(), "-a", "127.0.0.1", "-p", str(nats_port), "-js",
+                   "-sd", str(data / "nats" / "jetstream")]),
             log_path=logs / "nats-server.log",
             ready=lambda: tcp_open(nats_port),
             describe=endpoints.nats_url,
@@ -147,7 +205,9 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) 
             supervising.Child(
                 name="operator",
                 argv=wasmfleet_argv("operator", "--kubeconfig", str(kubeconfig), "--nats", endpoints.nats_url,
-                                    "--listen", f"127.0.0.1:{op_port}"),
+                                    "--listen", f"127.0.0.1:{op_port}",
+                                    *(["--metrics-auth"] if security is not None else [])),
+                env=security.auth.login(permissions.OPERATOR).env("operator") if security is not None else {},
                 log_path=logs / "operator.log",
                 ready=lambda: http_ok(f"http://127.0.0.1:{op_port}/readyz"),
                 describe=f"controllers + scheduler; metrics http://127.0.0.1:{op_port}/metrics",
@@ -168,7 +228,10 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) 
                         "--data-dir", str(data / "hosts" / name), "--workers", str(options.host_workers),
                         "--heartbeat-interval", f"{options.heartbeat_s:g}",
                         "--drain-timeout", f"{options.host_drain_s:g}",
+                        *(["--host-id", security.host_ids[name]] if security is not None else []),
+                        *host_policy_args(options),
                     ),
+                    env=security.auth.host(security.host_ids[name]).env("host") if security is not None else {},
                     log_path=logs / f"host-{name}.log",
                     ready=functools.partial(tcp_open, port),
                     batch="hosts",
@@ -180,7 +243,8 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str]) 
         children.append(
             supervising.Child(
                 name="gateway",
-                argv=wasmfleet_argv("gateway", "--kubeconfig", str(kubeconfig), "--port", str(gw_port)),
+                argv=wasmfleet_argv("gateway", "--kubeconfig", str(kubeconfig), "--port", str(gw_port),
+                                    *(["--metrics-auth"] if security is not None else [])),
                 log_path=logs / "gateway.log",
                 ready=lambda: http_ok(f"{endpoints.gateway_url}/healthz"),
                 describe=endpoints.gateway_url,

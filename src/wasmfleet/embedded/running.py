@@ -56,6 +56,8 @@ def summary(options: fleet.FleetOptions, endpoints: fleet.Endpoints, children: S
         f"  (or: curl http://hello.localhost:{endpoints.gateway_url.rsplit(':', 1)[1]}/ — *.localhost is loopback)",
         "",
         f"Logs: {options.data_dir / 'logs'}/   State: {options.data_dir}/ (rerun `wasmfleet up` to resume)",
+        f"NATS needs a login (users and passwords of this run: {options.data_dir / 'nats' / 'credentials.json'});",
+        f"  /metrics a bearer token: {options.data_dir / 'metrics-token'} (see docs/security.md)",
         "Ctrl-C stops everything.",
     ]
     return lines
@@ -85,7 +87,9 @@ async def run(options: fleet.FleetOptions, available: Sequence[str], report: Rep
             report(f"port {options.gateway_port} is taken; the gateway uses {endpoints.gateway_url}")
         wanted = ["apiserver", "operator", "host", "gateway"]
         missing = [c for c in wanted if c not in available]
-        children = fleet.plan(options, endpoints, available)
+        security = fleet.Security.generate(options, int(endpoints.nats_url.rsplit(":", 1)[1]))
+        (options.data_dir / "host-paths").mkdir(exist_ok=True)
+        children = fleet.plan(options, endpoints, available, security)
         supervisor = supervising.Supervisor(
             children, report=report, state_path=options.data_dir / "children.json"
         )

@@ -32,6 +32,7 @@ from wasmfleet.bus import http_routing
 from wasmfleet.gateway import balancing, metrics, routes
 from wasmfleet.gateway import upstream as upstream_mod
 from wasmfleet.gateway.settings import GatewaySettings
+from wasmfleet.observability import metrics_auth
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,11 @@ class _Body:
 class Proxy:
     """The gateway's request path. ``table`` is replaced wholesale by the watcher (atomic swap)."""
 
-    def __init__(self, settings: GatewaySettings, gw_metrics: metrics.GatewayMetrics | None = None) -> None:
+    def __init__(self, settings: GatewaySettings, gw_metrics: metrics.GatewayMetrics | None = None,
+                 metrics_guard: metrics_auth.MetricsGuard | None = None) -> None:
         self.settings = settings
+        self.metrics_guard = metrics_guard
+        """With --metrics-auth: /metrics needs a bearer token the API server allows."""
         self.metrics = gw_metrics or metrics.GatewayMetrics()
         self.balancer = balancing.Balancer(eject_s=settings.eject_s)
         self.table = routes.RoutingTable()
@@ -160,6 +164,10 @@ class Proxy:
         host_header = request.headers.get("Host")
         route = self.table.route_name(host_header)
         if route is None:
+            if self.metrics_guard is not None and request.path == "/metrics":
+                verdict = await self.metrics_guard.verdict(request.headers.get("Authorization"))
+                if not verdict.allowed:
+                    return verdict.response()
             return self._own(request, host_header)
         started = time.perf_counter()
         series = self.metrics.route(route)

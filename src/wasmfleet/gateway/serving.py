@@ -12,6 +12,7 @@ from pathlib import Path
 from wasmfleet.gateway import endpointslices, proxying, watching
 from wasmfleet.gateway.settings import GatewaySettings
 from wasmfleet.kube import client
+from wasmfleet.observability import metrics_auth
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ async def run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    proxy = proxying.Proxy(settings)
+    guard = metrics_auth.MetricsGuard(kube.post) if settings.metrics_auth else None
+    proxy = proxying.Proxy(settings, metrics_guard=guard)
     sinks: list[watching.TableSink] = [proxy.set_table]
     slices = endpointslices.EndpointSliceSync(kube, settings.slice_resync_s) if endpoint_slices else None
     if slices is not None:

@@ -31,3 +31,6 @@ class GatewaySettings:
     is what one wants on a development fleet; turn off where host names are not for clients' eyes."""
     slice_resync_s: float = 30.0
     """Period of the EndpointSlice full resync (repairs slices edited or deleted by someone else)."""
+    metrics_auth: bool = False
+    """Answer /metrics only to bearer tokens the API server authenticates (TokenReview) and allows to get
+    /metrics (SubjectAccessReview); see observability.metrics_auth."""

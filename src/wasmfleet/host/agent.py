@@ -31,8 +31,9 @@ from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.plugin_api.host_plugins import HostContext
 from wasmfleet.host.runtime import server, specs
 from wasmfleet.host.settings import HostSettings
+from wasmfleet.kube import client
 from wasmfleet.lifecycle import stopping
-from wasmfleet.observability import probes
+from wasmfleet.observability import metrics_auth, probes
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Agent:
         self.metrics = HostMetrics()
         self.metrics_port: int | None = None
         self._metrics_runner: Any = None
+        self._kube: client.KubeClient | None = None
 
     @property
     def http_port(self) -> int:
@@ -90,6 +92,7 @@ class Agent:
             max_concurrent_starts=lifecycle.max_concurrent_starts,
             metrics=self.metrics,
             log_dir=log_dir,
+            policy=self.settings.policy,
         )
         imports, exports = heartbeating.split_interfaces(heartbeating.provided_interfaces())
         self.heartbeats = heartbeating.HeartbeatSource(
@@ -104,7 +107,8 @@ class Agent:
         )
         commands = Commands(self.host_id, self.workloads, self.heartbeats.build, self.metrics)
         if serving.metrics_port is not None:
-            app = probes.build_app(self.metrics.registry, self.not_ready, self._refresh_metrics)
+            guard = await self._metrics_guard()
+            app = probes.build_app(self.metrics.registry, self.not_ready, self._refresh_metrics, guard)
             self._metrics_runner, self.metrics_port = await probes.serve(
                 app, serving.metrics_host, serving.metrics_port
             )
@@ -178,6 +182,14 @@ class Agent:
             except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
                 await error(exc)
                 await asyncio.sleep(bus.reconnect_wait_s)
+
+    async def _metrics_guard(self) -> metrics_auth.MetricsGuard | None:
+        """With --metrics-auth: /metrics asks the API server of this kubeconfig about each token."""
+        kubeconfig = self.settings.serving.metrics_auth_kubeconfig
+        if kubeconfig is None:
+            return None
+        self._kube = await client.KubeClient.from_kubeconfig(kubeconfig)
+        return metrics_auth.MetricsGuard(self._kube.post)
 
     def not_ready(self) -> list[str]:
         """What keeps this host from taking work ([] = ready), for /readyz."""
@@ -265,6 +277,8 @@ class Agent:
         if self._metrics_runner is not None:
             await stopping.bounded(self._metrics_runner.cleanup(), until(over_by, 0.5) or 0.1,
                                    "stopping the metrics endpoint")
+        if self._kube is not None:
+            await self._kube.close()
         log.info("host %s left", self.host_id)
 
     async def _announce_leaving(self) -> None:

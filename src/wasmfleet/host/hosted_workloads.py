@@ -29,6 +29,7 @@ from wasmfleet.bus import messages
 from wasmfleet.host import translation
 from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.plugin_api import guestlogs
+from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.runtime import errors as runtime_errors
 from wasmfleet.host.runtime import plugin_registry, specs
 
@@ -79,11 +80,12 @@ def _status(workload_id: str, state: State, message: str, *, retryable: bool = F
 class Workloads:
     def __init__(
         self, plane: DataPlane, fetcher: Fetcher, *, data_dir: Path, max_concurrent_starts: int,
-        metrics: HostMetrics | None = None, log_dir: Path | None = None,
+        metrics: HostMetrics | None = None, log_dir: Path | None = None, policy: HostPolicy | None = None,
     ) -> None:
         """`log_dir`: where the runtime appends each workload's guest output (the runtime's
         guest_log_dir); a workload's log is removed when it is stopped."""
         self.log_dir = log_dir
+        self._policy = policy or HostPolicy()  # nothing from the local filesystem unless allowed
         self._plane = plane
         self._metrics = metrics or HostMetrics()
         self._fetcher = fetcher
@@ -189,6 +191,7 @@ class Workloads:
             record.routed = False
 
     async def _fetch_prepare_route(self, record: Record, workload: messages.Workload) -> None:
+        workload = self._policy.check(workload)  # before anything is fetched or created (host/policy.py)
         components = workload.wit_world.components
         if workload.service is not None and workload.service.image:
             raise translation.InvalidWorkload("service components (wasi:cli/run) are not supported by this host")

@@ -10,6 +10,7 @@ from pathlib import Path
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.host import machine
+from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.runtime.specs import EngineSettings
 from wasmfleet.lifecycle import stopping
 
@@ -71,6 +72,10 @@ class ServingSettings:
     metrics_port: int | None = None
     """Port of those endpoints; None = not served (0 = any free port)."""
 
+    metrics_auth_kubeconfig: Path | None = None
+    """With a kubeconfig (--metrics-auth): /metrics answers only bearer tokens that API server
+    authenticates and allows to get /metrics (observability.metrics_auth); None = open."""
+
 
 @dataclass(frozen=True)
 class LifecycleSettings:
@@ -108,3 +113,5 @@ class HostSettings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     """The wasmtime engine and host-call entry (`wasmfleet host` reads WASMFLEET_FASTHOST and
     WASMFLEET_POOLING into it)."""
+    policy: HostPolicy = field(default_factory=HostPolicy)
+    """What start requests may ask: local files, host paths, memory (default: no local files)."""

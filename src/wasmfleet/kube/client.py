@@ -120,6 +120,10 @@ class KubeClient:
             if not cont:
                 return items, str(meta.get("resourceVersion", ""))
 
+    async def post(self, path: str, body: Obj) -> Obj:
+        """POST to any API path (e.g. a TokenReview, which is created and answered, never stored)."""
+        return await self._call("POST", path, body=body)
+
     async def create(self, res: rest_paths.Resource, namespace: str | None, obj: Obj) -> Obj:
         return await self._call("POST", res.path(namespace), body=obj)
 

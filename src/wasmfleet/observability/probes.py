@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from wasmfleet.observability.metrics_auth import MetricsGuard
+
 
 async def _nothing() -> None:
     return None
@@ -20,10 +22,17 @@ def build_app(
     registry: CollectorRegistry,
     not_ready: Callable[[], list[str]],
     refresh: Callable[[], Awaitable[None]] = _nothing,
+    guard: MetricsGuard | None = None,
 ) -> web.Application:
-    """`refresh` runs before each scrape, for gauges that are read from elsewhere on demand."""
+    """`refresh` runs before each scrape, for gauges that are read from elsewhere on demand. With a
+    `guard` (--metrics-auth), /metrics needs a bearer token the API server allows; the probes stay open
+    (kubelets call them without credentials)."""
 
-    async def get_metrics(_request: web.Request) -> web.Response:
+    async def get_metrics(request: web.Request) -> web.Response:
+        if guard is not None:
+            verdict = await guard.verdict(request.headers.get("Authorization"))
+            if not verdict.allowed:
+                return verdict.response()
         await refresh()
         return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -18,7 +18,7 @@ import nats
 from wasmfleet.api import models
 from wasmfleet.bus import requests
 from wasmfleet.kube import client, events, freshness, informing, leasing, owners, rest_paths, running
-from wasmfleet.observability import probes
+from wasmfleet.observability import metrics_auth, probes
 from wasmfleet.operator import (
     artifacts,
     assignments,
@@ -74,7 +74,8 @@ class Operator:
         try:
             # /readyz lists what is missing (caches not synced, NATS not connected); a standby that is
             # not the leader is still ready: it can take over.
-            app = probes.build_app(self.metrics.registry, self.not_ready)
+            guard = metrics_auth.MetricsGuard(kube.post) if cfg.metrics_auth else None
+            app = probes.build_app(self.metrics.registry, self.not_ready, guard=guard)
             runner, self.port = await probes.serve(app, cfg.listen_host, cfg.listen_port)
             log.info("operator %s serving /metrics /healthz /readyz on %s:%d", cfg.identity, cfg.listen_host,
                      self.port)

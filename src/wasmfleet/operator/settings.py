@@ -57,3 +57,4 @@ class OperatorSettings:
     hosts: HostHealth = field(default_factory=HostHealth)
     reconciling: Reconciling = field(default_factory=Reconciling)
     lease: leasing.LeaseSettings = field(default_factory=leasing.LeaseSettings)
+    metrics_auth: bool = False  # /metrics only for tokens the API server allows (observability.metrics_auth)

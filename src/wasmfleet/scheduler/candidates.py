@@ -57,6 +57,8 @@ class HostCandidate:
     interfaces: frozenset[Interface] = frozenset()
     load: int = 0
     capacity: int = 0
+    shared: bool = False
+    """The host takes workloads of any environment (its allow-shared-hosting label is "true")."""
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,5 @@ class Requirements:
     host_id: str = ""
     interfaces: frozenset[Interface] = frozenset()
     group: str = ""
+    namespace: str = ""
+    """The workload's namespace: its environment when spec.environment is empty (filters.tenant)."""

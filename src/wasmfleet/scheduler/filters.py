@@ -46,10 +46,38 @@ def host_selector(host: candidates.HostCandidate, req: candidates.Requirements) 
     return selector_matches(req.host_selector, host.labels)
 
 
+SHARED_HOSTING_LABEL = "runtime.wasmcloud.dev/allow-shared-hosting"
+"""Host label (value "true") by which a host with an environment also takes other environments'
+workloads (`wasmfleet host --allow-shared-hosting`)."""
+
+
+def allows_shared_hosting(labels: Mapping[str, str]) -> bool:
+    return labels.get(SHARED_HOSTING_LABEL, "").lower() == "true"
+
+
+def tenant(req: candidates.Requirements) -> str:
+    """The environment a workload belongs to: spec.environment, else its namespace."""
+    return req.environment or req.namespace
+
+
 def environment(host: candidates.HostCandidate, req: candidates.Requirements) -> str | None:
-    if not req.environment or req.environment == host.environment:
+    """Multi-tenancy (upstream 2.1): a host that advertises an environment runs only that
+    environment's workloads, unless it allows shared hosting. A workload's environment is its
+    spec.environment, else its namespace, so hosts started with `--environment <namespace>` (as the
+    chart does) serve that namespace without every manifest naming it.
+
+    A host without an environment is the shared pool of a fleet that does not use tenancy (every
+    host `wasmfleet up` starts): it takes workloads that name no spec.environment. A workload that
+    names one goes only to hosts of that environment or hosts that allow shared hosting.
+    """
+    wanted = tenant(req)
+    if host.environment == wanted or host.shared:
         return None
-    return f"environment {host.environment or '(none)'} is not {req.environment}"
+    if not host.environment and not req.environment:
+        return None
+    if host.environment:
+        return f"host is dedicated to environment {host.environment}, the workload's is {wanted or '(none)'}"
+    return f"host has no environment and does not allow shared hosting; the workload's is {wanted}"
 
 
 def versions_compatible(wanted: str | None, offered: str | None) -> bool:

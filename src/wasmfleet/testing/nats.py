@@ -48,9 +48,13 @@ def free_port() -> int:
 class NatsServer:
     """One nats-server process; `start()` after `stop()`/`kill()` reuses the same port and data."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, ready_timeout_s: float = 15.0) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, ready_timeout_s: float = 15.0,
+                 config: Path | None = None) -> None:
+        """`config`: a nats-server configuration file (users, permissions: see embedded.nats_auth) whose
+        listen port must be `port`; without one the server is open, JetStream state in data_dir."""
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        self.config = config
         self.ready_timeout_s = ready_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path = self.data_dir / "nats-server.log"
@@ -77,7 +81,7 @@ class NatsServer:
             "-p", str(self.port),
             "-js",
             "-sd", str(self.data_dir / "jetstream"),
-        ]
+        ] if self.config is None else [str(nats_server_binary()), "-c", str(self.config), "-p", str(self.port)]
         with open(self._log_path, "ab") as log:
             self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
