@@ -3,8 +3,8 @@
 JSON names are upstream wasmCloud v2's, so its manifests parse unchanged; Python attributes are
 snake_case. The CRDs in deploy/crds are generated from these classes (see `crds`), so a constraint
 added here is enforced both offline (`wasmfleet validate`) and by any API server the CRDs are
-installed in. Rules that span several fields are written twice on purpose: as a pydantic validator
-(exact field paths offline) and as a CEL rule (`x-kubernetes-validations`) for real API servers.
+installed in. Rules that span several fields exist once, as CEL (`x-kubernetes-validations`): real API
+servers, the embedded one and `wasmfleet validate` all evaluate that CEL (see `celrules`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict, JsonValue
 
-from wasmfleet.api import rules
 from wasmfleet.api.conditions import Condition
 
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -183,13 +182,6 @@ class Volume(Model):
     ephemeral: dict[str, Any] | None = None
     host_path: HostPathVolume | None = None
 
-    @model_validator(mode="after")
-    def _one_source(self) -> Volume:
-        problem = rules.volume(self.name, self.ephemeral is not None, self.host_path is not None)
-        if problem:
-            raise ValueError(problem)
-        return self
-
 
 class ServiceReference(Model):
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -199,18 +191,24 @@ class KubernetesOptions(Model):
     service: ServiceReference | None = None
 
 
+# CEL sees the properties `namespace` and `package` (reserved words) as `__namespace__`/`__package__`:
+# Kubernetes escapes them, and a rule that writes `a.namespace` does not compile on a real API server.
 _HOST_INTERFACE_RULES: list[JsonValue] = [
     cel(
-        "self.all(a, self.exists_one(b, a.namespace == b.namespace && a.package == b.package"
+        "self.all(a, self.exists_one(b, a.__namespace__ == b.__namespace__ && a.__package__ == b.__package__"
         " && (has(a.name) ? a.name : '') == (has(b.name) ? b.name : '')"
         " && (has(a.version) ? a.version : '') == (has(b.version) ? b.version : '')))",
         "hostInterfaces entries must be unique by namespace, package, name and version",
     ),
     cel(
-        "self.all(a, !has(a.name) || a.name == '' ? self.exists_one(b, a.namespace == b.namespace"
-        " && a.package == b.package) : true)",
+        "self.all(a, !has(a.name) || a.name == '' ? self.exists_one(b, a.__namespace__ == b.__namespace__"
+        " && a.__package__ == b.__package__) : true)",
         "when two or more hostInterfaces entries share namespace and package, every one must have a name",
     ),
+]
+
+_COMPONENT_RULES: list[JsonValue] = [
+    cel("self.all(a, self.exists_one(b, a.name == b.name))", "component names must be unique"),
 ]
 
 
@@ -231,6 +229,13 @@ class WorkloadSpec(Model):
                     " has(self.volumes) && self.volumes.exists(v, v.name == m.name)))",
                     "every volumeMounts entry must name a volume in spec.volumes",
                 ),
+                cel(
+                    "!has(self.service) || !has(self.service.localResources)"
+                    " || !has(self.service.localResources.volumeMounts)"
+                    " || self.service.localResources.volumeMounts.all(m,"
+                    " has(self.volumes) && self.volumes.exists(v, v.name == m.name))",
+                    "every volumeMounts entry must name a volume in spec.volumes",
+                ),
             ]
         },
     )
@@ -239,7 +244,8 @@ class WorkloadSpec(Model):
     host_id: str | None = None
     environment: str | None = None
     # Bounded so the CEL rules below stay within a real API server's cost budget.
-    components: list[Component] = Field(default_factory=list, max_length=32)
+    components: list[Component] = Field(
+        default_factory=list, max_length=32, json_schema_extra={"x-kubernetes-validations": _COMPONENT_RULES})
     host_interfaces: list[HostInterface] = Field(
         default_factory=list,
         max_length=64,
@@ -248,31 +254,6 @@ class WorkloadSpec(Model):
     service: Service | None = None
     volumes: list[Volume] = Field(default_factory=list, max_length=64)
     kubernetes: KubernetesOptions | None = None
-
-    @field_validator("host_interfaces")
-    @classmethod
-    def _host_interface_rules(cls, entries: list[HostInterface]) -> list[HostInterface]:
-        check_host_interfaces(entries)
-        return entries
-
-    @model_validator(mode="after")
-    def _cross_field_rules(self) -> WorkloadSpec:
-        owners = [(c.name, c.local_resources) for c in self.components]
-        if self.service is not None:
-            owners.append(("service", self.service.local_resources))
-        mounts = [(owner, m.name) for owner, res in owners if res for m in res.volume_mounts]
-        problem = rules.workload_spec(
-            [c.name for c in self.components], self.service is not None, mounts, {v.name for v in self.volumes}
-        )
-        if problem:
-            raise ValueError(problem)
-        return self
-
-
-def check_host_interfaces(entries: list[HostInterface]) -> None:
-    problem = rules.host_interfaces([e.key for e in entries])
-    if problem:
-        raise ValueError(problem)
 
 
 class WorkloadTemplateMeta(Model):
@@ -353,12 +334,6 @@ class Host(Resource):
     environment: str | None = None
     spec: HostSpecCompat | None = None
     status: HostStatus = Field(default_factory=HostStatus)
-
-    @model_validator(mode="after")
-    def _host_id_given(self) -> Host:
-        if not self.effective_host_id:
-            raise ValueError(rules.HOST_ID_REQUIRED)
-        return self
 
     @property
     def effective_host_id(self) -> str | None:

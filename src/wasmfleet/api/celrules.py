@@ -1,0 +1,560 @@
+"""CRD validation rules (`x-kubernetes-validations`) compiled and evaluated as kube-apiserver does.
+
+The rules are CEL, so they run on Google's CEL implementation (`cel-expr-python`, the C++ runtime), with
+real type checking: each rule is checked against the type Kubernetes derives from the structural schema
+at the node that carries it. Object nodes become protobuf message types built on the fly (one field per
+property, names escaped as Kubernetes escapes them), so `self.namespace` on a schema with a `namespace`
+property fails to compile with "undefined field 'namespace'" exactly where a real API server refuses it;
+the property is reachable as `self.__namespace__`.
+
+Checking needs those message types, evaluation does not: a checked rule is serialized and loaded into an
+environment where `self` and `oldSelf` are `dyn`, then evaluated on the JSON values themselves (maps and
+lists), so `has(self.x)` is key presence as in Kubernetes and nothing is copied into protobuf messages.
+Values are only rewritten where the CEL view differs from the JSON: escaped property names and
+`number` fields that arrived as JSON integers (Kubernetes sees doubles there).
+
+Kubernetes semantics kept: `self`/`oldSelf`; transition rules (those that reference `oldSelf`) run only on
+update and only where an old value correlates (same property, same map key, same list-map key; items of
+atomic lists and sets have no old value); `message`, `messageExpression`, `reason`, `fieldPath`; rules on
+any node (root, objects, list items, map values, scalars); the root sees only `metadata.name` and
+`metadata.generateName`. Not kept: the cost budget (estimated and runtime cost limits), string formats as
+CEL timestamps/durations/bytes, and the Kubernetes function libraries beyond CEL's standard library plus
+the strings extension and `cel.bind` (no `isSorted()`, `find()`, `url()`, `quantity()` ...): a rule that
+uses one fails to compile, so it is refused loudly rather than skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cel_expr_python import cel  # type: ignore[import-untyped]
+from cel_expr_python.ext import ext_bindings, ext_strings  # type: ignore[import-untyped]
+from google.protobuf import descriptor_pb2, descriptor_pool, struct_pb2
+
+JSON = dict[str, Any]
+_F = descriptor_pb2.FieldDescriptorProto
+_T = cel.Type
+
+# CEL's reserved words: Kubernetes exposes a property with one of these names as `__{name}__`.
+RESERVED = frozenset({
+    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if",
+    "import", "let", "loop", "package", "namespace", "return", "var", "void", "while",
+})
+_ESCAPABLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*$")
+_ESCAPES = (("__", "__underscores__"), (".", "__dot__"), ("-", "__dash__"), ("/", "__slash__"))
+
+# Cause types of the Kubernetes field errors a rule may ask for (`reason`).
+REASONS = ("FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate")
+
+
+def escape(name: str) -> str | None:
+    """The name under which CEL sees property `name`, or None if CEL cannot see it at all."""
+    if name in RESERVED:
+        return f"__{name}__"
+    if not _ESCAPABLE.match(name):
+        return None
+    out = name
+    for raw, escaped in _ESCAPES:
+        out = out.replace(raw, escaped)
+    return out
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One field error, in kube-apiserver's terms (`reason` is the StatusCause type)."""
+
+    field: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CompileProblem:
+    """A rule that does not compile: `field` is its place in the schema (`...x-kubernetes-validations[0].rule`)."""
+
+    field: str
+    rule: str
+    error: str
+
+    @property
+    def message(self) -> str:
+        return f"Invalid value: {json.dumps(self.rule)}: {self.error}"
+
+
+# --------------------------------------------------------------------------- types from the schema
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The CEL type of one schema node: scalar, message (object with properties), map, list or dyn."""
+
+    kind: str  # "string" | "int" | "double" | "bool" | "message" | "map" | "list" | "dyn" | "struct"
+    message: str = ""  # full name, for kind == "message"
+    inner: _Shape | None = None  # item (list) or value (map) shape
+
+    def cel_type(self) -> Any:
+        if self.kind == "message":
+            return _T(self.message)
+        if self.kind == "list":
+            assert self.inner is not None
+            return _T.List(self.inner.cel_type())
+        if self.kind == "map":
+            assert self.inner is not None
+            return _T.Map(_T.STRING, self.inner.cel_type())
+        if self.kind == "struct":
+            return _T.Map(_T.STRING, _T.DYN)
+        return {"string": _T.STRING, "int": _T.INT, "double": _T.DOUBLE, "bool": _T.BOOL}.get(self.kind, _T.DYN)
+
+
+_PROTO_SCALARS = {"string": _F.TYPE_STRING, "int": _F.TYPE_INT64, "double": _F.TYPE_DOUBLE, "bool": _F.TYPE_BOOL}
+_SCHEMA_SCALARS = {"string": "string", "integer": "int", "number": "double", "boolean": "bool"}
+
+
+class _Types:
+    """Builds one protobuf file per schema: a message per object node that has properties."""
+
+    _packages = itertools.count()
+
+    def __init__(self) -> None:
+        self.package = f"wasmfleet.crd{next(self._packages)}"
+        self.file = descriptor_pb2.FileDescriptorProto(
+            name=f"{self.package.replace('.', '/')}.proto", package=self.package, syntax="proto2",
+            dependency=["google/protobuf/struct.proto"])
+        self._count = itertools.count()
+
+    def shape(self, schema: JSON, root: bool = False) -> _Shape:
+        if schema.get("x-kubernetes-int-or-string"):
+            return _Shape("dyn")
+        type_ = schema.get("type")
+        if type_ in _SCHEMA_SCALARS:
+            return _Shape(_SCHEMA_SCALARS[type_])
+        if type_ == "array":
+            items = schema.get("items")
+            return _Shape("list", inner=self.shape(items) if isinstance(items, dict) else _Shape("dyn"))
+        props = schema.get("properties")
+        if isinstance(props, dict) and (props or root):
+            return _Shape("message", message=self._message(props, root))
+        additional = schema.get("additionalProperties")
+        if isinstance(additional, dict):
+            return _Shape("map", inner=self.shape(additional))
+        if type_ == "object":
+            return _Shape("struct")
+        return _Shape("dyn")
+
+    def _message(self, props: JSON, root: bool) -> str:
+        msg = self.file.message_type.add(name=f"M{next(self._count)}")
+        full = f"{self.package}.{msg.name}"
+        number = itertools.count(1)
+        for name, sub in props.items():
+            cel_name = escape(name)
+            if cel_name is None or not isinstance(sub, dict):
+                continue
+            if root and name == "metadata":
+                shape = _Shape("message", message=self._message(
+                    {"name": {"type": "string"}, "generateName": {"type": "string"}}, False))
+            else:
+                shape = self.shape(sub)
+            self._field(msg, cel_name, next(number), shape)
+        return full
+
+    def _field(self, msg: Any, name: str, number: int, shape: _Shape) -> None:
+        if shape.kind == "list":
+            assert shape.inner is not None
+            label, (type_, type_name) = _F.LABEL_REPEATED, _proto_type(shape.inner)
+        elif shape.kind == "map":
+            assert shape.inner is not None
+            entry = msg.nested_type.add(name=_map_entry_name(name))
+            entry.options.map_entry = True
+            entry.field.add(name="key", number=1, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
+            v_type, v_name = _proto_type(shape.inner)
+            value = entry.field.add(name="value", number=2, type=v_type, label=_F.LABEL_OPTIONAL)
+            if v_name:
+                value.type_name = v_name
+            label, type_ = _F.LABEL_REPEATED, _F.TYPE_MESSAGE
+            type_name = f".{self.package}.{msg.name}.{entry.name}"
+        else:
+            label, (type_, type_name) = _F.LABEL_OPTIONAL, _proto_type(shape)
+        added = msg.field.add(name=name, number=number, type=type_, label=label, json_name=name)
+        if type_name:
+            added.type_name = type_name
+
+    def pool(self) -> Any:
+        pool = descriptor_pool.DescriptorPool()
+        pool.AddSerializedFile(struct_pb2.DESCRIPTOR.serialized_pb)
+        pool.Add(self.file)
+        return pool
+
+
+def _map_entry_name(field_name: str) -> str:
+    """The nested entry message name protobuf insists on for a map field (CamelCase of it + "Entry")."""
+    out, upper = [], True
+    for ch in field_name:
+        if ch == "_":
+            upper = True
+        elif upper:
+            out.append(ch.upper())
+            upper = False
+        else:
+            out.append(ch)
+    return "".join(out) + "Entry"
+
+
+def _proto_type(shape: _Shape) -> tuple[int, str]:
+    """A single (non-repeated) protobuf field type for `shape`; nested collections become JSON values."""
+    if shape.kind in _PROTO_SCALARS:
+        return _PROTO_SCALARS[shape.kind], ""
+    if shape.kind == "message":
+        return _F.TYPE_MESSAGE, f".{shape.message}"
+    if shape.kind in ("map", "struct"):
+        return _F.TYPE_MESSAGE, ".google.protobuf.Struct"
+    return _F.TYPE_MESSAGE, ".google.protobuf.Value"
+
+
+# --------------------------------------------------------------------------- the CEL view of values
+
+Convert = Callable[[Any], Any]
+
+
+def _converter(schema: JSON, root: bool = False) -> Convert | None:
+    """A function giving the value as CEL sees it, or None where that is the JSON value itself."""
+    if schema.get("x-kubernetes-int-or-string"):
+        return None
+    type_ = schema.get("type")
+    if type_ == "number":
+        return lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    if type_ == "array":
+        items = schema.get("items")
+        item = _converter(items) if isinstance(items, dict) else None
+        if item is None:
+            return None
+        return lambda v: [item(x) for x in v] if isinstance(v, list) else v
+    additional = schema.get("additionalProperties")
+    if isinstance(additional, dict) and not schema.get("properties"):
+        value = _converter(additional)
+        if value is None:
+            return None
+        return lambda v: {k: value(x) for k, x in v.items()} if isinstance(v, dict) else v
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return None
+    plan: dict[str, tuple[str | None, Convert | None]] = {}
+    for name, sub in props.items():
+        if root and name == "metadata":
+            plan[name] = (name, _root_metadata)
+            continue
+        sub_conv = _converter(sub) if isinstance(sub, dict) else None
+        cel_name = escape(name)
+        if cel_name != name or sub_conv is not None:
+            plan[name] = (cel_name, sub_conv)
+    if not plan:
+        return None
+
+    def convert(v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        out = {}
+        for key, val in v.items():
+            step = plan.get(key)
+            if step is None:
+                out[key] = val
+                continue
+            cel_name, sub_conv = step
+            if cel_name is not None:
+                out[cel_name] = sub_conv(val) if sub_conv is not None and val is not None else val
+        return out
+    return convert
+
+
+def _root_metadata(meta: Any) -> Any:
+    if not isinstance(meta, dict):
+        return meta
+    return {k: meta[k] for k in ("name", "generateName") if k in meta}
+
+
+# --------------------------------------------------------------------------- compiled rules
+
+
+_EXTENSIONS = (ext_strings.ExtStrings, ext_bindings.ExtBindings)
+
+
+@functools.cache
+def _eval_env() -> Any:
+    """Where checked rules run: `self`/`oldSelf` are dyn, values are plain maps and lists."""
+    return cel.NewEnv(variables={"self": _T.DYN, "oldSelf": _T.DYN}, extensions=[e() for e in _EXTENSIONS])
+
+
+@dataclass
+class _Rule:
+    rule: str
+    message: str
+    program: Any
+    message_program: Any
+    reason: str
+    field_path: tuple[str, ...]
+    transition: bool
+
+
+@dataclass
+class _Node:
+    type_name: str
+    convert: Convert | None
+    rules: list[_Rule] = field(default_factory=list)
+    broken: list[CompileProblem] = field(default_factory=list)
+    props: dict[str, _Node] = field(default_factory=dict)
+    items: _Node | None = None
+    values: _Node | None = None
+    list_keys: tuple[str, ...] = ()  # x-kubernetes-list-map-keys of a list-type=map array
+    has_rules: bool = False  # rules here (compiled after the walk, once every type is known)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.has_rules or self.props or self.items or self.values)
+
+
+class CompiledRules:
+    """Every rule of one openAPIV3Schema, compiled; `problems` lists those that did not compile."""
+
+    def __init__(self, schema: JSON, where: str) -> None:
+        self._types = _Types()
+        self.problems: list[CompileProblem] = []
+        self._pending: list[tuple[_Node, _Shape, JSON, str]] = []
+        self._root = self._node(schema, where, root=True)
+        self.count = 0
+        if self._pending:
+            pool = self._types.pool()
+            for node, shape, node_schema, at in self._pending:
+                self._compile_node(pool, node, shape, node_schema, at)
+        self._pending = []
+
+    @property
+    def empty(self) -> bool:
+        return not self._root.active
+
+    # --- compile -------------------------------------------------------------------------------
+    def _node(self, schema: JSON, at: str, root: bool = False) -> _Node:
+        node = _Node(type_name=str(schema.get("type", "")), convert=_converter(schema, root))
+        props = schema.get("properties")
+        if isinstance(props, dict):
+            for name, sub in props.items():
+                if isinstance(sub, dict) and not (root and name == "metadata"):
+                    child = self._node(sub, f"{at}.properties[{name}]")
+                    if child.active:
+                        node.props[name] = child
+        items = schema.get("items")
+        if isinstance(items, dict):
+            child = self._node(items, f"{at}.items")
+            node.items = child if child.active else None
+            if schema.get("x-kubernetes-list-type") == "map":
+                node.list_keys = tuple(schema.get("x-kubernetes-list-map-keys") or ())
+        additional = schema.get("additionalProperties")
+        if isinstance(additional, dict):
+            child = self._node(additional, f"{at}.additionalProperties")
+            node.values = child if child.active else None
+        if schema.get("x-kubernetes-validations"):
+            node.has_rules = True
+            # Compiled once the whole schema's types exist (a rule sees the types below its node).
+            self._pending.append((node, self._types.shape(schema, root), schema, at))
+        return node
+
+    def _compile_node(self, pool: Any, node: _Node, shape: _Shape, schema: JSON, at: str) -> None:
+        rules = schema.get("x-kubernetes-validations")
+        if not isinstance(rules, list):
+            return
+        self_type = shape.cel_type()
+        exts = [e() for e in _EXTENSIONS]
+        env = cel.NewEnv(pool, variables={"self": self_type, "oldSelf": self_type}, extensions=exts)
+        env_new_only = cel.NewEnv(pool, variables={"self": self_type}, extensions=[e() for e in _EXTENSIONS])
+        for i, spec in enumerate(rules):
+            place = f"{at}.x-kubernetes-validations[{i}]"
+            rule = spec.get("rule") if isinstance(spec, dict) else None
+            if not isinstance(rule, str) or not rule.strip():
+                self._fail(node, CompileProblem(f"{place}.rule", str(rule or ""), "rule is not specified"))
+                continue
+            compiled = _check(env, rule, "_==_bool")
+            if isinstance(compiled, str):
+                self._fail(node, CompileProblem(f"{place}.rule", rule, compiled))
+                continue
+            message_program = None
+            message_expression = spec.get("messageExpression")
+            if isinstance(message_expression, str) and message_expression.strip():
+                checked = _check(env, message_expression, "string")
+                if isinstance(checked, str):
+                    self._fail(node, CompileProblem(f"{place}.messageExpression", message_expression, checked))
+                    continue
+                message_program = _eval_env().deserialize(checked.serialize())
+            reason = spec.get("reason") or "FieldValueInvalid"
+            if reason not in REASONS:
+                self._fail(node, CompileProblem(f"{place}.reason", rule,
+                                                f"unsupported reason {reason!r}: use one of {', '.join(REASONS)}"))
+                continue
+            field_path = _parse_field_path(spec.get("fieldPath") or "", schema)
+            if field_path is None:
+                self._fail(node, CompileProblem(f"{place}.fieldPath", rule,
+                                                f"fieldPath {spec.get('fieldPath')!r} is not a valid path to a "
+                                                "property of this schema node"))
+                continue
+            node.rules.append(_Rule(
+                rule=rule, message=str(spec.get("message") or "").strip(),
+                program=_eval_env().deserialize(compiled.serialize()), message_program=message_program,
+                reason=reason, field_path=field_path, transition=isinstance(_check(env_new_only, rule, ""), str),
+            ))
+            self.count += 1
+
+    def _fail(self, node: _Node, problem: CompileProblem) -> None:
+        self.problems.append(problem)
+        node.broken.append(problem)
+
+    # --- evaluate ------------------------------------------------------------------------------
+    def validate(self, obj: Any, old: Any = None) -> list[Violation]:
+        """Every rule's verdict on `obj` (and `old`, the stored object, on update)."""
+        out: list[Violation] = []
+        _walk(self._root, obj, old, "", out)
+        return out
+
+
+def _check(env: Any, source: str, want: str) -> Any:
+    """The checked expression, or the compile error as kube-apiserver words it."""
+    try:
+        expr = env.compile(source)
+    except RuntimeError as exc:  # cel-expr-python reports parse and check errors as RuntimeError
+        lines = [ln.strip() for ln in str(exc).splitlines() if "ERROR:" in ln]
+        text = "; ".join(ln[ln.index("ERROR:"):].removesuffix("[INVALID_ARGUMENT]").strip() for ln in lines)
+        return f"compilation failed: {text or str(exc)}"
+    got = expr.return_type()
+    if want == "_==_bool" and not (got == _T.BOOL or got == _T.DYN):
+        return f"compilation failed: cel expression must evaluate to a bool, not {got.name().lower()}"
+    if want == "string" and not (got == _T.STRING or got == _T.DYN):
+        return f"compilation failed: messageExpression must evaluate to a string, not {got.name().lower()}"
+    return expr
+
+
+_FIELD_PATH = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\['([^']+)'\]")
+
+
+def _parse_field_path(text: str, schema: JSON) -> tuple[str, ...] | None:
+    """`.a.b['c.d']` -> ("a", "b", "c.d"), each step a property of the schema below; None if not so."""
+    steps: list[str] = []
+    pos = 0
+    node: Any = schema
+    while pos < len(text):
+        match = _FIELD_PATH.match(text, pos)
+        if match is None:
+            return None
+        name = match.group(1) or match.group(2)
+        props = node.get("properties") if isinstance(node, dict) else None
+        if isinstance(props, dict) and name in props:
+            node = props[name]
+        elif isinstance(node, dict) and isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return None
+        steps.append(name)
+        pos = match.end()
+    return tuple(steps)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _walk(node: _Node, value: Any, old: Any, path: str, out: list[Violation]) -> None:
+    if value is None:
+        return
+    if node.rules or node.broken:
+        _evaluate(node, value, old, path, out)
+    if node.props and isinstance(value, dict):
+        old_map = old if isinstance(old, dict) else None
+        for name, child in node.props.items():
+            if name in value:
+                _walk(child, value[name], old_map.get(name) if old_map else None, _join(path, name), out)
+    if node.items is not None and isinstance(value, list):
+        olds = _correlate_items(node.list_keys, old) if node.list_keys else {}
+        for i, item in enumerate(value):
+            old_item = olds.get(_item_key(node.list_keys, item)) if olds else None
+            _walk(node.items, item, old_item, f"{path}[{i}]", out)
+    if node.values is not None and isinstance(value, dict):
+        old_map = old if isinstance(old, dict) else None
+        for key, item in value.items():
+            _walk(node.values, item, old_map.get(key) if old_map else None, f"{path}[{key}]", out)
+
+
+def _item_key(keys: tuple[str, ...], item: Any) -> Any:
+    return tuple(json.dumps(item.get(k), sort_keys=True) for k in keys) if isinstance(item, dict) else None
+
+
+def _correlate_items(keys: tuple[str, ...], old: Any) -> dict[Any, Any]:
+    if not isinstance(old, list):
+        return {}
+    return {_item_key(keys, item): item for item in old}
+
+
+def _evaluate(node: _Node, value: Any, old: Any, path: str, out: list[Violation]) -> None:
+    for problem in node.broken:  # a stored CRD from before its rule stopped compiling: fail closed
+        out.append(Violation(path, "FieldValueInvalid",
+                             f"Invalid value: {json.dumps(node.type_name)}: rule compile error: {problem.error}"))
+    convert = node.convert
+    view = convert(value) if convert is not None else value
+    data: dict[str, Any] = {"self": view}
+    if old is not None:
+        data["oldSelf"] = convert(old) if convert is not None else old
+    activation = None
+    for rule in node.rules:
+        if rule.transition and old is None:
+            continue  # transition rules need a correlated old value: not on create, not for new items
+        if activation is None:
+            activation = _eval_env().Activation(data)
+        result = rule.program.eval(activation)
+        where = _join(path, ".".join(rule.field_path)) if rule.field_path else path
+        if result.type() == _T.BOOL:
+            if result.value() is True:
+                continue
+            out.append(_violation(node, rule, where, _failure_message(rule, activation)))
+        else:
+            detail = str(result.value()) if result.type() == _T.ERROR else f"no boolean result ({result.value()!r})"
+            out.append(Violation(where, "FieldValueInvalid", f"Invalid value: {json.dumps(node.type_name)}: "
+                                                             f"{detail} evaluating rule: {_rule_text(rule)}"))
+
+
+def _rule_text(rule: _Rule) -> str:
+    return rule.message or rule.rule.strip()
+
+
+def _failure_message(rule: _Rule, activation: Any) -> str:
+    if rule.message_program is not None:
+        got = rule.message_program.eval(activation)
+        text = got.value() if got.type() == _T.STRING else None
+        if isinstance(text, str) and text.strip() and "\n" not in text:
+            return text.strip()
+    return rule.message or f"failed rule: {rule.rule.strip()}"
+
+
+def _violation(node: _Node, rule: _Rule, where: str, message: str) -> Violation:
+    if rule.reason == "FieldValueForbidden":
+        return Violation(where, rule.reason, f"Forbidden: {message}")
+    if rule.reason == "FieldValueRequired":
+        return Violation(where, rule.reason, f"Required value: {message}")
+    if rule.reason == "FieldValueDuplicate":
+        return Violation(where, rule.reason, f"Duplicate value: {json.dumps(node.type_name)}")
+    return Violation(where, "FieldValueInvalid", f"Invalid value: {json.dumps(node.type_name)}: {message}")
+
+
+_CACHE: dict[str, CompiledRules] = {}
+_CACHE_LIMIT = 256
+
+
+def compile_schema(schema: JSON) -> CompiledRules:
+    """The rules of `schema`, compiled once per distinct schema (a CRD write validates and then serves
+    the same schema; object writes only evaluate). Problem paths start at `openAPIV3Schema`."""
+    key = json.dumps(schema, sort_keys=True)
+    got = _CACHE.get(key)
+    if got is None:
+        if len(_CACHE) >= _CACHE_LIMIT:
+            _CACHE.pop(next(iter(_CACHE)))
+        got = _CACHE[key] = CompiledRules(schema, "openAPIV3Schema")
+    return got
