@@ -185,7 +185,9 @@ class SchemaChecker:
             return []
         if any(c["reason"] in BLOCKING for c in schema_causes):
             return [RULES_NOT_CHECKED]
-        return [{"reason": v.reason, "message": v.message, "field": v.field} for v in self.rules.validate(obj, old)]
+        # A rule on the root reports kube's nil field path, which it prints as "<nil>".
+        return [{"reason": v.reason, "message": v.message, "field": v.field or "<nil>"}
+                for v in self.rules.validate(obj, old)]
 
 
 def _path(parts: Any) -> str:
