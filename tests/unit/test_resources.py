@@ -164,6 +164,9 @@ RULE_CASES: dict[str, tuple[dict[str, Any], list[tuple[str, str]]]] = {
                              [("spec.components", "component names must be unique")]),
     "deployment-template": (deployment(workload(hostInterfaces=[kv("a"), kv("a")])["spec"]),
                             [("spec.template.spec.hostInterfaces", "must be unique")]),
+    "whitespace-in-allowed-hosts": (workload(components=[{"name": "a", "image": "x", "localResources": {
+        "allowedHosts": ["ok.example.com", "bad host"]}}]),
+        [("spec.components[0].localResources.allowedHosts[1]", "must not contain whitespace")]),
     "host-without-id": ({"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Host", "metadata": {"name": "h"}},
                         [("", "hostId is required")]),
 }
