@@ -100,3 +100,17 @@ async def test_a_crd_whose_rule_does_not_compile_is_refused(server: ApiServerPro
     spec["x-kubernetes-validations"] = [{"rule": "self.__namespace__ != ''"}]
     status, payload = await post(server, CRDS, crd)
     assert status == 201, payload
+
+
+async def test_too_long_and_too_many_are_kubes_blocking_errors(server: ApiServerProcess) -> None:
+    components = [{"name": f"c{i}", "image": "x"} for i in range(33)]
+    hi = [{"namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"], "version": "1" * 65}]
+    body = {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Workload", "metadata": {"name": "big"},
+            "spec": {"components": components, "hostInterfaces": hi}}
+    status, payload = await post(server, f"{API}/workloads", body)
+    assert status == 422, payload
+    assert [(c["field"], c["reason"], c["message"]) for c in payload["details"]["causes"]] == [
+        ("spec.components", "FieldValueTooMany", "Too many: 33: must have at most 32 items"),
+        ("spec.hostInterfaces[0].version", "FieldValueTooLong", "Too long: may not be longer than 64"),
+        ("<nil>", "FieldValueInvalid", NOT_CHECKED),
+    ]

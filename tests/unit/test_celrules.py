@@ -2,10 +2,12 @@
 compile time and on the data), rules on the root, objects, list items, map values and scalars; transition
 rules (oldSelf) only where an old value correlates (property, map key, list-map key); message,
 messageExpression, reason, fieldPath; int-or-string and number values; the root's metadata limited to
-name/generateName; run-time errors and rules that do not compile reported, never raised."""
+name/generateName; run-time errors and rules that do not compile reported, never raised; the strings
+extension and cel.bind available, Kubernetes-only libraries refused at compile; one compile per schema."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -141,3 +143,26 @@ def test_bad_message_expression_reason_and_field_path_are_compile_problems() -> 
     assert [p.field.rsplit(".", 1)[-1] for p in problems] == ["messageExpression", "reason", "fieldPath", "rule"]
     assert "must evaluate to a string" in problems[0].error
     assert "Syntax error" in problems[3].error or "syntax" in problems[3].error.lower()
+
+
+def test_preserved_unknown_objects_are_maps_and_extensions_are_available() -> None:
+    rules = compiled({"extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}, [
+        {"rule": "cel.bind(keys, self.extra.map(k, k.upperAscii()), !('BAD' in keys))", "message": "no bad key"},
+        {"rule": "!has(self.extra.size) || self.extra.size <= 3", "message": "size"},
+    ])
+    assert found(rules, {"extra": {"ok": 1, "size": 2}}) == []
+    assert [m for _, _, m in found(rules, {"extra": {"bad": 1, "size": 9}})] == [
+        'Invalid value: "object": no bad key', 'Invalid value: "object": size']
+
+
+def test_kubernetes_only_libraries_are_refused_not_skipped() -> None:
+    schema = {"type": "object", "properties": {"l": {"type": "array", "items": {"type": "integer"}}},
+              "x-kubernetes-validations": [{"rule": "self.l.isSorted()"}]}
+    (problem,) = celrules.CompiledRules(schema, "openAPIV3Schema").problems
+    assert "compilation failed" in problem.error
+
+
+def test_a_schema_is_compiled_once() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}},
+              "x-kubernetes-validations": [{"rule": "self.n > 0"}]}
+    assert celrules.compile_schema(schema) is celrules.compile_schema(copy.deepcopy(schema))
