@@ -311,6 +311,10 @@ class _Node:
     values: _Node | None = None
     list_keys: tuple[str, ...] = ()  # x-kubernetes-list-map-keys of a list-type=map array
     has_rules: bool = False  # rules here (compiled after the walk, once every type is known)
+    # All rules of the node as one program returning a list of bools (one C++ call instead of one per
+    # rule): `batch_create` without the transition rules, `batch_update` with them; None: per rule.
+    batch_create: Any = None
+    batch_update: Any = None
 
     @property
     def active(self) -> bool:
@@ -405,6 +409,8 @@ class CompiledRules:
                 reason=reason, field_path=field_path, transition=isinstance(_check(env_new_only, rule, ""), str),
             ))
             self.count += 1
+        node.batch_create = _batch(env, [r for r in node.rules if not r.transition])
+        node.batch_update = _batch(env, node.rules)
 
     def _fail(self, node: _Node, problem: CompileProblem) -> None:
         self.problems.append(problem)
@@ -416,6 +422,15 @@ class CompiledRules:
         out: list[Violation] = []
         _walk(self._root, obj, old, "", out)
         return out
+
+
+def _batch(env: Any, rules: list[_Rule]) -> Any:
+    """One program evaluating every rule of `rules` into a list (an error in one fails the list, and the
+    caller then evaluates rule by rule to say which)."""
+    if len(rules) < 2:
+        return None
+    checked = _check(env, "[" + ", ".join(f"({r.rule})" for r in rules) + "]", "")
+    return None if isinstance(checked, str) else _eval_env().deserialize(checked.serialize())
 
 
 def _check(env: Any, source: str, want: str) -> Any:
@@ -503,12 +518,20 @@ def _evaluate(node: _Node, value: Any, old: Any, path: str, out: list[Violation]
     data: dict[str, Any] = {"self": view}
     if old is not None:
         data["oldSelf"] = convert(old) if convert is not None else old
-    activation = None
+    activation = _eval_env().Activation(data)
+    batch = node.batch_create if old is None else node.batch_update
+    if batch is not None:
+        rules = node.rules if old is not None else [r for r in node.rules if not r.transition]
+        verdicts = batch.eval(activation).plain_value()
+        if isinstance(verdicts, list) and all(v is True or v is False for v in verdicts):
+            for rule, verdict in zip(rules, verdicts, strict=True):
+                if verdict is False:
+                    where = _join(path, ".".join(rule.field_path)) if rule.field_path else path
+                    out.append(_violation(node, rule, where, _failure_message(rule, activation)))
+            return
     for rule in node.rules:
         if rule.transition and old is None:
             continue  # transition rules need a correlated old value: not on create, not for new items
-        if activation is None:
-            activation = _eval_env().Activation(data)
         result = rule.program.eval(activation)
         where = _join(path, ".".join(rule.field_path)) if rule.field_path else path
         if result.type() == _T.BOOL:
