@@ -166,3 +166,13 @@ def test_a_schema_is_compiled_once() -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer"}},
               "x-kubernetes-validations": [{"rule": "self.n > 0"}]}
     assert celrules.compile_schema(schema) is celrules.compile_schema(copy.deepcopy(schema))
+
+
+def test_awkward_schemas_and_values_give_field_errors_not_exceptions() -> None:
+    """Two map properties protobuf would name alike still compile; an integer beyond int64 is a field error."""
+    maps = {"type": "object", "additionalProperties": {"type": "string"}}
+    rules = compiled({"a_b": maps, "aB": maps, "n": {"type": "integer"}},
+                     [{"rule": "size(self.a_b) > 0 && size(self.aB) == 0 && self.n > 0", "message": "m"}])
+    assert found(rules, {"a_b": {"x": "y"}, "aB": {}, "n": 1}) == []
+    (field, reason, message), = found(rules, {"a_b": {"x": "y"}, "aB": {}, "n": 2**70})
+    assert (field, reason) == ("spec", "FieldValueInvalid") and "out of range" in message

@@ -167,6 +167,10 @@ class _Types:
         if shape.kind == "list":
             assert shape.inner is not None
             label, (type_, type_name) = _F.LABEL_REPEATED, _proto_type(shape.inner)
+        elif shape.kind == "map" and _map_entry_name(name) in {t.name for t in msg.nested_type}:
+            # protobuf names a map's entry type after the field; two fields may collide (`a_b`, `aB`):
+            # the second is declared map(string, dyn).
+            label, (type_, type_name) = _F.LABEL_OPTIONAL, _proto_type(_Shape("struct"))
         elif shape.kind == "map":
             assert shape.inner is not None
             entry = msg.nested_type.add(name=_map_entry_name(name))
@@ -331,8 +335,16 @@ class CompiledRules:
         self._root = self._node(schema, where, root=True)
         self.count = 0
         if self._pending:
-            pool = self._types.pool()
-            for node, shape, node_schema, at in self._pending:
+            try:
+                pool = self._types.pool()
+            except (TypeError, ValueError) as exc:  # protobuf refused the declared types: name clashes
+                for node, _, node_schema, at in self._pending:
+                    for i, spec in enumerate(node_schema.get("x-kubernetes-validations") or []):
+                        rule = spec.get("rule", "") if isinstance(spec, dict) else ""
+                        self._fail(node, CompileProblem(f"{at}.x-kubernetes-validations[{i}].rule", str(rule),
+                                                        f"compilation failed: the schema's types: {exc}"))
+                pool = None
+            for node, shape, node_schema, at in self._pending if pool is not None else ():
                 self._compile_node(pool, node, shape, node_schema, at)
         self._pending = []
 
@@ -518,7 +530,11 @@ def _evaluate(node: _Node, value: Any, old: Any, path: str, out: list[Violation]
     data: dict[str, Any] = {"self": view}
     if old is not None:
         data["oldSelf"] = convert(old) if convert is not None else old
-    activation = _eval_env().Activation(data)
+    try:
+        activation = _eval_env().Activation(data)
+    except (RuntimeError, ValueError, TypeError, OverflowError) as exc:  # a value CEL cannot hold
+        out.append(Violation(path, "FieldValueInvalid", f"Invalid value: {json.dumps(node.type_name)}: {exc}"))
+        return
     batch = node.batch_create if old is None else node.batch_update
     if batch is not None:
         rules = node.rules if old is not None else [r for r in node.rules if not r.transition]
