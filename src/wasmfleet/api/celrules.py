@@ -392,7 +392,7 @@ class CompiledRules:
             if not isinstance(rule, str) or not rule.strip():
                 self._fail(node, CompileProblem(f"{place}.rule", str(rule or ""), "rule is not specified"))
                 continue
-            compiled = _check(env, rule, "_==_bool")
+            compiled = _check(env, rule, "bool")
             if isinstance(compiled, str):
                 self._fail(node, CompileProblem(f"{place}.rule", rule, compiled))
                 continue
@@ -454,7 +454,7 @@ def _check(env: Any, source: str, want: str) -> Any:
         text = "; ".join(ln[ln.index("ERROR:"):].removesuffix("[INVALID_ARGUMENT]").strip() for ln in lines)
         return f"compilation failed: {text or str(exc)}"
     got = expr.return_type()
-    if want == "_==_bool" and not (got == _T.BOOL or got == _T.DYN):
+    if want == "bool" and not (got == _T.BOOL or got == _T.DYN):
         return f"compilation failed: cel expression must evaluate to a bool, not {got.name().lower()}"
     if want == "string" and not (got == _T.STRING or got == _T.DYN):
         return f"compilation failed: messageExpression must evaluate to a string, not {got.name().lower()}"
