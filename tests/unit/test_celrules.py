@@ -3,7 +3,8 @@ compile time and on the data), rules on the root, objects, list items, map value
 rules (oldSelf) only where an old value correlates (property, map key, list-map key); message,
 messageExpression, reason, fieldPath; int-or-string and number values; the root's metadata limited to
 name/generateName; run-time errors and rules that do not compile reported, never raised; the strings
-extension and cel.bind available, Kubernetes-only libraries refused at compile; one compile per schema."""
+extension, cel.bind and Kubernetes' list and regex functions available, other Kubernetes libraries refused
+at compile; one compile per schema."""
 
 from __future__ import annotations
 
@@ -155,9 +156,22 @@ def test_preserved_unknown_objects_are_maps_and_extensions_are_available() -> No
         'Invalid value: "object": no bad key', 'Invalid value: "object": size']
 
 
-def test_kubernetes_only_libraries_are_refused_not_skipped() -> None:
-    schema = {"type": "object", "properties": {"l": {"type": "array", "items": {"type": "integer"}}},
-              "x-kubernetes-validations": [{"rule": "self.l.isSorted()"}]}
+def test_kubernetes_list_and_regex_functions() -> None:
+    rules = compiled({"l": {"type": "array", "items": {"type": "integer"}}, "s": {"type": "string"}}, [
+        {"rule": "self.l.isSorted()", "message": "sorted"}, {"rule": "self.l.sum() < 10", "message": "sum"},
+        {"rule": "self.l.min() >= 1", "message": "min"}, {"rule": "self.l.max() <= 5", "message": "max"},
+        {"rule": "self.s.find('[0-9]+') == '42'", "message": "find"},
+        {"rule": "self.s.findAll('[a-z]').size() == 2 && self.s.findAll('[a-z]', 1) == ['a']", "message": "all"},
+    ])
+    assert found(rules, {"l": [1, 2, 3], "s": "ab42"}) == []
+    assert [m.rsplit(": ", 1)[1] for _, _, m in found(rules, {"l": [3, 9, 1], "s": "xyz"})] == [
+        "sorted", "sum", "max", "find", "all"]
+    assert ["min called on empty list" in m for _, _, m in found(rules, {"l": [], "s": "ab42"})] == [True, False]
+
+
+def test_libraries_not_provided_are_refused_not_skipped() -> None:
+    schema = {"type": "object", "properties": {"u": {"type": "string"}},
+              "x-kubernetes-validations": [{"rule": "url(self.u).getHost() == 'x'"}]}
     (problem,) = celrules.CompiledRules(schema, "openAPIV3Schema").problems
     assert "compilation failed" in problem.error
 

@@ -17,10 +17,10 @@ Kubernetes semantics kept: `self`/`oldSelf`; transition rules (those that refere
 update and only where an old value correlates (same property, same map key, same list-map key; items of
 atomic lists and sets have no old value); `message`, `messageExpression`, `reason`, `fieldPath`; rules on
 any node (root, objects, list items, map values, scalars); the root sees only `metadata.name` and
-`metadata.generateName`. Not kept: the cost budget (estimated and runtime cost limits), string formats as
-CEL timestamps/durations/bytes, and the Kubernetes function libraries beyond CEL's standard library plus
-the strings extension and `cel.bind` (no `isSorted()`, `find()`, `url()`, `quantity()` ...): a rule that
-uses one fails to compile, so it is refused loudly rather than skipped.
+`metadata.generateName`. Functions: CEL's standard library, the strings extension, `cel.bind` and
+Kubernetes' list and regex functions (`celfunctions`). Not kept: the cost budget (estimated and runtime
+cost limits), string formats as CEL timestamps/durations/bytes, and the other Kubernetes libraries
+(`url()`, `quantity()` ...): a rule that uses one fails to compile, so it is refused, never skipped.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from typing import Any
 from cel_expr_python import cel  # type: ignore[import-untyped]
 from cel_expr_python.ext import ext_bindings, ext_strings  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pb2, descriptor_pool, struct_pb2
+
+from wasmfleet.api import celfunctions
 
 JSON = dict[str, Any]
 _F = descriptor_pb2.FieldDescriptorProto
@@ -290,7 +292,8 @@ _EXTENSIONS = (ext_strings.ExtStrings, ext_bindings.ExtBindings)
 @functools.cache
 def _eval_env() -> Any:
     """Where checked rules run: `self`/`oldSelf` are dyn, values are plain maps and lists."""
-    return cel.NewEnv(variables={"self": _T.DYN, "oldSelf": _T.DYN}, extensions=[e() for e in _EXTENSIONS])
+    return cel.NewEnv(variables={"self": _T.DYN, "oldSelf": _T.DYN}, extensions=[e() for e in _EXTENSIONS],
+                      functions=celfunctions.declarations())
 
 
 @dataclass
@@ -383,9 +386,10 @@ class CompiledRules:
         if not isinstance(rules, list):
             return
         self_type = shape.cel_type()
-        exts = [e() for e in _EXTENSIONS]
-        env = cel.NewEnv(pool, variables={"self": self_type, "oldSelf": self_type}, extensions=exts)
-        env_new_only = cel.NewEnv(pool, variables={"self": self_type}, extensions=[e() for e in _EXTENSIONS])
+        env = cel.NewEnv(pool, variables={"self": self_type, "oldSelf": self_type},
+                         extensions=[e() for e in _EXTENSIONS], functions=celfunctions.declarations())
+        env_new_only = cel.NewEnv(pool, variables={"self": self_type}, extensions=[e() for e in _EXTENSIONS],
+                                  functions=celfunctions.declarations())
         for i, spec in enumerate(rules):
             place = f"{at}.x-kubernetes-validations[{i}]"
             rule = spec.get("rule") if isinstance(spec, dict) else None
