@@ -322,6 +322,7 @@ class _Node:
     # rule): `batch_create` without the transition rules, `batch_update` with them; None: per rule.
     batch_create: Any = None
     batch_update: Any = None
+    create_rules: list[_Rule] = field(default_factory=list)  # the rules that run without an old value
 
     @property
     def active(self) -> bool:
@@ -425,7 +426,8 @@ class CompiledRules:
                 reason=reason, field_path=field_path, transition=isinstance(_check(env_new_only, rule, ""), str),
             ))
             self.count += 1
-        node.batch_create = _batch(env, [r for r in node.rules if not r.transition])
+        node.create_rules = [r for r in node.rules if not r.transition]
+        node.batch_create = _batch(env, node.create_rules)
         node.batch_update = _batch(env, node.rules)
 
     def _fail(self, node: _Node, problem: CompileProblem) -> None:
@@ -436,14 +438,14 @@ class CompiledRules:
     def validate(self, obj: Any, old: Any = None) -> list[Violation]:
         """Every rule's verdict on `obj` (and `old`, the stored object, on update)."""
         out: list[Violation] = []
-        _walk(self._root, obj, old, "", out)
+        _walk(self._root, obj, old, None, out)
         return out
 
 
 def _batch(env: Any, rules: list[_Rule]) -> Any:
     """One program evaluating every rule of `rules` into a list (an error in one fails the list, and the
     caller then evaluates rule by rule to say which)."""
-    if len(rules) < 2:
+    if not rules:
         return None
     checked = _check(env, "[" + ", ".join(f"({r.rule})" for r in rules) + "]", "")
     return None if isinstance(checked, str) else _eval_env().deserialize(checked.serialize())
@@ -490,29 +492,44 @@ def _parse_field_path(text: str, schema: JSON) -> tuple[str, ...] | None:
     return tuple(steps)
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
+# A field path as a chain of (parent, segment) links, joined into text only for a violation: most writes
+# are valid, and building every list item's path string would cost more than evaluating its rules.
+PathLink = tuple[Any, str] | None
 
 
-def _walk(node: _Node, value: Any, old: Any, path: str, out: list[Violation]) -> None:
+def _text(link: PathLink, extra: tuple[str, ...] = ()) -> str:
+    parts: list[str] = []
+    while link is not None:
+        link, seg = link
+        parts.append(seg)
+    parts.reverse()
+    parts.extend(extra)
+    out = ""
+    for seg in parts:
+        out += seg if seg.startswith("[") or not out else "." + seg
+    return out
+
+
+def _walk(node: _Node, value: Any, old: Any, path: PathLink, out: list[Violation]) -> None:
     if value is None:
         return
-    if node.rules or node.broken:
+    if node.has_rules:
         _evaluate(node, value, old, path, out)
-    if node.props and isinstance(value, dict):
-        old_map = old if isinstance(old, dict) else None
+    if node.props and value.__class__ is dict:
+        old_map = old if old.__class__ is dict else None
         for name, child in node.props.items():
-            if name in value:
-                _walk(child, value[name], old_map.get(name) if old_map else None, _join(path, name), out)
-    if node.items is not None and isinstance(value, list):
-        olds = _correlate_items(node.list_keys, old) if node.list_keys else {}
+            sub = value.get(name)
+            if sub is not None:
+                _walk(child, sub, old_map.get(name) if old_map is not None else None, (path, name), out)
+    if node.items is not None and value.__class__ is list:
+        olds = _correlate_items(node.list_keys, old) if node.list_keys else None
         for i, item in enumerate(value):
             old_item = olds.get(_item_key(node.list_keys, item)) if olds else None
-            _walk(node.items, item, old_item, f"{path}[{i}]", out)
-    if node.values is not None and isinstance(value, dict):
-        old_map = old if isinstance(old, dict) else None
+            _walk(node.items, item, old_item, (path, f"[{i}]"), out)
+    if node.values is not None and value.__class__ is dict:
+        old_map = old if old.__class__ is dict else None
         for key, item in value.items():
-            _walk(node.values, item, old_map.get(key) if old_map else None, f"{path}[{key}]", out)
+            _walk(node.values, item, old_map.get(key) if old_map is not None else None, (path, f"[{key}]"), out)
 
 
 def _item_key(keys: tuple[str, ...], item: Any) -> Any:
@@ -525,35 +542,36 @@ def _correlate_items(keys: tuple[str, ...], old: Any) -> dict[Any, Any]:
     return {_item_key(keys, item): item for item in old}
 
 
-def _evaluate(node: _Node, value: Any, old: Any, path: str, out: list[Violation]) -> None:
+def _evaluate(node: _Node, value: Any, old: Any, path: PathLink, out: list[Violation]) -> None:
     for problem in node.broken:  # a stored CRD from before its rule stopped compiling: fail closed
-        out.append(Violation(path, "FieldValueInvalid",
+        out.append(Violation(_text(path), "FieldValueInvalid",
                              f"Invalid value: {json.dumps(node.type_name)}: rule compile error: {problem.error}"))
+    rules = node.create_rules if old is None else node.rules
+    if not rules:
+        return  # only transition rules here, and no old value: not on create, not for new items
     convert = node.convert
-    view = convert(value) if convert is not None else value
-    data: dict[str, Any] = {"self": view}
+    data: dict[str, Any] = {"self": convert(value) if convert is not None else value}
     if old is not None:
         data["oldSelf"] = convert(old) if convert is not None else old
     try:
         activation = _eval_env().Activation(data)
     except (RuntimeError, ValueError, TypeError, OverflowError) as exc:  # a value CEL cannot hold
-        out.append(Violation(path, "FieldValueInvalid", f"Invalid value: {json.dumps(node.type_name)}: {exc}"))
+        out.append(Violation(_text(path), "FieldValueInvalid", f"Invalid value: {json.dumps(node.type_name)}: {exc}"))
         return
     batch = node.batch_create if old is None else node.batch_update
     if batch is not None:
-        rules = node.rules if old is not None else [r for r in node.rules if not r.transition]
         verdicts = batch.eval(activation).plain_value()
-        if isinstance(verdicts, list) and all(v is True or v is False for v in verdicts):
+        if verdicts.__class__ is list and all(v is True for v in verdicts):
+            return  # the common case: every rule holds
+        if verdicts.__class__ is list and all(v is True or v is False for v in verdicts):
             for rule, verdict in zip(rules, verdicts, strict=True):
                 if verdict is False:
-                    where = _join(path, ".".join(rule.field_path)) if rule.field_path else path
-                    out.append(_violation(node, rule, where, _failure_message(rule, activation)))
+                    out.append(_violation(node, rule, _text(path, rule.field_path),
+                                          _failure_message(rule, activation)))
             return
-    for rule in node.rules:
-        if rule.transition and old is None:
-            continue  # transition rules need a correlated old value: not on create, not for new items
+    for rule in rules:  # an error (or a non-bool) somewhere: rule by rule, to say which
         result = rule.program.eval(activation)
-        where = _join(path, ".".join(rule.field_path)) if rule.field_path else path
+        where = _text(path, rule.field_path)
         if result.type() == _T.BOOL:
             if result.value() is True:
                 continue
