@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from wasmfleet.api import celrules
+from wasmfleet.api import celrules, celtypes
 
 
 def compiled(spec_props: dict[str, Any], rules: list[dict[str, Any]] | None = None, **spec_extra: Any
@@ -37,7 +37,7 @@ def found(rules: celrules.CompiledRules, spec: Any, old_spec: Any = None) -> lis
     ("1abc", None), ("has space", None),
 ])
 def test_property_names_are_escaped_as_kubernetes_does(name: str, escaped: str | None) -> None:
-    assert celrules.escape(name) == escaped
+    assert celtypes.escape(name) == escaped
 
 
 def test_escaped_names_reach_the_json_fields() -> None:
