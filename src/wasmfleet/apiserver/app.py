@@ -20,7 +20,7 @@ import yaml
 from aiohttp import web
 
 from wasmfleet.api import crds
-from wasmfleet.apiserver import errors, kinds, security
+from wasmfleet.apiserver import errors, security
 from wasmfleet.apiserver.collecting import GarbageCollector
 from wasmfleet.apiserver.engine import Engine, WriteOptions
 from wasmfleet.apiserver.handlers import Handlers
@@ -78,9 +78,11 @@ async def _bootstrap(engine: Engine, install_crds: bool) -> None:
 def _install_stored_crds(engine: Engine) -> None:
     for _, st in engine.store.items(("apiextensions.k8s.io", "customresourcedefinitions")):
         try:
-            engine.registry.install_crd(st.obj["metadata"]["name"], kinds.crd_types(st.obj))
+            engine.serve_crd(st.obj["metadata"]["name"], st.obj)
         except errors.ApiError as exc:
             log.warning("stored CRD %s not served: %s", st.obj["metadata"].get("name"), exc.message)
+        except Exception:  # a schema an older version accepted and this one cannot compile: serve the rest
+            log.exception("stored CRD %s not served", st.obj["metadata"].get("name"))
 
 
 def write_kubeconfig(path: Path, url: str, token: str, ca: Path | None) -> None:

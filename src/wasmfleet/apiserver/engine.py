@@ -58,6 +58,14 @@ class Engine:
             got = self._checkers[key] = SchemaChecker(rt.schema)
         return got
 
+    def serve_crd(self, name: str, crd: dict[str, Any]) -> None:
+        """Serve a stored CRD's versions, their schema checks and CEL rules compiled now, not on the first
+        write of an object."""
+        types = kinds.crd_types(crd)
+        self.registry.install_crd(name, types)
+        for rt in types:
+            self.checker(rt)
+
     def present(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         """The object as `rt`'s version shows it (same-storage versions differ only in apiVersion,
         except the two shapes of Event)."""
@@ -246,7 +254,7 @@ class Engine:
             meta.pop("managedFields", None)
             managedfields.record_update(None, obj, opts.manager, rt.api_version, when)
         if kinds.is_crd(rt) and not opts.dry_run:
-            self.registry.install_crd(name, kinds.crd_types(obj))
+            self.serve_crd(name, obj)
         fut = self._stage(rt, obj, ns, name, opts)
         return WriteResult(self.present(rt, obj), created=True, warnings=tuple(warnings),
                            text=self._stored_text(rt, ns, name, obj)), fut
@@ -318,7 +326,7 @@ class Engine:
         if kinds.is_crd(rt):
             new["status"] = kinds.crd_status(new, cmeta["creationTimestamp"])
             if not opts.dry_run:
-                self.registry.install_crd(name, kinds.crd_types(new))
+                self.serve_crd(name, new)
         if nmeta.get("deletionTimestamp") and not nmeta.get("finalizers") and not _ns_finalizers(rt, new):
             fut = self._remove(rt, ns, name, opts)
             return WriteResult(self.present(rt, new), warnings=tuple(warnings), deleted=True), fut
