@@ -233,7 +233,7 @@ def _causes(err: jsonschema.ValidationError) -> list[Cause]:
     if v == "maxLength":
         return [{"reason": "FieldValueTooLong", "message": f"Too long: may not be longer than {err.validator_value}",
                  "field": field}]
-    if v == "maxItems" and isinstance(err.instance, list):
+    if v in ("maxItems", "maxProperties") and isinstance(err.instance, list | dict):
         return [{"reason": "FieldValueTooMany",
                  "message": f"Too many: {len(err.instance)}: must have at most {err.validator_value} items",
                  "field": field}]
