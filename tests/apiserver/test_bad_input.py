@@ -82,7 +82,8 @@ async def test_concurrent_writers_lose_no_update(server: ApiServerProcess) -> No
 
 
 async def test_rules_spanning_fields_are_enforced_with_their_path(server: ApiServerProcess) -> None:
-    """The CRDs' CEL rules (here: two unnamed wasi:keyvalue entries) give a 422 naming spec.hostInterfaces."""
+    """The CRDs' CEL rules (here: two identical unnamed wasi:keyvalue entries break both hostInterfaces rules)
+    give one 422 naming spec.hostInterfaces once per failed rule."""
     url, headers, ctx = endpoint(server.kubeconfig)
     kv = {"namespace": "wasi", "package": "keyvalue", "interfaces": ["store"]}
     body = {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Workload", "metadata": {"name": "two-kv"},
@@ -92,8 +93,8 @@ async def test_rules_spanning_fields_are_enforced_with_their_path(server: ApiSer
             payload = await resp.json()
             assert resp.status == 422, payload
         causes = payload["details"]["causes"]
-        assert [c["field"] for c in causes] == ["spec.hostInterfaces"]
-        assert "needs a name" in causes[0]["message"]
+        assert [c["field"] for c in causes] == ["spec.hostInterfaces", "spec.hostInterfaces"]
+        assert "must be unique" in causes[0]["message"] and "must have a name" in causes[1]["message"]
         body["spec"]["hostInterfaces"] = [dict(kv, name="cache"), dict(kv, name="sessions")]
         async with session.post(url + WL, ssl=ctx, json=body) as resp:
             assert resp.status == 201

@@ -3,8 +3,8 @@
 JSON names are upstream wasmCloud v2's, so its manifests parse unchanged; Python attributes are
 snake_case. The CRDs in deploy/crds are generated from these classes (see `crds`), so a constraint
 added here is enforced both offline (`wasmfleet validate`) and by any API server the CRDs are
-installed in. Rules that span several fields are written twice on purpose: as a pydantic validator
-(exact field paths offline) and as a CEL rule (`x-kubernetes-validations`) for real API servers.
+installed in. Rules that span several fields exist once, as CEL (`x-kubernetes-validations`): real API
+servers, the embedded one and `wasmfleet validate` all evaluate that CEL (see `celrules`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict, JsonValue
 
-from wasmfleet.api import rules
 from wasmfleet.api.conditions import Condition
 
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -128,22 +127,18 @@ class LocalResources(Model):
     """Environment variables: literal values, then ConfigMaps, then Secrets; the last one wins."""
     config: dict[str, str] = Field(default_factory=dict)
     """Configuration values, name to value, readable through wasi:config."""
-    allowed_hosts: list[Annotated[str, Field(min_length=1)]] = Field(
+    # Bounded (like every list and string a CEL rule walks) to keep a real API server's cost estimate in budget.
+    allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253, json_schema_extra={
+        "x-kubernetes-validations": [cel("!self.matches('\\\\s')", "allowedHosts entries must not contain whitespace")],
+    })]] = Field(
         default_factory=list,
+        max_length=64,
         description='Egress allow-list for outgoing HTTP: empty denies all, ["*"] allows all.',
     )
     allowed_ip_name_lookups: list[str] = Field(default_factory=list)
     """Host names the guest may resolve to IP addresses (wasi:sockets name lookup)."""
     allowed_host_loopback_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
     """Loopback ports of the host the guest may connect to (1-65535)."""
-
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _hosts_are_plain(cls, hosts: list[str]) -> list[str]:
-        for h in hosts:
-            if any(c.isspace() for c in h):
-                raise ValueError(f"allowedHosts entry {h!r} must not contain whitespace")
-        return hosts
 
 
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
@@ -241,13 +236,6 @@ class Volume(Model):
     host_path: HostPathVolume | None = None
     """Directory of the host machine. Exactly one of ephemeral or hostPath."""
 
-    @model_validator(mode="after")
-    def _one_source(self) -> Volume:
-        problem = rules.volume(self.name, self.ephemeral is not None, self.host_path is not None)
-        if problem:
-            raise ValueError(problem)
-        return self
-
 
 class ServiceReference(Model):
     """A Kubernetes Service name."""
@@ -263,18 +251,24 @@ class KubernetesOptions(Model):
     """Expose the workload's HTTP handler under a Kubernetes Service name (EndpointSlices kept by the gateway)."""
 
 
+# CEL sees the properties `namespace` and `package` (reserved words) as `__namespace__`/`__package__`:
+# Kubernetes escapes them, and a rule that writes `a.namespace` does not compile on a real API server.
 _HOST_INTERFACE_RULES: list[JsonValue] = [
     cel(
-        "self.all(a, self.exists_one(b, a.namespace == b.namespace && a.package == b.package"
+        "self.all(a, self.exists_one(b, a.__namespace__ == b.__namespace__ && a.__package__ == b.__package__"
         " && (has(a.name) ? a.name : '') == (has(b.name) ? b.name : '')"
         " && (has(a.version) ? a.version : '') == (has(b.version) ? b.version : '')))",
         "hostInterfaces entries must be unique by namespace, package, name and version",
     ),
     cel(
-        "self.all(a, !has(a.name) || a.name == '' ? self.exists_one(b, a.namespace == b.namespace"
-        " && a.package == b.package) : true)",
+        "self.all(a, !has(a.name) || a.name == '' ? self.exists_one(b, a.__namespace__ == b.__namespace__"
+        " && a.__package__ == b.__package__) : true)",
         "when two or more hostInterfaces entries share namespace and package, every one must have a name",
     ),
+]
+
+_COMPONENT_RULES: list[JsonValue] = [
+    cel("self.all(a, self.exists_one(b, a.name == b.name))", "component names must be unique"),
 ]
 
 
@@ -297,6 +291,13 @@ class WorkloadSpec(Model):
                     " has(self.volumes) && self.volumes.exists(v, v.name == m.name)))",
                     "every volumeMounts entry must name a volume in spec.volumes",
                 ),
+                cel(
+                    "!has(self.service) || !has(self.service.localResources)"
+                    " || !has(self.service.localResources.volumeMounts)"
+                    " || self.service.localResources.volumeMounts.all(m,"
+                    " has(self.volumes) && self.volumes.exists(v, v.name == m.name))",
+                    "every volumeMounts entry must name a volume in spec.volumes",
+                ),
             ]
         },
     )
@@ -308,7 +309,8 @@ class WorkloadSpec(Model):
     environment: str | None = None
     """Run only on hosts of this environment (tenant)."""
     # Bounded so the CEL rules below stay within a real API server's cost budget.
-    components: list[Component] = Field(default_factory=list, max_length=32)
+    components: list[Component] = Field(
+        default_factory=list, max_length=32, json_schema_extra={"x-kubernetes-validations": _COMPONENT_RULES})
     """Wasm components of the workload, linked together on one host (at most 32)."""
     host_interfaces: list[HostInterface] = Field(
         default_factory=list,
@@ -322,31 +324,6 @@ class WorkloadSpec(Model):
     """Volumes that components and the service can mount (at most 64)."""
     kubernetes: KubernetesOptions | None = None
     """Kubernetes integration: the Service name the workload answers to."""
-
-    @field_validator("host_interfaces")
-    @classmethod
-    def _host_interface_rules(cls, entries: list[HostInterface]) -> list[HostInterface]:
-        check_host_interfaces(entries)
-        return entries
-
-    @model_validator(mode="after")
-    def _cross_field_rules(self) -> WorkloadSpec:
-        owners = [(c.name, c.local_resources) for c in self.components]
-        if self.service is not None:
-            owners.append(("service", self.service.local_resources))
-        mounts = [(owner, m.name) for owner, res in owners if res for m in res.volume_mounts]
-        problem = rules.workload_spec(
-            [c.name for c in self.components], self.service is not None, mounts, {v.name for v in self.volumes}
-        )
-        if problem:
-            raise ValueError(problem)
-        return self
-
-
-def check_host_interfaces(entries: list[HostInterface]) -> None:
-    problem = rules.host_interfaces([e.key for e in entries])
-    if problem:
-        raise ValueError(problem)
 
 
 class WorkloadTemplateMeta(Model):
@@ -477,12 +454,6 @@ class Host(Resource):
     """The host fields nested under spec, as the wasmCloud v2 documentation writes them; accepted as an alternative."""
     status: HostStatus = Field(default_factory=HostStatus)
     """What the host last reported in its heartbeat, and its conditions."""
-
-    @model_validator(mode="after")
-    def _host_id_given(self) -> Host:
-        if not self.effective_host_id:
-            raise ValueError(rules.HOST_ID_REQUIRED)
-        return self
 
     @property
     def effective_host_id(self) -> str | None:

@@ -1,11 +1,15 @@
 """Offline validation of manifests: every error names the file, document, object and field path.
 
-Used by `wasmfleet validate` and by the embedded API server for the rules that span fields (the
-CEL rules of the CRDs), so both report the same message for the same mistake.
+Used by `wasmfleet validate`. Field types and bounds come from the models; the rules that span fields
+are the CRDs' CEL rules (`x-kubernetes-validations` of the generated CRDs), evaluated by the same
+engine as the API server's (`celrules`), so both report the same field and message for the same
+mistake. As kube-apiserver does, the rules are skipped (with a notice) while a blocking schema error
+(wrong type, missing field, unsupported value, too long or too many) remains.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,12 +19,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from wasmfleet.api import models, rules
+from wasmfleet.api import celrules, crds, models
 from wasmfleet.api.groups import API_VERSION, GROUP
 
 # Core kinds that commonly travel with wasmfleet manifests; only their metadata is checked here.
 CORE_KINDS = {("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Namespace"), ("v1", "Service")}
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+RULES_NOT_CHECKED = ("some validation rules were not checked because the object was invalid; correct the "
+                     "existing errors to complete validation")
+# pydantic error types that correspond to kube-apiserver's blocking schema errors (see module docstring).
+_BLOCKING = {"missing", "literal_error", "enum", "too_long", "string_too_long"}
 
 
 @dataclass(frozen=True)
@@ -96,56 +104,26 @@ def validate_object(body: Any) -> list[FieldError]:
     model = models.MODELS.get(kind) if api_version == API_VERSION else None
     if model is None:
         return [FieldError("kind", f"unknown kind {kind!r} for apiVersion {api_version!r}")]
+    errors: list[FieldError] = []
+    blocking = False
     try:
         model.model_validate(body)
     except ValidationError as exc:
-        return [_from_pydantic(err) for err in exc.errors()]
-    return []
+        errors = [_from_pydantic(err) for err in exc.errors()]
+        blocking = any(_is_blocking(str(err["type"])) for err in exc.errors())
+    if blocking:
+        return [*errors, FieldError("", RULES_NOT_CHECKED)]
+    return errors + [FieldError(v.field, v.message) for v in crd_rules(kind).validate(body)]
 
 
-def check_rules(body: dict[str, Any]) -> list[FieldError]:
-    """Only the rules that span fields (the CRDs' CEL rules), for a body the CRD schema already typed.
-
-    The API server runs this after its own schema check; it reports what `validate_object` would for
-    these rules (same paths, same messages) without parsing the whole object into a model.
-    """
-    kind = body.get("kind")
-    if kind == "Host":
-        nested = body.get("spec") or {}
-        return [] if body.get("hostId") or nested.get("hostId") else [FieldError("", rules.HOST_ID_REQUIRED)]
-    spec = body.get("spec") or {}
-    if kind == "Workload":
-        return _workload_spec_rules(spec, "spec")
-    if kind in ("WorkloadReplicaSet", "WorkloadDeployment"):
-        return _workload_spec_rules((spec.get("template") or {}).get("spec") or {}, "spec.template.spec")
-    return []
+@functools.cache
+def crd_rules(kind: str) -> celrules.CompiledRules:
+    """The CEL rules of `kind`'s generated CRD (what deploy/crds holds), compiled once per process."""
+    return celrules.compile_schema(crds.openapi_schema(kind))
 
 
-def _workload_spec_rules(spec: dict[str, Any], at: str) -> list[FieldError]:
-    errors: list[FieldError] = []
-    volumes = spec.get("volumes") or []
-    for i, vol in enumerate(volumes):
-        problem = rules.volume(vol.get("name", ""), "ephemeral" in vol, "hostPath" in vol)
-        if problem:
-            errors.append(FieldError(f"{at}.volumes[{i}]", problem))
-    entries = spec.get("hostInterfaces") or []
-    keys = [(e.get("namespace", ""), e.get("package", ""), e.get("name") or "", e.get("version") or "")
-            for e in entries]
-    problem = rules.host_interfaces(keys)
-    if problem:
-        errors.append(FieldError(f"{at}.hostInterfaces", problem))
-    if errors:
-        return errors  # as with the models: the spec-wide rules run once its parts are valid
-    components = spec.get("components") or []
-    owners = [(c.get("name", ""), c.get("localResources")) for c in components]
-    if spec.get("service") is not None:
-        owners.append(("service", spec["service"].get("localResources")))
-    mounts = [(owner, m.get("name", "")) for owner, res in owners if res for m in res.get("volumeMounts") or []]
-    problem = rules.workload_spec(
-        [c.get("name", "") for c in components], spec.get("service") is not None, mounts,
-        {v.get("name", "") for v in volumes},
-    )
-    return [FieldError(at, problem)] if problem else []
+def _is_blocking(error_type: str) -> bool:
+    return error_type in _BLOCKING or error_type.endswith(("_type", "_parsing"))
 
 
 def _from_pydantic(err: Any) -> FieldError:

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from wasmfleet.api import crds, groups, validation
-from wasmfleet.apiserver import access_reviews, errors, kinds, security
+from wasmfleet.api import crds
+from wasmfleet.apiserver import access_reviews, errors, security
 from wasmfleet.apiserver.collecting import GarbageCollector
 from wasmfleet.apiserver.engine import Engine, WriteOptions
 from wasmfleet.apiserver.handlers import Handlers
@@ -45,13 +45,6 @@ class Running:
 
 def _bundled_crds() -> list[dict[str, Any]]:
     return crds.all_crds()  # the five wasmfleet kinds, generated from the models
-
-
-def _wasmfleet_rules(obj: dict[str, Any]) -> list[tuple[str, str]]:
-    """The CEL rules of wasmfleet's CRDs, as the models state them (same messages as `wasmfleet validate`).
-
-    Runs after the schema check, so only the rules spanning fields are left to check."""
-    return [(err.path, err.message) for err in validation.check_rules(obj)]
 
 
 async def _bootstrap(engine: Engine, install_crds: bool) -> None:
@@ -85,9 +78,11 @@ async def _bootstrap(engine: Engine, install_crds: bool) -> None:
 def _install_stored_crds(engine: Engine) -> None:
     for _, st in engine.store.items(("apiextensions.k8s.io", "customresourcedefinitions")):
         try:
-            engine.registry.install_crd(st.obj["metadata"]["name"], kinds.crd_types(st.obj))
+            engine.serve_crd(st.obj["metadata"]["name"], st.obj)
         except errors.ApiError as exc:
             log.warning("stored CRD %s not served: %s", st.obj["metadata"].get("name"), exc.message)
+        except Exception:  # a schema an older version accepted and this one cannot compile: serve the rest
+            log.exception("stored CRD %s not served", st.obj["metadata"].get("name"))
 
 
 def write_kubeconfig(path: Path, url: str, token: str, ca: Path | None) -> None:
@@ -117,7 +112,7 @@ async def serving(settings: ServerSettings) -> AsyncIterator[Running]:
     registry = Registry()
     store = Store(storage, rv, rows)
     hub = WatchHub(settings.watch_window, start_rv=rv)
-    engine = Engine(registry, store, hub, rules={groups.GROUP: _wasmfleet_rules} if settings.install_crds else {})
+    engine = Engine(registry, store, hub)
     _install_stored_crds(engine)
     gc = GarbageCollector(engine)
     store.on_commit.extend([gc.on_commit, hub.publish])  # GC reads the events' dicts before the log trims them

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,19 +50,11 @@ class WriteResult:
     text: str | None = None  # the stored JSON of `obj` when it is exactly what was stored
 
 
-# Rules a CRD states in CEL (x-kubernetes-validations), evaluated here by Python code per API group:
-# object -> [(field path, message)]. Keeps the embedded server as strict as a real cluster for wasmfleet's
-# own kinds without a CEL interpreter.
-RuleCheck = Callable[[dict[str, Any]], list[tuple[str, str]]]
-
-
 class Engine:
-    def __init__(self, registry: Registry, store: Store, hub: WatchHub,
-                 rules: dict[str, RuleCheck] | None = None) -> None:
+    def __init__(self, registry: Registry, store: Store, hub: WatchHub) -> None:
         self.registry = registry
         self.store = store
         self.hub = hub
-        self.rules = rules or {}
         self._checkers: dict[tuple[str, str, str], SchemaChecker] = {}
 
     # --- helpers -----------------------------------------------------------------------------
@@ -75,6 +66,14 @@ class Engine:
         if got is None or got.schema is not rt.schema:
             got = self._checkers[key] = SchemaChecker(rt.schema)
         return got
+
+    def serve_crd(self, name: str, crd: dict[str, Any]) -> None:
+        """Serve a stored CRD's versions, their schema checks and CEL rules compiled now, not on the first
+        write of an object."""
+        types = kinds.crd_types(crd)
+        self.registry.install_crd(name, types)
+        for rt in types:
+            self.checker(rt)
 
     def present(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         """The object as `rt`'s version shows it (same-storage versions differ only in apiVersion,
@@ -134,13 +133,17 @@ class Engine:
         return body
 
     def _normalize(self, rt: ResourceType, obj: dict[str, Any], opts: WriteOptions,
-                   previous: dict[str, Any] | None = None) -> list[str]:
+                   previous: dict[str, Any] | None = None, name_causes: list[dict[str, str]] | None = None
+                   ) -> list[str]:
         """Meta checks, pruning, defaulting and validation; returns warnings. Raises 400/422.
 
-        `previous` (updates): the cross-field rules, which constrain the spec, are skipped when only
-        metadata or status changed - most writes are controllers' status updates."""
+        One 422 lists every error, in kube-apiserver's order: metadata, schema, then the CRD's CEL rules
+        (`previous`, the stored object on update, is their `oldSelf`). As in kube-apiserver, a blocking
+        schema error (wrong type, missing required field, unsupported value, too long/many) skips the
+        rules and adds a notice that they were not checked."""
         name = obj["metadata"].get("name", "")
-        causes = objectmeta.check_meta(obj["metadata"])
+        causes = list(name_causes or ())
+        causes.extend(objectmeta.check_meta(obj["metadata"]))
         warnings: list[str] = []
         checker = self.checker(rt)
         if checker is not None:
@@ -150,15 +153,13 @@ class Engine:
                     "strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in pruned))
             if pruned and opts.field_validation == "Warn":
                 warnings.extend(f'unknown field "{p}"' for p in pruned)
-            causes.extend(checker.validate(obj))
+            schema_causes = checker.validate(obj)
+            causes.extend(schema_causes)
+            causes.extend(checker.check_rules(obj, previous, schema_causes))
         if kinds.is_crd(rt):
             causes.extend(kinds.check_crd(obj))
         if rt.store_key == endpointslice_checks.STORE_KEY:
             causes.extend(endpointslice_checks.check(obj))
-        rule_check = self.rules.get(rt.group)
-        if rule_check is not None and not causes and (previous is None or _spec_changed(previous, obj, rt, True)):
-            causes.extend({"reason": "FieldValueInvalid", "field": path, "message": f'Invalid value: "object": {msg}'}
-                          for path, msg in rule_check(obj))
         if causes:
             raise errors.invalid(rt.kind, rt.group, name, causes)
         return warnings
@@ -241,8 +242,9 @@ class Engine:
         if not causes and kinds.is_namespace(rt) and (len(name) > 63 or "." in name):
             causes = [{"reason": "FieldValueInvalid", "field": "metadata.name", "message": f'Invalid value: "{name}": '
                        "a lowercase RFC 1123 label must be at most 63 characters, without dots"}]
-        if causes:
+        if not isinstance(name, str):
             raise errors.invalid(rt.kind, rt.group, str(name), causes)
+        # An invalid name is reported with every other field error (kube validates it with the object).
         self._check_namespace(rt, ns)
         if self.store.get(rt.store_key, ns, name) is not None:
             raise errors.already_exists(rt.group, rt.plural, name)
@@ -256,14 +258,14 @@ class Engine:
         meta["creationTimestamp"] = when
         meta["generation"] = 1
         kinds.on_create(rt, obj)
-        warnings = self._normalize(rt, obj, opts)
+        warnings = self._normalize(rt, obj, opts, name_causes=causes)
         if kinds.is_crd(rt):
             obj["status"] = kinds.crd_status(obj, when)
         if not applied:  # server-side apply has already recorded its Apply entry
             meta.pop("managedFields", None)
             managedfields.record_update(None, obj, opts.manager, rt.api_version, when)
         if kinds.is_crd(rt) and not opts.dry_run:
-            self.registry.install_crd(name, kinds.crd_types(obj))
+            self.serve_crd(name, obj)
         fut = self._stage(rt, obj, ns, name, opts)
         return WriteResult(self.present(rt, obj), created=True, warnings=tuple(warnings),
                            text=self._stored_text(rt, ns, name, obj)), fut
@@ -335,7 +337,7 @@ class Engine:
         if kinds.is_crd(rt):
             new["status"] = kinds.crd_status(new, cmeta["creationTimestamp"])
             if not opts.dry_run:
-                self.registry.install_crd(name, kinds.crd_types(new))
+                self.serve_crd(name, new)
         if nmeta.get("deletionTimestamp") and not nmeta.get("finalizers") and not _ns_finalizers(rt, new):
             fut = self._remove(rt, ns, name, opts)
             return WriteResult(self.present(rt, new), warnings=tuple(warnings), deleted=True), fut
@@ -468,9 +470,9 @@ def _ns_finalizers(rt: ResourceType, obj: dict[str, Any]) -> bool:
     return kinds.is_namespace(rt) and bool(obj.get("spec", {}).get("finalizers"))
 
 
-def _spec_changed(old: dict[str, Any], new: dict[str, Any], rt: ResourceType, ignore_status: bool = False) -> bool:
+def _spec_changed(old: dict[str, Any], new: dict[str, Any], rt: ResourceType) -> bool:
     skip = {"metadata", "apiVersion", "kind"}
-    if rt.status_subresource or ignore_status:
+    if rt.status_subresource:
         skip.add("status")
     keys = (set(old) | set(new)) - skip
     return any(old.get(k) != new.get(k) for k in keys)

@@ -69,10 +69,14 @@ def check_crd(obj: dict[str, Any]) -> list[dict[str, str]]:
             schema = (ver.get("schema") or {}).get("openAPIV3Schema")
             if schema is not None:
                 try:
-                    schemas.SchemaChecker(schema)
+                    checker = schemas.SchemaChecker(schema)
                 except Exception as exc:  # jsonschema SchemaError and friends: the CRD is at fault
                     causes.append({"reason": "FieldValueInvalid", "field": f"spec.versions[{i}].schema",
                                    "message": f"Invalid value: {exc}".splitlines()[0]})
+                    continue
+                # As kube-apiserver: a rule that does not compile (or type-check) refuses the CRD.
+                causes.extend({"reason": "FieldValueInvalid", "field": f"spec.versions[{i}].schema.{p.field}",
+                               "message": p.message} for p in checker.rules.problems)
     name = obj.get("metadata", {}).get("name")
     if not causes and name != f"{names['plural']}.{spec['group']}":
         causes.append({"reason": "FieldValueInvalid", "field": "metadata.name",

@@ -4,7 +4,9 @@ Pruning and defaulting follow apiextensions-apiserver (nulls dropped unless null
 where a field is absent, `x-kubernetes-preserve-unknown-fields` stops pruning). Validation uses the
 `jsonschema` Draft 4 validator (OpenAPI v3.0 shares its keyword semantics, e.g. boolean
 exclusiveMinimum) on a copy of the schema with the OpenAPI-only keywords translated.
-CEL rules (`x-kubernetes-validations`) are not evaluated.
+CEL rules (`x-kubernetes-validations`) are compiled with the schema (`api.celrules`) and evaluated by
+`check_rules`, which the engine calls only when the schema check left no blocking error, as
+kube-apiserver does.
 """
 
 from __future__ import annotations
@@ -16,10 +18,21 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
+from wasmfleet.api import celrules
 from wasmfleet.apiserver import fastcheck
 
 Cause = dict[str, str]
 _ROOT_KEEP = {"apiVersion", "kind", "metadata"}
+
+# Schema errors after which kube-apiserver does not run the CEL rules (its `hasBlockingErr`): the rules
+# assume the types, required fields and bounds the schema promises.
+BLOCKING = frozenset({"FieldValueNotSupported", "FieldValueRequired", "FieldValueTooLong", "FieldValueTooMany",
+                      "FieldValueTypeInvalid"})
+RULES_NOT_CHECKED: Cause = {
+    "reason": "FieldValueInvalid", "field": "<nil>",
+    "message": 'Invalid value: "null": some validation rules were not checked because the object was invalid; '
+               "correct the existing errors to complete validation",
+}
 
 
 def _is_object_schema(schema: dict[str, Any]) -> bool:
@@ -149,6 +162,7 @@ class SchemaChecker:
             translated["required"] = [r for r in translated["required"] if r not in _ROOT_KEEP]
         self._validator = jsonschema.Draft4Validator(translated)
         self._fast = fastcheck.compile_schema(translated)
+        self.rules = celrules.compile_schema(schema)
 
     def normalize(self, obj: dict[str, Any]) -> list[str]:
         """Prune and default `obj` in place; returns the pruned field paths."""
@@ -164,6 +178,16 @@ class SchemaChecker:
             causes.extend(_causes(err))
         causes.sort(key=lambda c: c["field"])
         return causes
+
+    def check_rules(self, obj: dict[str, Any], old: dict[str, Any] | None, schema_causes: list[Cause]) -> list[Cause]:
+        """The CEL rules' causes; after a blocking schema error, only kube's "not checked" notice."""
+        if self.rules.empty:
+            return []
+        if any(c["reason"] in BLOCKING for c in schema_causes):
+            return [RULES_NOT_CHECKED]
+        # A rule on the root reports kube's nil field path, which it prints as "<nil>".
+        return [{"reason": v.reason, "message": v.message, "field": v.field or "<nil>"}
+                for v in self.rules.validate(obj, old)]
 
 
 def _path(parts: Any) -> str:
@@ -206,6 +230,13 @@ def _causes(err: jsonschema.ValidationError) -> list[Cause]:
             "message": f"Unsupported value: {_short(err.instance)}: supported values: {allowed}",
             "field": field,
         }]
+    if v == "maxLength":
+        return [{"reason": "FieldValueTooLong", "message": f"Too long: may not be longer than {err.validator_value}",
+                 "field": field}]
+    if v in ("maxItems", "maxProperties") and isinstance(err.instance, list | dict):
+        return [{"reason": "FieldValueTooMany",
+                 "message": f"Too many: {len(err.instance)}: must have at most {err.validator_value} items",
+                 "field": field}]
     return [{
         "reason": "FieldValueInvalid",
         "message": f"Invalid value: {_short(err.instance)}: {field} in body {_describe(err)}",

@@ -13,6 +13,9 @@ from wasmfleet.api import validation
 def validate(paths: tuple[str, ...]) -> None:
     """Validate wasmCloud v2 manifests: every error with file, document, object and field path.
 
+    Rules spanning fields are the CRDs' CEL rules, evaluated as the API server evaluates them, with
+    the same messages.
+
     \b
     Example:
       wasmfleet validate -f examples/ -f my-app.yaml
