@@ -61,6 +61,10 @@ class FakeHost:
         self.fail_start = fail_start
         self.workloads: dict[str, messages.WorkloadStartRequest] = {}
         self.starts = 0
+        self.status_requests = 0
+        # When set, workload.status requests are received but never answered (a host killed just
+        # after a request reached it).
+        self.mute_status = False
         self._nc: Any = None
         self._task: asyncio.Task[None] | None = None
 
@@ -111,6 +115,9 @@ class FakeHost:
                                                         message=text))
         elif command == subjects.WORKLOAD_STATUS:
             req_s = messages.decode(messages.WorkloadStatusRequest, msg.data)
+            self.status_requests += 1
+            if self.mute_status:
+                return
             state = (messages.WorkloadState.RUNNING if req_s.workload_id in self.workloads
                      else messages.WorkloadState.NOT_FOUND)
             reply = messages.WorkloadStatusResponse(

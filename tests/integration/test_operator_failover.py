@@ -6,6 +6,9 @@ is the operator's judgement and timing, measured on the resulting Workload objec
 Checks:
 - A host that vanishes (no heartbeats, no replies: kill -9 on the bus) is marked Ready False with
   reason HeartbeatExpired, and its replicas are Ready on other hosts within 5 s.
+- A host killed just after a workload.status request reached it (so the request is never answered)
+  does not hold up re-placement for the request's 5 s timeout: the replica is Ready elsewhere within
+  the heartbeat expiry plus a second.
 - A host that announces it is leaving is given up at once (well under the heartbeat expiry).
 - A host that comes back is Ready again and the workloads moved away meanwhile are stopped on it.
 - A nats-server restart (the operator's own bus lost) deletes nothing, un-readies nothing, moves
@@ -90,6 +93,39 @@ async def test_dead_host_replicas_serve_elsewhere_within_5s_and_return(tmp_path:
                 return None if state != ("True", False) else state
 
             await h.eventually(victim_back, what="returning host Ready and cleaned up")
+        for x in hosts:
+            await x.kill()
+        await kube.close()
+
+
+async def test_a_status_probe_to_a_host_killed_meanwhile_does_not_delay_failover(tmp_path: Path) -> None:
+    with nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
+        kube = await h.kube_client(kubeconfig)
+        hosts = [await h.FakeHost(url, f"mute-lark-000{i}", interval_s=0.5).start() for i in range(2)]
+        # Sync every second, so a workload.status probe is always close; its timeout stays 5 s.
+        cfg = h.operator_settings(kubeconfig, url, expiry_s=1.5, sync_interval_s=1.0)
+        async with h.running_operator(cfg):
+            await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("probe", replicas=1))
+            ready = await h.eventually(lambda: ready_workloads(kube, "probe", 1), what="1 ready")
+            victim = next(x for x in hosts if x.host_id == ready[0]["status"]["hostId"])
+            victim.mute_status = True
+            asked = victim.status_requests
+
+            async def probe_arrived() -> bool:
+                return victim.status_requests > asked
+
+            await h.eventually(probe_arrived, timeout_s=5, what="a status probe reaching the victim")
+            killed_at = time.monotonic()
+            await victim.kill()
+
+            async def ready_elsewhere() -> Any:
+                got = await ready_workloads(kube, "probe", 1)
+                return got and got[0]["status"]["hostId"] != victim.host_id
+
+            await h.eventually(ready_elsewhere, timeout_s=10, what="replica re-placed")
+            elapsed = time.monotonic() - killed_at
+            # Expiry 1.5 s after the last heartbeat; the unanswered probe would add up to 5 s more.
+            assert elapsed <= 3.0, f"failover took {elapsed:.2f}s (held up by the unanswered probe?)"
         for x in hosts:
             await x.kill()
         await kube.close()

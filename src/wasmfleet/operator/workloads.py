@@ -21,9 +21,9 @@ from typing import Any
 import pydantic
 
 from wasmfleet.api import conditions, groups, models
-from wasmfleet.bus import messages, requests, subjects
+from wasmfleet.bus import messages, requests
 from wasmfleet.kube import owners, rest_paths, running
-from wasmfleet.operator import context, hostregistry, scheduling, startrequests, statuses
+from wasmfleet.operator import context, hostcalls, hostregistry, scheduling, startrequests, statuses
 from wasmfleet.scheduler import placement
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class WorkloadController:
         # host ID -> workload IDs moved away from it while it was DEAD: stopped there if it returns.
         self.evicted: dict[str, set[str]] = {}
         self._reader = ctx.readers["workloads"]
+        self.calls = hostcalls.HostCalls(ctx)
 
     # ------------------------------------------------------------------ entry point
 
@@ -138,26 +139,13 @@ class WorkloadController:
     # ------------------------------------------------------------------ host-side calls
 
     async def start(self, host_id: str, req: messages.WorkloadStartRequest) -> messages.WorkloadStatus:
-        reply = await requests.request(
-            self._ctx.nats, subjects.workload_start(host_id), req, messages.WorkloadStartResponse,
-            timeout_s=self._ctx.settings.reconciling.start_timeout_s,
-        )
-        return reply.workload_status
+        return await self.calls.start(host_id, req)
 
     async def status(self, host_id: str, uid: str) -> messages.WorkloadStatus:
-        reply = await requests.request(
-            self._ctx.nats, subjects.workload_status(host_id),
-            messages.WorkloadStatusRequest(workload_id=uid), messages.WorkloadStatusResponse,
-            timeout_s=self._ctx.settings.reconciling.status_timeout_s,
-        )
-        return reply.workload_status
+        return await self.calls.status(host_id, uid)
 
     async def stop(self, host_id: str, uid: str) -> None:
-        await requests.request(
-            self._ctx.nats, subjects.workload_stop(host_id),
-            messages.WorkloadStopRequest(workload_id=uid), messages.WorkloadStopResponse,
-            timeout_s=self._ctx.settings.reconciling.stop_timeout_s,
-        )
+        await self.calls.stop(host_id, uid)
 
 
 class _Step:
@@ -299,6 +287,8 @@ class _Step:
         if was_here:
             try:
                 state = await ctl.status(host_id, self.uid)
+            except hostcalls.HostGone:
+                return 0.0  # judged dead meanwhile: the next reconcile places it elsewhere at once
             except requests.BusError as exc:
                 log.info("workload %s: status from host %s: %s", self.key, host_id, exc)
                 return 1.0  # host judged alive but did not answer: ask again soon, change nothing
@@ -342,6 +332,8 @@ class _Step:
                 self.obj = ctl.wrote(written)
         try:
             state = await ctl.start(host_id, req)
+        except hostcalls.HostGone:
+            return 0.0  # judged dead during the start: the next reconcile places it elsewhere
         except requests.BusError as exc:
             ctx.metrics.placements.labels("start_failed").inc()
             self.set("Placement", "False", "HostUnreachable", str(exc))
