@@ -12,11 +12,9 @@ import contextlib
 import hashlib
 from typing import Any
 
-import pydantic
-
-from wasmfleet.api import conditions, groups, models
-from wasmfleet.kube import errors, owners, rest_paths, running
-from wasmfleet.operator import context, statuses
+from wasmfleet.api import groups, models
+from wasmfleet.kube import client, errors, owners, rest_paths
+from wasmfleet.operator import context, reconciling
 
 CONDITIONS = ("ScaleUp", "ScaleDown", "Ready")
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' suffix alphabet: no vowels, no look-alikes
@@ -40,23 +38,13 @@ def children_of(ctx: context.Context, owner: dict[str, Any]) -> list[dict[str, A
 OWNER_INDEX = "owner-uid"
 
 
-class ReplicaSetController:
-    def __init__(self, ctx: context.Context) -> None:
-        self._ctx = ctx
-        self._reader = ctx.readers["replicasets"]
+class ReplicaSetController(reconciling.Reconciler[models.WorkloadReplicaSet]):
+    kind, resource, cache = "WorkloadReplicaSet", rest_paths.REPLICASETS, "replicasets"
+    model = models.WorkloadReplicaSet
 
-    async def reconcile(self, key: str) -> float | None:
-        ctx = self._ctx
-        ns, name = rest_paths.split_key(key)
-        obj = await self._reader.read(key)
-        if obj is None:
-            return None
-        if obj["metadata"].get("deletionTimestamp"):
-            return None  # the API server's garbage collector removes the children
-        try:
-            rs = models.WorkloadReplicaSet.model_validate(obj)
-        except pydantic.ValidationError as exc:
-            raise running.PermanentError(f"invalid WorkloadReplicaSet: {exc.errors()[0]['msg']}") from exc
+    async def converge(self, obj: client.Obj, rs: models.WorkloadReplicaSet) -> float | None:
+        ctx = self.ctx
+        ns, name = rs.metadata.namespace, rs.metadata.name or ""
         desired = rs.spec.replicas
         children = children_of(ctx, obj)
         live = [w for w in children if not w["metadata"].get("deletionTimestamp")]
@@ -88,13 +76,10 @@ class ReplicaSetController:
         status.replicas = models.ReplicaCounts(
             expected=desired, current=current, ready=ready, unavailable=max(0, desired - ready)
         )
-        conds = status.conditions
-        statuses.ensure_order(conds, CONDITIONS, rs.metadata.generation)
-        gen = rs.metadata.generation
+        conds = reconciling.Conditions(status.conditions, CONDITIONS, rs.metadata.generation)
 
         def put(type_: str, ok: bool, reason: str, message: str) -> None:
-            conditions.set_condition(conds, type_, "True" if ok else "False", reason=reason, message=message,
-                                     observed_generation=gen)
+            conds.set(type_, "True" if ok else "False", reason, message)
 
         put("ScaleUp", current >= desired, "Scaled" if current >= desired else "ScalingUp",
             f"{current}/{desired} replicas exist")
@@ -102,10 +87,7 @@ class ReplicaSetController:
             f"{current}/{desired} replicas exist")
         put("Ready", ready >= desired, "Ready" if ready >= desired else "ReplicasNotReady",
             f"{ready}/{desired} replicas ready")
-        written = await statuses.write(ctx.kube, rest_paths.REPLICASETS, obj,
-                                       status.model_dump(by_alias=True, exclude_none=True, mode="json"))
-        if written is not None:
-            self._reader.wrote(written)
+        await self.write_status(obj, status)
         return None
 
     def _workload(
