@@ -99,6 +99,7 @@ class Operator:
             log.info("operator %s is the leader: reconciling", cfg.identity)
             for ctl in self._controllers.values():
                 self._spawn(ctl.run())
+            self._spawn(self._workloads.audit_hosts())
             self._spawn(self._report_queue_depth())
             lost = self._spawn(elector.lost.wait())
             await asyncio.wait([stopping, lost], return_when=asyncio.FIRST_COMPLETED)

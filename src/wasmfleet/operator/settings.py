@@ -42,6 +42,10 @@ class Reconciling:
     stop_timeout_s: float = 10.0
     status_timeout_s: float = 5.0
     unschedulable_retry_s: float = 10.0
+    audit_interval_s: float = 2.0
+    """How often hosts' reported workload counts are compared with the placements (a host reporting
+    more for two heartbeats in a row is asked which of the other workloads it runs, and those are
+    stopped). Cheap: a comparison of numbers per host unless a host reports too many."""
 
 
 @dataclass(frozen=True)

@@ -103,10 +103,9 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
         # Workload ID -> what its host last confirmed (this process's memory; rebuilt by asking).
         self.confirmed: dict[str, Confirmed] = {}
         self.start_failures: dict[str, int] = {}  # Workload ID -> consecutive failed starts
-        # host ID -> workload IDs moved away from it while it was DEAD: stopped there if it returns.
-        self.evicted: dict[str, set[str]] = {}
+        # host ID -> (heartbeat time, consecutive heartbeats reporting more workloads than placed).
+        self._surplus: dict[str, tuple[float, int]] = {}
         self._references: dict[str, startrequests.References] = {}  # workload key -> what it names
-        self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ what other events mean here
 
@@ -151,25 +150,84 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
                 ctx.enqueue["workloads"](key)
         elif live is Liveness.ALIVE:
             for obj in ctx.informers.workloads.list():
-                if not (obj.get("status") or {}).get("hostId"):
+                status = obj.get("status") or {}
+                # Waiting for a host, or being deleted and waiting for this one to answer.
+                if not status.get("hostId") or (
+                    obj["metadata"].get("deletionTimestamp") and status.get("hostId") == host_id
+                ):
                     ctx.enqueue["workloads"](rest_paths.key_of(obj))
-            evicted = self.evicted.pop(host_id, set())
-            if evicted:
-                task = asyncio.ensure_future(self._stop_evicted(host_id, evicted))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
 
-    async def _stop_evicted(self, host_id: str, uids: set[str]) -> None:
-        """A host judged dead came back: stop the workloads that were moved away meanwhile."""
-        for uid in uids:
-            current = self.ctx.assignments.get(uid)
-            if current is not None and current.host_id == host_id:
-                continue  # placed back here since
-            try:
+    # ------------------------------------------------------------------ copies nobody placed
+
+    async def audit_hosts(self) -> None:
+        """Stop workloads that hosts run but that are not placed there (level-triggered).
+
+        A host that was partitioned, or judged dead and back, may still run workloads that were
+        placed elsewhere meanwhile; a new leader has no memory of any of that. So each host's
+        heartbeat workloadCount is compared with the workloads placed on it; when a host reports
+        more for two heartbeats in a row (one heartbeat may predate a stop that just succeeded), the
+        host is asked (workload.status) about every other known Workload, and those it runs are
+        stopped. Runs while this process leads."""
+        period = self.ctx.settings.reconciling.audit_interval_s
+        while True:
+            await asyncio.sleep(period)
+            for host_id in self._hosts_with_surplus():
+                try:
+                    await self.audit(host_id)
+                except Exception as exc:  # one host's failure must not stop the others' audits
+                    log.warning("auditing host %s: %s", host_id, exc)
+
+    def _hosts_with_surplus(self) -> list[str]:
+        ctx = self.ctx
+        due = []
+        for rec in ctx.registry.records():
+            host_id = rec.heartbeat.id
+            if ctx.registry.liveness(host_id) is not Liveness.ALIVE:
+                self._surplus.pop(host_id, None)
+                continue
+            if rec.heartbeat.workload_count <= len(ctx.assignments.uids_on(host_id)):
+                self._surplus.pop(host_id, None)
+                continue
+            seen_at, streak = self._surplus.get(host_id, (0.0, 0))
+            if rec.last_seen != seen_at:
+                streak += 1
+                self._surplus[host_id] = (rec.last_seen, streak)
+            if streak >= 2:
+                due.append(host_id)
+        return due
+
+    async def audit(self, host_id: str) -> int:
+        """Ask `host_id` about every known Workload not placed on it and stop those it runs;
+        returns how many were stopped."""
+        ctx = self.ctx
+        placed_here = set(ctx.assignments.uids_on(host_id))
+        others = {str(o["metadata"].get("uid") or "") for o in ctx.informers.workloads.list()} - placed_here
+        others.discard("")
+        limit = asyncio.Semaphore(16)
+
+        async def check(uid: str) -> bool:
+            async with limit:
+                state = await self.calls.status(host_id, uid)
+                if state.workload_state in (State.NOT_FOUND, State.UNSPECIFIED, State.COMPLETED):
+                    return False
+                current = ctx.assignments.get(uid)
+                if current is not None and current.host_id == host_id:
+                    return False  # placed here meanwhile
                 await self.calls.stop(host_id, uid)
-                log.info("stopped workload %s on returning host %s (it runs elsewhere now)", uid, host_id)
-            except requests.BusError as exc:
-                log.warning("could not stop workload %s on returning host %s: %s", uid, host_id, exc)
+                log.info("stopped workload %s on host %s: it is not placed there", uid, host_id)
+                return True
+
+        results = await asyncio.gather(*(check(uid) for uid in sorted(others)), return_exceptions=True)
+        stopped = sum(1 for r in results if r is True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            log.info("auditing host %s: %d requests failed (first: %s)", host_id, len(errors), errors[0])
+        self._surplus.pop(host_id, None)
+        rec = ctx.registry.record(host_id)
+        if not errors and not stopped and rec is not None:
+            log.warning("host %s reports %d workloads, %d placed there; the others are unknown here (deleted "
+                        "while the host was unreachable?)", host_id, rec.heartbeat.workload_count, len(placed_here))
+        return stopped
 
     def forget(self, uid: str) -> None:
         """The Workload is gone: drop what this process remembered about it."""
@@ -266,7 +324,6 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
 
     async def _leave_dead_host(self, p: Pass, host_id: str) -> None:
         self.ctx.metrics.failovers.inc()
-        self.evicted.setdefault(host_id, set()).add(p.uid)
         self.confirmed.pop(p.uid, None)
         message = f"host {host_id} stopped reporting; placing the workload elsewhere"
         p.conds.set_from("HostSelection", "False", "HostNotReady", message)
@@ -422,7 +479,11 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
             if live is Liveness.UNKNOWN:
                 raise running.RetryLater(f"cannot judge host {host_id} yet; the workload is stopped there later")
             if live is Liveness.DEAD:
-                self.evicted.setdefault(host_id, set()).add(uid)  # stopped there if it ever returns
+                rec = ctx.registry.record(host_id)
+                if rec is not None and not (rec.superseded or rec.leaving):
+                    # It may come back still running the workload, which would then be nameable by
+                    # nobody: keep the object (and its uid) until the host answers or is forgotten.
+                    return max(1.0, ctx.settings.reconciling.unschedulable_retry_s)
             else:
                 with contextlib.suppress(requests.NoResponders):  # host gone: nothing left to stop
                     await self.calls.stop(host_id, uid)
