@@ -251,3 +251,7 @@ class Operator:
             ctx.enqueue["hosts"](f"{hosts_ns}/{rec.name}")
         if judgement_changed:
             self._workloads.host_judged(host_id)
+            if ctx.registry.liveness(host_id) is hostregistry.Liveness.ALIVE and self.settings.reconciling.rebalance:
+                # New room: replica sets piled on fewer hosts may spread out (one move at a time).
+                for obj in ctx.informers.replicasets.list():
+                    ctx.enqueue["replicasets"](rest_paths.key_of(obj))

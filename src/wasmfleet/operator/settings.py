@@ -42,6 +42,8 @@ class Reconciling:
     stop_timeout_s: float = 10.0
     status_timeout_s: float = 5.0
     unschedulable_retry_s: float = 10.0
+    rebalance: bool = True
+    rebalance_timeout_s: float = 60.0
     audit_interval_s: float = 2.0
     """How often hosts' reported workload counts are compared with the placements (a host reporting
     more for two heartbeats in a row is asked which of the other workloads it runs, and those are

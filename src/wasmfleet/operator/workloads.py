@@ -180,13 +180,13 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
     def _hosts_with_surplus(self) -> list[str]:
         ctx = self.ctx
         due = []
-        for rec in ctx.registry.records():
-            host_id = rec.heartbeat.id
-            if ctx.registry.liveness(host_id) is not Liveness.ALIVE:
-                self._surplus.pop(host_id, None)
-                continue
-            if rec.heartbeat.workload_count <= len(ctx.assignments.uids_on(host_id)):
-                self._surplus.pop(host_id, None)
+        surplus = scheduling.hosts_running_unplaced(ctx.registry, ctx.assignments)
+        for host_id in list(self._surplus):
+            if host_id not in surplus:
+                del self._surplus[host_id]
+        for host_id in surplus:
+            rec = ctx.registry.record(host_id)
+            if rec is None:
                 continue
             seen_at, streak = self._surplus.get(host_id, (0.0, 0))
             if rec.last_seen != seen_at:
@@ -487,6 +487,12 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
             else:
                 with contextlib.suppress(requests.NoResponders):  # host gone: nothing left to stop
                     await self.calls.stop(host_id, uid)
+        # A host back from a partition may run a copy of this workload; once the object is gone
+        # nobody could name it, so hosts reporting copies nobody placed are told to stop it too.
+        for other in scheduling.hosts_running_unplaced(ctx.registry, ctx.assignments):
+            if other != host_id:
+                with contextlib.suppress(requests.BusError):
+                    await self.calls.stop(other, uid)
         present = list(meta.get("finalizers") or [])
         finalizers = [f for f in present if f != groups.FINALIZER_WORKLOAD]
         if finalizers != present:
