@@ -48,6 +48,7 @@ class FakeHost:
         interval_s: float = 0.5,
         start_delay_s: float = 0.0,
         fail_start: str = "",
+        fail_retryable: bool = False,
     ) -> None:
         self.nats_url = nats_url
         self.name = name
@@ -61,7 +62,8 @@ class FakeHost:
         self.environment = environment
         self.interval_s = interval_s
         self.start_delay_s = start_delay_s
-        self.fail_start = fail_start
+        self.fail_start = fail_start  # when set, starts fail with this message...
+        self.fail_retryable = fail_retryable  # ...and this `retryable` (a 503 registry vs a 404 image)
         self.workloads: dict[str, messages.WorkloadStartRequest] = {}
         self.starts = 0
         self.status_requests = 0
@@ -106,14 +108,15 @@ class FakeHost:
             self.starts += 1
             if self.start_delay_s:
                 await asyncio.sleep(self.start_delay_s)
+            retryable = False
             if self.fail_start:
-                state, text = messages.WorkloadState.ERROR, self.fail_start
+                state, text, retryable = messages.WorkloadState.ERROR, self.fail_start, self.fail_retryable
             else:
                 self.workloads[req.workload_id] = req
                 state, text = messages.WorkloadState.RUNNING, ""
             reply = messages.WorkloadStartResponse(
                 workload_status=messages.WorkloadStatus(workload_id=req.workload_id, workload_state=state,
-                                                        message=text))
+                                                        message=text, retryable=retryable))
         elif command == subjects.WORKLOAD_STATUS:
             req_s = messages.decode(messages.WorkloadStatusRequest, msg.data)
             self.status_requests += 1

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 async def spread(kube: client.KubeClient, wd: str) -> Counter[str]:
-    return Counter(str(w["status"].get("hostId")) for w in await workloads_of(kube, wd))
+    return Counter(str((w.get("status") or {}).get("hostId")) for w in await workloads_of(kube, wd))
 
 
 async def pile_then_join(tmp_path: Path, rebalance: bool) -> tuple[Counter[str], int, list[h.FakeHost]]:
@@ -83,7 +83,7 @@ async def pile_then_join(tmp_path: Path, rebalance: bool) -> tuple[Counter[str],
             async def hosts_match() -> bool:
                 items = await workloads_of(kube, "even")
                 return all(set(x.workloads) == {w["metadata"]["uid"] for w in items
-                                                if w["status"].get("hostId") == x.host_id} for x in live)
+                                                if (w.get("status") or {}).get("hostId") == x.host_id} for x in live)
 
             await h.eventually(hosts_match, timeout_s=10, what="hosts run exactly what is placed on them")
         for x in [*hosts, newcomer]:

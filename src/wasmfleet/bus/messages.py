@@ -278,6 +278,7 @@ class WorkloadStatus(Message):
     workload_id: str = ""
     workload_state: WorkloadState = WorkloadState.UNSPECIFIED
     message: str = ""
+    retryable: bool = False
 
 
 class WorkloadStartRequest(Message):

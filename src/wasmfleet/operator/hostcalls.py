@@ -5,6 +5,11 @@ whole timeout (5 s for workload.status, 60 s for workload.start) and hold the wo
 and so its re-placement, that long. Every call here also waits on the host registry's judgement and
 raises `HostGone` as soon as the host is judged DEAD, so failover proceeds on the heartbeat expiry
 alone.
+
+This is also where the bus's exceptions become the runner's vocabulary: a failure asking again may
+fix (no reply, no responders, the host died) is a `CallFailed` (a `running.TemporaryError`); a
+request the host refused as wrong (a 4xx error reply, an undecodable reply) is a `CallRefused` (a
+`running.PermanentError`). Each keeps the bus error as its cause.
 """
 
 from __future__ import annotations
@@ -14,13 +19,33 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from wasmfleet.bus import messages, requests, subjects
+from wasmfleet.kube import running
 from wasmfleet.operator import context
 
 T = TypeVar("T")
 
 
-class HostGone(requests.BusError):
-    """The host was judged DEAD while (or before) the request was in flight."""
+class CallFailed(running.TemporaryError):
+    """A request to a host failed; asking again may succeed."""
+
+    def __init__(self, message: str, *, no_responders: bool = False, delay: float | None = None) -> None:
+        super().__init__(message, delay=delay)
+        self.no_responders = no_responders  # nobody listens: the host is gone, nothing runs there
+
+
+class CallRefused(running.PermanentError):
+    """The host refused the request itself; asking again with the same request cannot help."""
+
+
+class HostGone(CallFailed):
+    """The host was judged DEAD while (or before) the request was in flight: look again at once
+    (the workload is placed elsewhere then)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, no_responders=True, delay=0.0)
+
+
+FAILURES = (CallFailed, CallRefused)
 
 
 class HostCalls:
@@ -32,7 +57,7 @@ class HostCalls:
         call = asyncio.ensure_future(request)
         if gone.is_set():
             call.cancel()
-            raise HostGone(subject, f"host {host_id} is judged dead")
+            raise HostGone(f"{subject}: host {host_id} is judged dead")
         death = asyncio.ensure_future(gone.wait())
         try:
             await asyncio.wait({call, death}, return_when=asyncio.FIRST_COMPLETED)
@@ -41,8 +66,13 @@ class HostCalls:
             if not call.done():
                 call.cancel()
         if call.cancelled() or not call.done():
-            raise HostGone(subject, f"host {host_id} was judged dead before it answered")
-        return call.result()
+            raise HostGone(f"{subject}: host {host_id} was judged dead before it answered")
+        try:
+            return call.result()
+        except requests.BusError as exc:
+            if not exc.retryable:
+                raise CallRefused(str(exc)) from exc
+            raise CallFailed(str(exc), no_responders=isinstance(exc, requests.NoResponders)) from exc
 
     async def start(self, host_id: str, req: messages.WorkloadStartRequest) -> messages.WorkloadStatus:
         subject = subjects.workload_start(host_id)

@@ -23,8 +23,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from wasmfleet.api import groups, models
-from wasmfleet.bus import messages, requests
+from wasmfleet.api import conditions, groups, models
+from wasmfleet.bus import messages
 from wasmfleet.kube import client, owners, rest_paths, running
 from wasmfleet.operator import context, hostcalls, hostregistry, reconciling, scheduling, startrequests
 from wasmfleet.scheduler import placement
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 CONDITIONS = ("Config", "HostSelection", "Placement", "Sync", "Ready")
 FINGERPRINT_ANNOTATION = f"{groups.GROUP}/start-fingerprint"
+# Placement reason when the host reported a start failure retrying cannot fix (retryable=False,
+# e.g. an image that does not exist): no new start until the Workload or its configuration changes.
+START_FAILED_PERMANENTLY = "StartFailedPermanently"
 Liveness = hostregistry.Liveness
 Stop = reconciling.Stop
 State = messages.WorkloadState
@@ -102,7 +105,9 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
         self.calls = hostcalls.HostCalls(ctx)
         # Workload ID -> what its host last confirmed (this process's memory; rebuilt by asking).
         self.confirmed: dict[str, Confirmed] = {}
-        self.start_failures: dict[str, int] = {}  # Workload ID -> consecutive failed starts
+        # Workload ID -> (consecutive failed starts, monotonic time before which not to start again).
+        # Other events (its own status write, heartbeats) trigger reconciles sooner; they wait.
+        self.start_failures: dict[str, tuple[int, float]] = {}
         # host ID -> (heartbeat time, consecutive heartbeats reporting more workloads than placed).
         self._surplus: dict[str, tuple[float, int]] = {}
         self._references: dict[str, startrequests.References] = {}  # workload key -> what it names
@@ -291,7 +296,7 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
             elif (unfit := self._no_longer_fits(p, host_id)) is not None:
                 # The spec (hostSelector, environment, interfaces, pin) or the host's labels changed.
                 message = f"host {unfit.host} no longer suitable ({unfit.filter}: {unfit.reason}); moving"
-                with contextlib.suppress(requests.BusError):
+                with contextlib.suppress(*hostcalls.FAILURES):
                     await self.calls.stop(host_id, p.uid)
                 self.confirmed.pop(p.uid, None)
                 p.conds.set_from("HostSelection", "False", "HostNoLongerSuitable", message)
@@ -375,7 +380,7 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
                 state = await self.calls.status(host_id, p.uid)
             except hostcalls.HostGone:
                 return Stop(0.0)  # judged dead meanwhile: the next reconcile places it elsewhere at once
-            except requests.BusError as exc:
+            except hostcalls.FAILURES as exc:
                 log.info("workload %s: status from host %s: %s", p.key, host_id, exc)
                 return Stop(1.0)  # host judged alive but did not answer: ask again soon, change nothing
             running_here = state.workload_state in (State.RUNNING, State.STARTING)
@@ -393,7 +398,23 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
                 # The configuration changed (ConfigMap, Secret, artifact): restart with the new one.
                 await self.calls.stop(host_id, p.uid)
                 await self._event(p, "Normal", "Restarting", "configuration changed; restarting on the same host")
+        if self._failed_permanently(p):
+            return Stop(None)  # the host said retrying cannot help; the object has not changed since
+        wait = self.start_failures.get(p.uid, (0, 0.0))[1] - now
+        if wait > 0:
+            return Stop(wait)  # backing off after a failed start: not before then
         return await self._start(p)
+
+    def _failed_permanently(self, p: Pass) -> bool:
+        """The last start on this host failed for good (the host said so: retryable=False) and
+        neither the Workload's spec (generation) nor its resolved configuration changed since."""
+        cond = conditions.get_condition(p.conds.list, "Placement")
+        return (
+            cond is not None
+            and cond.reason == START_FAILED_PERMANENTLY
+            and cond.observed_generation == p.wl.metadata.generation
+            and p.wl.metadata.annotations.get(FINGERPRINT_ANNOTATION) == p.fingerprint
+        )
 
     async def _start(self, p: Pass) -> Stop | None:
         ctx, host_id = self.ctx, p.host_id
@@ -416,18 +437,26 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
             state = await self.calls.start(host_id, p.req)
         except hostcalls.HostGone:
             return Stop(0.0)  # judged dead during the start: the next reconcile places it elsewhere
-        except requests.BusError as exc:
+        except hostcalls.CallFailed as exc:
             ctx.metrics.placements.labels("start_failed").inc()
-            p.conds.set("Placement", "False", "HostUnreachable", str(exc))
+            delay = self._backoff(p.uid)
+            p.conds.set("Placement", "False", "HostUnreachable", f"{exc} (retried with backoff)")
             p.conds.set("Sync", "Unknown", "HostUnreachable", str(exc))
             p.conds.set("Ready", "False", "HostUnreachable", str(exc))
-            return Stop(self._backoff(p.uid))
+            raise running.TemporaryError(f"start on host {host_id}: {exc}", delay=delay) from exc
+        except hostcalls.CallRefused as exc:
+            state = messages.WorkloadStatus(workload_id=p.uid, workload_state=State.ERROR, message=str(exc))
         if state.workload_state is State.ERROR:
             ctx.metrics.placements.labels("start_failed").inc()
             message = state.message or "host reported an error"
-            p.conds.set_from("Placement", "False", "StartFailed", message)
             await self._event(p, "Warning", "StartFailed", f"host {host_id}: {message}")
-            return Stop(self._backoff(p.uid))
+            if not state.retryable:
+                p.conds.set_from("Placement", "False", START_FAILED_PERMANENTLY,
+                                 f"{message} (not retried until the Workload changes)")
+                raise running.PermanentError(f"start on host {host_id}: {message}")
+            delay = self._backoff(p.uid)
+            p.conds.set_from("Placement", "False", "StartFailed", f"{message} (retried with backoff)")
+            raise running.TemporaryError(f"start on host {host_id}: {message}", delay=delay)
         ctx.metrics.placements.labels("placed").inc()
         self.start_failures.pop(p.uid, None)
         if state.workload_state is State.RUNNING:
@@ -444,9 +473,10 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
         p.conds.set("Placement", "True", "Started", f"running on host {p.host_id}")
 
     def _backoff(self, uid: str) -> float:
-        n = self.start_failures.get(uid, 0) + 1
-        self.start_failures[uid] = n
-        return float(min(30.0, 0.5 * 2 ** (n - 1)))
+        n = self.start_failures.get(uid, (0, 0.0))[0] + 1
+        delay = float(min(30.0, 0.5 * 2 ** (n - 1)))
+        self.start_failures[uid] = (n, time.monotonic() + delay)
+        return delay
 
     # ---- Sync and Ready
 
@@ -477,7 +507,7 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
         if host_id:
             live = ctx.registry.liveness(host_id)
             if live is Liveness.UNKNOWN:
-                raise running.RetryLater(f"cannot judge host {host_id} yet; the workload is stopped there later")
+                raise running.TemporaryError(f"cannot judge host {host_id} yet; the workload is stopped there later")
             if live is Liveness.DEAD:
                 rec = ctx.registry.record(host_id)
                 if rec is not None and not (rec.superseded or rec.leaving):
@@ -485,13 +515,16 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
                     # nobody: keep the object (and its uid) until the host answers or is forgotten.
                     return max(1.0, ctx.settings.reconciling.unschedulable_retry_s)
             else:
-                with contextlib.suppress(requests.NoResponders):  # host gone: nothing left to stop
+                try:
                     await self.calls.stop(host_id, uid)
+                except hostcalls.CallFailed as exc:
+                    if not exc.no_responders:  # no responders: the host is gone, nothing left to stop
+                        raise
         # A host back from a partition may run a copy of this workload; once the object is gone
         # nobody could name it, so hosts reporting copies nobody placed are told to stop it too.
         for other in scheduling.hosts_running_unplaced(ctx.registry, ctx.assignments):
             if other != host_id:
-                with contextlib.suppress(requests.BusError):
+                with contextlib.suppress(*hostcalls.FAILURES):
                     await self.calls.stop(other, uid)
         present = list(meta.get("finalizers") or [])
         finalizers = [f for f in present if f != groups.FINALIZER_WORKLOAD]
