@@ -166,8 +166,10 @@ def operator_settings(kubeconfig: Path, nats_url: str, **kw: Any) -> settings.Op
         nats_url=nats_url,
         listen_port=0,
         hosts=settings.HostHealth(expiry_s=kw.pop("expiry_s", 1.5)),
-        reconciling=settings.Reconciling(concurrency=8, sync_interval_s=kw.pop("sync_interval_s", 5.0),
-                                         unschedulable_retry_s=2.0, audit_interval_s=0.5),
+        reconciling=settings.Reconciling(
+            concurrency=settings.Concurrency(workloads=8), sync_interval_s=kw.pop("sync_interval_s", 5.0),
+            unschedulable_retry_s=2.0, audit_interval_s=0.5,
+        ),
         lease=leasing.LeaseSettings(lease_duration_s=3.0, renew_deadline_s=2.0, retry_period_s=0.4),
         **kw,
     )

@@ -180,7 +180,7 @@ class Operator:
         ns = cfg.namespace
 
         def informer(res: rest_paths.Resource, namespace: str | None = ns) -> informing.Informer:
-            return informing.Informer(kube, res, namespace, resync_s=300.0)
+            return informing.Informer(kube, res, namespace, resync_s=cfg.reconciling.resync_s)
 
         infs = context.Informers(
             hosts=informer(rest_paths.HOSTS, cfg.hosts.namespace),
@@ -202,18 +202,18 @@ class Operator:
         self.ctx = ctx
         for kind in ("workloads", "replicasets", "deployments"):
             ctx.readers[kind] = freshness.FreshReader(kube, getattr(infs, kind))
-        concurrency = cfg.reconciling.concurrency
+        n = cfg.reconciling.concurrency
         self._workloads = workloads.WorkloadController(ctx)
         self._deployments = deployments.DeploymentController(ctx)
         recs: dict[str, tuple[Callable[[str], Awaitable[float | None]], int]] = {
-            "hosts": (hosts.HostController(ctx).reconcile, 4),
-            "workloads": (self._workloads.reconcile, concurrency),
-            "replicasets": (replicasets.ReplicaSetController(ctx).reconcile, 16),
-            "deployments": (self._deployments.reconcile, 16),
-            "artifacts": (artifacts.ArtifactController(ctx).reconcile, 2),
+            "hosts": (hosts.HostController(ctx).reconcile, n.hosts),
+            "workloads": (self._workloads.reconcile, n.workloads),
+            "replicasets": (replicasets.ReplicaSetController(ctx).reconcile, n.replicasets),
+            "deployments": (self._deployments.reconcile, n.deployments),
+            "artifacts": (artifacts.ArtifactController(ctx).reconcile, n.artifacts),
         }
-        for name, (reconcile, n) in recs.items():
-            ctl = running.Controller(name, reconcile, concurrency=n, observe=self.metrics.observe_reconcile)
+        for name, (reconcile, workers) in recs.items():
+            ctl = running.Controller(name, reconcile, concurrency=workers, observe=self.metrics.observe_reconcile)
             self._controllers[name] = ctl
             ctx.enqueue[name] = ctl.queue.add
 

@@ -474,7 +474,8 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
 
     def _backoff(self, uid: str) -> float:
         n = self.start_failures.get(uid, (0, 0.0))[0] + 1
-        delay = float(min(30.0, 0.5 * 2 ** (n - 1)))
+        settings = self.ctx.settings.reconciling
+        delay = float(min(settings.start_backoff_max_s, settings.start_backoff_s * 2 ** (n - 1)))
         self.start_failures[uid] = (n, time.monotonic() + delay)
         return delay
 
