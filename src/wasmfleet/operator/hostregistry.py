@@ -44,6 +44,9 @@ class HostRecord:
     superseded: bool = False
     # Recent gaps between heartbeats: the host's own cadence (1 s in a local fleet, 15 s upstream).
     gaps: deque[float] = field(default_factory=lambda: deque(maxlen=5))
+    # What the host can link, as the scheduler sees it; built on first use (scheduling), dropped
+    # when a heartbeat advertises different imports or exports.
+    interfaces: frozenset[Any] | None = None
 
 
 _INVALID = re.compile(r"[^a-z0-9-.]+")
@@ -124,6 +127,8 @@ class HostRegistry:
             changed = (rec.heartbeat.workload_count, rec.heartbeat.labels) != (hb.workload_count, hb.labels)
             if now - rec.last_seen > 0.05:
                 rec.gaps.append(now - rec.last_seen)
+            if (rec.heartbeat.imports, rec.heartbeat.exports) != (hb.imports, hb.exports):
+                rec.interfaces = None
             rec.heartbeat, rec.last_seen, rec.last_seen_wall = hb, now, wall
             is_new = is_new or changed
         rec.leaving = leaving

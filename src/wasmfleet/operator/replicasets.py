@@ -161,11 +161,6 @@ class ReplicaSetController(reconciling.Reconciler[models.WorkloadReplicaSet]):
             or not all(is_ready(w) for w in live)
         ):
             return None
-        if ctx.registry.grace_remaining() > 0 or scheduling.hosts_running_unplaced(ctx.registry, ctx.assignments):
-            # A partial view of the fleet, or a host back from a partition still running copies the
-            # audit has not stopped yet (its counts would mislead, and a replica replaced now could
-            # leave a copy there that nobody can name): decide a little later.
-            return max(1.0, ctx.registry.grace_remaining())
         names: dict[str, str] = {}
         counts: Counter[str] = Counter()
         for w in live:
@@ -175,6 +170,13 @@ class ReplicaSetController(reconciling.Reconciler[models.WorkloadReplicaSet]):
                 return None  # a replica on a host we know nothing about: not a judgement to act on
             names[w["metadata"]["name"]] = rec.name
             counts[rec.name] += 1
+        if max(counts.values(), default=0) < 2:
+            return None  # no host holds two: nothing can be two more than another (the common case)
+        if ctx.registry.grace_remaining() > 0 or scheduling.hosts_running_unplaced(ctx.registry, ctx.assignments):
+            # A partial view of the fleet, or a host back from a partition still running copies the
+            # audit has not stopped yet (its counts would mislead, and a replica replaced now could
+            # leave a copy there that nobody can name): decide a little later.
+            return max(1.0, ctx.registry.grace_remaining())
         key = f"{rs.metadata.namespace}/{rs.metadata.name}"
         req = scheduling.requirements(key, rs.spec.template.spec, rs.metadata.uid or "")
         move = placement.rebalance_move(req, scheduling.host_candidates(ctx.registry, ctx.assignments), counts)

@@ -18,6 +18,15 @@ def host_interfaces(hb: messages.HostHeartbeat) -> frozenset[candidates.Interfac
     )
 
 
+def _interfaces_of(rec: hostregistry.HostRecord) -> frozenset[candidates.Interface]:
+    """The record's interface set, built once per advertisement: a host advertises the same
+    interfaces beat after beat, and the set is needed for every placement decision (the registry
+    drops it when a heartbeat advertises something else)."""
+    if rec.interfaces is None:
+        rec.interfaces = host_interfaces(rec.heartbeat)
+    return rec.interfaces
+
+
 def host_candidates(
     registry: hostregistry.HostRegistry, book: assignments.Assignments
 ) -> list[candidates.HostCandidate]:
@@ -33,7 +42,7 @@ def host_candidates(
                 ready=registry.liveness(hb.id) is hostregistry.Liveness.ALIVE,
                 labels=dict(hb.labels),
                 environment=hb.environment,
-                interfaces=host_interfaces(hb),
+                interfaces=_interfaces_of(rec),
                 load=book.load_on(hb.id),
             )
         )
