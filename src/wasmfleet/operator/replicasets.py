@@ -172,16 +172,20 @@ class ReplicaSetController(reconciling.Reconciler[models.WorkloadReplicaSet]):
             counts[rec.name] += 1
         if max(counts.values(), default=0) < 2:
             return None  # no host holds two: nothing can be two more than another (the common case)
-        if ctx.registry.grace_remaining() > 0 or scheduling.hosts_running_unplaced(ctx.registry, ctx.assignments):
-            # A partial view of the fleet, or a host back from a partition still running copies the
-            # audit has not stopped yet (its counts would mislead, and a replica replaced now could
-            # leave a copy there that nobody can name): decide a little later.
-            return max(1.0, ctx.registry.grace_remaining())
+        if ctx.registry.grace_remaining() > 0:
+            return max(1.0, ctx.registry.grace_remaining())  # a partial view of the fleet: decide later
         key = f"{rs.metadata.namespace}/{rs.metadata.name}"
         req = scheduling.requirements(key, rs.spec.template.spec, rs.metadata.uid or "")
-        move = placement.rebalance_move(req, scheduling.host_candidates(ctx.registry, ctx.assignments), counts)
+        candidates = scheduling.host_candidates(ctx.registry, ctx.assignments)
+        move = placement.rebalance_move(req, candidates, counts)
         if move is None:
             return None
+        unsettled = set(scheduling.hosts_running_unplaced(ctx.registry, ctx.assignments))
+        if any(c.host_id in unsettled for c in candidates if c.name in (move.source, move.target)):
+            # A host back from a partition still runs copies the audit has not stopped yet: its
+            # counts mislead, and a replica replaced now could leave a copy there that nobody can
+            # name once its Workload is deleted. Decide after the next audits.
+            return 2 * ctx.settings.reconciling.audit_interval_s
         victim = sorted(n for n, host in names.items() if host == move.source)[0]
         log.info("replicaset %s: %d replicas on %s, %d on %s: replacing %s", key, counts[move.source],
                  move.source, counts[move.target], move.target, victim)
