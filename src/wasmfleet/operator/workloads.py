@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from wasmfleet.api import conditions, groups, models
 from wasmfleet.bus import messages
@@ -86,6 +87,7 @@ class Pass:
     observed: State = State.UNSPECIFIED
     observed_message: str = ""
     waiting: str = "waiting for the host to report RUNNING"  # why not Ready yet, while starting
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message) to record
     after: float | None = None
 
     @property
@@ -111,6 +113,7 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
         # host ID -> (heartbeat time, consecutive heartbeats reporting more workloads than placed).
         self._surplus: dict[str, tuple[float, int]] = {}
         self._references: dict[str, startrequests.References] = {}  # workload key -> what it names
+        self._references_of: dict[str, tuple[str, Any]] = {}  # workload key -> (uid, generation) indexed
 
     # ------------------------------------------------------------------ what other events mean here
 
@@ -122,17 +125,23 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
         if event == "DELETED":
             self.ctx.assignments.drop(uid)
             self._references.pop(key, None)
+            self._references_of.pop(key, None)
             self.forget(uid)
             return
         host_id = (obj.get("status") or {}).get("hostId")
         if host_id:  # only add: a stale event without hostId must not erase a fresh placement
             owner = owners.controller_of(obj, "WorkloadReplicaSet")
             self.ctx.assignments.set(uid, host_id, str(owner["uid"]) if owner else "", key)
+        generation = meta.get("generation")
+        if generation is not None and self._references_of.get(key) == (uid, generation):
+            return  # a status or metadata change: the spec, and so what it names, is the same
         try:
             spec = models.WorkloadSpec.model_validate(obj.get("spec") or {})
             self._references[key] = startrequests.references(spec)
+            self._references_of[key] = (uid, generation)
         except ValueError:
             self._references.pop(key, None)
+            self._references_of.pop(key, None)
 
     def source_changed(self, kind: str, obj: client.Obj) -> None:
         """A ConfigMap, Secret or Artifact changed: look again at the Workloads that name it."""
@@ -262,9 +271,13 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
         finally:
             await self.write_status(p.obj, p.status)
             ctx.assignments.set(p.uid, p.status.host_id, p.group, p.key)
+            for type_, reason, message in p.events:
+                await ctx.recorder.record(p.obj, type_, reason, message)
 
     async def _event(self, p: Pass, type_: str, reason: str, message: str) -> None:
-        await self.ctx.recorder.record(p.obj, type_, reason, message)
+        """Recorded once the status is written: an Event is an API write too, and one in the middle
+        of a failover would delay the start on the new host."""
+        p.events.append((type_, reason, message))
 
     # ---- Config
 
@@ -328,14 +341,13 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
         return None
 
     async def _leave_dead_host(self, p: Pass, host_id: str) -> None:
+        # Not written on its own: the new host is recorded (with these conditions) before the start
+        # on it, or the final status says why there is none; one API write fewer on the failover path.
         self.ctx.metrics.failovers.inc()
         self.confirmed.pop(p.uid, None)
         message = f"host {host_id} stopped reporting; placing the workload elsewhere"
         p.conds.set_from("HostSelection", "False", "HostNotReady", message)
         p.status.host_id = None
-        written = await self.write_status(p.obj, p.status)
-        if written is not None:
-            p.obj = written
         await self._event(p, "Normal", "Rescheduling", message)
 
     def _no_longer_fits(self, p: Pass, host_id: str) -> placement.Exclusion | None:
