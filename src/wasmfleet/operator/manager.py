@@ -200,7 +200,7 @@ class Operator:
             recorder=events.EventRecorder(kube), metrics=self.metrics,
         )
         self.ctx = ctx
-        for kind in ("workloads", "replicasets", "deployments"):
+        for kind in ("workloads", "replicasets", "deployments", "artifacts"):
             ctx.readers[kind] = freshness.FreshReader(kube, getattr(infs, kind))
         n = cfg.reconciling.concurrency
         self._workloads = workloads.WorkloadController(ctx)
