@@ -3,8 +3,11 @@
 Everything real: nats-server, the embedded API server, the `wasmfleet operator` process
 (--host-expiry 3) and `wasmfleet host` processes (heartbeat every 1 s) serving the hello-wat
 component. Each round kills a host that runs a replica, measures until both replicas answer
-HTTP 200 with Ready status on live hosts, then starts a replacement host. Target: <= 5 s; upstream
-wasmCloud needs about 2 minutes without Kubernetes pod hooks (upstream-facts.md; not run here).
+HTTP 200 with Ready status on live hosts, then starts a replacement host (the operator then spreads
+the replicas back onto it). Prints every kill, the median and the worst. Targets: every kill <= 3.5 s
+with 1 s heartbeats (issue 11: a status probe to a host killed meanwhile once held re-placement for
+its 5 s timeout), <= 5 s overall; upstream wasmCloud needs about 2 minutes without Kubernetes pod
+hooks (upstream-facts.md; not run here).
 
     python bench/operator_failover.py [--kills 10] [--hosts 4] [--expiry 3] [--interval 1]
 """
@@ -134,6 +137,8 @@ async def run(args: argparse.Namespace) -> None:
                 median, worst = statistics.median(times), max(times)
                 print(f"failover over {len(times)} kills (heartbeat {args.interval:g}s, expiry {args.expiry:g}s): "
                       f"median {median:.2f}s, worst {worst:.2f}s")
+                print(f"target every kill <= 3.5 s -> worst {worst:.2f}s, ratio {worst / 3.5:.2f}; "
+                      f"{sum(t > 3.5 for t in times)} of {len(times)} kills over")
                 print(f"target <= 5 s -> ratio median {median / 5:.2f}, worst {worst / 5:.2f}; "
                       f"upstream ~120 s -> {120 / median:.0f}x faster (upstream figure from its docs, not run here)")
                 print(f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

@@ -4,7 +4,9 @@
 - `FakeHost`: a protocol responder on the REAL nats-server standing in for `wasmfleet host` where
   a test is about the operator's decisions (placement, failover timing) rather than running wasm:
   it heartbeats, answers workload.start/status/stop from an in-memory table, and can "die" (stop
-  heartbeating and answering at once, like kill -9) or leave gracefully.
+  heartbeating and answering at once, like kill -9), be partitioned (the same, but keeping its
+  workloads, then heal) or leave gracefully. It advertises what a real `wasmfleet host` advertises
+  (computed from the host's own code), plus the interfaces of any host plugin a test names.
 - `running_operator(...)`: an in-process operator (manager.Operator) on those servers.
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 import nats
 
 from wasmfleet.bus import messages, subjects
+from wasmfleet.host import heartbeating
 from wasmfleet.kube import client, leasing
 from wasmfleet.operator import manager, settings
 from wasmfleet.testing import apiserver as apiserver_helper
@@ -40,27 +43,33 @@ class FakeHost:
         name: str,
         *,
         labels: dict[str, str] | None = None,
-        interfaces: list[tuple[str, str, list[str], str]] | None = None,
+        plugin_interfaces: list[tuple[str, str, list[str], str]] | None = None,
         environment: str = "",
         interval_s: float = 0.5,
         start_delay_s: float = 0.0,
         fail_start: str = "",
+        fail_retryable: bool = False,
     ) -> None:
         self.nats_url = nats_url
         self.name = name
         self.host_id = f"id-{name}-{os.getpid()}-{time.monotonic_ns() % 100000}"
         self.labels = {"hostgroup": "default", **(labels or {})}
-        self.interfaces = interfaces if interfaces is not None else [
-            ("wasi", "http", ["incoming-handler"], "0.2.0"),
-            ("wasi", "config", ["store"], "0.2.0-rc.1"),
-            ("wasi", "logging", ["logging"], "0.1.0-draft"),
-        ]
+        # What a real host advertises; a test about a host plugin adds that plugin's interfaces
+        # (as an upstream host with the plugin advertises them).
+        self.imports, self.exports = heartbeating.split_interfaces(heartbeating.provided_interfaces())
+        self.imports += [messages.WitInterface(namespace=ns, package=pkg, interfaces=ifaces, version=ver)
+                         for ns, pkg, ifaces, ver in plugin_interfaces or []]
         self.environment = environment
         self.interval_s = interval_s
         self.start_delay_s = start_delay_s
-        self.fail_start = fail_start
+        self.fail_start = fail_start  # when set, starts fail with this message...
+        self.fail_retryable = fail_retryable  # ...and this `retryable` (a 503 registry vs a 404 image)
         self.workloads: dict[str, messages.WorkloadStartRequest] = {}
         self.starts = 0
+        self.status_requests = 0
+        # When set, workload.status requests are received but never answered (a host killed just
+        # after a request reached it).
+        self.mute_status = False
         self._nc: Any = None
         self._task: asyncio.Task[None] | None = None
 
@@ -74,10 +83,8 @@ class FakeHost:
             http_port=18000,
             environment=self.environment,
             workload_count=len(self.workloads),
-            imports=[
-                messages.WitInterface(namespace=ns, package=pkg, interfaces=ifaces, version=ver)
-                for ns, pkg, ifaces, ver in self.interfaces
-            ],
+            imports=self.imports,
+            exports=self.exports,
         )
 
     async def start(self) -> FakeHost:
@@ -101,16 +108,20 @@ class FakeHost:
             self.starts += 1
             if self.start_delay_s:
                 await asyncio.sleep(self.start_delay_s)
+            retryable = False
             if self.fail_start:
-                state, text = messages.WorkloadState.ERROR, self.fail_start
+                state, text, retryable = messages.WorkloadState.ERROR, self.fail_start, self.fail_retryable
             else:
                 self.workloads[req.workload_id] = req
                 state, text = messages.WorkloadState.RUNNING, ""
             reply = messages.WorkloadStartResponse(
                 workload_status=messages.WorkloadStatus(workload_id=req.workload_id, workload_state=state,
-                                                        message=text))
+                                                        message=text, retryable=retryable))
         elif command == subjects.WORKLOAD_STATUS:
             req_s = messages.decode(messages.WorkloadStatusRequest, msg.data)
+            self.status_requests += 1
+            if self.mute_status:
+                return
             state = (messages.WorkloadState.RUNNING if req_s.workload_id in self.workloads
                      else messages.WorkloadState.NOT_FOUND)
             reply = messages.WorkloadStatusResponse(
@@ -133,6 +144,14 @@ class FakeHost:
             await self._nc.close()
         self._nc = None
 
+    async def partition(self) -> None:
+        """Cut off from the bus (no heartbeats, no replies) while its workloads keep running."""
+        await self.kill()
+
+    async def heal(self) -> None:
+        """Back on the bus with the same ID and whatever it still runs."""
+        await self.start()
+
     async def leave(self) -> None:
         """Graceful shutdown: announce leaving, then vanish."""
         await self._nc.publish(subjects.operator_leaving(self.host_id), messages.encode(self.heartbeat()))
@@ -147,8 +166,10 @@ def operator_settings(kubeconfig: Path, nats_url: str, **kw: Any) -> settings.Op
         nats_url=nats_url,
         listen_port=0,
         hosts=settings.HostHealth(expiry_s=kw.pop("expiry_s", 1.5)),
-        reconciling=settings.Reconciling(concurrency=8, sync_interval_s=kw.pop("sync_interval_s", 5.0),
-                                         unschedulable_retry_s=2.0),
+        reconciling=settings.Reconciling(
+            concurrency=settings.Concurrency(workloads=8), sync_interval_s=kw.pop("sync_interval_s", 5.0),
+            unschedulable_retry_s=2.0, audit_interval_s=0.5,
+        ),
         lease=leasing.LeaseSettings(lease_duration_s=3.0, renew_deadline_s=2.0, retry_period_s=0.4),
         **kw,
     )

@@ -6,8 +6,14 @@ is the operator's judgement and timing, measured on the resulting Workload objec
 Checks:
 - A host that vanishes (no heartbeats, no replies: kill -9 on the bus) is marked Ready False with
   reason HeartbeatExpired, and its replicas are Ready on other hosts within 5 s.
+- A host killed just after a workload.status request reached it (so the request is never answered)
+  does not hold up re-placement for the request's 5 s timeout: the replica is Ready elsewhere within
+  the heartbeat expiry plus a second.
 - A host that announces it is leaving is given up at once (well under the heartbeat expiry).
 - A host that comes back is Ready again and the workloads moved away meanwhile are stopped on it.
+- A host that was partitioned (heartbeats stop, its replicas are placed elsewhere) and returns ends
+  running exactly the workloads placed on it, even when the operator that moved them was replaced by
+  another (nothing about the move is kept in memory: the host's report is compared with placements).
 - A nats-server restart (the operator's own bus lost) deletes nothing, un-readies nothing, moves
   nothing, and starts nothing again.
 - An operator restart adopts running workloads: no start request is sent again, no object changes
@@ -90,6 +96,78 @@ async def test_dead_host_replicas_serve_elsewhere_within_5s_and_return(tmp_path:
                 return None if state != ("True", False) else state
 
             await h.eventually(victim_back, what="returning host Ready and cleaned up")
+        for x in hosts:
+            await x.kill()
+        await kube.close()
+
+
+async def test_a_status_probe_to_a_host_killed_meanwhile_does_not_delay_failover(tmp_path: Path) -> None:
+    with nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
+        kube = await h.kube_client(kubeconfig)
+        hosts = [await h.FakeHost(url, f"mute-lark-000{i}", interval_s=0.5).start() for i in range(2)]
+        # Sync every second, so a workload.status probe is always close; its timeout stays 5 s.
+        cfg = h.operator_settings(kubeconfig, url, expiry_s=1.5, sync_interval_s=1.0)
+        async with h.running_operator(cfg):
+            await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("probe", replicas=1))
+            ready = await h.eventually(lambda: ready_workloads(kube, "probe", 1), what="1 ready")
+            victim = next(x for x in hosts if x.host_id == ready[0]["status"]["hostId"])
+            victim.mute_status = True
+            asked = victim.status_requests
+
+            async def probe_arrived() -> bool:
+                return victim.status_requests > asked
+
+            await h.eventually(probe_arrived, timeout_s=5, what="a status probe reaching the victim")
+            killed_at = time.monotonic()
+            await victim.kill()
+
+            async def ready_elsewhere() -> Any:
+                got = await ready_workloads(kube, "probe", 1)
+                return got and got[0]["status"]["hostId"] != victim.host_id
+
+            await h.eventually(ready_elsewhere, timeout_s=10, what="replica re-placed")
+            elapsed = time.monotonic() - killed_at
+            # Expiry 1.5 s after the last heartbeat; the unanswered probe would add up to 5 s more.
+            assert elapsed <= 3.0, f"failover took {elapsed:.2f}s (held up by the unanswered probe?)"
+        for x in hosts:
+            await x.kill()
+        await kube.close()
+
+
+async def test_a_partitioned_host_that_returns_runs_exactly_what_is_placed_on_it(tmp_path: Path) -> None:
+    with nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
+        kube = await h.kube_client(kubeconfig)
+        hosts = [await h.FakeHost(url, f"cut-vole-000{i}", interval_s=0.5).start() for i in range(3)]
+        cfg = h.operator_settings(kubeconfig, url, expiry_s=1.5)
+        async with h.running_operator(cfg):
+            await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("part", replicas=6))
+            await h.eventually(lambda: ready_workloads(kube, "part", 6), what="6 ready")
+            victim = max(hosts, key=lambda x: len(x.workloads))
+            stranded = set(victim.workloads)
+            assert stranded
+            await victim.partition()
+
+            async def moved_off() -> Any:
+                ready = await ready_workloads(kube, "part", 6)
+                return ready and all(w["status"]["hostId"] != victim.host_id for w in ready)
+
+            await h.eventually(moved_off, timeout_s=10, what="replicas re-placed")
+        # A different operator process leads when the host comes back: no memory of the move.
+        async with h.running_operator(cfg):
+            assert set(victim.workloads) == stranded  # still running the copies placed elsewhere
+            await victim.heal()
+
+            async def exactly_placed() -> Any:
+                items = await workloads_of(kube, "part")
+                placed = {w["metadata"]["uid"] for w in items if w["status"].get("hostId") == victim.host_id}
+                return set(victim.workloads) == placed and await host_ready(kube, victim.name) == "True"
+
+            await h.eventually(exactly_placed, timeout_s=20, what="returning host runs only its placements")
+            for x in hosts:
+                if x is not victim:
+                    placed = {w["metadata"]["uid"] for w in await workloads_of(kube, "part")
+                              if w["status"].get("hostId") == x.host_id}
+                    assert set(x.workloads) == placed
         for x in hosts:
             await x.kill()
         await kube.close()

@@ -192,7 +192,8 @@ async def test_host_selector_no_match_then_match_and_interface_refusal(fleet: An
         msg = next(c for c in wl["status"]["conditions"] if c["type"] == "HostSelection")["message"]
         assert "Interfaces excluded" in msg and "wasi:keyvalue/store@0.2.0-draft" in msg
         kvhost = await h.FakeHost(url, "wise-crane-0003",
-                                  interfaces=[("wasi", "keyvalue", ["store", "atomics"], "0.2.0-draft")]).start()
+                                  plugin_interfaces=[("wasi", "keyvalue", ["store", "atomics", "batch"],
+                                                      "0.2.0-draft")]).start()
         ready = await h.eventually(lambda: ready_workloads(kube, "kv", 1), what="placed on the kv host")
         assert ready[0]["status"]["hostId"] == kvhost.host_id
         for x in (plain, edge, kvhost):

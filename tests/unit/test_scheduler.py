@@ -8,6 +8,9 @@
 - Among equals the least loaded host wins; ties break deterministically but not always the same way.
 - A failed decision explains which filter excluded which hosts.
 - still_fits re-checks a placed workload's host, ignoring capacity.
+- rebalance_move asks to move one replica only when a group is piled up (two more on one host than
+  on an eligible one), from the most crowded host to the emptiest eligible one, and never to a host a
+  filter refuses.
 """
 
 from __future__ import annotations
@@ -134,3 +137,30 @@ def test_still_fits_ignores_capacity_but_not_selectors() -> None:
     ex = placement.still_fits(candidates.Requirements("ns/w", host_selector=sel), full)
     assert ex is not None and ex.filter == "HostSelector"
 
+
+
+def test_rebalance_moves_one_replica_from_the_pile_to_the_emptiest_eligible_host() -> None:
+    req = candidates.Requirements("ns/w", group="rs")
+    hosts = [host("a"), host("b"), host("c")]
+    move = placement.rebalance_move(req, hosts, {"a": 3})
+    assert move is not None and move.source == "a" and move.target in ("b", "c")
+    # Within one replica of each other: nothing to do.
+    assert placement.rebalance_move(req, hosts[:2], {"a": 2, "b": 1}) is None
+    assert placement.rebalance_move(req, hosts, {"a": 2, "b": 1}) == placement.Move("a", "c")
+    assert placement.rebalance_move(req, hosts, {"a": 1, "b": 1, "c": 1}) is None
+    # After moves one at a time the pile levels out.
+    counts = Counter({"a": 4})
+    while (m := placement.rebalance_move(req, hosts, counts)) is not None:
+        counts[m.source] -= 1
+        counts[m.target] += 1
+    assert sorted(counts.values()) == [1, 1, 2]
+
+
+def test_rebalance_never_targets_a_refused_host() -> None:
+    req = candidates.Requirements("ns/w", group="rs",
+                                  host_selector=candidates.LabelSelector(match_labels={"zone": "x"}))
+    hosts = [host("a", labels={"zone": "x"}), host("b", labels={"zone": "y"}), host("c", ready=False,
+                                                                                     labels={"zone": "x"})]
+    assert placement.rebalance_move(req, hosts, {"a": 3}) is None
+    hosts.append(host("d", labels={"zone": "x"}))
+    assert placement.rebalance_move(req, hosts, {"a": 3}) == placement.Move("a", "d")

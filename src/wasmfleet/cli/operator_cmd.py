@@ -42,6 +42,14 @@ def _listen(value: str) -> tuple[str, int]:
               help="Workload reconciles in flight at once.")
 @click.option("--sync-interval", default=30.0, show_default=True, type=click.FloatRange(1),
               help="Seconds between confirmations that a placed workload still runs on its host.")
+@click.option("--host-forget-after", default=600.0, show_default=True, type=click.FloatRange(10),
+              help="Seconds a host may stay not Ready before its Host object is deleted.")
+@click.option("--start-backoff-max", default=30.0, show_default=True, type=click.FloatRange(0.5),
+              help="Longest delay between retries of a start the host says may succeed later.")
+@click.option("--rebalance/--no-rebalance", default=True, show_default=True,
+              help="Spread replicas piled on few hosts back out (one at a time, without a gap).")
+@click.option("--resync-interval", default=300.0, show_default=True, type=click.FloatRange(10),
+              help="Seconds between full re-reads of the caches into the controllers (a safety net).")
 @click.option("--identity", default=None, help="Leader-election identity (default: hostname-pid).")
 @click.option("--lease-namespace", default="default", show_default=True)
 @click.option("--lease-name", default="wasmfleet-operator", show_default=True)
@@ -55,7 +63,8 @@ def _listen(value: str) -> tuple[str, int]:
 @nats_connection_options
 def operator(
     kubeconfig: Path, nats_url: str, namespace: str | None, listen: str, host_namespace: str,
-    host_expiry: float, concurrency: int, sync_interval: float, identity: str | None,
+    host_expiry: float, concurrency: int, sync_interval: float, host_forget_after: float,
+    start_backoff_max: float, rebalance: bool, resync_interval: float, identity: str | None,
     lease_namespace: str, lease_name: str, lease_duration: float, metrics_auth: bool, log_level: str,
     nats_connection: NatsConnectionOptions,
 ) -> None:
@@ -84,8 +93,11 @@ def operator(
         namespace=namespace,
         listen_host=host,
         listen_port=port,
-        hosts=settings.HostHealth(expiry_s=host_expiry, namespace=host_namespace),
-        reconciling=settings.Reconciling(concurrency=concurrency, sync_interval_s=sync_interval),
+        hosts=settings.HostHealth(expiry_s=host_expiry, namespace=host_namespace, forget_after_s=host_forget_after),
+        reconciling=settings.Reconciling(
+            concurrency=settings.Concurrency(workloads=concurrency), sync_interval_s=sync_interval,
+            start_backoff_max_s=start_backoff_max, rebalance=rebalance, resync_s=resync_interval,
+        ),
         lease=leasing.LeaseSettings(
             namespace=lease_namespace, name=lease_name, lease_duration_s=lease_duration,
             renew_deadline_s=renew, retry_period_s=max(0.5, lease_duration / 7.5),

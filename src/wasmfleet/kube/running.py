@@ -2,8 +2,16 @@
 
 `reconcile(key)` re-reads the world for that key and moves it one step toward the desired state; it
 returns None when done or a delay after which the key must be looked at again (e.g. waiting for a
-host to report). Errors decide what happens next: `PermanentError` (and non-temporary API errors) are
-logged and not retried until the object changes; anything else is requeued with per-key backoff.
+host to report). Failures speak one vocabulary, and this runner is the one place that turns it into
+queue actions:
+
+- `PermanentError`: retrying cannot help; logged, counted as "permanent", and not requeued (the
+  object's next change brings the key back through its informer);
+- `TemporaryError(delay=d)`: look again after d seconds, or after the key's exponential backoff
+  when no delay is given;
+- API errors (`errors.KubeError`) are temporary or permanent as their `temporary` says;
+- anything else is a bug or an unforeseen failure: logged with its traceback, retried with backoff.
+
 At most `concurrency` reconciles run at once, and never two for the same key.
 """
 
@@ -30,11 +38,15 @@ _ids = itertools.count(1)
 
 
 class PermanentError(Exception):
-    """Retrying cannot help (the object is wrong); the message is recorded on the object."""
+    """Retrying cannot help until the object changes (it is wrong, or what it asks for cannot be)."""
 
 
-class RetryLater(Exception):
-    """Not an error: a precondition is not met yet (e.g. a host cannot be judged); retry with backoff."""
+class TemporaryError(Exception):
+    """Asking again later may succeed: after `delay` seconds, or the key's backoff when None."""
+
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
 
 
 class ReconcileIdFilter(logging.Filter):
@@ -88,10 +100,14 @@ class Controller:
                     self.queue.add_after(key, after)
             except asyncio.CancelledError:
                 raise
-            except (PermanentError, RetryLater, errors.KubeError) as exc:
-                if isinstance(exc, RetryLater) or (isinstance(exc, errors.KubeError) and exc.temporary):
+            except (PermanentError, TemporaryError, errors.KubeError) as exc:
+                if isinstance(exc, TemporaryError) or (isinstance(exc, errors.KubeError) and exc.temporary):
                     result = "error"
-                    delay = self.queue.add_rate_limited(key)
+                    delay = getattr(exc, "delay", None)
+                    if delay is None:
+                        delay = self.queue.add_rate_limited(key)
+                    else:
+                        self.queue.add_after(key, delay)
                     log.info("%s %s: %s (retry in %.2fs)", self.name, key, exc, delay)
                 else:
                     result = "permanent"
@@ -100,9 +116,8 @@ class Controller:
             except Exception as exc:
                 result = "error"
                 delay = self.queue.add_rate_limited(key)
-                level = logging.INFO if getattr(exc, "retryable", False) else logging.WARNING
-                log.log(level, "%s %s: %s: %s (retry in %.2fs)", self.name, key, type(exc).__name__, exc,
-                        delay, exc_info=level == logging.WARNING)
+                log.warning("%s %s: %s: %s (retry in %.2fs)", self.name, key, type(exc).__name__, exc, delay,
+                            exc_info=True)
             finally:
                 self.queue.done(key)
                 reconcile_id.reset(token)

@@ -16,11 +16,9 @@ import hashlib
 import json
 from typing import Any
 
-import pydantic
-
-from wasmfleet.api import conditions, groups, models
-from wasmfleet.kube import errors, owners, rest_paths, running
-from wasmfleet.operator import context, replicasets, startrequests, statuses
+from wasmfleet.api import groups, models
+from wasmfleet.kube import client, errors, owners, rest_paths
+from wasmfleet.operator import reconciling, replicasets, startrequests
 
 CONDITIONS = ("Progressing", "Ready")
 
@@ -70,38 +68,29 @@ def referenced_artifacts(wd: dict[str, Any]) -> set[str]:
     return names
 
 
-class DeploymentController:
-    def __init__(self, ctx: context.Context) -> None:
-        self._ctx = ctx
-        self._reader = ctx.readers["deployments"]
+class DeploymentController(reconciling.Reconciler[models.WorkloadDeployment]):
+    kind, resource, cache = "WorkloadDeployment", rest_paths.DEPLOYMENTS, "deployments"
+    model = models.WorkloadDeployment
 
-    async def reconcile(self, key: str) -> float | None:
-        ctx = self._ctx
-        ns, name = rest_paths.split_key(key)
-        obj = await self._reader.read(key)
-        if obj is None:
-            return None
-        if obj["metadata"].get("deletionTimestamp"):
-            return None
-        try:
-            wd = models.WorkloadDeployment.model_validate(obj)
-        except pydantic.ValidationError as exc:
-            raise running.PermanentError(f"invalid WorkloadDeployment: {exc.errors()[0]['msg']}") from exc
+    def artifact_changed(self, _event: str, obj: client.Obj) -> None:
+        """An Artifact changed: deployments bound to it may resolve to a new template (a rollout)."""
+        ns = obj["metadata"].get("namespace")
+        name = obj["metadata"]["name"]
+        for wd in self.ctx.informers.deployments.list(ns):
+            if name in referenced_artifacts(wd):
+                self.ctx.enqueue["deployments"](rest_paths.key_of(wd))
+
+    async def converge(self, obj: client.Obj, wd: models.WorkloadDeployment) -> float | None:
+        ctx = self.ctx
+        ns, name = wd.metadata.namespace, wd.metadata.name or ""
         status = wd.status  # freshly parsed: ours to change
         status.selector = selector(name)
         status.observed_generation = wd.metadata.generation
-        conds = status.conditions
-        gen = wd.metadata.generation
-        statuses.ensure_order(conds, CONDITIONS, gen)
-
-        def put(type_: str, value: conditions.ConditionStatus, reason: str, message: str) -> None:
-            conditions.set_condition(conds, type_, value, reason=reason, message=message, observed_generation=gen)
+        conds = reconciling.Conditions(status.conditions, CONDITIONS, wd.metadata.generation)
+        put = conds.set
 
         async def finish(delay: float | None) -> float | None:
-            written = await statuses.write(ctx.kube, rest_paths.DEPLOYMENTS, obj,
-                                           status.model_dump(by_alias=True, exclude_none=True, mode="json"))
-            if written is not None:
-                self._reader.wrote(written)
+            await self.write_status(obj, status)
             return delay
 
         urls = {}

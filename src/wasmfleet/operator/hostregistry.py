@@ -44,6 +44,9 @@ class HostRecord:
     superseded: bool = False
     # Recent gaps between heartbeats: the host's own cadence (1 s in a local fleet, 15 s upstream).
     gaps: deque[float] = field(default_factory=lambda: deque(maxlen=5))
+    # What the host can link, as the scheduler sees it; built on first use (scheduling), dropped
+    # when a heartbeat advertises different imports or exports.
+    interfaces: frozenset[Any] | None = None
 
 
 _INVALID = re.compile(r"[^a-z0-9-.]+")
@@ -74,6 +77,8 @@ class HostRegistry:
         self._grace_until = 0.0
         self._judged: dict[str, Liveness] = {}
         self._alive_at_disconnect: set[str] = set()
+        # host ID -> set once the host is judged DEAD (requests to it are abandoned then).
+        self._gone: dict[str, asyncio.Event] = {}
 
     # ---- connection state (wired to the NATS client's callbacks)
 
@@ -122,6 +127,8 @@ class HostRegistry:
             changed = (rec.heartbeat.workload_count, rec.heartbeat.labels) != (hb.workload_count, hb.labels)
             if now - rec.last_seen > 0.05:
                 rec.gaps.append(now - rec.last_seen)
+            if (rec.heartbeat.imports, rec.heartbeat.exports) != (hb.imports, hb.exports):
+                rec.interfaces = None
             rec.heartbeat, rec.last_seen, rec.last_seen_wall = hb, now, wall
             is_new = is_new or changed
         rec.leaving = leaving
@@ -179,6 +186,18 @@ class HostRegistry:
         if rec is not None and self._by_name.get(rec.name) == host_id:
             self._by_name.pop(rec.name, None)
         self._judged.pop(host_id, None)
+        self._gone.pop(host_id, None)
+
+    def gone(self, host_id: str) -> asyncio.Event:
+        """An event set while the host is judged DEAD: a request in flight to it waits on this too,
+        so a host killed just after a request reached it does not hold its caller for the request's
+        whole timeout (the workload must move as soon as the host is judged dead)."""
+        event = self._gone.get(host_id)
+        if event is None:
+            event = self._gone[host_id] = asyncio.Event()
+            if self._judge(host_id) is Liveness.DEAD:
+                event.set()
+        return event
 
     # ---- loops
 
@@ -192,6 +211,12 @@ class HostRegistry:
                 log.info("host %s: %s -> %s (last heartbeat %.1fs ago)", rec.name if rec else host_id,
                          previous.value, judged.value, silent)
             self._judged[host_id] = judged
+            gone = self._gone.get(host_id)
+            if gone is not None:
+                if judged is Liveness.DEAD:
+                    gone.set()
+                elif judged is Liveness.ALIVE and gone.is_set():
+                    self._gone[host_id] = asyncio.Event()  # back: waiters of the old one saw it die
             self._on_change(host_id, judged != previous)
 
     def _update_gauges(self) -> None:

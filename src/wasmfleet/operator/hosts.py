@@ -3,7 +3,7 @@
 Name = the host's friendly name; labels = the host's labels (incl. hostgroup); top-level hostId,
 hostname, httpPort, environment; status from the last heartbeat; conditions Reporting and Ready from
 the registry's liveness judgement. UNKNOWN judgements (the operator's own bus is down, or it just
-started) leave the conditions as they are. Hosts silent for `forget_after_s` are deleted.
+started) leave the conditions as they are. Hosts not Ready for `settings.HostHealth.forget_after_s` are deleted.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ def _age_s(stamp: str | None) -> float:
 
 
 class HostController:
-    def __init__(self, ctx: context.Context, forget_after_s: float = 600.0) -> None:
+    def __init__(self, ctx: context.Context) -> None:
         self._ctx = ctx
-        self._forget_after_s = forget_after_s
+        self._forget_after_s = ctx.settings.hosts.forget_after_s
         self._last_status_write: dict[str, float] = {}
 
     async def reconcile(self, key: str) -> float | None:

@@ -15,8 +15,6 @@ from typing import Any
 
 import nats
 
-from wasmfleet.api import models
-from wasmfleet.bus import requests
 from wasmfleet.kube import client, events, freshness, informing, leasing, owners, rest_paths, running
 from wasmfleet.observability import metrics_auth, probes
 from wasmfleet.operator import (
@@ -29,7 +27,6 @@ from wasmfleet.operator import (
     metrics,
     replicasets,
     settings,
-    startrequests,
     workloads,
 )
 
@@ -46,7 +43,6 @@ class Operator:
         self._nats_connected = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._controllers: dict[str, running.Controller] = {}
-        self._references: dict[str, startrequests.References] = {}  # workload key -> references
 
     # ------------------------------------------------------------------ readiness
 
@@ -104,6 +100,7 @@ class Operator:
             log.info("operator %s is the leader: reconciling", cfg.identity)
             for ctl in self._controllers.values():
                 self._spawn(ctl.run())
+            self._spawn(self._workloads.audit_hosts())
             self._spawn(self._report_queue_depth())
             lost = self._spawn(elector.lost.wait())
             await asyncio.wait([stopping, lost], return_when=asyncio.FIRST_COMPLETED)
@@ -185,7 +182,7 @@ class Operator:
         ns = cfg.namespace
 
         def informer(res: rest_paths.Resource, namespace: str | None = ns) -> informing.Informer:
-            return informing.Informer(kube, res, namespace, resync_s=300.0)
+            return informing.Informer(kube, res, namespace, resync_s=cfg.reconciling.resync_s)
 
         infs = context.Informers(
             hosts=informer(rest_paths.HOSTS, cfg.hosts.namespace),
@@ -205,81 +202,42 @@ class Operator:
             recorder=events.EventRecorder(kube), metrics=self.metrics,
         )
         self.ctx = ctx
-        for kind in ("workloads", "replicasets", "deployments"):
+        for kind in ("workloads", "replicasets", "deployments", "artifacts"):
             ctx.readers[kind] = freshness.FreshReader(kube, getattr(infs, kind))
-        concurrency = cfg.reconciling.concurrency
-        self._workload_ctl = workloads.WorkloadController(ctx)
+        n = cfg.reconciling.concurrency
+        self._workloads = workloads.WorkloadController(ctx)
+        self._deployments = deployments.DeploymentController(ctx)
         recs: dict[str, tuple[Callable[[str], Awaitable[float | None]], int]] = {
-            "hosts": (hosts.HostController(ctx).reconcile, 4),
-            "workloads": (self._workload_ctl.reconcile, concurrency),
-            "replicasets": (replicasets.ReplicaSetController(ctx).reconcile, 16),
-            "deployments": (deployments.DeploymentController(ctx).reconcile, 16),
-            "artifacts": (artifacts.ArtifactController(ctx).reconcile, 2),
+            "hosts": (hosts.HostController(ctx).reconcile, n.hosts),
+            "workloads": (self._workloads.reconcile, n.workloads),
+            "replicasets": (replicasets.ReplicaSetController(ctx).reconcile, n.replicasets),
+            "deployments": (self._deployments.reconcile, n.deployments),
+            "artifacts": (artifacts.ArtifactController(ctx).reconcile, n.artifacts),
         }
-        for name, (reconcile, n) in recs.items():
-            ctl = running.Controller(name, reconcile, concurrency=n, observe=self.metrics.observe_reconcile)
+        for name, (reconcile, workers) in recs.items():
+            ctl = running.Controller(name, reconcile, concurrency=workers, observe=self.metrics.observe_reconcile)
             self._controllers[name] = ctl
             ctx.enqueue[name] = ctl.queue.add
 
         q = ctx.enqueue
+        wls = self._workloads
         infs.hosts.add_handler(owners.enqueue_self(q["hosts"]))
         infs.workloads.add_handler(owners.enqueue_self(q["workloads"]))
         infs.workloads.add_handler(owners.enqueue_owner("WorkloadReplicaSet", q["replicasets"]))
-        infs.workloads.add_handler(self._track_workload)
+        infs.workloads.add_handler(wls.track)
         infs.replicasets.add_handler(owners.enqueue_self(q["replicasets"]))
         infs.replicasets.add_handler(owners.enqueue_owner("WorkloadDeployment", q["deployments"]))
         infs.deployments.add_handler(owners.enqueue_self(q["deployments"]))
         infs.artifacts.add_handler(owners.enqueue_self(q["artifacts"]))
-        infs.artifacts.add_handler(self._artifact_changed)
-        infs.configmaps.add_handler(lambda _e, o: self._source_changed("ConfigMap", o))
-        infs.secrets.add_handler(lambda _e, o: self._source_changed("Secret", o))
+        infs.artifacts.add_handler(self._deployments.artifact_changed)
+        infs.artifacts.add_handler(lambda _e, o: wls.source_changed("Artifact", o))
+        infs.configmaps.add_handler(lambda _e, o: wls.source_changed("ConfigMap", o))
+        infs.secrets.add_handler(lambda _e, o: wls.source_changed("Secret", o))
         return ctx
 
-    def _track_workload(self, event: str, obj: client.Obj) -> None:
-        """Keep the assignment book and the reference index current from Workload events."""
-        assert self.ctx is not None
-        meta = obj["metadata"]
-        key = rest_paths.key_of(obj)
-        uid = meta.get("uid", "")
-        if event == "DELETED":
-            self.ctx.assignments.drop(uid)
-            self._references.pop(key, None)
-            self._workload_ctl.forget(uid)
-            return
-        host_id = (obj.get("status") or {}).get("hostId")
-        if host_id:  # only add: a stale event without hostId must not erase a fresh placement
-            owner = owners.controller_of(obj, "WorkloadReplicaSet")
-            self.ctx.assignments.set(uid, host_id, str(owner["uid"]) if owner else "", key)
-        try:
-            spec = models.WorkloadSpec.model_validate(obj.get("spec") or {})
-            self._references[key] = startrequests.references(spec)
-        except ValueError:
-            self._references.pop(key, None)
-
-    def _source_changed(self, kind: str, obj: client.Obj) -> None:
-        ns = obj["metadata"].get("namespace")
-        name = obj["metadata"]["name"]
-        for key, refs in list(self._references.items()):
-            if not key.startswith(f"{ns}/"):
-                continue
-            names = refs.config_maps if kind == "ConfigMap" else refs.secrets
-            if name in names:
-                self.ctx.enqueue["workloads"](key)  # type: ignore[union-attr]
-
-    def _artifact_changed(self, _event: str, obj: client.Obj) -> None:
-        assert self.ctx is not None
-        ns = obj["metadata"].get("namespace")
-        name = obj["metadata"]["name"]
-        for wd in self.ctx.informers.deployments.list(ns):
-            if name in deployments.referenced_artifacts(wd):
-                self.ctx.enqueue["deployments"](rest_paths.key_of(wd))
-        for key, refs in list(self._references.items()):
-            if key.startswith(f"{ns}/") and name in refs.artifacts:
-                self.ctx.enqueue["workloads"](key)
-
     def _host_changed(self, host_id: str, judgement_changed: bool) -> None:
-        """A host's record changed: update its Host object; if its judgement changed, move workloads
-        off a dead host or give waiting workloads a chance on a newly alive one."""
+        """A host's record changed: update its Host object; if its judgement changed, the Workload
+        controller moves workloads off it or gives waiting ones a chance on it."""
         ctx = self.ctx
         if ctx is None:
             return
@@ -293,30 +251,9 @@ class Operator:
         rec = ctx.registry.record(host_id)
         if rec is not None:
             ctx.enqueue["hosts"](f"{hosts_ns}/{rec.name}")
-        if not judgement_changed:
-            return
-        live = ctx.registry.liveness(host_id)
-        if live is hostregistry.Liveness.DEAD:
-            for key in ctx.assignments.keys_on(host_id):
-                ctx.enqueue["workloads"](key)
-        elif live is hostregistry.Liveness.ALIVE:
-            # New capacity: retry workloads still waiting for a host.
-            for obj in ctx.informers.workloads.list():
-                status = obj.get("status") or {}
-                if not status.get("hostId"):
-                    ctx.enqueue["workloads"](rest_paths.key_of(obj))
-            evicted = self._workload_ctl.evicted.pop(host_id, set())
-            if evicted:
-                self._spawn(self._stop_evicted(host_id, evicted))
-
-    async def _stop_evicted(self, host_id: str, uids: set[str]) -> None:
-        """A host judged dead came back: stop the workloads that were moved away meanwhile."""
-        for uid in uids:
-            current = self.ctx.assignments.get(uid) if self.ctx else None
-            if current is not None and current.host_id == host_id:
-                continue  # placed back here since
-            try:
-                await self._workload_ctl.stop(host_id, uid)
-                log.info("stopped workload %s on returning host %s (it runs elsewhere now)", uid, host_id)
-            except requests.BusError as exc:
-                log.warning("could not stop workload %s on returning host %s: %s", uid, host_id, exc)
+        if judgement_changed:
+            self._workloads.host_judged(host_id)
+            if ctx.registry.liveness(host_id) is hostregistry.Liveness.ALIVE and self.settings.reconciling.rebalance:
+                # New room: replica sets piled on fewer hosts may spread out (one move at a time).
+                for obj in ctx.informers.replicasets.list():
+                    ctx.enqueue["replicasets"](rest_paths.key_of(obj))

@@ -18,10 +18,18 @@ def host_interfaces(hb: messages.HostHeartbeat) -> frozenset[candidates.Interfac
     )
 
 
+def _interfaces_of(rec: hostregistry.HostRecord) -> frozenset[candidates.Interface]:
+    """The record's interface set, built once per advertisement: a host advertises the same
+    interfaces beat after beat, and the set is needed for every placement decision (the registry
+    drops it when a heartbeat advertises something else)."""
+    if rec.interfaces is None:
+        rec.interfaces = host_interfaces(rec.heartbeat)
+    return rec.interfaces
+
+
 def host_candidates(
     registry: hostregistry.HostRegistry, book: assignments.Assignments
 ) -> list[candidates.HostCandidate]:
-    load = book.load()
     out = []
     for rec in registry.records():
         if rec.superseded:
@@ -34,8 +42,8 @@ def host_candidates(
                 ready=registry.liveness(hb.id) is hostregistry.Liveness.ALIVE,
                 labels=dict(hb.labels),
                 environment=hb.environment,
-                interfaces=host_interfaces(hb),
-                load=load.get(hb.id, 0),
+                interfaces=_interfaces_of(rec),
+                load=book.load_on(hb.id),
             )
         )
     return out
@@ -55,3 +63,14 @@ def requirements(key: str, spec: models.WorkloadSpec, group: str) -> candidates.
         interfaces=wanted,
         group=group,
     )
+
+
+def hosts_running_unplaced(registry: hostregistry.HostRegistry, book: assignments.Assignments) -> list[str]:
+    """Live hosts whose last heartbeat reports more workloads than are placed on them: they run a
+    copy nobody placed there (left from before a partition), or a stop has not shown in a
+    heartbeat yet. The Workload controller's audit finds and stops such copies."""
+    return [
+        rec.heartbeat.id for rec in registry.records()
+        if rec.heartbeat.workload_count > book.load_on(rec.heartbeat.id)
+        and registry.liveness(rec.heartbeat.id) is hostregistry.Liveness.ALIVE
+    ]

@@ -89,6 +89,37 @@ def choose(
     return Decision(best, tuple(exclusions), len(pool))
 
 
+@dataclass(frozen=True)
+class Move:
+    """One replica of a group should move from `source` to `target` (host names)."""
+
+    source: str
+    target: str
+
+
+def rebalance_move(
+    req: candidates.Requirements,
+    hosts: Iterable[candidates.HostCandidate],
+    group_counts: Mapping[str, int],
+) -> Move | None:
+    """Whether a group's replicas are piled up: the host holding the most replicas of the group
+    holds at least two more than some host that could take one (passes every filter). Then one
+    replica should move from the former to the latter (the one `choose` would pick next); moving
+    one at a time until this returns None leaves every eligible host within one replica of the
+    others. Hosts that no longer suit the group are not sources here: their replicas are moved by
+    the workload's own reconcile."""
+    pool = list(hosts)
+    eligible = [h for h in pool if all(check(h, req) is None for _, check in filters.FILTERS)]
+    fits = [h for h in pool if still_fits(req, h) is None]
+    if not eligible or not fits:
+        return None
+    source = max(fits, key=lambda h: (group_counts.get(h.name, 0), h.load, h.name))
+    target = min(eligible, key=lambda h: (group_counts.get(h.name, 0), h.load, _tie_break(req.key, h.name)))
+    if group_counts.get(source.name, 0) - group_counts.get(target.name, 0) < 2:
+        return None
+    return Move(source.name, target.name)
+
+
 def still_fits(req: candidates.Requirements, host: candidates.HostCandidate) -> Exclusion | None:
     """Whether a host a workload already runs on still satisfies it (after a spec change, or a
     host's labels changed). Capacity is not re-checked: the workload is part of that load."""

@@ -1,0 +1,118 @@
+"""The shape every reconciler shares, so each controller holds only what is particular to its kind.
+
+    class ReplicaSetReconciler(reconciling.Reconciler[models.WorkloadReplicaSet]):
+        kind, resource, cache, model = "WorkloadReplicaSet", rest_paths.REPLICASETS, "replicasets", ...
+
+        async def converge(self, obj, rs) -> float | None: ...
+
+`reconcile(key)` reads the object (from the cache, or the API server after our own write), hands an
+object being deleted to `finalize`, parses it (an invalid object is a `PermanentError`: retrying
+cannot help) and calls `converge`, which returns None when done or a delay to look again.
+`write_status` patches /status only when it changed and remembers the write for the next read.
+
+Kinds with ordered condition steps run them with `run_steps`: each step either lets the next one
+run (returns None) or ends the reconcile with `Stop(after)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import pydantic
+
+from wasmfleet.api import conditions
+from wasmfleet.kube import client, rest_paths, running
+from wasmfleet.operator import context, statuses
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+S = TypeVar("S")
+
+
+class Reconciler(Generic[M]):
+    kind: str  # the Kind, for messages
+    resource: rest_paths.Resource
+    cache: str  # which of ctx.readers serves this kind
+    model: type[M]
+
+    def __init__(self, ctx: context.Context) -> None:
+        self.ctx = ctx
+        self.reader = ctx.readers[self.cache]
+
+    async def reconcile(self, key: str) -> float | None:
+        obj = await self.reader.read(key)
+        if obj is None:
+            return None
+        if obj["metadata"].get("deletionTimestamp"):
+            return await self.finalize(obj)
+        try:
+            parsed = self.model.model_validate(obj)
+        except pydantic.ValidationError as exc:
+            raise running.PermanentError(f"invalid {self.kind}: {exc.errors()[0]['msg']}") from exc
+        return await self.converge(obj, parsed)
+
+    async def finalize(self, obj: client.Obj) -> float | None:
+        """The object is being deleted. By default nothing to do: the API server's garbage
+        collector removes owned objects."""
+        return None
+
+    async def converge(self, obj: client.Obj, parsed: M) -> float | None:
+        raise NotImplementedError
+
+    def wrote(self, obj: client.Obj) -> client.Obj:
+        """Record one of our writes, so the next read is at least this new."""
+        return self.reader.wrote(obj)
+
+    async def write_status(self, obj: client.Obj, status: pydantic.BaseModel) -> client.Obj | None:
+        """Patch /status when it changed; the written object, or None when nothing changed."""
+        body = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+        written = await statuses.write(self.ctx.kube, self.resource, obj, body)
+        if written is not None:
+            self.wrote(written)
+        return written
+
+
+class Conditions:
+    """A status's conditions kept in the kind's order, each set with the object's generation."""
+
+    def __init__(self, conds: list[conditions.Condition], order: tuple[str, ...], generation: int | None) -> None:
+        self.list, self.order, self.generation = conds, order, generation
+        statuses.ensure_order(conds, order, generation)
+
+    def set(self, type_: str, status: conditions.ConditionStatus, reason: str, message: str = "") -> None:
+        conditions.set_condition(self.list, type_, status, reason=reason, message=message,
+                                 observed_generation=self.generation)
+
+    def set_from(self, first: str, status: conditions.ConditionStatus, reason: str, message: str) -> None:
+        """Set `first` and every later condition alike (a failed step explains the ones after it)."""
+        for type_ in self.order[self.order.index(first):]:
+            self.set(type_, status, reason, message)
+
+    def status_of(self, type_: str) -> str:
+        cond = conditions.get_condition(self.list, type_)
+        return cond.status if cond is not None else ""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Returned by a condition step: end this reconcile here (look again after `after` s, or when
+    something changes if None)."""
+
+    after: float | None
+
+
+Step = Callable[[S], Awaitable[Stop | None]]
+
+
+async def run_steps(steps: Sequence[Step[S]], state: S) -> float | None:
+    """Run the condition steps in order until one stops; None when all of them ran."""
+    for step in steps:
+        stop = await step(state)
+        if stop is not None:
+            return stop.after
+    return None
+
+
+def as_dict(model: pydantic.BaseModel) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -1,0 +1,171 @@
+"""Rebalancing after a failover, end to end: real processes, the gateway, load throughout.
+
+`wasmfleet up` runs nats-server, the API server, the operator and 2 hosts plus the gateway; the test
+runs a third `wasmfleet host` process itself (so it stays dead until the test starts it again, where
+`up` would restart it at once). The component is examples/hello built from its WAT source.
+
+Checks:
+- 6 replicas spread 2/2/2 over the 3 hosts;
+- kill -9 of the test's host: its replicas serve on the 2 others (3/3), requests fail only in the
+  first 5 s after the kill (the host's expiry);
+- the host comes back (a new process with the same name): the replicas spread 2/2/2 again, and not
+  one request fails from the moment it is started until the spread settles (a replacement replica
+  is Ready before the one it replaces stops, and the gateway routes only to Ready replicas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+from test_fleet import BIN, EXAMPLE, WF, Fleet, _drain, hit, ready_workloads, until
+
+pytestmark = pytest.mark.timeout(240)
+
+REPLICAS = 6
+
+
+def nats_url(fleet: Fleet) -> str:
+    ports = json.loads((fleet.data / "ports.json").read_text())
+    return f"nats://127.0.0.1:{ports['nats']}"
+
+
+def start_host(fleet: Fleet, tmp: Path, name: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(BIN / "wasmfleet"), "host", "--nats", nats_url(fleet), "--name", name, "--group", "default",
+         "--http-addr", "127.0.0.1:0", "--hostname", "127.0.0.1", "--heartbeat-interval", "1",
+         "--data-dir", str(tmp), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+async def spread(fleet: Fleet) -> Counter[str]:
+    return Counter(w["status"]["hostId"] for w in await ready_workloads(fleet))
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
+    """`wasmfleet up` with 2 hosts (as test_fleet's fixture, which runs 3)."""
+    data = tmp_path / "fleet"
+    proc = await asyncio.create_subprocess_exec(
+        *WF, "up", "--data-dir", str(data), "--host-groups", "default", "--hosts-per-group", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output: list[str] = []
+    assert proc.stdout is not None
+    while "Ctrl-C stops everything" not in (line := (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()):
+        if not line:
+            raise AssertionError("wasmfleet up exited:\n" + "".join(output))
+        output.append(line)
+    drain = asyncio.create_task(_drain(proc, output))
+    gateway = "http://127.0.0.1:" + str(json.loads((data / "ports.json").read_text())["gateway"])
+    fleet = Fleet(data, proc, gateway, output)
+    try:
+        yield fleet
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(proc.wait(), 60)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        drain.cancel()
+        for info in fleet.children().values():  # never leave a child behind, even when the test failed
+            if info["pid"]:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(info["pid"], signal.SIGKILL)
+
+
+async def test_replicas_spread_again_when_a_killed_host_returns_without_a_failed_request(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    extra_dir = tmp_path / "extra-host"
+    extra_dir.mkdir()
+    procs = [start_host(fleet, extra_dir, "rebalance-extra-0001")]
+    try:
+        await run_scenario(fleet, tmp_path, extra_dir, procs)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+async def run_scenario(fleet: Fleet, tmp_path: Path, extra_dir: Path, procs: list[subprocess.Popen[bytes]]) -> None:
+    extra = procs[0]
+    manifest = yaml.safe_load(EXAMPLE.read_text())
+    manifest["spec"]["replicas"] = REPLICAS
+    manifest["spec"]["template"]["spec"]["components"][0]["image"] = f"file://{EXAMPLE.parent / 'hello.wasm'}"
+    path = tmp_path / "hello-6.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    await fleet.run(*WF, "apply", "-f", str(path))
+
+    async def even() -> Counter[str] | None:
+        counts = await spread(fleet)
+        return counts if sorted(counts.values()) == [2, 2, 2] else None
+
+    before = await until(even, 60, "6 Ready replicas spread 2/2/2")
+    hosts = (await fleet.kubectl_json("get", "hosts"))["items"]
+    extra_id = next(h["hostId"] for h in hosts if h["metadata"]["name"] == "rebalance-extra-0001")
+    assert extra_id in before
+
+    results: list[tuple[float, int]] = []
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+
+        async def client() -> None:
+            while not stop.is_set():
+                code, _ = await hit(session, fleet.gateway)
+                results.append((time.monotonic(), code))
+
+        clients = [asyncio.create_task(client()) for _ in range(4)]
+        await asyncio.sleep(1.0)
+        extra.kill()
+        extra.wait()
+        killed_at = time.monotonic()
+
+        async def piled() -> Counter[str] | None:
+            counts = await spread(fleet)
+            return counts if sum(counts.values()) == REPLICAS and extra_id not in counts else None
+
+        during = await until(piled, 30, "replicas Ready on the 2 surviving hosts")
+        assert sorted(during.values()) == [3, 3], during
+        await asyncio.sleep(1.0)
+
+        back_at = time.monotonic()
+        procs.append(start_host(fleet, extra_dir, "rebalance-extra-0001"))
+
+        async def spread_again() -> Counter[str] | None:
+            counts = await even()
+            if counts is None:
+                return None
+            hosts = (await fleet.kubectl_json("get", "hosts"))["items"]
+            new_id = next(h["hostId"] for h in hosts if h["metadata"]["name"] == "rebalance-extra-0001")
+            all_wl = (await fleet.kubectl_json("get", "workloads"))["items"]
+            return counts if new_id in counts and len(all_wl) == REPLICAS else None
+
+        after = await until(spread_again, 90, "replicas spread over 3 hosts again")
+        settled_at = time.monotonic()
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.gather(*clients)
+
+    failover_failures = [(round(t - killed_at, 2), c) for t, c in results if c != 200 and t < back_at]
+    rebalance = [c for t, c in results if t >= back_at]
+    print(f"\nfailover: {len(failover_failures)} failed requests {failover_failures[:5]}; "
+          f"rebalance {settled_at - back_at:.1f} s: {dict(Counter(rebalance))}; spread {sorted(after.values())}")
+    assert all(t <= 5.0 for t, _ in failover_failures), f"requests failing after 5 s: {failover_failures}"
+    assert rebalance.count(200) > 20
+    assert set(rebalance) == {200}, f"requests failed while rebalancing: {dict(Counter(rebalance))}"
+
