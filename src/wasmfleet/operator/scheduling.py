@@ -5,7 +5,7 @@ from __future__ import annotations
 from wasmfleet.api import models
 from wasmfleet.bus import messages
 from wasmfleet.operator import assignments, hostregistry
-from wasmfleet.scheduler import candidates
+from wasmfleet.scheduler import candidates, filters
 
 
 def host_interfaces(hb: messages.HostHeartbeat) -> frozenset[candidates.Interface]:
@@ -44,6 +44,7 @@ def host_candidates(
                 environment=hb.environment,
                 interfaces=_interfaces_of(rec),
                 load=book.load_on(hb.id),
+                shared=filters.allows_shared_hosting(hb.labels),
             )
         )
     return out
@@ -62,6 +63,7 @@ def requirements(key: str, spec: models.WorkloadSpec, group: str) -> candidates.
         host_id=spec.host_id or "",
         interfaces=wanted,
         group=group,
+        namespace=key.split("/", 1)[0],  # the workload's tenant when spec.environment is empty
     )
 
 
