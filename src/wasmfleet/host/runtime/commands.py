@@ -28,7 +28,6 @@ from typing import Any
 
 import wasmtime
 from wasmtime import _ffi
-from wasmtime import component as cm
 
 from wasmfleet.host.plugin_api import handle_tables, store_state
 from wasmfleet.host.runtime import engines, hostfuncs, linking, plugin_registry
@@ -208,7 +207,8 @@ class Command:
         """Raises ComponentError (naming the file) when it is not a runnable command."""
         self.spec = spec
         engines.configure(settings.engine)
-        artefact = engines.compile_to_cache(spec.wasm_path, settings.cache_dir)
+        # Not retyped (see engines.compile_to_cache): a command's writes come from anywhere in memory.
+        artefact = engines.compile_to_cache(spec.wasm_path, settings.cache_dir, retype_streams=False)
         self.component = engines.load(artefact)
         known = plugin_registry.installed().interfaces
         self.plan = linking.plan(self.component, spec, known)

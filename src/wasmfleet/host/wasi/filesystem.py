@@ -20,13 +20,13 @@ import stat as statmod
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from wasmfleet.host.plugin_api import store_state
 from wasmfleet.host.plugin_api.interfaces import OK, Interface, err, ok
-from wasmfleet.host.wasi.io import InputStream, OutputStream
+from wasmfleet.host.wasi.io import InputStream, OutputStream, StreamFailed
 
 _ERRNO = {
     errno.EACCES: "access", errno.EAGAIN: "would-block", errno.EALREADY: "already",
@@ -99,10 +99,8 @@ class Descriptor:
             os.close(fd)
 
     def __del__(self) -> None:
-        try:
+        with suppress(OSError):
             self.close()
-        except OSError:
-            pass
 
 
 def preopen(host_path: Path, read_only: bool) -> Descriptor:
@@ -187,6 +185,15 @@ def _writable(d: Descriptor) -> None:
         raise Refused("read-only")
 
 
+def _file_access(d: Descriptor, access: str) -> None:
+    """A file opened without `access` (read or write) refuses it, as a descriptor without that
+    right does in wasmtime: bad-descriptor (never a trap from the OS's EBADF)."""
+    if d.is_dir:
+        raise Refused("is-directory")
+    if access not in d.flags:
+        raise Refused("bad-descriptor")
+
+
 def _type_of(mode: int) -> str:
     if statmod.S_ISDIR(mode):
         return "directory"
@@ -223,7 +230,10 @@ class FileInput(InputStream):
         self.offset = offset
 
     def read(self, n: int) -> bytes | None:
-        data = os.pread(self.fd, n, self.offset)
+        try:
+            data = os.pread(self.fd, n, self.offset)
+        except OSError as exc:
+            raise StreamFailed(exc.strerror or str(exc)) from None
         if not data and n:
             return None
         self.offset += len(data)
@@ -247,12 +257,16 @@ class FileOutput(OutputStream):
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            at = self.offset if self.offset is not None else os.fstat(self.fd).st_size
-            n = os.pwrite(self.fd, view, at)
-            if self.offset is not None:
-                self.offset += n
-            view = view[n:]
+        try:
+            while view:
+                at = self.offset if self.offset is not None else os.fstat(self.fd).st_size
+                n = os.pwrite(self.fd, view, at)
+                if self.offset is not None:
+                    self.offset += n
+                view = view[n:]
+        except OSError:
+            # wasi:io output streams report failures only as `closed` to this host's writers.
+            self.closed = True
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
@@ -262,24 +276,21 @@ class FileOutput(OutputStream):
 
 @_guard
 def _read_via_stream(d: Descriptor, offset: int) -> tuple[str, Any]:
-    if d.is_dir:
-        return err("is-directory")
+    _file_access(d, "read")
     return ok(FileInput(d.fd, offset))
 
 
 @_guard
 def _write_via_stream(d: Descriptor, offset: int) -> tuple[str, Any]:
     _writable(d)
-    if d.is_dir:
-        return err("is-directory")
+    _file_access(d, "write")
     return ok(FileOutput(d.fd, offset))
 
 
 @_guard
 def _append_via_stream(d: Descriptor) -> tuple[str, Any]:
     _writable(d)
-    if d.is_dir:
-        return err("is-directory")
+    _file_access(d, "write")
     return ok(FileOutput(d.fd, None))
 
 
@@ -318,8 +329,7 @@ def _get_type(d: Descriptor) -> tuple[str, Any]:
 @_guard
 def _set_size(d: Descriptor, size: int) -> tuple[str, Any]:
     _writable(d)
-    if d.is_dir:
-        return err("is-directory")
+    _file_access(d, "write")
     os.ftruncate(d.fd, size)
     return OK
 
@@ -349,8 +359,7 @@ def _set_times(d: Descriptor, atime: tuple[str, Any], mtime: tuple[str, Any]) ->
 
 @_guard
 def _read(d: Descriptor, length: int, offset: int) -> tuple[str, Any]:
-    if d.is_dir:
-        return err("is-directory")
+    _file_access(d, "read")
     data = os.pread(d.fd, length, offset)
     return ok((data, len(data) < length))
 
@@ -358,8 +367,7 @@ def _read(d: Descriptor, length: int, offset: int) -> tuple[str, Any]:
 @_guard
 def _write(d: Descriptor, data: bytes, offset: int) -> tuple[str, Any]:
     _writable(d)
-    if d.is_dir:
-        return err("is-directory")
+    _file_access(d, "write")
     return ok(os.pwrite(d.fd, data, offset))
 
 
