@@ -124,8 +124,8 @@ def run(runtime: list[str], case: Case, wasm: Path, base: Path, cache: Path) -> 
     cmd = [*runtime, "--dir", f"{sandbox}::/sandbox"]
     for key, value in case.env.items():
         cmd += ["--env", f"{key}={value}"]
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-           "XDG_CACHE_HOME": str(cache), "HOME": str(cache)}
+    # The runtimes' own environment (not the guest's: neither passes it on unasked), with one cache.
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "HOME": str(cache)}
     done = subprocess.run([*cmd, str(wasm), *case.args], input=case.stdin, capture_output=True,
                           timeout=120, env=env)
     return Result(done.returncode, done.stdout, done.stderr, snapshot(base))
