@@ -45,6 +45,7 @@ class Case:
 
 
 CASES = [
+    Case("hello", "hello", expect_code=0),
     Case("args-env", "args_env", ("one", "two words", "--flag", "", "ünïcode"),
          {"GREETING": "hello", "EMPTY": "", "WITH_EQUALS": "a=b"}, expect_code=0),
     Case("args-env-none", "args_env", expect_code=0),

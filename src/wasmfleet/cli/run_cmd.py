@@ -21,7 +21,6 @@ from pathlib import Path
 
 import click
 
-from wasmfleet.cli.serve_cmd import _grants
 from wasmfleet.host.runtime import commands, errors, specs
 
 USAGE_EXIT = 2
@@ -39,6 +38,20 @@ def _environment(values: tuple[str, ...]) -> dict[str, str]:
         elif key in os.environ:  # `--env NAME`: this process's value, as in wasmtime
             out[key] = os.environ[key]
     return out
+
+
+def _grants(values: tuple[str, ...], allow_hosts: tuple[str, ...]) -> tuple[specs.Grant, ...]:
+    grants = []
+    for item in values:
+        base, _, version = item.partition("@")
+        ns, sep, rest = base.partition(":")
+        pkg, _, iface = rest.partition("/")
+        if not sep or not ns or not pkg:
+            raise click.BadParameter(f"expected NS:PKG[/IFACE][@VERSION], got {item!r}", param_hint="--grant")
+        grants.append(specs.Grant(ns, pkg, (iface,) if iface else (), version or None))
+    if allow_hosts:
+        grants.append(specs.Grant("wasi", "http", ("outgoing-handler",)))
+    return tuple(grants)
 
 
 def _preopens(values: tuple[str, ...], read_only: bool, option: str) -> list[specs.Preopen]:

@@ -28,12 +28,14 @@ from typing import Any
 
 import wasmtime
 from wasmtime import _ffi
+from wasmtime import component as cm
 
 from wasmfleet.host.plugin_api import handle_tables, store_state
+from wasmfleet.host.plugin_api.interfaces import Interface
 from wasmfleet.host.runtime import engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
-from wasmfleet.host.wasi import filesystem, io
+from wasmfleet.host.wasi import filesystem, io, wasi_table
 
 RUN_EXPORT = "wasi:cli/run"
 TRAP_EXIT_CODE = 134
@@ -210,7 +212,7 @@ class Command:
         # Not retyped (see engines.compile_to_cache): a command's writes come from anywhere in memory.
         artefact = engines.compile_to_cache(spec.wasm_path, settings.cache_dir, retype_streams=False)
         self.component = engines.load(artefact)
-        known = plugin_registry.installed().interfaces
+        known = _interfaces(self.component, spec)
         self.plan = linking.plan(self.component, spec, known)
         eng = engines.engine()
         export = next((n for n in self.component.type.exports(eng) if n.split("@")[0] == RUN_EXPORT), None)
@@ -225,7 +227,7 @@ class Command:
         self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20
         self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
         self._lifecycle: plugin_registry.Lifecycle | None = None
-        if plugin_hooks:
+        if plugin_hooks and spec.grants:  # plugins' workload hooks concern granted packages only
             self._lifecycle = plugin_registry.process_lifecycle(settings.plugin_host)
             self._lifecycle.component_loaded(spec)
 
@@ -285,6 +287,20 @@ class Command:
         lifecycle, self._lifecycle = self._lifecycle, None
         if lifecycle is not None:
             lifecycle.component_closed(self.spec)
+
+
+def _interfaces(component: cm.Component, spec: ComponentSpec) -> dict[str, Interface]:
+    """What the linker may use: only the built-in WASI plugin when it covers every import and
+    nothing is granted beyond it (loading every installed plugin, with their clients, is most of
+    a short command's start-up), else every installed plugin, as for hosts."""
+    if not spec.grants:
+        wasi = plugin_registry.Installed()
+        wasi.add(wasi_table.WasiPlugin())
+        imports = component.type.imports(engines.engine())
+        names = [linking.ImportName.parse(full) for full in imports]
+        if all(n is not None and n.unversioned in wasi.interfaces for n in names):
+            return wasi.interfaces
+    return plugin_registry.installed().interfaces
 
 
 def _is_err(result: Any) -> bool:
