@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "logs": ("logs_cmd", "logs", "Print what a workload's components wrote on stdout/stderr (or a deployment's)."),
     "validate": ("validate_cmd", "validate", "Validate wasmCloud v2 manifests offline."),
     "crds": ("crds_cmd", "crds", "Print the runtime.wasmcloud.dev CRDs as YAML."),
+    "run": ("run_cmd", "run", "Run a command component (wasi:cli/run) with args, env, dirs, stdio, like wasmtime run."),
     "serve": ("serve_cmd", "serve", "Serve a wasi:http component over HTTP (development mode)."),
     "apiserver": ("apiserver_cmd", "apiserver", "Serve the embedded Kubernetes-compatible API server (SQLite)."),
     "operator": ("operator_cmd", "operator", "Reconcile the runtime.wasmcloud.dev resources and drive hosts."),

@@ -45,6 +45,9 @@ class WasiContext:
     log_name: str = "guest"
     guest_log: guestlogs.GuestLog | None = None
     """Where stdout/stderr lines also go, tagged with the workload (None: the process log only)."""
+    stdio: Any = None
+    """A command run's stdin/stdout/stderr (runtime.commands.CommandStdio: three stream factories);
+    None: empty stdin, stdout/stderr to the log (components serving HTTP)."""
     deadline: float = float("inf")
     """time.monotonic() after which blocking host calls fail."""
     before_wait: Callable[[], None] | None = None

@@ -121,8 +121,9 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def cache_key(component_sha256: str) -> str:
-    material = f"{component_sha256}\n{wasmtime_version()}\n{engine_config()}\n{byte_lists.VERSION}"
+def cache_key(component_sha256: str, retype_streams: bool = True) -> str:
+    rewrite = byte_lists.VERSION if retype_streams else "streams-as-is"
+    material = f"{component_sha256}\n{wasmtime_version()}\n{engine_config()}\n{rewrite}"
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -145,15 +146,19 @@ def check_header(path: Path) -> None:
         raise ComponentError(path, "is not a WebAssembly component (bad magic number)")
 
 
-def compile_to_cache(path: Path, cache_dir: Path) -> Path:
-    """Compiles `path` once and returns the serialized artefact's path (blocking; run off-loop)."""
+def compile_to_cache(path: Path, cache_dir: Path, retype_streams: bool = True) -> Path:
+    """Compiles `path` once and returns the serialized artefact's path (blocking; run off-loop).
+
+    `retype_streams` False compiles the component as it is (no `byte_lists` rewrite): command
+    components do, because the rewrite's latin1+utf16 lifting traps on byte lists the guest
+    passes from an odd address (C programs writing from stdio buffers do)."""
     path = Path(path)
     check_header(path)
-    target = Path(cache_dir) / f"{cache_key(file_sha256(path))}.cwasm"
+    target = Path(cache_dir) / f"{cache_key(file_sha256(path), retype_streams)}.cwasm"
     if target.exists():
         return target
     original = path.read_bytes()
-    compiled = _compile_retyped(original)
+    compiled = _compile_retyped(original) if retype_streams else None
     if compiled is None:
         try:
             compiled = cm.Component(engine(), original)

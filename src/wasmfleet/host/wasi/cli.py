@@ -1,6 +1,7 @@
 """wasi:cli (environment, exit, stdin/stdout/stderr, terminal-*).
 
-stdin is empty; stdout and stderr go to the host's log, one record per line, prefixed with
+A command run (`runtime.commands`, `wasmfleet run`) brings its own stdio in the store's state.
+Otherwise stdin is empty; stdout and stderr go to the host's log, one record per line, prefixed with
 "<workloadId>/<component>", so a guest's prints are visible without a terminal; with a guest log
 (host agents keep one per workload) each line is also appended there for `wasmfleet logs`.
 """
@@ -49,9 +50,20 @@ class LogOutput(OutputStream):
         self.flush()
 
 
-def _output(level: int) -> LogOutput:
+def _output(level: int) -> OutputStream:
     state = store_state.state()
+    if state.stdio is not None:
+        out: OutputStream = state.stdio.stdout() if level < logging.WARNING else state.stdio.stderr()
+        return out
     return LogOutput(state.log_name, level, state.guest_log)
+
+
+def _stdin() -> InputStream:
+    stdio = store_state.state().stdio
+    if stdio is None:
+        return InputStream()
+    stream: InputStream = stdio.stdin()
+    return stream
 
 
 def _exit(status: tuple[str, Any]) -> None:
@@ -74,7 +86,7 @@ INTERFACES = {
     "wasi:cli/exit": Interface(
         "wasi:cli/exit", {"exit": _exit, "exit-with-code": _exit_with_code}
     ),
-    "wasi:cli/stdin": Interface("wasi:cli/stdin", {"get-stdin": lambda: InputStream()}),
+    "wasi:cli/stdin": Interface("wasi:cli/stdin", {"get-stdin": _stdin}),
     "wasi:cli/stdout": Interface(
         "wasi:cli/stdout",
         {"get-stdout": lambda: _output(logging.INFO)},
