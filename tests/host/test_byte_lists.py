@@ -42,42 +42,42 @@ def _streams_type(text: str) -> str:
     return text[start:text.index("(import", start)]
 
 
-def test_wat_guest_moves_bytes_as_latin1_strings_both_ways(tmp_path: Path) -> None:
+def test_wat_guest_reads_bytes_as_latin1_strings_and_writes_byte_lists(tmp_path: Path) -> None:
+    """Reads (host to guest) become latin-1 strings; writes stay list<u8>, since lifting a
+    latin1+utf16 string traps on a pointer that is not 2-byte aligned and guests write from any
+    address (the conformance suite's C programs do, through the same rewrite)."""
     original = build("hello-wat").read_bytes()
     rewritten = byte_lists.retype(original)
     assert rewritten is not None
     text = _print(rewritten, tmp_path)
     streams = _streams_type(text)
-    assert re.search(r'\(param "contents" string\)', streams)
+    assert "(param \"contents\" string)" not in streams
     assert re.search(r"\(result string \(error \d+\)\)", streams)
-    for func in ("output-stream.blocking-write-and-flush", "input-stream.blocking-read"):
-        lines = _lowers(text, func)
-        assert lines and all("string-encoding=latin1+utf16" in line for line in lines), func
+    lines = _lowers(text, "input-stream.blocking-read")
+    assert lines and all("string-encoding=latin1+utf16" in line for line in lines)
+    writes = _lowers(text, "output-stream.blocking-write-and-flush")
+    assert writes and not any("latin1" in line for line in writes)
     # Nothing else changed: other interfaces keep their encodings.
     before = _print(original, tmp_path)
     assert before.count("string-encoding=utf8") == text.count("string-encoding=utf8")
 
 
-def test_js_guest_reads_and_writes_are_retyped(tmp_path: Path) -> None:
+def test_js_guest_reads_are_retyped_and_writes_are_not(tmp_path: Path) -> None:
     rewritten = byte_lists.retype(build("hello-js").read_bytes())
     assert rewritten is not None
     text = _print(rewritten, tmp_path)
-    for func in ("input-stream.read", "input-stream.blocking-read", "output-stream.write"):
+    for func in ("input-stream.read", "input-stream.blocking-read"):
         lines = _lowers(text, func)
         assert lines and all("latin1+utf16" in line for line in lines), func
+    writes = _lowers(text, "output-stream.write")
+    assert writes and not any("latin1" in line for line in writes)
 
 
 def test_reads_through_an_allocator_that_cannot_shrink_stay_byte_lists(tmp_path: Path) -> None:
     """componentize-py lowers reads through a re-exported allocator (its runtime's, which traps
-    on a shrink) and the preview1 adapter's one-shot allocator: reads must stay list<u8>, writes
-    (no allocation involved) are still retyped."""
-    rewritten = byte_lists.retype(build("hello-py").read_bytes())
-    assert rewritten is not None
-    text = _print(rewritten, tmp_path)
-    reads = _lowers(text, "input-stream.read") + _lowers(text, "input-stream.blocking-read")
-    assert reads and not any("latin1" in line for line in reads)
-    writes = _lowers(text, "output-stream.write")
-    assert writes and all("latin1+utf16" in line for line in writes)
+    on a shrink) and the preview1 adapter's one-shot allocator: reads must stay list<u8>, and
+    writes are never retyped, so nothing is left to rewrite."""
+    assert byte_lists.retype(build("hello-py").read_bytes()) is None
 
 
 @pytest.mark.parametrize("data", [

@@ -7,8 +7,10 @@ byte: about 100 ms per MB each way, which made a 1 MB echo 15-65x slower than `w
 In the canonical ABI a `list<u8>` and a `string` have the same core signature and memory layout
 (pointer, length), and with `string-encoding=latin1+utf16` every byte value 0-255 is a valid
 latin-1 code unit. So, before compiling, we rewrite the component's *import* of wasi:io/streams:
-the `list<u8>` type in that instance type becomes `string`, and the `canon lower` of each function
-that uses it gets `string-encoding=latin1+utf16`. The guest's core code is untouched and still
+the `list<u8>` result type of its read functions becomes `string`, and the `canon lower` of each
+read function gets `string-encoding=latin1+utf16`. Writes (guest to host) are left as byte lists:
+lifting a latin1+utf16 string traps unless the guest's pointer is 2-byte aligned, and a guest may
+write from any address. The guest's core code is untouched and still
 passes (pointer, length); wasmtime copies the bytes as one latin-1 string; the host converts
 bytes <-> str with the latin-1 codec (`codec.compile_*(..., latin1_bytes=True)`). The host only
 ever returns latin-1 strings, so wasmtime always writes the compact (untagged latin-1) form.
@@ -27,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 STREAMS_PREFIX = "wasi:io/streams@0.2"
-VERSION = "streams-latin1-v3"
+VERSION = "streams-latin1-v4"
 """Part of the compile cache key: a change to the rewrite must not reuse old artefacts."""
 
 _MAGIC = b"\0asm\x0d\x00\x01\x00"
@@ -618,14 +620,15 @@ def _retype(data: bytes) -> bytes | None:
         info = _InstanceType()
         _instance_decls(r, info)
         funcs = {f: n for f, (i, n) in scan.func_aliases.items() if i == inst}
-        writes = {f for f, n in funcs.items() if n in info.write_functions}
         reads = {f for f, n in funcs.items() if n in info.read_functions}
+        # Only reads (host to guest): the host's string goes through the guest's realloc, asked for
+        # 2-byte alignment. Writes (guest to host) stay list<u8>: latin1+utf16 lifting traps unless
+        # the guest's pointer is 2-byte aligned, and a guest may write from any address (C stdio
+        # buffers do, from the second printf on).
         # Read results share their result type: retype them all or none.
         if all(_shrinkable_realloc(data, scan, low.realloc) for low in scan.lowers if low.func in reads):
             latin1_funcs |= reads
             type_edits |= {s for n in info.read_functions for s in info.read_functions[n]}
-        latin1_funcs |= writes
-        type_edits |= {s for n in info.write_functions for s in info.write_functions[n]}
     if not type_edits or latin1_funcs & scan.other_func_refs:
         return None
     edits = [(a, b, _STRING) for a, b in type_edits]

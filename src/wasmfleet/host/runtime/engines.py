@@ -149,9 +149,7 @@ def check_header(path: Path) -> None:
 def compile_to_cache(path: Path, cache_dir: Path, retype_streams: bool = True) -> Path:
     """Compiles `path` once and returns the serialized artefact's path (blocking; run off-loop).
 
-    `retype_streams` False compiles the component as it is (no `byte_lists` rewrite): command
-    components do, because the rewrite's latin1+utf16 lifting traps on byte lists the guest
-    passes from an odd address (C programs writing from stdio buffers do)."""
+    `retype_streams` False compiles the component as it is (no `byte_lists` rewrite)."""
     path = Path(path)
     check_header(path)
     target = Path(cache_dir) / f"{cache_key(file_sha256(path), retype_streams)}.cwasm"
