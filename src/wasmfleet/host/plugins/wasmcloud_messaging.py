@@ -1,0 +1,207 @@
+"""wasmcloud:messaging@0.2.0 over core NATS: types and consumer imported, handler exported.
+
+consumer.publish is a plain core-NATS publish; consumer.request waits for the first reply at most
+timeout_ms (then "request timed out after N ms"). The handler side (subscriptions, delivery to
+components) lives in the runtime (runtime/messaging_dispatch.py), which uses this module's
+`MessagingBus` for its subscriptions, so one process holds one data connection.
+
+nats-py is asyncio and guest calls are not: one event-loop thread per process owns the
+connection, and guest threads hand it work. nats-py's exceptions are mapped to the interface's
+error strings here, at this one boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+import nats
+import nats.errors
+
+from wasmfleet.host.plugin_api import store_state
+from wasmfleet.host.plugin_api.host_plugins import ConfigKey, HostContext, HostPlugin
+from wasmfleet.host.plugin_api.interfaces import Interface, err, ok
+from wasmfleet.host.plugins import messaging_config
+
+T = TypeVar("T")
+
+PENDING_MSGS_LIMIT = 1024
+"""Messages a subscription buffers in this process before NATS-side drops (slow consumer): with
+admission, the bound of what a flood can make a host hold."""
+PENDING_BYTES_LIMIT = 16 << 20
+
+
+class MessagingUnavailable(Exception):
+    """No data connection (no NATS known to this process, or it is closed)."""
+
+
+def data_nats_url(host: HostContext) -> str:
+    """The NATS servers of the data plane: the ONE place that chooses them (today the host's NATS;
+    a separate data connection, `--data-nats`, is chosen here)."""
+    return host.nats_url
+
+
+class MessagingBus:
+    """This process's data connection to NATS and the event-loop thread that owns it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="messaging-nats", daemon=True)
+        self._thread.start()
+        self._client: Any = None
+        self._connecting = asyncio.Lock()
+        self.slow_consumer_drops = 0
+        """Messages nats-py discarded because a subscription's pending buffer was full."""
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Runs `coro` on the loop from another thread, waiting at most `timeout` seconds."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(max(0.01, timeout))
+        except FutureTimeout:
+            future.cancel()
+            raise TimeoutError from None
+
+    async def client(self) -> Any:
+        async with self._connecting:
+            if self._client is None or self._client.is_closed:
+                if not self.url:
+                    raise MessagingUnavailable("this host has no NATS data connection")
+
+                async def error(exc: Exception) -> None:
+                    if isinstance(exc, nats.errors.SlowConsumerError):
+                        self.slow_consumer_drops += 1
+
+                servers = [u.strip() for u in self.url.split(",") if u.strip()]
+                self._client = await nats.connect(servers=servers, name="wasmfleet-messaging", connect_timeout=2,
+                                                  max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                                  error_cb=error)
+            return self._client
+
+    async def subscribe(self, subject: str, queue: str | None, cb: Callable[[Any], Awaitable[None]]) -> Any:
+        """A live subscription (flushed: the server has it when this returns)."""
+        client = await self.client()
+        sub = await client.subscribe(subject, queue=queue or "", cb=cb, pending_msgs_limit=PENDING_MSGS_LIMIT,
+                                     pending_bytes_limit=PENDING_BYTES_LIMIT)
+        await client.flush(timeout=5)
+        return sub
+
+    async def publish(self, subject: str, body: bytes, reply: str) -> None:
+        await (await self.client()).publish(subject, body, reply=reply)
+
+    async def request(self, subject: str, body: bytes, timeout_s: float) -> Any:
+        return await (await self.client()).request(subject, body, timeout=timeout_s)
+
+    def close(self) -> None:
+        async def close_client() -> None:
+            if self._client is not None and not self._client.is_closed:
+                await self._client.close()
+
+        with contextlib.suppress(Exception):  # best effort: the process is stopping its data plane
+            asyncio.run_coroutine_threadsafe(close_client(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
+_bus: MessagingBus | None = None
+_bus_lock = threading.Lock()
+
+
+def open_bus(host: HostContext) -> MessagingBus:
+    """This process's bus (created on first use)."""
+    global _bus
+    with _bus_lock:
+        if _bus is None:
+            _bus = MessagingBus(data_nats_url(host))
+        return _bus
+
+
+def close_bus() -> None:
+    global _bus
+    with _bus_lock:
+        bus, _bus = _bus, None
+    if bus is not None:
+        bus.close()
+
+
+def current_bus() -> MessagingBus:
+    if _bus is None:
+        raise MessagingUnavailable("wasmcloud:messaging is not started in this process")
+    return _bus
+
+
+def _wait_budget() -> float:
+    """Seconds the calling guest may still wait (its deadline), at most 60."""
+    return min(60.0, store_state.state().deadline - time.monotonic())
+
+
+def _publish(msg: tuple[str, bytes, str | None]) -> tuple[str, Any]:
+    subject, body, reply_to = msg
+    problem = messaging_config.publish_subject_problem(subject)
+    if problem:
+        return err(f"invalid subject: {problem}")
+    if reply_to is not None and messaging_config.publish_subject_problem(reply_to):
+        return err(f"invalid reply-to: {messaging_config.publish_subject_problem(reply_to)}")
+    try:
+        current_bus().run(current_bus().publish(subject, bytes(body), reply_to or ""), _wait_budget())
+    except TimeoutError:
+        return err("publish did not complete before the deadline")
+    except (MessagingUnavailable, nats.errors.Error, OSError) as exc:
+        return err(f"publish failed: {exc or type(exc).__name__}")
+    return ok(None)
+
+
+def _request(subject: str, body: bytes, timeout_ms: int) -> tuple[str, Any]:
+    problem = messaging_config.publish_subject_problem(subject)
+    if problem:
+        return err(f"invalid subject: {problem}")
+    timeout_s = timeout_ms / 1000
+    budget = _wait_budget()
+    if budget <= 0:
+        return err(f"request timed out after {timeout_ms} ms")
+    try:
+        bus = current_bus()
+        reply = bus.run(bus.request(subject, bytes(body), min(timeout_s, budget)), min(timeout_s, budget) + 1)
+    except (TimeoutError, nats.errors.TimeoutError):
+        return err(f"request timed out after {timeout_ms} ms")
+    except nats.errors.NoRespondersError:
+        return err(f"no responders on {subject}")
+    except (MessagingUnavailable, nats.errors.Error, OSError) as exc:
+        return err(f"request failed: {exc or type(exc).__name__}")
+    return ok((reply.subject, bytes(reply.data), reply.reply or None))
+
+
+class MessagingPlugin(HostPlugin):
+    """wasmcloud:messaging/{types,consumer} for guests, and the handler export the host calls."""
+
+    name = "wasmcloud-messaging"
+    version = "0.2.0"
+    config_keys = (
+        ConfigKey("subscriptions", doc="comma-separated NATS subjects the handler receives"),
+        ConfigKey("consumer_group", doc="NATS queue group; 'broadcast' = plain subscription"),
+        ConfigKey("max_in_flight", doc="messages handled at once per component and host (32)"),
+        ConfigKey("admission_wait", doc="wait for a free slot before dropping (30 s, at most 600 s)"),
+        ConfigKey("handler_timeout", doc="deadline of one handle-message call (the host's request timeout)"),
+    )
+    exports = ("wasmcloud:messaging/handler",)
+
+    def interfaces(self) -> tuple[Interface, ...]:
+        return (
+            Interface("wasmcloud:messaging/types", {}),
+            Interface("wasmcloud:messaging/consumer", {"publish": _publish, "request": _request}),
+        )
+
+    def config_problems(self, config: Mapping[str, str]) -> list[str]:
+        return super().config_problems(config) + [f"config.{p}" for p in messaging_config.value_problems(config)]
+
+    def start_host(self, host: HostContext) -> None:
+        open_bus(host)
+
+    def stop_host(self) -> None:
+        close_bus()
