@@ -107,6 +107,8 @@ class MessagingBus:
             asyncio.run_coroutine_threadsafe(close_client(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 _bus: MessagingBus | None = None

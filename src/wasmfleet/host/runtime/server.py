@@ -190,8 +190,13 @@ class WasmServer:
             return  # fewer slots than workers: only the first workers subscribe
         artefact = artefact or self._prepared.get((spec.workload_id, Path(spec.wasm_path))) or \
             str(await self.prepare(spec))
+        queue = plan.queue
+        if queue is None:
+            # Broadcast means once per replica: this host's workers share a queue group of their own,
+            # so the host handles each message once, as a single process would.
+            queue = f"_wasmfleet_broadcast.{self.settings.plugin_host.host_id or 'host'}.{workload_id}.{spec.name}"
         await worker.call("subscribe", workload_id, spec, artefact,
-                          dataclasses.replace(plan, max_in_flight=share), host_share)
+                          dataclasses.replace(plan, max_in_flight=share, queue=queue), host_share)
 
     async def unsubscribe(self, workload_id: str) -> None:
         """Ends the workload's subscriptions; in-flight messages finish (bounded by the drain timeout)."""
