@@ -40,17 +40,19 @@ class MessagingUnavailable(Exception):
     """No data connection (no NATS known to this process, or it is closed)."""
 
 
-def data_nats_url(host: HostContext) -> str:
-    """The NATS servers of the data plane: the ONE place that chooses them (today the host's NATS;
-    a separate data connection, `--data-nats`, is chosen here)."""
-    return host.nats_url
+def data_connection(host: HostContext) -> tuple[str, dict[str, Any]]:
+    """The data plane's NATS servers and nats.connect options (credentials): the ONE place that
+    chooses them. Today the host's NATS, without credentials; a separate data connection
+    (`--data-nats`, data-plane credentials in HostContext) is chosen here."""
+    return host.nats_url, {}
 
 
 class MessagingBus:
     """This process's data connection to NATS and the event-loop thread that owns it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = url
+        self.options = options or {}
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="messaging-nats", daemon=True)
         self._thread.start()
@@ -81,7 +83,7 @@ class MessagingBus:
                 servers = [u.strip() for u in self.url.split(",") if u.strip()]
                 self._client = await nats.connect(servers=servers, name="wasmfleet-messaging", connect_timeout=2,
                                                   max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                                  error_cb=error)
+                                                  error_cb=error, **self.options)
             return self._client
 
     async def subscribe(self, subject: str, queue: str | None, cb: Callable[[Any], Awaitable[None]]) -> Any:
@@ -120,7 +122,7 @@ def open_bus(host: HostContext) -> MessagingBus:
     global _bus
     with _bus_lock:
         if _bus is None:
-            _bus = MessagingBus(data_nats_url(host))
+            _bus = MessagingBus(*data_connection(host))
         return _bus
 
 

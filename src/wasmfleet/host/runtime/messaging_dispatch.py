@@ -36,7 +36,7 @@ from wasmtime import component as cm
 
 from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
 from wasmfleet.host.plugins import messaging_config
-from wasmfleet.host.plugins.wasmcloud_messaging import MessagingBus, open_bus
+from wasmfleet.host.plugins.wasmcloud_messaging import MessagingBus, data_connection, open_bus
 from wasmfleet.host.runtime import codec, engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
@@ -312,7 +312,7 @@ class MessagingDispatcher:
         `plan.max_in_flight` and `host_slots` are this process's shares of the bounds."""
         if plan.max_in_flight <= 0:
             return
-        if not self.settings.plugin_host.nats_url:
+        if not data_connection(self.settings.plugin_host)[0]:
             raise ComponentError(spec.wasm_path, "wasmcloud:messaging handlers need NATS (run under wasmfleet host)")
 
         def load() -> HandlerComponent:
