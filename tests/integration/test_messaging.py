@@ -276,7 +276,8 @@ async def test_bad_config_fails_the_start_naming_the_key(
 
 
 async def test_local_config_wins_and_heartbeat_advertises_the_handler(agent2: Agent, nc: Any, handler: Path) -> None:
-    status = await start(nc, agent2, "local1", handler, {"subscriptions": "from.entry"}, {"subscriptions": "from.local"})
+    status = await start(nc, agent2, "local1", handler, {"subscriptions": "from.entry"},
+                         {"subscriptions": "from.local"})
     assert status["workloadState"] == "WORKLOAD_STATE_RUNNING", status
     assert (await nc.request("from.local", b"x", timeout=10)).data == b"X"
     with pytest.raises(nats.errors.NoRespondersError):
