@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -29,6 +30,7 @@ from wasmfleet.host.plugin_api.interfaces import Interface, err, ok
 from wasmfleet.host.plugins import messaging_config
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 PENDING_MSGS_LIMIT = 1024
 """Messages a subscription buffers in this process before NATS-side drops (slow consumer): with
@@ -59,6 +61,10 @@ class MessagingBus:
         self._client: Any = None
         self._connecting = asyncio.Lock()
         self.slow_consumer_drops = 0
+        self._outbox: list[tuple[str, bytes, str]] = []
+        self._outbox_lock = threading.Lock()
+        self._draining = False
+        self._drains: set[asyncio.Task[None]] = set()
         """Messages nats-py discarded because a subscription's pending buffer was full."""
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
@@ -96,6 +102,49 @@ class MessagingBus:
 
     async def publish(self, subject: str, body: bytes, reply: str) -> None:
         await (await self.client()).publish(subject, body, reply=reply)
+
+    def connect_soon(self) -> None:
+        """On the loop: starts connecting in the background (failures are retried on use)."""
+        async def connect() -> None:
+            try:
+                await self.client()
+            except Exception as exc:
+                log.warning("NATS data connection to %s: %s", self.url, exc or type(exc).__name__)
+
+        task = self.loop.create_task(connect())
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    def publish_soon(self, subject: str, body: bytes, reply: str) -> None:
+        """Queues a publish from any thread without waiting for the loop (core NATS publishing is
+        fire-and-forget anyway). Raises MessagingUnavailable when there is no open connection."""
+        if not self.url:
+            raise MessagingUnavailable("this host has no NATS data connection")
+        with self._outbox_lock:
+            self._outbox.append((subject, body, reply))
+            if self._draining:
+                return
+            self._draining = True
+        # One wake-up of the loop per batch, however many publishes it carries.
+        self.loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        task = self.loop.create_task(self._drain())
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    async def _drain(self) -> None:
+        while True:
+            with self._outbox_lock:
+                if not self._outbox:
+                    self._draining = False
+                    return
+                batch, self._outbox = self._outbox, []
+            for subject, body, reply in batch:
+                try:
+                    await (await self.client()).publish(subject, body, reply=reply)
+                except Exception as exc:  # no connection: the guest was told ok, as core NATS would
+                    log.warning("publish to %s lost: %s", subject, exc)
 
     async def request(self, subject: str, body: bytes, timeout_s: float) -> Any:
         return await (await self.client()).request(subject, body, timeout=timeout_s)
@@ -153,11 +202,9 @@ def _publish(msg: tuple[str, bytes, str | None]) -> tuple[str, Any]:
     if reply_to is not None and messaging_config.publish_subject_problem(reply_to):
         return err(f"invalid reply-to: {messaging_config.publish_subject_problem(reply_to)}")
     try:
-        current_bus().run(current_bus().publish(subject, bytes(body), reply_to or ""), _wait_budget())
-    except TimeoutError:
-        return err("publish did not complete before the deadline")
-    except (MessagingUnavailable, nats.errors.Error, OSError) as exc:
-        return err(f"publish failed: {exc or type(exc).__name__}")
+        current_bus().publish_soon(subject, bytes(body), reply_to or "")
+    except MessagingUnavailable as exc:
+        return err(f"publish failed: {exc}")
     return ok(None)
 
 
@@ -205,7 +252,9 @@ class MessagingPlugin(HostPlugin):
         return super().config_problems(config) + [f"config.{p}" for p in messaging_config.value_problems(config)]
 
     def start_host(self, host: HostContext) -> None:
-        open_bus(host)
+        bus = open_bus(host)
+        if bus.url:  # connect now, not on the first message
+            bus.loop.call_soon_threadsafe(bus.connect_soon)
 
     def stop_host(self) -> None:
         close_bus()
