@@ -6,7 +6,8 @@ transformation (upper-case the body, publish it to the reply subject):
 - peer: a plain nats-py subscriber in its own Python process (`--peer` mode of this file);
 - `wasmfleet host --workers 1` running tests/components/messaging-wat (a trivial WAT handler, a
   fresh instance per message, as by default);
-- `wasmfleet host --workers 2`, same workload.
+- `wasmfleet host --workers 2`, same workload;
+- the same two hosts with a second workload of the handler at poolSize 16 (warm instances reused).
 
 A load generator (this process) keeps `--concurrency` requests outstanding for `--seconds` against
 each, and reports replies per second, the ratio to the peer (target >= 0.3x), and the p50 / p99
@@ -80,11 +81,11 @@ async def wait_heartbeat(nc: Any, exclude: set[str]) -> str:
         await sub.unsubscribe()
 
 
-async def start_handler(nc: Any, host_id: str, image: Path, subject: str) -> None:
+async def start_handler(nc: Any, host_id: str, image: Path, subject: str, pool: int) -> None:
     request = messages.WorkloadStartRequest(
         workload_id=f"bench-{subject}",
         workload=messages.Workload(namespace="bench", name=subject, wit_world=messages.WitWorld(
-            components=[messages.Component(name="upper", image=f"file://{image}")],
+            components=[messages.Component(name="upper", image=f"file://{image}", pool_size=pool)],
             host_interfaces=[messages.WitInterface(namespace="wasmcloud", package="messaging", version="0.2.0",
                                                    interfaces=["handler", "consumer"],
                                                    config={"subscriptions": subject})],
@@ -146,11 +147,14 @@ async def main(args: argparse.Namespace) -> None:
                 procs.append(spawn_host(bus.url, Path(tmp) / f"w{workers}", workers))
                 host_id = await wait_heartbeat(nc, seen)
                 seen.add(host_id)
-                await start_handler(nc, host_id, image, f"bench.w{workers}")
+                await start_handler(nc, host_id, image, f"bench.w{workers}", 0)
+                await start_handler(nc, host_id, image, f"bench.w{workers}.warm", 16)
             results = {}
             for label, subject in (("plain nats-py subscriber", "bench.peer"),
-                                   ("wasm handler, 1 worker", "bench.w1"),
-                                   ("wasm handler, 2 workers", "bench.w2")):
+                                   ("wasm, 1 worker, fresh", "bench.w1"),
+                                   ("wasm, 2 workers, fresh", "bench.w2"),
+                                   ("wasm, 1 worker, poolSize 16", "bench.w1.warm"),
+                                   ("wasm, 2 workers, poolSize 16", "bench.w2.warm")):
                 results[label] = await measure(nc, subject, args)
             base = results["plain nats-py subscriber"]["rate"]
             print(f"\nmessaging request/reply, {args.concurrency} outstanding, {args.seconds:g} s each "

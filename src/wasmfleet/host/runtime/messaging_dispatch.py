@@ -305,6 +305,8 @@ class MessagingDispatcher:
         self._host_slots: asyncio.Semaphore | None = None
         self._host_bound = 0
         self._pool: ThreadPoolExecutor | None = None
+        self._finished: list[Subscribed] = []
+        self._finished_lock = threading.Lock()
 
     async def subscribe(self, workload_id: str, spec: ComponentSpec, artefact: str,
                         plan: messaging_config.Subscriptions, host_slots: int) -> None:
@@ -368,36 +370,54 @@ class MessagingDispatcher:
             counters.received += 1
             host_slots = self._host_slots
             assert host_slots is not None and self._pool is not None
-            # Waiting here holds the subscription's delivery: later messages stay in nats-py's
-            # bounded pending buffer meanwhile.
-            try:
-                async with asyncio.timeout(entry.plan.admission_wait_s):
-                    await entry.slots.acquire()
-                    try:
-                        await host_slots.acquire()
-                    except BaseException:
-                        entry.slots.release()
-                        raise
-            except TimeoutError:
-                counters.dropped_admission += 1
-                log.warning("%s: message on %s dropped: no free slot within %gs", entry.workload_id, msg.subject,
-                            entry.plan.admission_wait_s)
-                return
+            if entry.slots.locked() or host_slots.locked():
+                # Waiting here holds the subscription's delivery: later messages stay in nats-py's
+                # bounded pending buffer meanwhile.
+                try:
+                    async with asyncio.timeout(entry.plan.admission_wait_s):
+                        await entry.slots.acquire()
+                        try:
+                            await host_slots.acquire()
+                        except BaseException:
+                            entry.slots.release()
+                            raise
+                except TimeoutError:
+                    counters.dropped_admission += 1
+                    log.warning("%s: message on %s dropped: no free slot within %gs", entry.workload_id,
+                                msg.subject, entry.plan.admission_wait_s)
+                    return
+            else:  # free slots: no timer to arm (the common case under a steady load)
+                await entry.slots.acquire()
+                await host_slots.acquire()
             counters.inflight += 1
             entry.idle.clear()
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._pool, self._handle, entry, msg.subject, msg.data, msg.reply or None)
-
-            def done(_: Any) -> None:
-                counters.inflight -= 1
-                entry.slots.release()
-                host_slots.release()
-                if counters.inflight == 0:
-                    entry.idle.set()
-
-            future.add_done_callback(done)
+            self._pool.submit(self._run, entry, msg.subject, msg.data, msg.reply or None)
 
         return on_message
+
+    def _run(self, entry: Subscribed, subject: str, body: bytes, reply_to: str | None) -> None:
+        """On a pool thread: handles one message, then hands its slots back to the loop (finished
+        messages are batched: one loop wake-up releases every slot freed meanwhile)."""
+        try:
+            self._handle(entry, subject, body, reply_to)
+        finally:
+            with self._finished_lock:
+                self._finished.append(entry)
+                wake = len(self._finished) == 1
+            if wake and self._bus is not None:
+                self._bus.loop.call_soon_threadsafe(self._release_finished)
+
+    def _release_finished(self) -> None:
+        with self._finished_lock:
+            finished, self._finished = self._finished, []
+        host_slots = self._host_slots
+        assert host_slots is not None
+        for entry in finished:
+            entry.counters.inflight -= 1
+            entry.slots.release()
+            host_slots.release()
+            if entry.counters.inflight == 0:
+                entry.idle.set()
 
     def _handle(self, entry: Subscribed, subject: str, body: bytes, reply_to: str | None) -> None:
         counters = entry.counters
