@@ -1,7 +1,8 @@
 """The workloads a host runs: start (fetch, compile, route), status, stop - each safe to repeat.
 
 State per workloadId follows upstream's WorkloadState: STARTING while components are fetched and
-compiled, RUNNING once every component is prepared and its HTTP hostnames are routed, ERROR with a
+compiled, RUNNING once every component is prepared, its HTTP hostnames are routed and its message
+handlers' subscriptions are live at the NATS server, ERROR with a
 one-line reason otherwise; STOPPING while a stop runs, after which the workload is forgotten
 (status: NOT_FOUND). A repeated start of a starting or running workload returns that same workload
 (no second copy); a start after ERROR tries again, since the cause (a registry outage) may be gone.
