@@ -36,6 +36,8 @@ PENDING_MSGS_LIMIT = 1024
 """Messages a subscription buffers in this process before NATS-side drops (slow consumer): with
 admission, the bound of what a flood can make a host hold."""
 PENDING_BYTES_LIMIT = 16 << 20
+CONNECT_BOUND_S = 10.0
+"""How long the first connection of a process may take before subscribing fails (retryable)."""
 
 
 class MessagingUnavailable(Exception):
@@ -87,17 +89,29 @@ class MessagingBus:
                         self.slow_consumer_drops += 1
 
                 servers = [u.strip() for u in self.url.split(",") if u.strip()]
-                self._client = await nats.connect(servers=servers, name="wasmfleet-messaging", connect_timeout=2,
-                                                  max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                                  error_cb=error, **self.options)
+                try:
+                    # Reconnects forever once connected, but the first connection is bounded: with
+                    # max_reconnect_attempts=-1 nats-py would retry it forever (auth refused included).
+                    async with asyncio.timeout(CONNECT_BOUND_S):
+                        self._client = await nats.connect(
+                            servers=servers, name="wasmfleet-messaging", connect_timeout=2,
+                            max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=error, **self.options)
+                except (nats.errors.Error, OSError, TimeoutError) as exc:
+                    raise MessagingUnavailable(f"cannot connect to NATS at {self.url}: "
+                                               f"{str(exc) or type(exc).__name__}") from None
             return self._client
 
     async def subscribe(self, subject: str, queue: str | None, cb: Callable[[Any], Awaitable[None]]) -> Any:
-        """A live subscription (flushed: the server has it when this returns)."""
-        client = await self.client()
-        sub = await client.subscribe(subject, queue=queue or "", cb=cb, pending_msgs_limit=PENDING_MSGS_LIMIT,
-                                     pending_bytes_limit=PENDING_BYTES_LIMIT)
-        await client.flush(timeout=5)
+        """A live subscription (flushed: the server has it when this returns). MessagingUnavailable
+        when NATS cannot be reached or refuses the subscription."""
+        try:
+            client = await self.client()
+            sub = await client.subscribe(subject, queue=queue or "", cb=cb, pending_msgs_limit=PENDING_MSGS_LIMIT,
+                                         pending_bytes_limit=PENDING_BYTES_LIMIT)
+            await client.flush(timeout=5)
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            raise MessagingUnavailable(f"NATS data connection {self.url}: subscribing to {subject}: "
+                                       f"{str(exc) or type(exc).__name__}") from None
         return sub
 
     async def publish(self, subject: str, body: bytes, reply: str) -> None:
@@ -224,7 +238,7 @@ def _request(subject: str, body: bytes, timeout_ms: int) -> tuple[str, Any]:
     except nats.errors.NoRespondersError:
         return err(f"no responders on {subject}")
     except (MessagingUnavailable, nats.errors.Error, OSError) as exc:
-        return err(f"request failed: {exc or type(exc).__name__}")
+        return err(f"request failed: {str(exc) or type(exc).__name__}")
     return ok((reply.subject, bytes(reply.data), reply.reply or None))
 
 

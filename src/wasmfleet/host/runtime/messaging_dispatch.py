@@ -36,9 +36,9 @@ from wasmtime import component as cm
 
 from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
 from wasmfleet.host.plugins import messaging_config
-from wasmfleet.host.plugins.wasmcloud_messaging import MessagingBus, data_connection, open_bus
+from wasmfleet.host.plugins.wasmcloud_messaging import MessagingBus, MessagingUnavailable, data_connection, open_bus
 from wasmfleet.host.runtime import codec, engines, hostfuncs, linking, plugin_registry
-from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
+from wasmfleet.host.runtime.errors import ComponentError, GuestTrap, RuntimeUnavailable
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import filesystem
 
@@ -335,8 +335,10 @@ class MessagingDispatcher:
         try:
             for subject in plan.subjects:
                 entry.subs.append(await self._on_bus(bus.subscribe(subject, plan.queue, self._receiver(entry))))
-        except BaseException:
+        except BaseException as exc:
             await self._drop(entry, 0)
+            if isinstance(exc, MessagingUnavailable):  # worth a retry: NATS may come back
+                raise RuntimeUnavailable(str(exc)) from None
             raise
         self._by_workload.setdefault(workload_id, []).append(entry)
 
