@@ -286,3 +286,35 @@ async def test_local_config_wins_and_heartbeat_advertises_the_handler(agent2: Ag
     beat = agent2.heartbeats.build()
     exported = {(e.namespace, e.package, i) for e in beat.exports for i in e.interfaces}
     assert ("wasmcloud", "messaging", "handler") in exported
+
+
+async def scrape_gauge(agent: Agent, name: str) -> float:
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"http://127.0.0.1:{agent.metrics_port}/metrics") as response:
+        text = await response.text()
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+async def test_a_flood_stays_within_the_bounds_and_every_message_is_accounted_for(
+        agent2: Agent, nc: Any, handler: Path) -> None:
+    status = await start(nc, agent2, "flood1", handler, {"subscriptions": "flood", "max_in_flight": "2"})
+    assert status["workloadState"] == "WORKLOAD_STATE_RUNNING", status
+    sent = 20000
+    for i in range(sent):
+        await nc.publish("flood", b"x" * 64)
+        if i % 2000 == 0:
+            await nc.flush()
+    await nc.flush()
+    peak = 0.0
+
+    async def accounted() -> None:
+        nonlocal peak
+        peak = max(peak, await scrape_gauge(agent2, "wasmfleet_host_messages_inflight"))
+        figures = await scrape(agent2)
+        overflow = await scrape_gauge(agent2, "wasmfleet_host_messages_dropped_overflow_total")
+        done = sum(v for (w, k), v in figures.items() if w == "flood1" and k != "received")
+        assert done + overflow >= sent, (figures, overflow)
+        assert figures[("flood1", "received")] + overflow >= sent
+
+    await eventually(accounted, timeout=120)
+    assert peak <= 2
