@@ -60,7 +60,8 @@ def test_entry_problems_name_the_entry_and_the_key() -> None:
         Grant("wasi", "keyvalue", ("watcher",)),
         Grant("wasi", "logging", ("logging",), config={"level": "debug"}),
         Grant("wasi", "config", ("store",), config={"anything": "goes"}),
-        Grant("wasmcloud", "messaging", ("consumer",)),
+        Grant("acme", "widgets", ("gadget",)),
+        Grant("wasmcloud", "messaging", ("handler",), config={"subscriptions": "a b", "consumer_group": "broadcast"}),
         Grant("wasi", "http", ("incoming-handler",), config={"host": "a.test"}),
     ])
     assert problems == [
@@ -69,5 +70,6 @@ def test_entry_problems_name_the_entry_and_the_key() -> None:
         "hostInterfaces entry wasi:keyvalue: interface watcher is not provided "
         "(wasi-keyvalue provides atomics, batch, store)",
         "hostInterfaces entry wasi:logging: config.level: unknown key (accepted: none)",
-        "hostInterfaces entry wasmcloud:messaging: no plugin on this host provides wasmcloud:messaging",
+        "hostInterfaces entry acme:widgets: no plugin on this host provides acme:widgets",
+        "hostInterfaces entry wasmcloud:messaging: config.subscriptions: 'a b' contains whitespace",
     ]

@@ -1,7 +1,8 @@
 """The workloads a host runs: start (fetch, compile, route), status, stop - each safe to repeat.
 
 State per workloadId follows upstream's WorkloadState: STARTING while components are fetched and
-compiled, RUNNING once every component is prepared and its HTTP hostnames are routed, ERROR with a
+compiled, RUNNING once every component is prepared, its HTTP hostnames are routed and its message
+handlers' subscriptions are live at the NATS server, ERROR with a
 one-line reason otherwise; STOPPING while a stop runs, after which the workload is forgotten
 (status: NOT_FOUND). A repeated start of a starting or running workload returns that same workload
 (no second copy); a start after ERROR tries again, since the cause (a registry outage) may be gone.
@@ -29,6 +30,7 @@ from wasmfleet.bus import messages
 from wasmfleet.host import translation
 from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.plugin_api import guestlogs
+from wasmfleet.host.plugins import messaging_config
 from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.runtime import errors as runtime_errors
 from wasmfleet.host.runtime import plugin_registry, specs
@@ -46,6 +48,11 @@ class DataPlane(Protocol):
 
     async def unroute(self, workload_id: str) -> None: ...
 
+    async def subscribe(self, workload_id: str, spec: specs.ComponentSpec,
+                        plan: messaging_config.Subscriptions) -> None: ...
+
+    async def unsubscribe(self, workload_id: str) -> None: ...
+
 
 @dataclass
 class Record:
@@ -60,6 +67,10 @@ class Record:
     http_handler: bool = False
     """The workload lists wasi:http incoming-handler (so it expects HTTP traffic)."""
     routed: bool = False
+    subscribed: bool = False
+    handlers: list[str] = field(default_factory=list)
+    """Components that handle messages (role: messaging handler), live once RUNNING."""
+    subjects: list[str] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     retryable: bool = False
     """With ERROR: whether the same start may succeed later (see the module docstring)."""
@@ -185,6 +196,10 @@ class Workloads:
             self._metrics.start_seconds.observe(time.monotonic() - began)
         else:
             self._metrics.starts.labels("error").inc()
+        if record.state is State.ERROR and record.subscribed:
+            with contextlib.suppress(Exception):
+                await self._plane.unsubscribe(record.workload_id)
+            record.subscribed = False
         if record.state is State.ERROR and record.routed:
             with contextlib.suppress(Exception):
                 await self._plane.unroute(record.workload_id)
@@ -206,6 +221,7 @@ class Workloads:
         problems = plugin_registry.installed().entry_problems(translation.grants(workload))
         if problems:
             raise translation.InvalidWorkload("; ".join(problems))
+        plans = _messaging_plans(workload)  # bad messaging keys fail here, before any fetch
         volumes = await asyncio.to_thread(translation.volume_dirs, workload, record.scratch)
         record.message = "fetching components"
         fetched = await asyncio.gather(*(
@@ -227,6 +243,16 @@ class Workloads:
         if record.hostnames:
             await self._plane.route(record.workload_id, record.hostnames, _http_component(component_specs))
             record.routed = True
+        # Subscriptions last: RUNNING is reported once they are live at the NATS server (not before,
+        # as upstream does), and a failure above leaves none behind.
+        for spec, plan in zip(component_specs, plans, strict=True):
+            if plan is None:
+                continue
+            record.message = f"subscribing {spec.name}"
+            record.subscribed = True
+            await self._plane.subscribe(record.workload_id, spec, plan)
+            record.handlers.append(spec.name)
+            record.subjects += [s for s in plan.subjects if s not in record.subjects]
 
     # ---- stop --------------------------------------------------------------------------------
 
@@ -255,6 +281,12 @@ class Workloads:
             self._stopping.pop(record.workload_id, None)
 
     async def _forget(self, record: Record) -> None:
+        if record.subscribed:  # first: no new message starts while the workload goes away
+            try:
+                await self._plane.unsubscribe(record.workload_id)
+            except Exception:
+                log.exception("unsubscribing workload %s failed", record.workload_id)
+            record.subscribed = False
         if record.routed:
             try:
                 await self._plane.unroute(record.workload_id)
@@ -274,7 +306,7 @@ class Workloads:
             if record.task is not None and not record.task.done():
                 record.task.cancel()
                 await asyncio.wait([record.task])
-            record.routed = False  # the server is gone; there is nothing left to unroute
+            record.routed = record.subscribed = False  # the server is gone; nothing left to undo
             await self._forget(record)
             await self._drop_logs(record.workload_id)
 
@@ -290,8 +322,34 @@ def _http_component(component_specs: list[specs.ComponentSpec]) -> specs.Compone
     return component_specs[-1]
 
 
+def _messaging_plans(workload: messages.Workload) -> list[messaging_config.Subscriptions | None]:
+    """Per component: its subscriptions when the workload grants wasmcloud:messaging/handler (the
+    whole package, or the handler interface) and a source sets `subscriptions`; None otherwise.
+    InvalidWorkload naming the key when a value is bad, or when the handler is granted explicitly
+    but no component has subscriptions."""
+    entries = [e for e in workload.wit_world.host_interfaces if (e.namespace, e.package) == ("wasmcloud", "messaging")]
+    if not any(not e.interfaces or "handler" in e.interfaces for e in entries):
+        return [None] * len(workload.wit_world.components)
+    configs = [dict(e.config) for e in entries]
+    plans = []
+    for index, component in enumerate(workload.wit_world.components):
+        try:
+            plans.append(messaging_config.resolve(
+                dict(component.local_resources.config), configs, namespace=workload.namespace,
+                workload=workload.name, component=translation.component_name(component, index)))
+        except messaging_config.MessagingConfigError as exc:
+            raise translation.InvalidWorkload(str(exc)) from None
+    if all(p is None for p in plans) and any("handler" in e.interfaces for e in entries):
+        raise translation.InvalidWorkload(
+            "hostInterfaces entry wasmcloud:messaging grants handler, but config.subscriptions is set "
+            "neither there nor in any component's localResources.config")
+    return plans
+
+
 def _running_message(record: Record) -> str:
     parts = [f"{record.components} component(s) running"]
+    if record.handlers:
+        parts.append(f"handling messages on {', '.join(record.subjects)} ({', '.join(record.handlers)})")
     if record.hostnames:
         parts.append("serving " + ", ".join(record.hostnames))
     elif record.http_handler:

@@ -13,6 +13,11 @@
     wasmfleet_host_http_traps_total{workload}            guest traps per workload
     wasmfleet_host_http_timeouts_total{workload}         requests that hit the CPU deadline
     wasmfleet_host_http_inflight                         requests being served now
+    wasmfleet_host_messages_total{workload,outcome}      messages per messaging workload: received,
+                                                         handled, failed (err result), dropped_admission,
+                                                         dropped_trap, dropped_deadline
+    wasmfleet_host_messages_inflight                     messages being handled now
+    wasmfleet_host_messages_dropped_overflow_total       messages NATS-side buffers discarded (slow consumer)
 
 The data-plane figures are read from the wasm server when scraped (summed over worker processes).
 /readyz answers 503 with what is missing (NATS not connected, shutting down), so a probe failure
@@ -55,6 +60,11 @@ class HostMetrics:
             "wasmfleet_host_http_timeouts_total", "Requests that hit the CPU deadline", ["workload"], registry=r
         )
         self.http_inflight = Gauge("wasmfleet_host_http_inflight", "HTTP requests being served", registry=r)
+        self.messages = Gauge("wasmfleet_host_messages_total", "Messages per workload by outcome",
+                              ["workload", "outcome"], registry=r)
+        self.messages_inflight = Gauge("wasmfleet_host_messages_inflight", "Messages being handled", registry=r)
+        self.messages_overflow = Gauge("wasmfleet_host_messages_dropped_overflow_total",
+                                       "Messages dropped from full subscription buffers", registry=r)
 
     def observe_data_plane(self, stats: dict[str, Any]) -> None:
         """Fold the wasm server's per-worker stats into the data-plane gauges."""
@@ -75,3 +85,26 @@ class HostMetrics:
             self.http_traps.labels(workload_id).set(figures["traps"])
             self.http_timeouts.labels(workload_id).set(figures["timeouts"])
         self.http_inflight.set(inflight)
+        self._observe_messaging(stats)
+
+    def _observe_messaging(self, stats: dict[str, Any]) -> None:
+        totals: dict[str, dict[str, int]] = {}
+        inflight = overflow = 0
+        for worker in stats.get("workers", []):
+            messaging = worker.get("messaging") if isinstance(worker, dict) else None
+            if not isinstance(messaging, dict):
+                continue
+            overflow += int(messaging.get("slow_consumer_drops", 0))
+            for workload_id, figures in (messaging.get("workloads") or {}).items():
+                into = totals.setdefault(workload_id, {})
+                for key, value in figures.items():
+                    if key == "inflight":
+                        inflight += int(value)
+                    else:
+                        into[key] = into.get(key, 0) + int(value)
+        self.messages.clear()
+        for workload_id, figures in totals.items():
+            for outcome, value in figures.items():
+                self.messages.labels(workload_id, outcome).set(value)
+        self.messages_inflight.set(inflight)
+        self.messages_overflow.set(overflow)

@@ -69,7 +69,14 @@ def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     component = engines.load(artefact)
     the_plan = linking.plan(component, spec, plugin_registry.installed().interfaces)
     if the_plan.handler_export is None:
-        raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP")
+        # A message handler needs no HTTP export (imported here: it builds on this module's peers).
+        from wasmfleet.host.runtime import messaging_dispatch
+
+        if messaging_dispatch.handler_export(component) is not None:
+            messaging_dispatch.check_handler(spec, settings, artefact)
+            return artefact
+        raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP "
+                             "(nor wasmcloud:messaging/handler, so it cannot handle messages)")
     # Instantiate once: a component whose start-up traps is refused here, not on every request.
     # A check, not a start: the plugins' workload hooks run when the component is routed.
     loaded = LoadedComponent(spec, settings, artefact, plugin_hooks=False)

@@ -17,12 +17,14 @@ with more, each worker is a process listening on the same port (SO_REUSEPORT).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 from pathlib import Path
 from typing import Any
 
-from wasmfleet.host.runtime import engines, instances, serving
+from wasmfleet.host.plugins import messaging_config
+from wasmfleet.host.runtime import engines, instances, messaging_dispatch, serving
 from wasmfleet.host.runtime import workers as processes
 from wasmfleet.host.runtime.errors import RuntimeUnavailable
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
@@ -45,6 +47,7 @@ class WasmServer:
         self._placeholder: socket.socket | None = None
         self._prepared: dict[tuple[str, Path], str] = {}
         self._routes: dict[str, tuple[list[str], ComponentSpec]] = {}
+        self._subscriptions: dict[str, list[tuple[ComponentSpec, messaging_config.Subscriptions]]] = {}
         self._started = False
         self._stopped = False
         self._lock = asyncio.Lock()
@@ -113,6 +116,14 @@ class WasmServer:
                         log.exception("restarting wasm worker %d failed", i)
                         fresh.kill()
                         continue
+                    try:
+                        for wid, subscribed in self._subscriptions.items():
+                            for spec, plan in subscribed:
+                                await self._subscribe_worker(fresh, i, wid, spec, plan)
+                    except Exception:
+                        log.exception("restoring the subscriptions of wasm worker %d failed", i)
+                        fresh.kill()
+                        continue
                     self._workers[i] = fresh
                     self.restarts += 1
 
@@ -154,6 +165,49 @@ class WasmServer:
             route = self._routes.pop(workload_id, None)
         if route is not None:
             self._prepared.pop((workload_id, Path(route[1].wasm_path)), None)
+
+    async def subscribe(self, workload_id: str, spec: ComponentSpec, plan: messaging_config.Subscriptions) -> None:
+        """Delivers `plan`'s messages to `spec`'s wasmcloud:messaging handler; the subscriptions are
+        live at the NATS server when this returns. The per-component and per-host bounds are split
+        across the worker processes, so the host as a whole stays within them."""
+        self._check_running()
+        key = (spec.workload_id, Path(spec.wasm_path))
+        artefact = self._prepared.get(key) or str(await self.prepare(spec))
+        async with self._lock:
+            if self._core is not None:
+                await self._core.subscribe(workload_id, spec, artefact, plan, messaging_config.HOST_MAX_IN_FLIGHT)
+            else:
+                await asyncio.gather(*(self._subscribe_worker(w, i, workload_id, spec, plan, artefact)
+                                       for i, w in enumerate(self._workers)))
+            self._subscriptions.setdefault(workload_id, []).append((spec, plan))
+
+    async def _subscribe_worker(self, worker: processes.Worker, index: int, workload_id: str, spec: ComponentSpec,
+                                plan: messaging_config.Subscriptions, artefact: str | None = None) -> None:
+        share = messaging_dispatch.split_bound(min(plan.max_in_flight, messaging_config.HOST_MAX_IN_FLIGHT),
+                                               len(self._workers))[index]
+        host_share = messaging_dispatch.split_bound(messaging_config.HOST_MAX_IN_FLIGHT, len(self._workers))[index]
+        if share <= 0:
+            return  # fewer slots than workers: only the first workers subscribe
+        artefact = artefact or self._prepared.get((spec.workload_id, Path(spec.wasm_path))) or \
+            str(await self.prepare(spec))
+        queue = plan.queue
+        if queue is None:
+            # Broadcast means once per replica: this host's workers share a queue group of their own,
+            # so the host handles each message once, as a single process would.
+            queue = f"_wasmfleet_broadcast.{self.settings.plugin_host.host_id or 'host'}.{workload_id}.{spec.name}"
+        await worker.call("subscribe", workload_id, spec, artefact,
+                          dataclasses.replace(plan, max_in_flight=share, queue=queue), host_share)
+
+    async def unsubscribe(self, workload_id: str) -> None:
+        """Ends the workload's subscriptions; in-flight messages finish (bounded by the drain timeout)."""
+        self._check_running()
+        async with self._lock:
+            if self._subscriptions.pop(workload_id, None) is None:
+                return
+            if self._core is not None:
+                await self._core.unsubscribe(workload_id)
+            else:
+                await asyncio.gather(*(w.call("unsubscribe", workload_id) for w in self._workers))
 
     def routes(self) -> dict[str, list[str]]:
         return {wid: hosts for wid, (hosts, _) in self._routes.items()}

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wasmfleet.bus import http_routing
-from wasmfleet.host.runtime import http1, instances, plugin_registry
+from wasmfleet.host.plugins.messaging_config import Subscriptions
+from wasmfleet.host.runtime import http1, instances, messaging_dispatch, plugin_registry
 from wasmfleet.host.runtime.errors import GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import http, io
@@ -150,6 +151,8 @@ class ServingCore:
         self.thread = threading.Thread(target=self._wasm_thread, name="wasm", daemon=True)
         self.idle_event: asyncio.Event | None = None
         self.counters = {"requests": 0, "responses_5xx": 0, "rejected": 0}
+        self.messaging: messaging_dispatch.MessagingDispatcher | None = None
+        """Message handlers of this process (created by the first subscribe)."""
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -194,6 +197,8 @@ class ServingCore:
             if conn.transport is not None:
                 conn.transport.close()
         self.jobs.put(None)
+        if self.messaging is not None:
+            await self.messaging.close(max(0.1, deadline - time.monotonic()))
         for route in list(self.routes.by_workload.values()):
             route.component.close()
         self.routes = RouteTable()
@@ -220,6 +225,17 @@ class ServingCore:
         if old is not None:
             old.close()
 
+    async def subscribe(self, workload_id: str, spec: ComponentSpec, artefact: str, plan: Subscriptions,
+                        host_slots: int) -> None:
+        """Delivers the messages of `plan` to `spec`'s wasmcloud:messaging handler (see messaging_dispatch)."""
+        if self.messaging is None:
+            self.messaging = messaging_dispatch.MessagingDispatcher(self.settings)
+        await self.messaging.subscribe(workload_id, spec, artefact, plan, host_slots)
+
+    async def unsubscribe(self, workload_id: str) -> None:
+        if self.messaging is not None:
+            await self.messaging.unsubscribe(workload_id, self.settings.drain_timeout_s)
+
     def stats(self) -> dict[str, Any]:
         per: dict[str, Any] = {}
         for wid, route in self.routes.by_workload.items():
@@ -227,8 +243,10 @@ class ServingCore:
             per[wid] = {"hostnames": list(route.hostnames), "requests": s.requests, "traps": s.traps,
                         "timeouts": s.timeouts, "instantiations": s.instantiations,
                         "warm": len(route.component.idle)}
-        return {**self.counters, "inflight": self.inflight, "connections": len(self.connections),
-                "workloads": per}
+        out = {**self.counters, "inflight": self.inflight, "connections": len(self.connections), "workloads": per}
+        if self.messaging is not None:
+            out["messaging"] = self.messaging.stats()
+        return out
 
     # --- requests ---------------------------------------------------------------------------
 

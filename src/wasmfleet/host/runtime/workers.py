@@ -68,6 +68,12 @@ async def _serve(conn: multiprocessing.connection.Connection, host: str, port: i
         if op == "unroute":
             core.unroute(cmd[1])
             return None
+        if op == "subscribe":
+            await core.subscribe(*cmd[1:])
+            return None
+        if op == "unsubscribe":
+            await core.unsubscribe(cmd[1])
+            return None
         if op == "stats":
             return core.stats()
         if op == "stop":

@@ -1,0 +1,185 @@
+"""Benchmark of wasmcloud:messaging handlers, not a test.
+
+One nats-server; in the same run, three responders on their own subjects, each doing the same
+transformation (upper-case the body, publish it to the reply subject):
+
+- peer: a plain nats-py subscriber in its own Python process (`--peer` mode of this file);
+- `wasmfleet host --workers 1` running tests/components/messaging-wat (a trivial WAT handler, a
+  fresh instance per message, as by default);
+- `wasmfleet host --workers 2`, same workload;
+- the same two hosts with a second workload of the handler at poolSize 16 (warm instances reused).
+
+A load generator (this process) keeps `--concurrency` requests outstanding for `--seconds` against
+each, and reports replies per second, the ratio to the peer (target >= 0.3x), and the p50 / p99
+request->reply latency under that load; then p50 / p99 with one request at a time (no queueing).
+
+    .venv/bin/python bench/messaging_bench.py [--seconds 5] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+
+from wasmfleet.bus import messages, subjects
+from wasmfleet.testing.nats import nats_server
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+from tests.components.build import build_component  # noqa: E402
+
+
+async def peer(url: str, subject: str) -> None:
+    """The plain subscriber: what the handler does, in Python, straight on nats-py."""
+    nc = await nats.connect(url)
+
+    async def on_message(msg: Any) -> None:
+        await nc.publish(msg.reply, msg.data.upper())
+
+    await nc.subscribe(subject, queue="peer", cb=on_message)
+    await nc.flush()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+def spawn_peer(url: str, subject: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, __file__, "--peer", url, subject], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    return proc
+
+
+def spawn_host(url: str, data: Path, workers: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(BIN / "wasmfleet"), "host", "--nats", url, "--workers", str(workers), "--http-addr", "127.0.0.1:0",
+         "--data-dir", str(data / "host"), "--cache-dir", str(data / "artifacts"), "--log-level", "warning",
+         "--allow-file-root", str(REPO / ".cache")],
+        env={**os.environ, "XDG_CACHE_HOME": str(data / "xdg")},
+    )
+
+
+async def wait_heartbeat(nc: Any, exclude: set[str]) -> str:
+    sub = await nc.subscribe(subjects.operator_heartbeats())
+    try:
+        while True:
+            beat = messages.decode(messages.HostHeartbeat, (await sub.next_msg(timeout=60)).data)
+            if beat.id not in exclude:
+                return beat.id
+    finally:
+        await sub.unsubscribe()
+
+
+async def start_handler(nc: Any, host_id: str, image: Path, subject: str, pool: int) -> None:
+    request = messages.WorkloadStartRequest(
+        workload_id=f"bench-{subject}",
+        workload=messages.Workload(namespace="bench", name=subject, wit_world=messages.WitWorld(
+            components=[messages.Component(name="upper", image=f"file://{image}", pool_size=pool)],
+            host_interfaces=[messages.WitInterface(namespace="wasmcloud", package="messaging", version="0.2.0",
+                                                   interfaces=["handler", "consumer"],
+                                                   config={"subscriptions": subject})],
+        )),
+    )
+    reply = await nc.request(subjects.workload_start(host_id), messages.encode(request), timeout=120)
+    status = json.loads(reply.data)["workloadStatus"]
+    if status["workloadState"] != "WORKLOAD_STATE_RUNNING":
+        raise SystemExit(f"handler did not start: {status}")
+
+
+async def load(nc: Any, subject: str, seconds: float, concurrency: int) -> tuple[float, list[float]]:
+    """(replies per second, latencies) with `concurrency` requests outstanding."""
+    latencies: list[float] = []
+    end = time.perf_counter() + seconds
+    failures = 0
+
+    async def client(i: int) -> None:
+        nonlocal failures
+        body = f"message number {i} from the load generator".encode()
+        while time.perf_counter() < end:
+            began = time.perf_counter()
+            try:
+                reply = await nc.request(subject, body, timeout=10)
+            except Exception:
+                failures += 1
+                continue
+            latencies.append(time.perf_counter() - began)
+            assert reply.data == body.upper()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    if failures:
+        print(f"  ({failures} request(s) failed on {subject})")
+    return len(latencies) / (time.perf_counter() - began), latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    return 1000 * statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else float("nan")
+
+
+async def measure(nc: Any, subject: str, args: argparse.Namespace) -> dict[str, float]:
+    await load(nc, subject, 1.0, args.concurrency)  # warm-up
+    rate, loaded = await load(nc, subject, args.seconds, args.concurrency)
+    _, single = await load(nc, subject, min(args.seconds, 3.0), 1)
+    return {"rate": rate, "p50": pct(loaded, 50), "p99": pct(loaded, 99), "p50_1": pct(single, 50),
+            "p99_1": pct(single, 99)}
+
+
+async def main(args: argparse.Namespace) -> None:
+    image = build_component("messaging-wat")
+    with tempfile.TemporaryDirectory() as tmp, nats_server(Path(tmp) / "nats") as bus:
+        nc = await nats.connect(bus.url)
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            procs.append(spawn_peer(bus.url, "bench.peer"))
+            seen: set[str] = set()
+            for workers in (1, 2):
+                procs.append(spawn_host(bus.url, Path(tmp) / f"w{workers}", workers))
+                host_id = await wait_heartbeat(nc, seen)
+                seen.add(host_id)
+                await start_handler(nc, host_id, image, f"bench.w{workers}", 0)
+                await start_handler(nc, host_id, image, f"bench.w{workers}.warm", 16)
+            results = {}
+            for label, subject in (("plain nats-py subscriber", "bench.peer"),
+                                   ("wasm, 1 worker, fresh", "bench.w1"),
+                                   ("wasm, 2 workers, fresh", "bench.w2"),
+                                   ("wasm, 1 worker, poolSize 16", "bench.w1.warm"),
+                                   ("wasm, 2 workers, poolSize 16", "bench.w2.warm")):
+                results[label] = await measure(nc, subject, args)
+            base = results["plain nats-py subscriber"]["rate"]
+            print(f"\nmessaging request/reply, {args.concurrency} outstanding, {args.seconds:g} s each "
+                  f"(cpus: {os.cpu_count()})")
+            print(f"{'responder':28} {'msg/s':>8} {'ratio':>6} {'p50':>8} {'p99':>8}   {'p50 (1 at a time)':>18} "
+                  f"{'p99':>8}")
+            for label, r in results.items():
+                print(f"{label:28} {r['rate']:8.0f} {r['rate'] / base:5.2f}x {r['p50']:6.2f}ms {r['p99']:6.2f}ms   "
+                      f"{r['p50_1']:16.2f}ms {r['p99_1']:6.2f}ms")
+        finally:
+            await nc.close()
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--peer":
+        asyncio.run(peer(sys.argv[2], sys.argv[3]))
+        raise SystemExit
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    asyncio.run(main(parser.parse_args()))

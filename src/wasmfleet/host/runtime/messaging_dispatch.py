@@ -1,0 +1,468 @@
+"""Delivery of NATS messages to components exporting wasmcloud:messaging/handler@0.2.0.
+
+One `MessagingDispatcher` per serving process (the host, or each `--workers` process). For each
+subscribed component it holds a `HandlerComponent` (fresh store + instance per message, or a warm
+one when poolSize asks, as HTTP does) and one NATS subscription per subject, on the process's
+`MessagingBus` (plugins/wasmcloud_messaging.py).
+
+Bounds, per process (the parent splits the host's bounds across its worker processes, see
+`split_bound`): at most `max_in_flight` messages of a component and `host_slots` in total run at
+once, each on a thread of a bounded pool (wasmtime releases the GIL while wasm runs). A message
+waits for a slot at most `admission_wait` on the NATS loop; meanwhile nats-py keeps at most
+PENDING_MSGS_LIMIT more in the subscription's buffer (beyond: dropped as a slow consumer). So a
+flood costs bounded memory and threads, and every dropped message is counted.
+
+A handler that traps or runs past its deadline: the message is dropped and counted, its instance
+retired (never pooled), and the next message gets another. An `err` result is counted as failed.
+The host never replies on the component's behalf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+from wasmtime import component as cm
+
+from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
+from wasmfleet.host.plugins import messaging_config
+from wasmfleet.host.plugins.wasmcloud_messaging import MessagingBus, MessagingUnavailable, data_connection, open_bus
+from wasmfleet.host.runtime import codec, engines, hostfuncs, linking, plugin_registry
+from wasmfleet.host.runtime.errors import ComponentError, GuestTrap, RuntimeUnavailable
+from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
+from wasmfleet.host.wasi import filesystem
+
+log = logging.getLogger(__name__)
+
+HANDLER_EXPORT = "wasmcloud:messaging/handler"
+HANDLER_FUNC = "handle-message"
+
+_VP = ctypes.c_void_p
+_I64 = ctypes.c_int64
+_store_new = handle_tables.c_function("wasmtime_store_new", _VP, _VP, _VP, _VP)
+_store_context = handle_tables.c_function("wasmtime_store_context", _VP, _VP)
+_store_delete = handle_tables.c_function("wasmtime_store_delete", None, _VP)
+_store_limiter = handle_tables.c_function("wasmtime_store_limiter", None, _VP, _I64, _I64, _I64, _I64, _I64)
+_set_epoch_deadline = handle_tables.c_function("wasmtime_context_set_epoch_deadline", None, _VP, ctypes.c_uint64)
+_instantiate = handle_tables.c_function("wasmtime_component_linker_instantiate", _VP, _VP, _VP, _VP, _VP)
+_get_func = handle_tables.c_function("wasmtime_component_instance_get_func", ctypes.c_bool, _VP, _VP, _VP, _VP)
+_func_call = handle_tables.c_function(
+    "wasmtime_component_func_call", _VP, _VP, _VP, _VP, ctypes.c_size_t, _VP, ctypes.c_size_t
+)
+_post_return = handle_tables.c_function("wasmtime_component_func_post_return", _VP, _VP, _VP)
+_val_delete = handle_tables.c_function("wasmtime_component_val_delete", None, _VP)
+_ErrPtr = ctypes.POINTER(ffi.wasmtime_error_t)
+
+
+def _address(obj: Any) -> int:
+    addr = ctypes.cast(obj.ptr(), _VP).value
+    assert addr
+    return addr
+
+
+def _error(err: int) -> wasmtime.WasmtimeError:
+    return wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, _ErrPtr))
+
+
+def handler_export(component: cm.Component) -> str | None:
+    """The versioned name of the component's wasmcloud:messaging/handler export, if any."""
+    names = component.type.exports(engines.engine())
+    return next((n for n in names if n.startswith(HANDLER_EXPORT + "@0.2.")), None)
+
+
+def split_bound(bound: int, workers: int) -> list[int]:
+    """`bound` slots spread over `workers` processes, so their sum never exceeds it (a process
+    given 0 does not subscribe)."""
+    workers = max(1, workers)
+    return [bound // workers + (1 if i < bound % workers else 0) for i in range(workers)]
+
+
+class _Instance:
+    __slots__ = ("ctx", "func", "store", "table", "uses")
+
+    def __init__(self, store: int, ctx: int, table: handle_tables.ResourceTable) -> None:
+        self.store, self.ctx, self.table = store, ctx, table
+        self.func = ffi.wasmtime_component_func_t()
+        self.uses = 0
+
+    def close(self) -> None:
+        self.table.clear()
+        store, self.store = self.store, 0
+        if store:
+            _store_delete(store)
+
+
+class HandlerError(Exception):
+    """The handler returned err(text)."""
+
+
+class HandlerComponent:
+    """A component whose wasmcloud:messaging/handler the host calls, one message per call."""
+
+    def __init__(self, spec: ComponentSpec, settings: RuntimeSettings, artefact: Path,
+                 timeout_s: float = 0.0, plugin_hooks: bool = True) -> None:
+        self.spec = spec
+        engines.configure(settings.engine)
+        self.component = engines.load(artefact)
+        known = plugin_registry.installed().interfaces
+        plan = linking.plan(self.component, spec, known)
+        export = handler_export(self.component)
+        if export is None:
+            raise ComponentError(spec.wasm_path, f"does not export {HANDLER_EXPORT}@0.2.0")
+        self.linker, type_ids = linking.build_linker(self.component, spec, plan, known,
+                                                     settings.engine.fast_host_calls)
+        iface_idx = self.component.get_export_index(export)
+        func_idx = self.component.get_export_index(HANDLER_FUNC, iface_idx)
+        if func_idx is None:
+            raise ComponentError(spec.wasm_path, f"exports {export} without {HANDLER_FUNC}")
+        self._func_idx = func_idx
+        iface_type = self.component.type.exports(engines.engine())[export].ty
+        assert isinstance(iface_type, cm.ComponentInstanceType)
+        fty = iface_type.exports(engines.engine())[HANDLER_FUNC].ty
+        assert isinstance(fty, cm.FuncType)
+        self._lower_msg = codec.compile_lower(fty.params[0][1], type_ids)
+        assert fty.result is not None
+        self._lift_result = codec.compile_lift(fty.result)
+        self.timeout_s = timeout_s or spec.request_timeout_s or settings.request_timeout_s
+        self.deadline_ticks = max(1, math.ceil(self.timeout_s / engines.tick_seconds()))
+        self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20
+        self.environment = list(spec.environment.items())
+        self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
+        self.idle: list[_Instance] = []
+        self.pool_lock = threading.Lock()
+        self.log_name = f"{spec.workload_id}/{spec.name}"
+        self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
+        self._linker_addr = _address(self.linker)
+        self._component_addr = _address(self.component)
+        self._engine_addr = _address(engines.engine())
+        self._func_idx_addr = _address(func_idx)
+        self._lifecycle: plugin_registry.Lifecycle | None = None
+        if plugin_hooks:
+            self._lifecycle = plugin_registry.process_lifecycle(settings.plugin_host)
+            self._lifecycle.component_loaded(spec)
+
+    def warm_up(self) -> None:
+        """Instantiates once (a component whose start-up traps is refused here)."""
+        try:
+            inst = self._new_instance()
+        except GuestTrap as exc:
+            raise ComponentError(self.spec.wasm_path, str(exc)) from None
+        self._release(inst, True, count=False)
+
+    def _new_instance(self) -> _Instance:
+        store = _store_new(self._engine_addr, None, None)
+        ctx = _store_context(store)
+        _store_limiter(store, self.memory_bytes, -1, -1, -1, -1)
+        state = store_state.WasiContext(
+            workload_id=self.spec.workload_id, component=self.spec.name, environment=self.environment,
+            preopens=self.preopens, allowed_hosts=self.spec.allowed_hosts, config=self.spec.config,
+            grants=self.spec.grants, log_name=self.log_name, guest_log=self.guest_log,
+        )
+        inst = _Instance(store, ctx, handle_tables.ResourceTable(state))
+        _set_epoch_deadline(ctx, self.deadline_ticks)
+        instance = ffi.wasmtime_component_instance_t()
+        previous = handle_tables.swap(inst.table)
+        try:
+            error = _instantiate(self._linker_addr, ctx, self._component_addr, ctypes.byref(instance))
+        finally:
+            handle_tables.swap(previous)
+        if error:
+            inst.close()
+            raise GuestTrap(f"instantiation failed: {linking.describe_error(_error(error))}")
+        if not _get_func(ctypes.byref(instance), ctx, self._func_idx_addr, ctypes.byref(inst.func)):
+            inst.close()
+            raise GuestTrap("the handle-message export is not a function")
+        return inst
+
+    def _acquire(self) -> _Instance:
+        if self.spec.pool_size > 0:
+            with self.pool_lock:
+                if self.idle:
+                    return self.idle.pop()
+        return self._new_instance()
+
+    def _release(self, inst: _Instance, healthy: bool, count: bool = True) -> None:
+        spec = self.spec
+        if healthy and spec.pool_size > 0:
+            inst.uses += 1 if count else 0
+            if not spec.max_invocations or inst.uses < spec.max_invocations:
+                with self.pool_lock:
+                    if len(self.idle) < spec.pool_size:
+                        self.idle.append(inst)
+                        return
+        inst.close()
+
+    def invoke(self, subject: str, body: bytes, reply_to: str | None) -> None:
+        """Runs handle-message once. Raises GuestTrap (trap, deadline) or HandlerError (err result)."""
+        inst = self._acquire()
+        state: store_state.WasiContext = inst.table.state
+        state.deadline = time.monotonic() + self.timeout_s
+        ctx = inst.ctx
+        _set_epoch_deadline(ctx, self.deadline_ticks)
+        healthy = False
+        previous = handle_tables.swap(inst.table)
+        arg = ffi.wasmtime_component_val_t()
+        result = ffi.wasmtime_component_val_t()
+        lowered = called = False
+        try:
+            self._lower_msg(ctx, (subject, body, reply_to), arg)
+            lowered = True
+            func = ctypes.byref(inst.func)
+            error = _func_call(func, ctx, ctypes.byref(arg), 1, ctypes.byref(result), 1)
+            if error:
+                raise self._trap(_error(error))
+            called = True
+            outcome = self._lift_result(ctx, result)
+            error = _post_return(func, ctx)
+            if error:
+                raise self._trap(_error(error))
+            healthy = True
+            if outcome[0] == "err":
+                raise HandlerError(str(outcome[1]))
+        finally:
+            if lowered:
+                _val_delete(ctypes.addressof(arg))
+            if called:
+                _val_delete(ctypes.addressof(result))
+            handle_tables.swap(previous)
+            self._release(inst, healthy)
+
+    def _trap(self, exc: wasmtime.WasmtimeError) -> GuestTrap:
+        cause = hostfuncs.last_exception()
+        text = " ".join(str(exc).split())
+        if isinstance(cause, store_state.DeadlineExceeded) or "wasm trap: interrupt" in text:
+            return GuestTrap(f"handler exceeded its {self.timeout_s:g}s deadline", deadline=True)
+        if cause is not None:
+            return GuestTrap(f"{type(cause).__name__}: {cause}")
+        return GuestTrap(text.rsplit("Caused by:", 1)[-1].strip()[:300])
+
+    def close(self) -> None:
+        with self.pool_lock:
+            for inst in self.idle:
+                inst.close()
+            self.idle.clear()
+        lifecycle, self._lifecycle = self._lifecycle, None
+        if lifecycle is not None:
+            lifecycle.component_closed(self.spec)
+        if self.guest_log is not None:
+            self.guest_log.close()
+
+
+def check_handler(spec: ComponentSpec, settings: RuntimeSettings, artefact: Path) -> None:
+    """Links and instantiates once (no plugin hooks): ComponentError when it cannot handle messages."""
+    handler = HandlerComponent(spec, settings, artefact, plugin_hooks=False)
+    try:
+        handler.warm_up()
+    finally:
+        handler.close()
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    handled: int = 0
+    failed: int = 0
+    """Handled, but the handler returned err."""
+    dropped_admission: int = 0
+    dropped_trap: int = 0
+    dropped_deadline: int = 0
+    inflight: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Subscribed:
+    """One component's subscriptions in this process."""
+
+    workload_id: str
+    handler: HandlerComponent
+    plan: messaging_config.Subscriptions
+    slots: asyncio.Semaphore
+    subs: list[Any] = field(default_factory=list)
+    counters: Counters = field(default_factory=Counters)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class MessagingDispatcher:
+    """Subscriptions and bounded delivery for one serving process."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        self._by_workload: dict[str, list[Subscribed]] = {}
+        self._bus: MessagingBus | None = None
+        self._host_slots: asyncio.Semaphore | None = None
+        self._host_bound = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._finished: list[Subscribed] = []
+        self._finished_lock = threading.Lock()
+
+    async def subscribe(self, workload_id: str, spec: ComponentSpec, artefact: str,
+                        plan: messaging_config.Subscriptions, host_slots: int) -> None:
+        """Loads the handler and subscribes (live at the NATS server when this returns).
+        `plan.max_in_flight` and `host_slots` are this process's shares of the bounds."""
+        if plan.max_in_flight <= 0:
+            return
+        if not data_connection(self.settings.plugin_host)[0]:
+            raise ComponentError(spec.wasm_path, "wasmcloud:messaging handlers need NATS (run under wasmfleet host)")
+
+        def load() -> HandlerComponent:
+            handler = HandlerComponent(spec, self.settings, Path(artefact), plan.handler_timeout_s)
+            handler.warm_up()
+            return handler
+
+        handler = await asyncio.to_thread(load)
+        bus = open_bus(self.settings.plugin_host)  # the plugin's host start opened it already
+        if self._pool is None:
+            self._bus = bus
+            self._host_bound = host_slots
+            self._pool = ThreadPoolExecutor(max_workers=max(1, host_slots), thread_name_prefix="messaging")
+            self._host_slots = await self._on_bus(self._make_semaphore(host_slots))
+        entry = Subscribed(workload_id, handler, plan, await self._on_bus(self._make_semaphore(plan.max_in_flight)),
+                           idle=await self._on_bus(self._make_event()))
+        entry.idle.set()
+        try:
+            for subject in plan.subjects:
+                entry.subs.append(await self._on_bus(bus.subscribe(subject, plan.queue, self._receiver(entry))))
+        except BaseException as exc:
+            await self._drop(entry, 0)
+            if isinstance(exc, MessagingUnavailable):  # worth a retry: NATS may come back
+                raise RuntimeUnavailable(str(exc)) from None
+            raise
+        self._by_workload.setdefault(workload_id, []).append(entry)
+
+    async def unsubscribe(self, workload_id: str, grace_s: float = 5.0) -> None:
+        """Unsubscribes the workload's components, lets their in-flight messages end (bounded)."""
+        for entry in self._by_workload.pop(workload_id, []):
+            await self._drop(entry, grace_s)
+
+    async def _drop(self, entry: Subscribed, grace_s: float) -> None:
+        async def stop() -> None:
+            for sub in entry.subs:
+                try:
+                    await sub.unsubscribe()
+                except Exception as exc:  # the connection is gone: so is the subscription
+                    log.debug("unsubscribe: %s", exc)
+            if self._bus is not None and self._bus._client is not None and self._bus._client.is_connected:
+                await self._bus._client.flush(timeout=2)
+            try:
+                async with asyncio.timeout(grace_s):
+                    await entry.idle.wait()
+            except TimeoutError:
+                log.warning("%s: %d message(s) still running after %gs", entry.workload_id,
+                            entry.counters.inflight, grace_s)
+
+        await self._on_bus(stop())
+        entry.handler.close()
+
+    def _receiver(self, entry: Subscribed) -> Any:
+        async def on_message(msg: Any) -> None:
+            counters = entry.counters
+            counters.received += 1
+            host_slots = self._host_slots
+            assert host_slots is not None and self._pool is not None
+            if entry.slots.locked() or host_slots.locked():
+                # Waiting here holds the subscription's delivery: later messages stay in nats-py's
+                # bounded pending buffer meanwhile.
+                try:
+                    async with asyncio.timeout(entry.plan.admission_wait_s):
+                        await entry.slots.acquire()
+                        try:
+                            await host_slots.acquire()
+                        except BaseException:
+                            entry.slots.release()
+                            raise
+                except TimeoutError:
+                    counters.dropped_admission += 1
+                    log.warning("%s: message on %s dropped: no free slot within %gs", entry.workload_id,
+                                msg.subject, entry.plan.admission_wait_s)
+                    return
+            else:  # free slots: no timer to arm (the common case under a steady load)
+                await entry.slots.acquire()
+                await host_slots.acquire()
+            counters.inflight += 1
+            entry.idle.clear()
+            self._pool.submit(self._run, entry, msg.subject, msg.data, msg.reply or None)
+
+        return on_message
+
+    def _run(self, entry: Subscribed, subject: str, body: bytes, reply_to: str | None) -> None:
+        """On a pool thread: handles one message, then hands its slots back to the loop (finished
+        messages are batched: one loop wake-up releases every slot freed meanwhile)."""
+        try:
+            self._handle(entry, subject, body, reply_to)
+        finally:
+            with self._finished_lock:
+                self._finished.append(entry)
+                wake = len(self._finished) == 1
+            if wake and self._bus is not None:
+                self._bus.loop.call_soon_threadsafe(self._release_finished)
+
+    def _release_finished(self) -> None:
+        with self._finished_lock:
+            finished, self._finished = self._finished, []
+        host_slots = self._host_slots
+        assert host_slots is not None
+        for entry in finished:
+            entry.counters.inflight -= 1
+            entry.slots.release()
+            host_slots.release()
+            if entry.counters.inflight == 0:
+                entry.idle.set()
+
+    def _handle(self, entry: Subscribed, subject: str, body: bytes, reply_to: str | None) -> None:
+        counters = entry.counters
+        try:
+            entry.handler.invoke(subject, body, reply_to)
+            counters.handled += 1
+        except HandlerError as exc:
+            counters.failed += 1
+            log.info("%s: handler answered err for %s: %s", entry.workload_id, subject, exc)
+        except GuestTrap as exc:
+            if exc.deadline:
+                counters.dropped_deadline += 1
+            else:
+                counters.dropped_trap += 1
+            log.warning("%s: message on %s dropped: %s", entry.workload_id, subject, exc)
+        except Exception as exc:
+            counters.dropped_trap += 1
+            log.exception("%s: host error handling a message on %s: %s", entry.workload_id, subject, exc)
+
+    async def _make_semaphore(self, n: int) -> asyncio.Semaphore:
+        return asyncio.Semaphore(n)
+
+    async def _make_event(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    async def _on_bus(self, coro: Any) -> Any:
+        """Runs `coro` on the bus's loop (where subscriptions and their semaphores live)."""
+        bus = self._bus or open_bus(self.settings.plugin_host)
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, bus.loop))
+
+    def stats(self) -> dict[str, Any]:
+        per: dict[str, Any] = {}
+        for workload_id, entries in self._by_workload.items():
+            total = Counters().as_dict()
+            for entry in entries:
+                for key, value in entry.counters.as_dict().items():
+                    total[key] += value
+            per[workload_id] = total
+        return {"workloads": per, "host_slots": self._host_bound,
+                "slow_consumer_drops": self._bus.slow_consumer_drops if self._bus else 0}
+
+    async def close(self, grace_s: float) -> None:
+        for workload_id in list(self._by_workload):
+            await self.unsubscribe(workload_id, grace_s)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
