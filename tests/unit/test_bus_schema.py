@@ -131,6 +131,7 @@ def test_upstream_fields_are_numbered_densely_and_extensions_from_100_with_prese
     assert upstream == list(range(1, len(upstream) + 1))
     for field in fields:
         if field.number >= 100:
-            assert field.has_presence, f"{model.__name__}.{field.name} must be optional"
+            # Optional, or repeated (no presence in proto3: encode leaves it out when empty).
+            assert field.has_presence or field.is_repeated, f"{model.__name__}.{field.name} must be optional"
             # ... and the model's default leaves it unset, so encode does not write it.
             assert field.json_name not in messages.to_dict(model())
