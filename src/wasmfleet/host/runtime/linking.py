@@ -303,7 +303,7 @@ def _check_linkable(consumer: str, wanted: cm.ComponentInstanceType, provider: s
                 f"({name!r} is or uses a resource); link only functions on plain values",
             )
         if not isinstance(item, cm.FuncType):
-            raise ComponentError(f"component {consumer}", f"imports {iface}#{name}, which is not a function")
+            continue  # a named type (record, variant, ...): checked through the functions using it
         theirs = offered_items.get(name)
         if not isinstance(theirs, cm.FuncType):
             raise ComponentError(
