@@ -27,6 +27,7 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from wasmfleet.bus.messages import ComponentRole
 from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
 from wasmfleet.host.runtime import crossing, engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
@@ -87,18 +88,13 @@ def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     return artefact
 
 
-ROLE_HTTP = "http"
-ROLE_MESSAGING_HANDLER = "messaging-handler"
-ROLE_LIBRARY = "library"
-
-
 @dataclass
 class PreparedComponent:
     name: str
     artefact: Path
-    role: str
-    """ROLE_HTTP (the HTTP entry), ROLE_MESSAGING_HANDLER (exports wasmcloud:messaging/handler) or
-    ROLE_LIBRARY (anything else: reached only through other components' imports, if at all)."""
+    role: ComponentRole
+    """HTTP (the HTTP entry), MESSAGING_HANDLER (exports wasmcloud:messaging/handler) or LIBRARY
+    (anything else: reached only through other components' imports, if at all)."""
     exports: list[str] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
     """Import name -> name of the component of the workload that provides it."""
@@ -132,11 +128,11 @@ def prepare_workload(component_specs: list[ComponentSpec], settings: RuntimeSett
     prepared = []
     for index, spec in enumerate(component_specs):
         if index == http_entry:
-            role = ROLE_HTTP
+            role = ComponentRole.HTTP
         elif any(e.partition("@")[0] == linking.MESSAGING_HANDLER for e in links.exports[index]):
-            role = ROLE_MESSAGING_HANDLER
+            role = ComponentRole.MESSAGING_HANDLER
         else:
-            role = ROLE_LIBRARY
+            role = ComponentRole.LIBRARY
         prepared.append(PreparedComponent(
             name=spec.name, artefact=artefacts[index], role=role, exports=links.exports[index],
             links={iface: links.names[p] for iface, p in links.providers[index].items()},
