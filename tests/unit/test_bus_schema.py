@@ -5,7 +5,7 @@ kind matches (string/int/bool/float scalars, lists for repeated, dicts for maps,
 sub-message, datetime for Timestamp, an enum whose values are the protobuf names in number order);
 every message of the two proto packages has a model (but upstream's gRPC-only wrapper); upstream's
 messages number their fields 1..n and wasmfleet's additions to them are numbered from 100 with
-presence, so they can be left off the wire for upstream peers.
+presence (or repeated), and a default model leaves them off the wire for upstream peers.
 """
 
 from __future__ import annotations

@@ -312,7 +312,7 @@ class _Step:
                     self.set("Ready", "False", "Starting", "host is starting the workload")
                     return 1.0
                 ctl.confirmed[self.uid] = Confirmed(host_id, fingerprint, now)
-                self._mark_running()
+                self._mark_running(state)
             elif running_here:
                 # The configuration changed (ConfigMap, Secret, artifact): restart with the new one.
                 await ctl.stop(host_id, self.uid)
@@ -360,14 +360,21 @@ class _Step:
         self.ctl.start_failures.pop(self.uid, None)
         if state.workload_state is messages.WorkloadState.RUNNING:
             self.ctl.confirmed[self.uid] = Confirmed(host_id, fingerprint, time.monotonic())
-            self._mark_running()
+            self._mark_running(state)
             return None
         self.set("Placement", "True", "Started", f"start accepted by host {host_id}")
         self.set("Sync", "Unknown", "Starting", state.message or f"host reports {state.workload_state.name}")
         self.set("Ready", "False", "Starting", "waiting for the host to report RUNNING")
         return 0.5
 
-    def _mark_running(self) -> None:
+    def _mark_running(self, reported: messages.WorkloadStatus | None = None) -> None:
+        """`reported`: the host's status of the workload, when just asked (its component list is
+        copied; without it, the last one copied stays)."""
+        if reported is not None:
+            self.status.components = [
+                models.ComponentStatus(name=c.name, role=c.role, state=c.state, message=c.message or None)
+                for c in reported.components
+            ]
         self.set("Placement", "True", "Started", f"running on host {self.status.host_id}")
         self.set("Sync", "True", "Running", "host reports the workload running")
         self.set("Ready", "True", "Ready", "workload is running")
