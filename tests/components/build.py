@@ -45,7 +45,7 @@ PY_WORLDS = {
     "config-logging-py": ("wasmfleet:tests/config-logging-guest", ("config", "logging")),
     "greeter-py": ("wasmfleet:tests/greeter-guest", ("example-greeting",)),
     "keyvalue-py": ("wasmfleet:tests/keyvalue-guest", ("keyvalue",)),
-    "text-lib-py": ("wasmfleet:demo/text-library@0.1.0", ("demo",)),
+    "text-lib-py": ("wasmfleet:demo/text-library@0.1.0", ("demo", "config")),
 }
 """componentize-py guests: (world, WIT packages beyond WASI 0.2 their world uses)."""
 

@@ -316,6 +316,10 @@ def component_statuses(prepared: instances.PreparedWorkload, *, http_served: boo
             state = Cstate.IDLE
             if component.role == Role.HTTP:
                 notes.insert(0, "no HTTP route")
+            elif any(e.startswith("wasi:http/incoming-handler@") for e in component.exports):
+                served_by = prepared.components[prepared.http_entry].name if prepared.http_entry is not None else "?"
+                notes.insert(0, f"exports wasi:http/incoming-handler, but {served_by} serves the workload's HTTP "
+                                "(the first in manifest order)")
             elif component.role == Role.MESSAGING_HANDLER:
                 notes.insert(0, "messages are not delivered to it")
             else:
