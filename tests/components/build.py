@@ -76,7 +76,7 @@ def _sources_hash(name: str) -> str:
     if name in LINK_WAT:
         roots += [WIT / "deps" / "linktest", WIT / "deps" / "linktest-next"]
     if name == "text-front-js":
-        roots += [HERE / "hello-js" / "wit", WIT / "deps" / "demo"]
+        roots += [HERE / "hello-js" / "wit", *(WIT / "deps" / p for p in DEMO_DEPS)]
     if name in PY_WORLDS and PY_WORLDS[name][1]:
         roots += [WIT / "world.wit", *(WIT / "deps" / p for p in PY_WORLDS[name][1])]
     for root in roots:
@@ -115,6 +115,10 @@ def _build_py(src: Path, out: Path, work: Path) -> None:
         raise RuntimeError(f"componentize-py failed:\n{proc.stdout}\n{proc.stderr}")
 
 
+DEMO_DEPS = ("demo", "config")
+"""WIT packages text-front-js needs beyond hello-js's WASI 0.2.10."""
+
+
 def componentize_js_bin() -> Path:
     return REPO / ".cache" / "componentize-js" / "node_modules" / ".bin" / "componentize-js"
 
@@ -134,7 +138,8 @@ def _build_js_with_demo(src: Path, out: Path, work: Path) -> None:
         raise FileNotFoundError(f"{tool} missing: run `bash scripts/deps.d/components.sh`")
     wit = work / "wit"
     shutil.copytree(HERE / "hello-js" / "wit" / "deps", wit / "deps")
-    shutil.copytree(WIT / "deps" / "demo", wit / "deps" / "demo")
+    for package in DEMO_DEPS:  # the demo package's world text-library uses wasi:config
+        shutil.copytree(WIT / "deps" / package, wit / "deps" / package)
     shutil.copy(src / "world.wit", wit / "world.wit")
     _run([str(tool), str(src / "app.js"), "-w", str(wit), "-n", "text-front", "-o", str(out)], cwd=work)
 
