@@ -10,21 +10,25 @@ Checks:
 - Serving: the HTTP front calls the other component in the same request (1 and 100 calls), with a
   fresh instance set per request, with a warm pool (poolSize), and in two worker processes.
 - A linked component's trap fails that request (500) and the next one is served.
+- Memory stays flat over 10,000 linked requests, and no store stays registered for the forwarders.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psutil
 import pytest
 from runtime_harness import build, host_request, raw_request
 
-from wasmfleet.host.runtime import instances, specs
+from wasmfleet.host.runtime import crossing, instances, specs
 from wasmfleet.host.runtime.errors import ComponentError
 from wasmfleet.host.runtime.server import WasmServer
+from wasmfleet.host.wasi import http, io
 
 
 def component(name: str, guest: str, **kw: object) -> specs.ComponentSpec:
@@ -151,3 +155,49 @@ def test_with_peers_keeps_manifest_order(tmp_path: Path) -> None:
     entry = instances.with_peers([a, b, c], 1)
     assert entry.name == "b" and [p.name for p in entry.peers] == ["a", "c"]
     assert dataclasses.replace(entry, peers=()) == b
+
+
+def test_memory_stays_flat_over_many_linked_requests(settings: specs.RuntimeSettings) -> None:
+    """Every request builds a store with two instances and a table of provider functions, and
+    registers it for the forwarders: all of it must be released with the store."""
+    members = [component("front", "link-front-wat"), component("calc", "link-calc-wat")]
+    prepared = prepare(settings, *members)
+    loaded = instances.LoadedComponent(instances.with_peers(members, 0), settings,
+                                       prepared.components[0].artefact, plugin_hooks=False)
+
+    class Sink:
+        status = 0
+
+        def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
+            self.status = status
+
+        def write(self, data: bytes) -> None:
+            pass
+
+        def flush(self) -> None:
+            pass
+
+        def finish(self) -> None:
+            pass
+
+    def batch(n: int) -> None:
+        for i in range(n):
+            channel = io.Channel()
+            channel.close()
+            sink = Sink()
+            loaded.invoke(http.IncomingRequest("GET", ("/1", "/h")[i % 2], "m.test", [], io.ChannelInput(channel)),
+                          sink)
+            assert sink.status == 200
+
+    process = psutil.Process()
+    try:
+        batch(2000)
+        gc.collect()
+        before = process.memory_info().rss
+        batch(10000)
+        gc.collect()
+        grown = process.memory_info().rss - before
+        assert not crossing._ACTIVE, "a store is still registered after its request"
+    finally:
+        loaded.close()
+    assert grown < 1 << 20, f"resident memory grew {grown / 1e6:.1f} MB over 10,000 linked requests"
