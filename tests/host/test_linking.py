@@ -11,6 +11,7 @@ Checks:
   fresh instance set per request, with a warm pool (poolSize), and in two worker processes.
 - A linked component's trap fails that request (500) and the next one is served.
 - Memory stays flat over 10,000 linked requests, and no store stays registered for the forwarders.
+- route() of a spec with peers that was never prepared links it too; unroute forgets every artefact.
 """
 
 from __future__ import annotations
@@ -201,3 +202,18 @@ def test_memory_stays_flat_over_many_linked_requests(settings: specs.RuntimeSett
     finally:
         loaded.close()
     assert grown < 1 << 20, f"resident memory grew {grown / 1e6:.1f} MB over 10,000 linked requests"
+
+
+async def test_route_without_prepare_workload_links_the_peers(settings: specs.RuntimeSettings) -> None:
+    """route() of a spec with peers that was never prepared prepares it itself (the path a
+    restarted worker or `serve` takes) and links the same way."""
+    srv = WasmServer("127.0.0.1", 0, workers=1, settings=settings)
+    await srv.start()
+    try:
+        members = [component("front", "link-front-wat"), component("calc", "link-calc-wat")]
+        await srv.route("linked", ["pair.test"], instances.with_peers(members, 0))
+        assert await get(srv, "/1") == (200, b"2")
+        await srv.unroute("linked")
+        assert not srv._prepared
+    finally:
+        await srv.stop(2)

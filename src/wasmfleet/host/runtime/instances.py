@@ -74,9 +74,10 @@ def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     engines.configure(settings.engine)
     artefact = engines.compile_to_cache(spec.wasm_path, settings.cache_dir)
     component = engines.load(artefact)
-    the_plan = linking.plan(component, spec, plugin_registry.installed().interfaces)
-    if the_plan.handler_export is None:
-        raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP")
+    if not spec.peers:  # with peers, LoadedComponent below links them and checks the same
+        the_plan = linking.plan(component, spec, plugin_registry.installed().interfaces)
+        if the_plan.handler_export is None:
+            raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP")
     # Instantiate once: a component whose start-up traps is refused here, not on every request.
     # A check, not a start: the plugins' workload hooks run when the component is routed.
     loaded = LoadedComponent(spec, settings, artefact, plugin_hooks=False)

@@ -162,9 +162,9 @@ class WasmServer:
                 self._core.unroute(workload_id)
             else:
                 await asyncio.gather(*(w.call("unroute", workload_id) for w in self._workers))
-            route = self._routes.pop(workload_id, None)
-        if route is not None:
-            self._prepared.pop((workload_id, Path(route[1].wasm_path)), None)
+            self._routes.pop(workload_id, None)
+        for key in [k for k in self._prepared if k[0] == workload_id]:  # the entry and its peers
+            del self._prepared[key]
 
     def routes(self) -> dict[str, list[str]]:
         return {wid: hosts for wid, (hosts, _) in self._routes.items()}
