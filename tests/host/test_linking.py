@@ -9,7 +9,8 @@ Checks:
   (exact match), and an interface carrying a resource.
 - Serving: the HTTP front calls the other component in the same request (1 and 100 calls), with a
   fresh instance set per request, with a warm pool (poolSize), and in two worker processes.
-- A linked component's trap fails that request (500) and the next one is served.
+- A linked component's trap fails that request (500), one that runs past the request's deadline
+  answers 504, and the next request is served.
 - Memory stays flat over 10,000 linked requests, and no store stays registered for the forwarders.
 - route() of a spec with peers that was never prepared links it too; unroute forgets every artefact.
 """
@@ -149,6 +150,19 @@ async def test_a_trap_in_the_library_fails_that_request_only(linked_server: tupl
     assert await get(srv, "/1") == (200, b"2")
     stats = await srv.stats_async()
     assert sum(w["workloads"]["linked"]["traps"] for w in stats["workers"]) == 1
+
+
+async def test_the_deadline_stops_a_linked_component(settings: specs.RuntimeSettings) -> None:
+    srv = WasmServer("127.0.0.1", 0, workers=1, settings=settings)
+    await srv.start()
+    try:
+        await route_pair(srv, component("front", "link-front-wat", request_timeout_s=0.3),
+                         component("calc", "link-calc-wat"))
+        status, body = await get(srv, "/i")  # double(998) loops inside calc
+        assert status == 504, body
+        assert await get(srv, "/1") == (200, b"2")
+    finally:
+        await srv.stop(2)
 
 
 def test_with_peers_keeps_manifest_order(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@
 ;;   /1...    200 "2": one call of double(1)
 ;;   /h...    200 "65535": 100 calls of double, chained (x = (double(x) + 1) & 0xffff, from 1)
 ;;   /l...    200 "65535": the same 100 steps done here
-;;   /t...    calls double(999), which traps in the other component, without calling the other component
+;;   /t...    calls double(999), which traps in the other component
+;;   /i...    calls double(998), which never returns (the request's deadline stops it), without calling the other component
 ;; The body is the final value in decimal.
 (module
   (import "cm32p2|wasi:http/types@0.2" "[constructor]fields" (func $fields_new (result i32)))
@@ -83,8 +84,10 @@
           (br_if $local (i32.lt_u (local.get $i) (i32.const 100)))))
     (else (if (i32.eq (local.get $c) (i32.const 0x74))      ;; 't'
       (then (local.set $v (call $double (i32.const 999))))
+    (else (if (i32.eq (local.get $c) (i32.const 0x69))      ;; 'i'
+      (then (local.set $v (call $double (i32.const 998))))
     (else (if (i32.ne (local.get $c) (i32.const 0x30))      ;; not '0': the default, double(21)
-      (then (local.set $v (call $double (i32.const 21)))))))))))))
+      (then (local.set $v (call $double (i32.const 21)))))))))))))))
     (local.set $start (call $itoa (local.get $v)))
     (local.set $resp (call $resp_new (call $fields_new)))
     (call $resp_body (local.get $resp) (i32.const 32))
