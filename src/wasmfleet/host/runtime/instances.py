@@ -17,6 +17,7 @@ set is fresh per call, or pooled as one unit by the entry component's pool_size.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import math
 import threading
 import time
@@ -151,8 +152,6 @@ def prepare_workload(component_specs: list[ComponentSpec], settings: RuntimeSett
 
 def with_peers(component_specs: list[ComponentSpec], index: int) -> ComponentSpec:
     """The spec of component `index` carrying the workload's other components as its peers."""
-    import dataclasses
-
     others = tuple(s for i, s in enumerate(component_specs) if i != index)
     return dataclasses.replace(component_specs[index], peers=others)
 
