@@ -13,6 +13,9 @@ Guests (each a directory here):
   hello-py   componentize-py app (about 25 s the first time)
   hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
   config-logging-py, greeter-py, keyvalue-py  componentize-py apps of the plugin tests (about 25 s each)
+  link-*-wat  WAT fixtures of linked components (same build as hello-wat)
+  text-lib-py, text-front-js  two linked components: a componentize-py library exporting
+             wasmfleet:demo/text and a componentize-js HTTP front importing it
 
 The cache directory is `<repo>/.cache/components` (gitignored) unless WASMFLEET_COMPONENT_CACHE
 is set. A build happens once per source change; concurrent builders are serialized by a lock file.
@@ -32,14 +35,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WIT = HERE / "wit"
+LINK_WAT = ("link-calc-wat", "link-front-wat", "link-ping-wat", "link-pong-wat", "link-counters-wat",
+            "link-counters-user-wat", "link-next-user-wat")
+"""WAT fixtures of linked components (worlds in wit/deps/linktest*, see tests/host/test_linking.py)."""
 GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "messaging-wat", "hello-py", "hello-js",
-          "config-logging-py", "greeter-py", "keyvalue-py")
+          "config-logging-py", "greeter-py", "keyvalue-py", "text-lib-py", "text-front-js", *LINK_WAT)
 
 PY_WORLDS = {
     "hello-py": ("wasi:http/proxy@0.2.12", ()),
     "config-logging-py": ("wasmfleet:tests/config-logging-guest", ("config", "logging")),
     "greeter-py": ("wasmfleet:tests/greeter-guest", ("example-greeting",)),
     "keyvalue-py": ("wasmfleet:tests/keyvalue-guest", ("keyvalue",)),
+    "text-lib-py": ("wasmfleet:demo/text-library@0.1.0", ("demo", "config")),
 }
 """componentize-py guests: (world, WIT packages beyond WASI 0.2 their world uses)."""
 
@@ -67,6 +74,10 @@ def _sources_hash(name: str) -> str:
     roots = [HERE / name, *(WIT / "deps" / p for p in WASI_PACKAGES)]
     if name.endswith("-wat"):
         roots += [WIT / "world.wit", WIT / "deps" / "acme-widgets", WIT / "deps" / "wasmcloud-messaging"]
+    if name in LINK_WAT:
+        roots += [WIT / "deps" / "linktest", WIT / "deps" / "linktest-next"]
+    if name == "text-front-js":
+        roots += [HERE / "hello-js" / "wit", *(WIT / "deps" / p for p in DEMO_DEPS)]
     if name in PY_WORLDS and PY_WORLDS[name][1]:
         roots += [WIT / "world.wit", *(WIT / "deps" / p for p in PY_WORLDS[name][1])]
     for root in roots:
@@ -105,6 +116,10 @@ def _build_py(src: Path, out: Path, work: Path) -> None:
         raise RuntimeError(f"componentize-py failed:\n{proc.stdout}\n{proc.stderr}")
 
 
+DEMO_DEPS = ("demo", "config")
+"""WIT packages text-front-js needs beyond hello-js's WASI 0.2.10."""
+
+
 def componentize_js_bin() -> Path:
     return REPO / ".cache" / "componentize-js" / "node_modules" / ".bin" / "componentize-js"
 
@@ -115,6 +130,19 @@ def _build_js(src: Path, out: Path, work: Path) -> None:
         raise FileNotFoundError(f"{tool} missing: run `bash scripts/deps.d/components.sh`")
     # StarlingMonkey's fetch handler exports incoming-handler@0.2.10: use the guest's own WIT.
     _run([str(tool), str(src / "app.js"), "-w", str(src / "wit"), "-n", "js-guest", "-o", str(out)], cwd=work)
+
+
+def _build_js_with_demo(src: Path, out: Path, work: Path) -> None:
+    """A JS guest importing wasmfleet:demo: hello-js's WIT (WASI 0.2.10) plus the demo package."""
+    tool = componentize_js_bin()
+    if not tool.exists():
+        raise FileNotFoundError(f"{tool} missing: run `bash scripts/deps.d/components.sh`")
+    wit = work / "wit"
+    shutil.copytree(HERE / "hello-js" / "wit" / "deps", wit / "deps")
+    for package in DEMO_DEPS:  # the demo package's world text-library uses wasi:config
+        shutil.copytree(WIT / "deps" / package, wit / "deps" / package)
+    shutil.copy(src / "world.wit", wit / "world.wit")
+    _run([str(tool), str(src / "app.js"), "-w", str(wit), "-n", "text-front", "-o", str(out)], cwd=work)
 
 
 _BUILDERS = {
@@ -128,6 +156,9 @@ _BUILDERS = {
     "config-logging-py": _build_py,
     "greeter-py": _build_py,
     "keyvalue-py": _build_py,
+    "text-lib-py": _build_py,
+    "text-front-js": _build_js_with_demo,
+    **{name: _build_wat for name in LINK_WAT},
 }
 
 

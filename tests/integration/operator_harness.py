@@ -100,6 +100,17 @@ class FakeHost:
                 await self._nc.publish(subjects.operator_heartbeat(self.host_id), messages.encode(self.heartbeat()))
             await asyncio.sleep(self.interval_s)
 
+    @staticmethod
+    def _components(req: messages.WorkloadStartRequest,
+                    state: messages.WorkloadState) -> list[messages.ComponentStatus]:
+        """What a wasmfleet host reports for a running workload: here every component as an idle
+        library (this fake runs nothing)."""
+        if state is not messages.WorkloadState.RUNNING:
+            return []
+        return [messages.ComponentStatus(name=c.name or f"component-{i}", role=messages.ComponentRole.LIBRARY,
+                                         state=messages.ComponentState.IDLE, message="fake host")
+                for i, c in enumerate(req.workload.wit_world.components)]
+
     async def _on_command(self, msg: Any) -> None:
         command = subjects.command_from_host_subject(msg.subject, self.host_id)
         reply: messages.Message
@@ -116,7 +127,8 @@ class FakeHost:
                 state, text = messages.WorkloadState.RUNNING, ""
             reply = messages.WorkloadStartResponse(
                 workload_status=messages.WorkloadStatus(workload_id=req.workload_id, workload_state=state,
-                                                        message=text, retryable=retryable))
+                                                        message=text, retryable=retryable,
+                                                        components=self._components(req, state)))
         elif command == subjects.WORKLOAD_STATUS:
             req_s = messages.decode(messages.WorkloadStatusRequest, msg.data)
             self.status_requests += 1
@@ -124,8 +136,11 @@ class FakeHost:
                 return
             state = (messages.WorkloadState.RUNNING if req_s.workload_id in self.workloads
                      else messages.WorkloadState.NOT_FOUND)
+            started = self.workloads.get(req_s.workload_id)
             reply = messages.WorkloadStatusResponse(
-                workload_status=messages.WorkloadStatus(workload_id=req_s.workload_id, workload_state=state))
+                workload_status=messages.WorkloadStatus(
+                    workload_id=req_s.workload_id, workload_state=state,
+                    components=self._components(started, state) if started else []))
         elif command == subjects.WORKLOAD_STOP:
             req_t = messages.decode(messages.WorkloadStopRequest, msg.data)
             self.workloads.pop(req_t.workload_id, None)

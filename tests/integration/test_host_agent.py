@@ -242,7 +242,9 @@ async def test_snake_case_numeric_enum_start_is_understood(
     }).encode()
     body = await ask(nc, agent, subjects.WORKLOAD_START, raw)
     assert body == {"workloadStatus": {"workloadId": "snake", "workloadState": "WORKLOAD_STATE_RUNNING",
-                                       "message": "1 component(s) running; serving snake.test"}}
+                                       "message": "1 component: c (http, running); serving snake.test",
+                                       "components": [{"name": "c", "role": "http", "state": "running",
+                                                       "message": ""}]}}
     assert (await http_get(agent.http_port, "snake.test"))[0] == 200
 
 

@@ -16,6 +16,7 @@ Checks:
 - ConfigMaps in configFrom are resolved into the start request.
 - Deleting a Workload stops it on its host before the object disappears (finalizer).
 - A standalone Workload pinned with spec.hostId runs there; re-pinning moves it (stopped on the old host).
+- The host's per-component status (role, state, message) is copied into the Workload's status.components.
 """
 
 from __future__ import annotations
@@ -250,6 +251,10 @@ async def test_standalone_workload_pinned_to_a_host_gets_finalizer_and_is_stoppe
         assert wl["status"]["hostId"] == hosts[2].host_id
         assert "runtime.wasmcloud.dev/workload" in wl["metadata"]["finalizers"]
         assert wl["metadata"]["uid"] in hosts[2].workloads
+        names = [c.get("name") for c in body["components"]]
+        assert wl["status"]["components"] == [
+            {"name": name, "role": "library", "state": "idle", "message": "fake host"} for name in names
+        ]
 
         # Re-pinning moves it: stopped on the old host, running on the new one.
         await kube.patch(rest_paths.WORKLOADS, NS, "solo", {"spec": {"hostId": hosts[1].host_id}})

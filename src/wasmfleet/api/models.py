@@ -463,6 +463,21 @@ class Host(Resource):
 # ---------------------------------------------------------------------------- Workload
 
 
+class ComponentStatus(StatusModel):
+    """One component of a running workload, as its host reports it."""
+
+    name: str = ""
+    """Name of the component in the workload."""
+    role: str = ""
+    """What the host does with it: http (serves the workload's HTTP), messaging-handler (handles
+    messages), library (called only by the workload's other components) or service."""
+    state: str = ""
+    """running (the host calls it), linked (instantiated with a component the host calls) or idle
+    (nothing calls it)."""
+    message: str | None = None
+    """What it imports from the other components, or why it is idle."""
+
+
 class WorkloadStatus(StatusModel):
     """Where a workload runs, and its conditions."""
 
@@ -474,6 +489,8 @@ class WorkloadStatus(StatusModel):
     """ID of the workload on its host: the object's uid."""
     conditions: list[Condition] = Field(default_factory=list)
     """Conditions Config, HostSelection, Placement, Sync and Ready."""
+    components: list[ComponentStatus] = Field(default_factory=list)
+    """Each component with its role and state, as the host last reported them while running."""
 
 
 class Workload(Resource):

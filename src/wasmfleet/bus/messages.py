@@ -65,6 +65,36 @@ def _is_false(value: object) -> bool:
     return value is False
 
 
+def _is_empty(value: object) -> bool:
+    # A repeated wasmfleet extension field with no entries stays off the wire (see _is_false).
+    return isinstance(value, list) and not value
+
+
+class ComponentRole(enum.StrEnum):
+    """What a host does with one component of a workload (ComponentStatus.role)."""
+
+    HTTP = "http"
+    """Serves the workload's HTTP: the first component, in manifest order, exporting
+    wasi:http/incoming-handler."""
+    MESSAGING_HANDLER = "messaging-handler"
+    """Exports wasmcloud:messaging/handler: invoked for messages on its subscriptions."""
+    LIBRARY = "library"
+    """Called only by the workload's other components, through the interfaces it exports."""
+    SERVICE = "service"
+    """A long-running wasi:cli/run component (the workload's service)."""
+
+
+class ComponentState(enum.StrEnum):
+    """ComponentStatus.state."""
+
+    RUNNING = "running"
+    """The host calls it (HTTP requests routed to it, messages delivered to it)."""
+    LINKED = "linked"
+    """Instantiated with a component the host calls, for every call of that component."""
+    IDLE = "idle"
+    """Compiled and checked, but nothing calls it."""
+
+
 class WorkloadState(enum.StrEnum):
     """wasmcloud.runtime.v2.WorkloadState: each value is the protobuf enum name."""
 
@@ -272,6 +302,19 @@ class Workload(Message):
     volumes: list[Volume] = Field(default_factory=list)
 
 
+class ComponentStatus(Message):
+    """wasmfleet extension: one component of a running workload (WorkloadStatus.components)."""
+
+    proto_type = extensions_pb2.ComponentStatus
+
+    name: str = ""
+    role: str = ""
+    """A ComponentRole value (a string on the wire: a newer peer may add roles)."""
+    state: str = ""
+    """A ComponentState value."""
+    message: str = ""
+
+
 class WorkloadStatus(Message):
     proto_type = workload_service_pb2.WorkloadStatus
 
@@ -281,6 +324,9 @@ class WorkloadStatus(Message):
     retryable: bool = Field(default=False, exclude_if=_is_false)
     """wasmfleet extension (field 100): for ERROR, whether starting again may succeed. Sent only
     when true: upstream's decoders reject a field they do not know."""
+    components: list[ComponentStatus] = Field(default_factory=list, exclude_if=_is_empty)
+    """wasmfleet extension (field 101): for RUNNING, each component with its role and state.
+    Sent only when non-empty, for the same reason."""
 
 
 class WorkloadStartRequest(Message):
@@ -409,9 +455,35 @@ def from_proto(message_type: type[M], proto: ProtoMessage) -> M:
     return message_type.model_validate(json_format.MessageToDict(proto, preserving_proto_field_name=True))
 
 
+EXTENSION_FIELDS_FROM = 100
+"""wasmfleet's fields in upstream's messages are numbered from here (docs/protocol.md)."""
+
+
 def to_dict(msg: Message) -> dict[str, Any]:
-    """The JSON object `encode` writes, as a dict (every field without presence, set or not)."""
-    return json_format.MessageToDict(to_proto(msg), always_print_fields_with_no_presence=True)
+    """The JSON object `encode` writes, as a dict (every field without presence, set or not,
+    except wasmfleet's repeated extension fields, which are left out when empty)."""
+    proto = to_proto(msg)
+    out = json_format.MessageToDict(proto, always_print_fields_with_no_presence=True)
+    _drop_empty_extensions(proto, out)
+    return out
+
+
+def _drop_empty_extensions(proto: ProtoMessage, out: dict[str, Any]) -> None:
+    # A repeated field has no presence, so json_format prints it even when empty; an empty
+    # wasmfleet extension must stay off the wire like the optional ones (see _is_false).
+    for field in proto.DESCRIPTOR.fields:
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            continue
+        repeated = bool(field.is_repeated)
+        if repeated and field.number >= EXTENSION_FIELDS_FROM and out.get(field.json_name) == []:
+            out.pop(field.json_name)
+        elif field.message_type is not None and field.json_name in out:
+            values = getattr(proto, field.name)
+            items = list(values) if repeated else [values]
+            dicts = out[field.json_name] if repeated else [out[field.json_name]]
+            for sub, sub_out in zip(items, dicts, strict=False):
+                if isinstance(sub_out, dict):
+                    _drop_empty_extensions(sub, sub_out)
 
 
 def encode(msg: Message) -> bytes:

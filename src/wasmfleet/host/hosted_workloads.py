@@ -33,7 +33,7 @@ from wasmfleet.host.plugin_api import guestlogs
 from wasmfleet.host.plugins import messaging_config
 from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.runtime import errors as runtime_errors
-from wasmfleet.host.runtime import plugin_registry, specs
+from wasmfleet.host.runtime import instances, plugin_registry, specs
 
 log = logging.getLogger(__name__)
 State = messages.WorkloadState
@@ -42,7 +42,7 @@ State = messages.WorkloadState
 class DataPlane(Protocol):
     """What the agent needs from the runtime's WasmServer."""
 
-    async def prepare(self, spec: specs.ComponentSpec) -> object: ...
+    async def prepare_workload(self, component_specs: list[specs.ComponentSpec]) -> instances.PreparedWorkload: ...
 
     async def route(self, workload_id: str, hostnames: list[str], spec: specs.ComponentSpec) -> None: ...
 
@@ -74,18 +74,23 @@ class Record:
     task: asyncio.Task[None] | None = None
     retryable: bool = False
     """With ERROR: whether the same start may succeed later (see the module docstring)."""
+    component_statuses: list[messages.ComponentStatus] = field(default_factory=list)
+    """With RUNNING: each component's role and state (WorkloadStatus.components)."""
 
     def fail(self, message: str, *, retryable: bool) -> None:
         self.state, self.message, self.retryable = State.ERROR, message, retryable
 
     def status(self) -> messages.WorkloadStatus:
+        running = self.state is State.RUNNING
         return _status(self.workload_id, self.state, self.message,
-                       retryable=self.retryable and self.state is State.ERROR)
+                       retryable=self.retryable and self.state is State.ERROR,
+                       components=list(self.component_statuses) if running else [])
 
 
-def _status(workload_id: str, state: State, message: str, *, retryable: bool = False) -> messages.WorkloadStatus:
+def _status(workload_id: str, state: State, message: str, *, retryable: bool = False,
+            components: list[messages.ComponentStatus] | None = None) -> messages.WorkloadStatus:
     return messages.WorkloadStatus(workload_id=workload_id, workload_state=state, message=message,
-                                   retryable=retryable)
+                                   retryable=retryable, components=components or [])
 
 
 class Workloads:
@@ -238,10 +243,18 @@ class Workloads:
             for index, (component, got) in enumerate(zip(components, fetched, strict=True))
         ]
         record.message = "compiling components"
-        for spec in component_specs:
-            await self._plane.prepare(spec)
+        prepared = await self._plane.prepare_workload(component_specs)
+        entry = prepared.http_entry
         if record.hostnames:
-            await self._plane.route(record.workload_id, record.hostnames, _http_component(component_specs))
+            if entry is None:
+                raise runtime_errors.ComponentError(
+                    f"workload {record.namespace}/{record.name}",
+                    "has HTTP hostnames, but none of its components exports wasi:http/incoming-handler",
+                )
+            # The HTTP entry carries the other components: those it imports from are
+            # instantiated with it for every request (runtime/instances.py).
+            await self._plane.route(record.workload_id, record.hostnames,
+                                    instances.with_peers(component_specs, entry))
             record.routed = True
         # Subscriptions last: RUNNING is reported once they are live at the NATS server (not before,
         # as upstream does), and a failure above leaves none behind.
@@ -253,6 +266,8 @@ class Workloads:
             await self._plane.subscribe(record.workload_id, spec, plan)
             record.handlers.append(spec.name)
             record.subjects += [s for s in plan.subjects if s not in record.subjects]
+        record.component_statuses = component_statuses(prepared, http_served=record.routed,
+                                                       handlers=set(record.handlers))
 
     # ---- stop --------------------------------------------------------------------------------
 
@@ -316,10 +331,39 @@ class Workloads:
             await asyncio.to_thread(guestlogs.remove, self.log_dir, workload_id)
 
 
-def _http_component(component_specs: list[specs.ComponentSpec]) -> specs.ComponentSpec:
-    # With one component that is the HTTP handler. With several, the route gets the last one
-    # (the runtime's route() takes a single spec); see docs/protocol.md, "Workloads".
-    return component_specs[-1]
+def component_statuses(
+    prepared: instances.PreparedWorkload, *, http_served: bool, handlers: frozenset[str] | set[str] = frozenset()
+) -> list[messages.ComponentStatus]:
+    """Each component's role and state, in manifest order, as the host runs them: the HTTP entry is
+    running when its hostnames are routed, a message handler once its subscriptions are live
+    (`handlers`); a component is linked when a running one reaches it through its imports; anything
+    else is idle (compiled and checked, nothing calls it)."""
+    Role, Cstate = messages.ComponentRole, messages.ComponentState
+    running = {prepared.http_entry} if http_served and prepared.http_entry is not None else set()
+    running |= {i for i, c in enumerate(prepared.components) if c.name in handlers}
+    reached = {name for i in running for name in prepared.components[i].reaches}
+    out = []
+    for index, component in enumerate(prepared.components):
+        notes = [f"imports {iface} from {provider}" for iface, provider in component.links.items()]
+        if index in running:
+            state = Cstate.RUNNING
+        elif component.name in reached:
+            state = Cstate.LINKED
+        else:
+            state = Cstate.IDLE
+            if component.role == Role.HTTP:
+                notes.insert(0, "no HTTP route")
+            elif any(e.startswith("wasi:http/incoming-handler@") for e in component.exports):
+                served_by = prepared.components[prepared.http_entry].name if prepared.http_entry is not None else "?"
+                notes.insert(0, f"exports wasi:http/incoming-handler, but {served_by} serves the workload's HTTP "
+                                "(the first in manifest order)")
+            elif component.role == Role.MESSAGING_HANDLER:
+                notes.insert(0, "messages are not delivered to it")
+            else:
+                notes.insert(0, "no running component imports from it")
+        out.append(messages.ComponentStatus(name=component.name, role=component.role, state=state,
+                                            message="; ".join(notes)))
+    return out
 
 
 def _messaging_plans(workload: messages.Workload) -> list[messaging_config.Subscriptions | None]:
@@ -347,7 +391,9 @@ def _messaging_plans(workload: messages.Workload) -> list[messaging_config.Subsc
 
 
 def _running_message(record: Record) -> str:
-    parts = [f"{record.components} component(s) running"]
+    components = record.component_statuses
+    listed = ", ".join(f"{c.name} ({c.role}, {c.state})" for c in components)
+    parts = [f"{len(components)} component{'' if len(components) == 1 else 's'}: {listed}"]
     if record.handlers:
         parts.append(f"handling messages on {', '.join(record.subjects)} ({', '.join(record.handlers)})")
     if record.hostnames:

@@ -404,7 +404,7 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
                     p.waiting = "host is starting the workload"
                     return None
                 self.confirmed[p.uid] = Confirmed(host_id, p.fingerprint, now)
-                self._observe_running(p, settings.sync_interval_s)
+                self._observe_running(p, settings.sync_interval_s, state)
                 return None
             if running_here:
                 # The configuration changed (ConfigMap, Secret, artifact): restart with the new one.
@@ -473,14 +473,21 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
         self.start_failures.pop(p.uid, None)
         if state.workload_state is State.RUNNING:
             self.confirmed[p.uid] = Confirmed(host_id, p.fingerprint, time.monotonic())
-            self._observe_running(p, None)
+            self._observe_running(p, None, state)
             return None
         p.conds.set("Placement", "True", "Started", f"start accepted by host {host_id}")
         p.observed, p.after = state.workload_state, 0.5
         p.observed_message = state.message or f"host reports {state.workload_state.name}"
         return None
 
-    def _observe_running(self, p: Pass, after: float | None) -> None:
+    def _observe_running(self, p: Pass, after: float | None, reported: messages.WorkloadStatus | None = None) -> None:
+        """`reported`: the host's status of the workload, when just asked (its component list is
+        copied; without it, the last one copied stays)."""
+        if reported is not None:
+            p.status.components = [
+                models.ComponentStatus(name=c.name, role=c.role, state=c.state, message=c.message or None)
+                for c in reported.components
+            ]
         p.observed, p.after = State.RUNNING, after
         p.conds.set("Placement", "True", "Started", f"running on host {p.host_id}")
 

@@ -85,6 +85,12 @@ def last_exception() -> BaseException | None:
     return exc
 
 
+def fail(exc: BaseException) -> int:
+    """Remembers `exc` as this thread's trap cause; returns a new wasmtime_error_t address for it
+    (the value a host-call callback returns to make the guest trap)."""
+    return _fail(exc)
+
+
 def _fail(exc: BaseException) -> int:
     _local.exc = exc
     msg = f"{type(exc).__name__}: {exc}".encode()
@@ -253,6 +259,12 @@ def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: han
             _ENTRIES.append(entry)
             idx = len(_ENTRIES) - 1
     _link(instance, name, _TRAMPOLINE, idx, _FINALIZE)
+
+
+def link_raw(instance: cm.LinkerInstance, name: str, callback: int, data: int, finalizer: int) -> None:
+    """Links `name` to a C-ABI host-call `callback` (wasmtime_component_func_callback_t) with its
+    own `data` and `finalizer` (used by `crossing` for calls between components)."""
+    _link(instance, name, callback, data, finalizer)
 
 
 def _link(instance: cm.LinkerInstance, name: str, callback: int, data: int, finalizer: int) -> None:

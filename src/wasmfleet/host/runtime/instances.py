@@ -6,23 +6,31 @@ gets an epoch deadline (-> `GuestTrap(deadline=True)`, answered 504) and each st
 limit (growth beyond it fails inside the guest, which then traps -> 500).
 
 Calls run on the worker's wasm thread, never on the event loop.
+
+A component whose spec lists `peers` (the other components of its workload) is loaded with every
+component it reaches through its imports (`linking.resolve_workload`): each gets its own linker,
+resource table and WASI state, and for every call one store holds one instance of each, created
+providers first. Calls between them go through `crossing` forwarders in that store. The whole
+set is fresh per call, or pooled as one unit by the entry component's pool_size.
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from wasmfleet.bus.messages import ComponentRole
 from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
-from wasmfleet.host.runtime import engines, hostfuncs, linking, plugin_registry
+from wasmfleet.host.runtime import crossing, engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import filesystem, http, io
@@ -67,16 +75,17 @@ def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     engines.configure(settings.engine)
     artefact = engines.compile_to_cache(spec.wasm_path, settings.cache_dir)
     component = engines.load(artefact)
-    the_plan = linking.plan(component, spec, plugin_registry.installed().interfaces)
-    if the_plan.handler_export is None:
-        # A message handler needs no HTTP export (imported here: it builds on this module's peers).
-        from wasmfleet.host.runtime import messaging_dispatch
+    if not spec.peers:  # with peers, LoadedComponent below links them and checks the same
+        the_plan = linking.plan(component, spec, plugin_registry.installed().interfaces)
+        if the_plan.handler_export is None:
+            # A message handler needs no HTTP export (imported here: it builds on this module's peers).
+            from wasmfleet.host.runtime import messaging_dispatch
 
-        if messaging_dispatch.handler_export(component) is not None:
-            messaging_dispatch.check_handler(spec, settings, artefact)
-            return artefact
-        raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve HTTP "
-                             "(nor wasmcloud:messaging/handler, so it cannot handle messages)")
+            if messaging_dispatch.handler_export(component) is not None:
+                messaging_dispatch.check_handler(spec, settings, artefact)
+                return artefact
+            raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler, so it cannot serve "
+                                 "HTTP (nor wasmcloud:messaging/handler, so it cannot handle messages)")
     # Instantiate once: a component whose start-up traps is refused here, not on every request.
     # A check, not a start: the plugins' workload hooks run when the component is routed.
     loaded = LoadedComponent(spec, settings, artefact, plugin_hooks=False)
@@ -88,24 +97,115 @@ def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     return artefact
 
 
-class WarmInstance:
-    """A store (raw wasmtime_store_t address) with one instantiated component and its handler."""
+@dataclass
+class PreparedComponent:
+    name: str
+    artefact: Path
+    role: ComponentRole
+    """HTTP (the HTTP entry), MESSAGING_HANDLER (exports wasmcloud:messaging/handler) or LIBRARY
+    (anything else: reached only through other components' imports, if at all)."""
+    exports: list[str] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)
+    """Import name -> name of the component of the workload that provides it."""
+    reaches: list[str] = field(default_factory=list)
+    """Names of the components instantiated with this one (its imports, transitively)."""
 
-    __slots__ = ("ctx", "func", "store", "table", "uses")
+
+@dataclass
+class PreparedWorkload:
+    components: list[PreparedComponent]
+    http_entry: int | None
+    """Index of the first component (manifest order) exporting wasi:http/incoming-handler."""
+
+
+def prepare_workload(component_specs: list[ComponentSpec], settings: RuntimeSettings) -> PreparedWorkload:
+    """Compiles every component of a workload (manifest order) into the cache, checks how they
+    link (`linking.resolve_workload`) and each one's host imports, and instantiates every entry
+    (HTTP, messaging handler) once with what it reaches, so a start-up trap is refused now.
+    Blocking: run off the loop. Raises ComponentError naming the component and the cause."""
+    engines.configure(settings.engine)
+    known = plugin_registry.installed().interfaces
+    artefacts = [engines.compile_to_cache(s.wasm_path, settings.cache_dir) for s in component_specs]
+    loaded = [engines.load(a) for a in artefacts]
+    links = linking.resolve_workload([(s.name, c) for s, c in zip(component_specs, loaded, strict=True)], known)
+    for index, (spec, component) in enumerate(zip(component_specs, loaded, strict=True)):
+        try:
+            linking.plan(component, spec, known, links.providers[index])
+        except ComponentError as exc:
+            raise ComponentError(f"component {spec.name}", f"{exc.path}: {exc.cause}") from None
+    http_entry = links.first_exporting(linking.INCOMING_HANDLER)
+    prepared = []
+    for index, spec in enumerate(component_specs):
+        if index == http_entry:
+            role = ComponentRole.HTTP
+        elif any(e.partition("@")[0] == linking.MESSAGING_HANDLER for e in links.exports[index]):
+            role = ComponentRole.MESSAGING_HANDLER
+        else:
+            role = ComponentRole.LIBRARY
+        prepared.append(PreparedComponent(
+            name=spec.name, artefact=artefacts[index], role=role, exports=links.exports[index],
+            links={iface: links.names[p] for iface, p in links.providers[index].items()},
+            reaches=[links.names[i] for i in links.closure(index) if i != index],
+        ))
+    if http_entry is not None:
+        entry = with_peers(component_specs, http_entry)
+        check = LoadedComponent(entry, settings, artefacts[http_entry], plugin_hooks=False)
+        try:
+            check.warm_up()
+        finally:
+            check.close()
+    return PreparedWorkload(prepared, http_entry)
+
+
+def with_peers(component_specs: list[ComponentSpec], index: int) -> ComponentSpec:
+    """The spec of component `index` carrying the workload's other components as its peers."""
+    others = tuple(s for i, s in enumerate(component_specs) if i != index)
+    return dataclasses.replace(component_specs[index], peers=others)
+
+
+class WarmInstance:
+    """A store (raw wasmtime_store_t address) with one instantiated component and its handler
+    (and, for linked components, one instance of each component it reaches, in `tables`)."""
+
+    __slots__ = ("ctx", "func", "store", "table", "tables", "uses")
 
     def __init__(self, store: int, ctx: int, table: handle_tables.ResourceTable, func: Any) -> None:
         self.store = store
         self.ctx = ctx
         self.table = table
+        self.tables: list[handle_tables.ResourceTable] = []
+        """Resource tables of the linked components in this store (besides `table`)."""
         self.func = func  # wasmtime_component_func_t
         self.uses = 0
 
     def close(self) -> None:
-        """Closes the host objects of the store, then frees the store (and its instance)."""
+        """Closes the host objects of the store, then frees the store (and its instances)."""
         self.table.clear()
+        for table in self.tables:
+            table.clear()
+        if self.tables:
+            crossing.unregister(self.ctx)
         store, self.store = self.store, 0
         if store:
             _store_delete(store)
+
+
+class _Member:
+    """One component of a linked set, as instantiated in each store."""
+
+    def __init__(self, spec: ComponentSpec, component: Any, linker: Any, settings: RuntimeSettings) -> None:
+        self.spec = spec
+        self.component = component
+        self.linker = linker
+        self.linker_addr = _address(linker)
+        self.component_addr = _address(component)
+        self.environment = list(spec.environment.items())
+        self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
+        self.log_name = f"{spec.workload_id}/{spec.name}"
+        self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
+        self.provides: list[tuple[int, Any]] = []
+        """(LinkedStore slot, export index) of each function other members call on this one."""
+        self.plan_imports: list[tuple[str, linking.ImportName, bool]] = []
 
 
 @dataclass
@@ -127,11 +227,17 @@ class LoadedComponent:
         engines.configure(settings.engine)
         self.component = engines.load(artefact)
         known = plugin_registry.installed().interfaces
-        self.plan = linking.plan(self.component, spec, known)
+        self.slot_count = 0
+        self.members: list[_Member] = []
+        """The linked components this one reaches, providers first (empty when it imports none)."""
+        crossings: dict[str, dict[str, int]] = {}
+        if spec.peers:
+            crossings = self._link_peers(known)
+        self.plan = linking.plan(self.component, spec, known, crossings)
         if self.plan.handler_export is None:
             raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler")
         self.linker, self.type_ids = linking.build_linker(
-            self.component, spec, self.plan, known, settings.engine.fast_host_calls
+            self.component, spec, self.plan, known, settings.engine.fast_host_calls, crossings
         )
         iface_idx = self.component.get_export_index(self.plan.handler_export)
         handle_idx = self.component.get_export_index("handle", iface_idx)
@@ -149,11 +255,14 @@ class LoadedComponent:
         timeout = spec.request_timeout_s or settings.request_timeout_s
         self.deadline_ticks = max(1, math.ceil(timeout / engines.tick_seconds()))
         self.timeout_s = timeout
-        self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20
+        self.memory_bytes = max(
+            [(s.memory_limit_mb or settings.memory_limit_mb) << 20 for s in (spec, *(m.spec for m in self.members))]
+        )  # one store, one limiter: the largest limit of the set applies to each memory
         self.environment = list(spec.environment.items())
         self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
         self.may_block = any(
-            granted and parsed.unversioned == "wasi:http/outgoing-handler" for _, parsed, granted in self.plan.imports
+            granted and parsed.unversioned == "wasi:http/outgoing-handler"
+            for _, parsed, granted in [*self.plan.imports, *(i for m in self.members for i in m.plan_imports)]
         )
         """True when the guest may wait on something slow (outgoing HTTP): never run it inline."""
         self.idle: list[WarmInstance] = []
@@ -165,6 +274,48 @@ class LoadedComponent:
         if plugin_hooks:
             self._lifecycle = plugin_registry.process_lifecycle(settings.plugin_host)
             self._lifecycle.component_loaded(spec)
+            for member in self.members:
+                self._lifecycle.component_loaded(member.spec)
+
+    def _link_peers(self, known: dict[str, Any]) -> dict[str, dict[str, int]]:
+        """Loads and links the peers this component reaches; returns its own forwarder slots
+        (import name -> function -> slot id) and fills `self.members`, providers first."""
+        spec, settings = self.spec, self.settings
+        specs_ = [spec, *spec.peers]
+        components = [self.component] + [
+            engines.load(engines.compile_to_cache(p.wasm_path, settings.cache_dir)) for p in spec.peers
+        ]
+        links = linking.resolve_workload([(s.name, c) for s, c in zip(specs_, components, strict=True)], known)
+        order = links.closure(0)
+        members: dict[int, _Member] = {}
+        slots_of: dict[int, dict[str, dict[str, int]]] = {}
+        next_slot = 0
+        for index in order:  # providers first: their export indices are known before a consumer links
+            crossings: dict[str, dict[str, int]] = {}
+            for iface, provider in links.providers[index].items():
+                provider_component = components[provider]
+                iface_idx = provider_component.get_export_index(iface)
+                for fname in links.functions[(index, iface)]:
+                    func_idx = provider_component.get_export_index(fname, iface_idx)
+                    if func_idx is None:
+                        raise ComponentError(f"component {links.names[provider]}", f"does not export {iface}#{fname}")
+                    members[provider].provides.append((next_slot, func_idx))
+                    crossings.setdefault(iface, {})[fname] = crossing.new_slot(next_slot)
+                    next_slot += 1
+            slots_of[index] = crossings
+            if index == 0:
+                continue  # the entry itself: linked by the caller
+            mspec = specs_[index]
+            mplan = linking.plan(components[index], mspec, known, crossings)
+            linker, _ = linking.build_linker(
+                components[index], mspec, mplan, known, settings.engine.fast_host_calls, crossings
+            )
+            member = _Member(mspec, components[index], linker, settings)
+            member.plan_imports = mplan.imports
+            members[index] = member
+        self.members = [members[i] for i in order if i != 0]
+        self.slot_count = next_slot
+        return slots_of[0]
 
     def warm_up(self) -> None:
         """Instantiates once now (off the request path): a pooled component keeps the instance,
@@ -184,6 +335,21 @@ class LoadedComponent:
         store = _store_new(self._engine_addr, None, None)
         ctx = _store_context(store)
         _store_limiter(store, self.memory_bytes, -1, -1, -1, -1)
+        linked: crossing.LinkedStore | None = None
+        member_tables: list[handle_tables.ResourceTable] = []
+        if self.members:
+            linked = crossing.LinkedStore(self.slot_count)
+            crossing.register(ctx, linked)
+            _set_epoch_deadline(ctx, self.deadline_ticks)
+            for member in self.members:
+                try:
+                    member_tables.append(self._instantiate_member(member, store, ctx, linked))
+                except BaseException:
+                    for table in member_tables:
+                        table.clear()
+                    crossing.unregister(ctx)
+                    _store_delete(store)
+                    raise
         state = store_state.WasiContext(
             workload_id=self.spec.workload_id,
             component=self.spec.name,
@@ -197,6 +363,7 @@ class LoadedComponent:
         )
         table = handle_tables.ResourceTable(state)
         inst = WarmInstance(store, ctx, table, ffi.wasmtime_component_func_t())
+        inst.tables = member_tables
         _set_epoch_deadline(ctx, self.deadline_ticks)
         instance = ffi.wasmtime_component_instance_t()
         previous = handle_tables.swap(table)
@@ -212,6 +379,39 @@ class LoadedComponent:
             raise GuestTrap("the handler export is not a function")
         self.stats.instantiations += 1
         return inst
+
+    def _instantiate_member(self, member: _Member, store: int, ctx: int,
+                            linked: crossing.LinkedStore) -> handle_tables.ResourceTable:
+        """Instantiates one linked component in the store and records the functions it provides."""
+        mspec = member.spec
+        state = store_state.WasiContext(
+            workload_id=mspec.workload_id,
+            component=mspec.name,
+            environment=member.environment,
+            preopens=member.preopens,
+            allowed_hosts=mspec.allowed_hosts,
+            config=mspec.config,
+            grants=mspec.grants,
+            log_name=member.log_name,
+            guest_log=member.guest_log,
+        )
+        table = handle_tables.ResourceTable(state)
+        instance = ffi.wasmtime_component_instance_t()
+        previous = handle_tables.swap(table)
+        try:
+            err = _instantiate(member.linker_addr, ctx, member.component_addr, _byref(instance))
+        finally:
+            handle_tables.swap(previous)
+        if err:
+            table.clear()
+            raise GuestTrap(f"instantiating component {mspec.name} failed: {linking.describe_error(_error(err))}")
+        for slot, func_idx in member.provides:
+            func = crossing.func_struct()
+            if not _get_func(_byref(instance), ctx, _address(func_idx), _byref(func)):
+                table.clear()
+                raise GuestTrap(f"component {mspec.name}: a linked export is not a function")
+            linked.set(slot, func, table)
+        return table
 
     def _acquire(self) -> WarmInstance:
         if self.spec.pool_size > 0:
@@ -242,6 +442,8 @@ class LoadedComponent:
         outparam = http.ResponseOutparam(sink)
         state: store_state.WasiContext = inst.table.state
         state.deadline = time.monotonic() + self.timeout_s
+        for table in inst.tables:
+            table.state.deadline = state.deadline
         state.before_wait = getattr(sink, "before_wait", None)  # ThreadSink: send before blocking
         body = request.body
         if isinstance(body, io.ChannelInput):
@@ -295,5 +497,10 @@ class LoadedComponent:
         lifecycle, self._lifecycle = self._lifecycle, None
         if lifecycle is not None:
             lifecycle.component_closed(self.spec)
+            for member in self.members:
+                lifecycle.component_closed(member.spec)
         if self.guest_log is not None:
             self.guest_log.close()
+        for member in self.members:
+            if member.guest_log is not None:
+                member.guest_log.close()

@@ -141,8 +141,19 @@ class WasmServer:
         self._prepared[key] = str(artefact)
         return artefact
 
+    async def prepare_workload(self, component_specs: list[ComponentSpec]) -> instances.PreparedWorkload:
+        """Compiles every component of a workload (manifest order) and checks how they link: what
+        each exports and imports from the others, which one serves HTTP (the first exporting
+        wasi:http/incoming-handler), each one's role. Raises errors.ComponentError naming the
+        component (an interface exported twice, a cycle, an import nobody provides, ...)."""
+        prepared = await asyncio.to_thread(instances.prepare_workload, component_specs, self.settings)
+        for spec, component in zip(component_specs, prepared.components, strict=True):
+            self._prepared[(spec.workload_id, Path(spec.wasm_path))] = str(component.artefact)
+        return prepared
+
     async def route(self, workload_id: str, hostnames: list[str], spec: ComponentSpec) -> None:
-        """Serves HTTP for `hostnames` with `spec` (replacing this workload's previous route)."""
+        """Serves HTTP for `hostnames` with `spec` (replacing this workload's previous route).
+        A spec with `peers` brings the components it imports from along (`instances.with_peers`)."""
         self._check_running()
         key = (spec.workload_id, Path(spec.wasm_path))
         artefact = self._prepared.get(key) or str(await self.prepare(spec))
@@ -162,9 +173,9 @@ class WasmServer:
                 self._core.unroute(workload_id)
             else:
                 await asyncio.gather(*(w.call("unroute", workload_id) for w in self._workers))
-            route = self._routes.pop(workload_id, None)
-        if route is not None:
-            self._prepared.pop((workload_id, Path(route[1].wasm_path)), None)
+            self._routes.pop(workload_id, None)
+        for key in [k for k in self._prepared if k[0] == workload_id]:  # the entry and its peers
+            del self._prepared[key]
 
     async def subscribe(self, workload_id: str, spec: ComponentSpec, plan: messaging_config.Subscriptions) -> None:
         """Delivers `plan`'s messages to `spec`'s wasmcloud:messaging handler; the subscriptions are

@@ -73,6 +73,11 @@ class ComponentSpec:
     max_concurrency: int = 1
     memory_limit_mb: int = 0
     request_timeout_s: float = 0.0
+    peers: tuple[ComponentSpec, ...] = field(default=(), hash=False, compare=False)
+    """The workload's other components, in manifest order. This component's imports that one of
+    them exports (same interface name and version) are linked to that component, which is then
+    instantiated in the same store for every call (see `linking.resolve_workload`). Empty for a
+    one-component workload."""
 
     def grants_interface(self, namespace: str, package: str, interface: str) -> bool:
         return any(g.covers(namespace, package, interface) for g in self.grants)

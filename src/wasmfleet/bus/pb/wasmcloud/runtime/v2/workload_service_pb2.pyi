@@ -6,9 +6,12 @@ wasmfleet's copy of the wasmcloud.runtime.v2 schema (see wit_interface.proto).
 Over NATS each rpc is a request on runtime.host.<hostID>.workload.{start,status,stop}.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from wasmfleet.bus.pb.wasmcloud.runtime.v2 import workload_pb2 as _workload_pb2
+from wasmfleet.bus.pb.wasmfleet.bus.v1 import extensions_pb2 as _extensions_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -52,6 +55,7 @@ class WorkloadStatus(_message.Message):
     WORKLOAD_STATE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     RETRYABLE_FIELD_NUMBER: _builtins.int
+    COMPONENTS_FIELD_NUMBER: _builtins.int
     workload_id: _builtins.str
     workload_state: _workload_pb2.WorkloadState.ValueType
     message: _builtins.str
@@ -64,6 +68,12 @@ class WorkloadStatus(_message.Message):
     For WORKLOAD_STATE_ERROR: true when starting again may succeed (a registry outage), left out
     when it cannot (an image that does not exist). Upstream hosts never send it.
     """
+    @_builtins.property
+    def components(self) -> _containers.RepeatedCompositeFieldContainer[_extensions_pb2.ComponentStatus]:
+        """For WORKLOAD_STATE_RUNNING: each component of the workload in manifest order, with the role
+        the host gave it and its state. Left out when empty. Upstream hosts never send it.
+        """
+
     def __init__(
         self,
         *,
@@ -71,10 +81,11 @@ class WorkloadStatus(_message.Message):
         workload_state: _workload_pb2.WorkloadState.ValueType = ...,
         message: _builtins.str = ...,
         retryable: _builtins.bool | None = ...,
+        components: _abc.Iterable[_extensions_pb2.ComponentStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_retryable", b"_retryable", "retryable", b"retryable"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_retryable", b"_retryable", "message", b"message", "retryable", b"retryable", "workload_id", b"workload_id", "workload_state", b"workload_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_retryable", b"_retryable", "components", b"components", "message", b"message", "retryable", b"retryable", "workload_id", b"workload_id", "workload_state", b"workload_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__retryable: _TypeAlias = _typing.Literal["retryable"]  # noqa: Y015
     _WhichOneofArgType__retryable: _TypeAlias = _typing.Literal["_retryable", b"_retryable"]  # noqa: Y015

@@ -177,3 +177,43 @@ class ErrorDetail(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ErrorDetail: _TypeAlias = ErrorDetail  # noqa: Y015
+
+@_typing.final
+class ComponentStatus(_message.Message):
+    """One component of a workload as its host runs it (WorkloadStatus.components = 101, a wasmfleet
+    extension of upstream's message).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The component's name in the workload ("component-<index>" when the manifest gives none)."""
+    role: _builtins.str
+    """What the host does with it: "http" (serves the workload's HTTP), "messaging-handler"
+    (handles messages), "library" (called only by the workload's other components), "service".
+    """
+    state: _builtins.str
+    """"running": the host calls it; "linked": instantiated, for every call, with a component the
+    host calls; "idle": compiled and checked, but nothing calls it.
+    """
+    message: _builtins.str
+    """One line: what it imports from the other components, or why it is idle."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        role: _builtins.str = ...,
+        state: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "name", b"name", "role", b"role", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComponentStatus: _TypeAlias = ComponentStatus  # noqa: Y015

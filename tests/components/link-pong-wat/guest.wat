@@ -1,0 +1,7 @@
+;; Imports ping, exports calc (with link-ping-wat: a cycle the host refuses).
+(module
+  (import "cm32p2|wasmfleet:linktest/ping@1" "ping" (func $ping (param i32) (result i32)))
+  (memory (export "cm32p2_memory") 1)
+  (func (export "cm32p2|wasmfleet:linktest/calc@1|double") (param i32) (result i32)
+    (call $ping (local.get 0)))
+  (func (export "cm32p2_initialize")))

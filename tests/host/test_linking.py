@@ -1,0 +1,233 @@
+"""Components linked within a workload, with small WAT components (tests/components/link-*-wat).
+
+Checks:
+- The linking rules, on real components (`instances.prepare_workload`): an import is satisfied by
+  another component's export of the same interface and version; the roles (http = the first
+  component in manifest order exporting incoming-handler, library otherwise) and what each reaches.
+  Each refusal is a ComponentError naming the components and the interface: an interface exported
+  by two components, a cycle, an import nobody provides, a version that differs only in the patch
+  (exact match), and an interface carrying a resource.
+- Serving: the HTTP front calls the other component in the same request (1 and 100 calls), with a
+  fresh instance set per request, with a warm pool (poolSize), and in two worker processes.
+- A linked component's trap fails that request (500), one that runs past the request's deadline
+  answers 504, and the next request is served.
+- Memory stays flat over 10,000 linked requests, and no store stays registered for the forwarders.
+- route() of a spec with peers that was never prepared links it too; unroute forgets every artefact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+from runtime_harness import build, host_request, raw_request
+
+from wasmfleet.host.runtime import crossing, instances, specs
+from wasmfleet.host.runtime.errors import ComponentError
+from wasmfleet.host.runtime.server import WasmServer
+from wasmfleet.host.wasi import http, io
+
+
+def component(name: str, guest: str, **kw: object) -> specs.ComponentSpec:
+    return specs.ComponentSpec(workload_id="linked", name=name, wasm_path=build(guest), **kw)  # type: ignore[arg-type]
+
+
+def prepare(settings: specs.RuntimeSettings, *members: specs.ComponentSpec) -> instances.PreparedWorkload:
+    return instances.prepare_workload(list(members), settings)
+
+
+def refusal(settings: specs.RuntimeSettings, *members: specs.ComponentSpec) -> str:
+    with pytest.raises(ComponentError) as caught:
+        prepare(settings, *members)
+    text = str(caught.value)
+    assert "\n" not in text
+    return text
+
+
+def test_an_import_links_to_the_component_exporting_it(settings: specs.RuntimeSettings) -> None:
+    prepared = prepare(settings, component("calc", "link-calc-wat"), component("front", "link-front-wat"),
+                       component("other-http", "hello-wat"))
+    # HTTP goes to the first component in manifest order exporting incoming-handler.
+    assert prepared.http_entry == 1
+    calc, front, other = prepared.components
+    assert (calc.role, front.role, other.role) == ("library", "http", "library")
+    assert front.links == {"wasmfleet:linktest/calc@1.0.0": "calc"}
+    assert front.reaches == ["calc"] and calc.reaches == [] and other.reaches == []
+    assert calc.exports == ["wasmfleet:linktest/calc@1.0.0"]
+
+
+def test_an_interface_exported_by_two_components_is_refused(settings: specs.RuntimeSettings) -> None:
+    text = refusal(settings, component("a", "link-calc-wat"), component("b", "link-calc-wat"),
+                   component("front", "link-front-wat"))
+    assert text == ("component b: exports wasmfleet:linktest/calc@1.0.0, which component a also exports "
+                    "(an interface may be exported by one component of a workload only)")
+
+
+def test_a_cycle_is_refused_naming_its_steps(settings: specs.RuntimeSettings) -> None:
+    text = refusal(settings, component("ping", "link-ping-wat"), component("pong", "link-pong-wat"))
+    assert text.startswith("workload: components import each other in a cycle: ")
+    assert "ping imports wasmfleet:linktest/calc@1.0.0 from pong" in text
+    assert "pong imports wasmfleet:linktest/ping@1.0.0 from ping" in text
+
+
+def test_an_import_nobody_provides_is_refused(settings: specs.RuntimeSettings) -> None:
+    text = refusal(settings, component("front", "link-front-wat"))
+    assert text == ("component front: imports wasmfleet:linktest/calc@1.0.0, which no component of this "
+                    "workload exports and this host does not implement")
+
+
+def test_versions_must_match_exactly(settings: specs.RuntimeSettings) -> None:
+    text = refusal(settings, component("calc", "link-calc-wat"), component("user", "link-next-user-wat"))
+    assert text == ("component user: imports wasmfleet:linktest/calc@1.0.1, which no component of this workload "
+                    "exports and this host does not implement (component calc exports "
+                    "wasmfleet:linktest/calc@1.0.0: versions must match exactly)")
+
+
+def test_resources_do_not_cross_components(settings: specs.RuntimeSettings) -> None:
+    text = refusal(settings, component("counters", "link-counters-wat"), component("user", "link-counters-user-wat"))
+    assert text.startswith("component user: imports wasmfleet:linktest/counters@1.0.0 from component counters, "
+                           "but resources cannot cross components")
+
+
+def test_a_library_alone_prepares_and_reaches_nothing(settings: specs.RuntimeSettings) -> None:
+    prepared = prepare(settings, component("calc", "link-calc-wat"))
+    assert prepared.http_entry is None and prepared.components[0].role == "library"
+
+
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
+async def linked_server(request: pytest.FixtureRequest,
+                        settings: specs.RuntimeSettings) -> AsyncIterator[tuple[WasmServer, int]]:
+    srv = WasmServer("127.0.0.1", 0, workers=request.param, settings=settings)
+    await srv.start()
+    yield srv, request.param
+    await srv.stop(2)
+
+
+async def route_pair(srv: WasmServer, front: specs.ComponentSpec, calc: specs.ComponentSpec) -> None:
+    members = [front, calc]
+    prepared = await srv.prepare_workload(members)
+    assert prepared.http_entry == 0
+    await srv.route("linked", ["pair.test"], instances.with_peers(members, 0))
+
+
+async def get(srv: WasmServer, path: str) -> tuple[int, bytes]:
+    return await raw_request(srv.port, host_request("pair.test", path))
+
+
+@pytest.mark.parametrize("pool_size", [0, 2], ids=["fresh", "pooled"])
+async def test_the_front_calls_the_library_in_the_same_request(
+    linked_server: tuple[WasmServer, int], pool_size: int
+) -> None:
+    srv, workers = linked_server
+    await route_pair(srv, component("front", "link-front-wat", pool_size=pool_size), component("calc", "link-calc-wat"))
+    assert await get(srv, "/") == (200, b"42")       # double(21), computed by the other component
+    assert await get(srv, "/0") == (200, b"1")       # no call
+    assert await get(srv, "/1") == (200, b"2")
+    assert await get(srv, "/h") == (200, b"65535")   # 100 calls, chained
+    assert await get(srv, "/l") == (200, b"65535")   # the same steps without crossing
+    results = await asyncio.gather(*(get(srv, "/h") for _ in range(20)))
+    assert set(results) == {(200, b"65535")}
+    stats = await srv.stats_async()
+    requests = sum(w["workloads"]["linked"]["requests"] for w in stats["workers"])
+    made = sum(w["workloads"]["linked"]["instantiations"] for w in stats["workers"])
+    assert requests == 25
+    if pool_size == 0:
+        assert made == 25 + workers  # one instance set per request, plus the warm-up of each process
+    else:
+        assert made <= 2 * workers + workers  # reused: at most the pool (per process) and its warm-up
+
+
+async def test_a_trap_in_the_library_fails_that_request_only(linked_server: tuple[WasmServer, int]) -> None:
+    srv, _ = linked_server
+    await route_pair(srv, component("front", "link-front-wat", pool_size=1), component("calc", "link-calc-wat"))
+    status, body = await get(srv, "/t")  # double(999) traps inside calc
+    assert status == 500 and b"unreachable" in body, body
+    assert await get(srv, "/1") == (200, b"2")
+    stats = await srv.stats_async()
+    assert sum(w["workloads"]["linked"]["traps"] for w in stats["workers"]) == 1
+
+
+async def test_the_deadline_stops_a_linked_component(settings: specs.RuntimeSettings) -> None:
+    srv = WasmServer("127.0.0.1", 0, workers=1, settings=settings)
+    await srv.start()
+    try:
+        await route_pair(srv, component("front", "link-front-wat", request_timeout_s=0.3),
+                         component("calc", "link-calc-wat"))
+        status, body = await get(srv, "/i")  # double(998) loops inside calc
+        assert status == 504, body
+        assert await get(srv, "/1") == (200, b"2")
+    finally:
+        await srv.stop(2)
+
+
+def test_with_peers_keeps_manifest_order(tmp_path: Path) -> None:
+    a, b, c = (specs.ComponentSpec(workload_id="w", name=n, wasm_path=tmp_path / n) for n in "abc")
+    entry = instances.with_peers([a, b, c], 1)
+    assert entry.name == "b" and [p.name for p in entry.peers] == ["a", "c"]
+    assert dataclasses.replace(entry, peers=()) == b
+
+
+def test_memory_stays_flat_over_many_linked_requests(settings: specs.RuntimeSettings) -> None:
+    """Every request builds a store with two instances and a table of provider functions, and
+    registers it for the forwarders: all of it must be released with the store."""
+    members = [component("front", "link-front-wat"), component("calc", "link-calc-wat")]
+    prepared = prepare(settings, *members)
+    loaded = instances.LoadedComponent(instances.with_peers(members, 0), settings,
+                                       prepared.components[0].artefact, plugin_hooks=False)
+
+    class Sink:
+        status = 0
+
+        def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
+            self.status = status
+
+        def write(self, data: bytes) -> None:
+            pass
+
+        def flush(self) -> None:
+            pass
+
+        def finish(self) -> None:
+            pass
+
+    def batch(n: int) -> None:
+        for i in range(n):
+            channel = io.Channel()
+            channel.close()
+            sink = Sink()
+            loaded.invoke(http.IncomingRequest("GET", ("/1", "/h")[i % 2], "m.test", [], io.ChannelInput(channel)),
+                          sink)
+            assert sink.status == 200
+
+    process = psutil.Process()
+    try:
+        batch(2000)
+        gc.collect()
+        before = process.memory_info().rss
+        batch(10000)
+        gc.collect()
+        grown = process.memory_info().rss - before
+        assert not crossing._ACTIVE, "a store is still registered after its request"
+    finally:
+        loaded.close()
+    assert grown < 1 << 20, f"resident memory grew {grown / 1e6:.1f} MB over 10,000 linked requests"
+
+
+async def test_route_without_prepare_workload_links_the_peers(settings: specs.RuntimeSettings) -> None:
+    """route() of a spec with peers that was never prepared prepares it itself (the path a
+    restarted worker or `serve` takes) and links the same way."""
+    srv = WasmServer("127.0.0.1", 0, workers=1, settings=settings)
+    await srv.start()
+    try:
+        members = [component("front", "link-front-wat"), component("calc", "link-calc-wat")]
+        await srv.route("linked", ["pair.test"], instances.with_peers(members, 0))
+        assert await get(srv, "/1") == (200, b"2")
+        await srv.unroute("linked")
+        assert not srv._prepared
+    finally:
+        await srv.stop(2)
