@@ -58,7 +58,7 @@ def test_defaults_run_nats_three_host_groups_and_an_operator_with_probes() -> No
     (nats,) = by_kind(objects, "StatefulSet").values()
     assert nats["spec"]["replicas"] == 1
     conf = by_kind(objects, "ConfigMap")["wf-wasmfleet-nats"]["data"]["nats.conf"]
-    assert "jetstream {" in conf and "verify: true" in conf and "cluster {" not in conf
+    assert "jetstream {" in conf and "verify_and_map: true" in conf and "cluster {" not in conf
 
     deployments = by_kind(objects, "Deployment")
     services = by_kind(objects, "Service")
