@@ -405,6 +405,9 @@ def test_killing_a_nats_node_under_load_loses_no_acknowledged_write(tmp_path: Pa
                 f"  failures (started s, took s, detail): {load.failures[:12]}\n"
             )
             print(report)
+            # The hosts were on different servers, host A on the one killed.
+            assert "wasmfleet-host host-a" in before[nodes[1].name], report
+            assert "wasmfleet-host host-b" in before[nodes[2].name], report
             assert len(load.acked) > 50 and total_reads > 50, report  # the load was real
             assert lost == [], report
             late = [f for f in load.failures if f[0] >= killed_at + RECOVERED_AFTER_S]
