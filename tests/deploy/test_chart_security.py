@@ -117,8 +117,9 @@ def test_real_nats_server_enforces_the_roles(tmp_path: Path) -> None:
                 # A delivery check, not a latency bound (the CI machine is often heavily loaded).
                 message = await inbox.next_msg(timeout=10)
             except nats.errors.TimeoutError:
+                server_log = (tmp_path / "nats.log").read_text()[-3000:]
                 raise AssertionError(f"no delivery; client errors: operator {operator.test_errors}, "
-                                     f"host {host.test_errors}\n{(tmp_path / 'nats.log').read_text()[-3000:]}") from None
+                                     f"host {host.test_errors}\n{server_log}") from None
             assert message.subject == "runtime.host.h1.workload.start"
             # A host cannot command any host (another, or itself), nor pose as the operator's inbox.
             assert await refused_publish(host, "runtime.host.h2.workload.start")
