@@ -33,6 +33,7 @@ import nats
 import nats.errors
 import pytest
 from chart_rendering import CHART, REPO, by_kind, env_of, local_nats_conf, process, render, write_secret
+from nats.aio.client import Client as NATS
 
 from wasmfleet.bus import permissions
 from wasmfleet.testing.nats import free_port, nats_server_binary
@@ -73,8 +74,13 @@ async def connect(port: int, tls: ssl.SSLContext) -> Any:
     async def on_error(exc: Exception) -> None:
         errors.append(exc)
 
-    nc = await nats.connect(f"tls://localhost:{port}", tls=tls, allow_reconnect=False, connect_timeout=3,
-                            max_reconnect_attempts=0, error_cb=on_error)
+    nc = NATS()
+    try:
+        await nc.connect(f"tls://localhost:{port}", tls=tls, allow_reconnect=False, connect_timeout=3,
+                         max_reconnect_attempts=0, error_cb=on_error)
+    except BaseException:
+        await nc.close()  # a refused connect leaves its transport open otherwise (ResourceWarning)
+        raise
     nc.test_errors = errors  # permission violations arrive asynchronously, through error_cb
     return nc
 
