@@ -4,6 +4,12 @@ kinds against the openAPIV3Schema of the chart's own CRDs (jsonschema). Shared b
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +67,36 @@ def env_of(obj: Obj, container: str | None = None) -> dict[str, str]:
     containers = obj["spec"]["template"]["spec"]["containers"]
     (chosen,) = [c for c in containers if container is None or c["name"] == container][:1]
     return {e["name"]: e["value"] for e in chosen.get("env", []) if "value" in e}
+
+
+def write_secret(secret: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for key, value in secret["data"].items():
+        (directory / key).write_bytes(base64.b64decode(value))
+    return directory
+
+
+def local_nats_conf(conf: str, tmp: Path, port: int, monitor: int) -> str:
+    """The rendered configuration with the pod's paths and fixed ports moved to this machine."""
+    return (conf.replace("/etc/nats/tls/", f"{tmp}/nats-tls/")
+            .replace("store_dir: /data", f"store_dir: {tmp}/js")
+            .replace("/var/run/nats/nats.pid", f"{tmp}/nats.pid")
+            .replace("port: 4222", f"port: {port}\nhost: 127.0.0.1")
+            .replace("http_port: 8222", f"http: 127.0.0.1:{monitor}"))
+
+
+@contextlib.contextmanager
+def process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -5,7 +5,8 @@ schemas). Checks:
 - `helm lint` finds no warning or error;
 - default values: NATS StatefulSet with JetStream and TLS, the three host groups as Deployments and
   Services hostgroup-<name>, the operator with probes, /metrics, resources and a PDB;
-- least privilege: gateway RBAC read-only, hosts without a token or any binding, operator's Lease
+- least privilege: gateway RBAC read-only, hosts bound to nothing but system:auth-delegator (for
+  metricsAuth; without it no token and no binding at all), operator's Lease
   rights limited to the release namespace; NetworkPolicies keep NATS to the operator and hosts;
 - the generated certificates chain to the generated CA (openssl verify), the server's names cover the
   URL clients use, and the client certificates are valid for client authentication;
@@ -58,7 +59,7 @@ def test_defaults_run_nats_three_host_groups_and_an_operator_with_probes() -> No
     (nats,) = by_kind(objects, "StatefulSet").values()
     assert nats["spec"]["replicas"] == 1
     conf = by_kind(objects, "ConfigMap")["wf-wasmfleet-nats"]["data"]["nats.conf"]
-    assert "jetstream {" in conf and "verify: true" in conf and "cluster {" not in conf
+    assert "jetstream {" in conf and "verify_and_map: true" in conf and "cluster {" not in conf
 
     deployments = by_kind(objects, "Deployment")
     services = by_kind(objects, "Service")
@@ -104,11 +105,17 @@ def test_rbac_is_least_privilege() -> None:
     assert gateway_verbs == {"get", "list", "watch"}
     host_sa = by_kind(objects, "ServiceAccount")["wf-wasmfleet-host"]
     assert host_sa["automountServiceAccountToken"] is False
+    # By default (metricsAuth) a host's token serves only to review scrapers' tokens.
+    host_roles = {b["roleRef"]["name"] for kind in ("ClusterRoleBinding", "RoleBinding")
+                  for b in by_kind(objects, kind).values() for s in b["subjects"] if s["name"] == "wf-wasmfleet-host"}
+    assert host_roles == {"system:auth-delegator"}
+    # Without metricsAuth, hosts have no token and no binding at all.
+    no_metrics_auth = render({"metricsAuth": {"enabled": False}})
     for group in HOST_GROUPS:
-        spec = by_kind(objects, "Deployment")[f"hostgroup-{group}"]["spec"]["template"]["spec"]
+        spec = by_kind(no_metrics_auth, "Deployment")[f"hostgroup-{group}"]["spec"]["template"]["spec"]
         assert spec["automountServiceAccountToken"] is False
     bound = {s["name"] for kind in ("ClusterRoleBinding", "RoleBinding")
-             for b in by_kind(objects, kind).values() for s in b["subjects"]}
+             for b in by_kind(no_metrics_auth, kind).values() for s in b["subjects"]}
     assert bound == {"wf-wasmfleet-operator", "wf-wasmfleet-gateway"}
     lease_rules = [r for r in roles["wf-wasmfleet-operator"]["rules"] if "leases" in r["resources"]]
     assert lease_rules == []  # Leases only through the namespaced Role

@@ -13,23 +13,19 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from chart_rendering import NAMESPACE, REPO, by_kind, env_of, render
+from chart_rendering import NAMESPACE, REPO, by_kind, env_of, local_nats_conf, process, render, write_secret
 
 from wasmfleet.testing.apiserver import running_apiserver
 from wasmfleet.testing.nats import free_port, nats_server_binary
@@ -39,22 +35,6 @@ pytestmark = pytest.mark.timeout(240)
 
 WF = [sys.executable, "-m", "wasmfleet"]
 HOSTNAME = "hello.localhost"
-
-
-def write_secret(secret: dict[str, Any], directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for key, value in secret["data"].items():
-        (directory / key).write_bytes(base64.b64decode(value))
-    return directory
-
-
-def local_nats_conf(conf: str, tmp: Path, port: int, monitor: int) -> str:
-    """The rendered configuration with the pod's paths and fixed ports moved to this machine."""
-    return (conf.replace("/etc/nats/tls/", f"{tmp}/nats-tls/")
-            .replace("store_dir: /data", f"store_dir: {tmp}/js")
-            .replace("/var/run/nats/nats.pid", f"{tmp}/nats.pid")
-            .replace("port: 4222", f"port: {port}\nhost: 127.0.0.1")
-            .replace("http_port: 8222", f"http: 127.0.0.1:{monitor}"))
 
 
 def expand(value: str, env: dict[str, str]) -> str:
@@ -70,23 +50,6 @@ def pod_env(container_env: dict[str, str], downward: dict[str, str], moves: dict
             value = value.replace(old, new)
         env[key] = value
     return env
-
-
-@contextlib.contextmanager
-def process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_clustered_nats_configuration_is_accepted_by_nats_server(tmp_path: Path) -> None:

@@ -28,20 +28,42 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{/* The URL the operator and hosts connect to. */}}
 {{- define "wasmfleet.natsUrl" -}}
 {{- if .Values.nats.enabled -}}
-{{- printf "%s://%s-nats.%s.svc:4222" (ternary "tls" "nats" .Values.tls.enabled) (include "wasmfleet.fullname" .) .Release.Namespace -}}
+{{- $fullname := include "wasmfleet.fullname" . -}}
+{{- $scheme := ternary "tls" "nats" .Values.tls.enabled -}}
+{{- if gt (int .Values.nats.replicas) 1 -}}
+{{- /* Every server by name: clients fail over among them (the servers advertise no pod IPs). */ -}}
+{{- $urls := list -}}
+{{- range $i := until (int .Values.nats.replicas) -}}
+{{- $urls = append $urls (printf "%s://%s-nats-%d.%s-nats-headless.%s.svc:4222" $scheme $fullname $i $fullname $.Release.Namespace) -}}
+{{- end -}}
+{{- join "," $urls -}}
+{{- else -}}
+{{- printf "%s://%s-nats.%s.svc:4222" $scheme $fullname .Release.Namespace -}}
+{{- end -}}
 {{- else -}}
 {{- required "nats.url is required when nats.enabled is false (the URL of an external NATS with JetStream)" .Values.nats.url -}}
 {{- end -}}
 {{- end -}}
 
-{{/* Secret holding role's certificate ("nats", "operator" or "host"). */}}
+{{/* Secret holding role's certificate ("nats", "operator", "host", "data" or "logs"). */}}
 {{- define "wasmfleet.tlsSecret" -}}
 {{- if .root.Values.tls.generate -}}
 {{- printf "%s-%s-tls" (include "wasmfleet.fullname" .root) .role -}}
 {{- else -}}
 {{- $name := index .root.Values.tls.existingSecrets .role -}}
+{{- if has .role (list "nats" "operator" "host") -}}
 {{- required (printf "tls.existingSecrets.%s is required when tls.enabled is true and tls.generate is false (a kubernetes.io/tls Secret with ca.crt)" .role) $name -}}
+{{- else -}}
+{{- $name -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The NATS user a role's client certificate maps to (verify_and_map: the certificate's subject, as
+nats-server writes it, RFC 2253). tls.clientSubjects overrides it for certificates not made here. */}}
+{{- define "wasmfleet.natsUser" -}}
+{{- $given := index (.root.Values.tls.clientSubjects | default dict) .role -}}
+{{- $given | default (printf "CN=%s-%s" (include "wasmfleet.fullname" .root) .role) -}}
 {{- end -}}
 
 {{/* Checks of values that no single template would notice. */}}
@@ -52,6 +74,9 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 {{- end -}}
 {{- if and .Values.nats.enabled (lt (int .Values.nats.replicas) 1) -}}
 {{- fail "nats.replicas must be at least 1 when nats.enabled is true" -}}
+{{- end -}}
+{{- if and .Values.nats.enabled (not .Values.tls.enabled) -}}
+{{- fail "tls.enabled must be true when nats.enabled is true: the release's NATS authenticates every client by its certificate (no anonymous access); with tls off, use an external NATS (nats.enabled false) and give its credentials in extraEnv" -}}
 {{- end -}}
 {{- if .Values.tls.enabled -}}
 {{- range $role := list "nats" "operator" "host" -}}

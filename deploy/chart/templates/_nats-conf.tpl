@@ -13,27 +13,45 @@ jetstream {
   max_file_store: {{ $.Values.nats.jetstream.storage.size }}
   {{- end }}
 }
-{{- if $.Values.tls.enabled }}
-# Every client shows a certificate signed by the release's CA.
+# Every client shows a certificate signed by the release's CA; its subject names its user (one per
+# role), and the user's permissions come from bus/permissions.py (files/nats-permissions.json).
 tls {
   cert_file: /etc/nats/tls/tls.crt
   key_file: /etc/nats/tls/tls.key
   ca_file: /etc/nats/tls/ca.crt
-  verify: true
+  verify_and_map: true
   timeout: 5
 }
-{{- end }}
+{{- $table := $.Files.Get "files/nats-permissions.json" | fromJson }}
+# Control (runtime.>) and data plane (JetStream, workloads' subjects) are separate accounts.
+accounts {
+  {{- range $account, $spec := $table.accounts }}
+  {{ $account }} {
+    {{- if $spec.jetstream }}
+    jetstream: enabled
+    {{- end }}
+    users: [
+      {{- range $role, $user := $table.users }}
+      {{- if eq $user.account $account }}
+      {user: {{ include "wasmfleet.natsUser" (dict "root" $ "role" $role) | toRawJson }}, permissions: {{ $user.permissions | toRawJson }}}
+      {{- end }}
+      {{- end }}
+    ]
+  }
+  {{- end }}
+}
 {{- if gt (int $.Values.nats.replicas) 1 }}
 # Clustered JetStream: full mesh of routes between the StatefulSet's pods.
 cluster {
   name: {{ (include "wasmfleet.fullname" $) }}
   port: 6222
+  # Clients get the servers' DNS names from their URL list (covered by the certificate), not pod IPs.
+  no_advertise: true
   routes: [
     {{- range $i := until (int $.Values.nats.replicas) }}
     nats://{{ (include "wasmfleet.fullname" $) }}-nats-{{ $i }}.{{ (printf "%s-nats-headless" (include "wasmfleet.fullname" $)) }}.{{ $.Release.Namespace }}.svc:6222
     {{- end }}
   ]
-  {{- if $.Values.tls.enabled }}
   tls {
     cert_file: /etc/nats/tls/tls.crt
     key_file: /etc/nats/tls/tls.key
@@ -41,7 +59,6 @@ cluster {
     verify: true
     timeout: 5
   }
-  {{- end }}
 }
 {{- end }}
 {{- end -}}

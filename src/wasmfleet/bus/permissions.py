@@ -24,6 +24,13 @@ every command (with its image-pull secrets) back from the stream. runtime.> is a
 identity inside its account, so a mistaken publish is refused rather than silently lost.
 
 The gateway uses no NATS (it reads Hosts and Workloads from the API server), so it has no identity.
+
+The Helm chart (deploy/chart) cannot give each host its own identity: a Deployment's pods share one
+client certificate and learn their names only when they start, and nats-server's static
+configuration has no per-connection permission templates (those exist only for JWT users). So the
+chart's table, `role_table()`, has one `host` identity for every host: the same publish rights, but
+subscribe on runtime.host.*.>. It is rendered into deploy/chart/files/nats-permissions.json by
+scripts/chart_permissions.py (a test fails when the two differ).
 Pure data, no connection objects: callers render it (nats-server config) or check against it.
 """
 
@@ -46,6 +53,8 @@ OPERATOR = "operator"
 LOGS = "logs"
 DATA = "data"
 HOST_PREFIX = "host-"
+HOSTS = "host"
+"""The one identity every host of a chart-installed fleet shares (`role_table`)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,16 @@ def host_user(host_id: str) -> str:
     return HOST_PREFIX + subjects.check_host_id(host_id)
 
 
+def any_host() -> Permissions:
+    """Every host under one identity: a host's rights, but it hears every host's commands."""
+    return Permissions(
+        account=CONTROL_ACCOUNT,
+        publish=(subjects.operator_heartbeats(), subjects.operator_leavings()),
+        subscribe=(f"{subjects.HOST_PREFIX}.*.>",),
+        allow_responses=True,
+    )
+
+
 def logs() -> Permissions:
     """`wasmfleet logs`: asks any host for a workload's guest output, nothing else."""
     return Permissions(
@@ -136,3 +155,8 @@ def table(host_ids: list[str]) -> dict[str, Permissions]:
     for host_id in host_ids:
         users[host_user(host_id)] = host(host_id)
     return users
+
+
+def role_table() -> dict[str, Permissions]:
+    """Every identity of a fleet whose hosts share one identity (the Helm chart): user -> permissions."""
+    return {OPERATOR: operator(), HOSTS: any_host(), LOGS: logs(), DATA: data()}

@@ -156,7 +156,8 @@ def nats_login(given: NatsConnectionOptions, data_dir: Path) -> NatsConnectionOp
 
 async def connect(url: str, options: NatsConnectionOptions) -> Any:
     try:
-        return await nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0,
+        servers = [part.strip() for part in url.split(",") if part.strip()]  # a cluster: any of them
+        return await nats.connect(servers=servers, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0,
                                   error_cb=_quiet, **options.connect_kwargs())
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         reason = login_check.refusal(exc)
@@ -188,7 +189,8 @@ def render(line: messages.LogLine, prefix: str, timestamps: bool) -> str:
 @click.option("--since", "since", default=None, metavar="DURATION", help="Only lines newer than 30s, 5m, 2h, ...")
 @click.option("--timestamps", is_flag=True, help="Prefix each line with its RFC 3339 time.")
 @click.option("--nats", "nats_option", default=None, metavar="URL",
-              help="NATS of the fleet (default: $WASMFLEET_NATS_URL, else DATA_DIR/ports.json of `wasmfleet up`).")
+              help="NATS URL(s) of the fleet, comma-separated (default: $WASMFLEET_NATS_URL, else "
+                   "DATA_DIR/ports.json of `wasmfleet up`).")
 @kubeconfig_option
 @nats_connection_options
 def logs(name: str, namespace: str, tail: int, since: str | None, timestamps: bool, nats_option: str | None,

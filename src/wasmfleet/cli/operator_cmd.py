@@ -30,7 +30,7 @@ def _listen(value: str) -> tuple[str, int]:
 @click.option("--kubeconfig", type=click.Path(path_type=Path), required=True, envvar="KUBECONFIG",
               help="Kubeconfig of the API server (embedded or a real cluster; default: $KUBECONFIG).")
 @click.option("--nats", "nats_url", default="nats://127.0.0.1:4222", show_default=True, envvar="WASMFLEET_NATS",
-              help="NATS URL the hosts are connected to.")
+              help="NATS URL(s) the hosts are connected to, comma-separated.")
 @click.option("--namespace", default=None, help="Only reconcile this namespace (default: all).")
 @click.option("--listen", default="127.0.0.1:8081", show_default=True,
               help="HOST:PORT for /metrics, /healthz and /readyz (port 0 picks a free one).")

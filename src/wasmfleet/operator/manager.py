@@ -150,7 +150,8 @@ class Operator:
         while not stop.is_set():
             try:
                 return await nats.connect(
-                    self.settings.nats_url,
+                    # A comma list names the servers of a cluster: the client fails over among them.
+                    servers=[url.strip() for url in self.settings.nats_url.split(",") if url.strip()],
                     name=f"wasmfleet-operator {self.settings.identity}",
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,

@@ -72,7 +72,9 @@ class NatsConnections:
         async with self._connecting:
             client = self._clients.get(url)
             if client is None or client.is_closed:
-                client = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=-1,
+                # A comma list names the servers of a cluster: the client fails over among them.
+                servers = [part.strip() for part in url.split(",") if part.strip()]
+                client = await nats.connect(servers=servers, connect_timeout=2, max_reconnect_attempts=-1,
                                             reconnect_time_wait=0.5)
                 self._clients[url] = client
             return client
