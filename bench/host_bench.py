@@ -40,7 +40,7 @@ from wasmfleet.testing.oci_registry_server import Registry, push_wasm, running_r
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.components.build import build_component  # noqa: E402
+from tests.components.build import build_component, cache_dir  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -137,7 +137,8 @@ async def wasmtime_serve_to_200(session: aiohttp.ClientSession, wasm: Path, time
 def spawn_host(url: str, data: Path, interval: float) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [str(BIN / "wasmfleet"), "host", "--nats", url, "--heartbeat-interval", str(interval),
-         "--data-dir", str(data / "host"), "--cache-dir", str(data / "artifacts"), "--log-level", "warning"],
+         "--data-dir", str(data / "host"), "--cache-dir", str(data / "artifacts"), "--log-level", "warning",
+         "--allow-file-root", str(cache_dir())],  # the built guests
         env={**os.environ, "XDG_CACHE_HOME": str(data / "xdg")},
     )
 

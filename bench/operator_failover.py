@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(REPO))
 
 import operator_harness as h  # noqa: E402
-from tests.components.build import build_component  # noqa: E402
+from tests.components.build import build_component, cache_dir  # noqa: E402
 
 from wasmfleet.kube import client, rest_paths  # noqa: E402
 from wasmfleet.testing import nats as nats_helper  # noqa: E402
@@ -79,7 +79,8 @@ async def run(args: argparse.Namespace) -> None:
             def start_host(name: str) -> None:
                 procs[name] = subprocess.Popen(
                     [str(BIN / "wasmfleet"), "host", "--nats", url, "--name", name, "--heartbeat-interval",
-                     str(args.interval), "--cache-dir", str(tmp / "cache"), "--log-level", "warning"],
+                     str(args.interval), "--cache-dir", str(tmp / "cache"), "--log-level", "warning",
+                     "--allow-file-root", str(cache_dir())],  # the built guest
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )
 

@@ -30,6 +30,7 @@ import nats.errors
 import nkeys
 import pytest
 
+from wasmfleet.bus import single_attempt
 from wasmfleet.bus.connection_options import InvalidNatsOptions, NatsConnectionOptions
 from wasmfleet.testing.apiserver import running_apiserver
 from wasmfleet.testing.nats import free_port, nats_server_binary
@@ -108,8 +109,8 @@ async def refused(url: str, options: NatsConnectionOptions) -> str:
         errors.append(f"{type(exc).__name__}: {exc}")
 
     with pytest.raises((nats.errors.Error, OSError, TimeoutError)) as caught:
-        nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False, max_reconnect_attempts=0,
-                                error_cb=record, **options.connect_kwargs())
+        # connect_once closes the socket of a refused attempt (nats.connect would leave it to the GC).
+        nc = await single_attempt.connect_once(url, connect_timeout=3, error_cb=record, **options.connect_kwargs())
         await nc.close()
     return " ".join([str(caught.value), *errors])
 

@@ -30,11 +30,12 @@ import pytest
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import messages, subjects
 from wasmfleet.host.agent import Agent
+from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.testing.nats import NatsServer, nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component
+from tests.components.build import build_component, cache_dir
 
 REPO = Path(__file__).resolve().parents[2]
 WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
@@ -63,6 +64,7 @@ async def agent(tmp_path: Path, bus: NatsServer) -> AsyncIterator[Agent]:
         artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
         # Kept between runs: compiling an 18 MB componentize-py guest takes ~20 s.
         runtime_cache_dir=REPO / ".cache" / "runtime-test-components",
+        policy=HostPolicy.allowing(cache_dir()),  # the built test guests
     ))
     await host.start()
     try:
@@ -171,26 +173,26 @@ async def test_without_the_entries_the_calls_are_not_granted(agent: Agent, nc: A
 
 
 def test_serve_grants_config_and_logging(guest: Path, tmp_path: Path) -> None:
-    proc = subprocess.Popen(
+    with subprocess.Popen(  # the context closes the stderr pipe
         [WASMFLEET, "serve", str(guest), "--addr", "127.0.0.1:0",
          "--cache-dir", str(REPO / ".cache" / "runtime-test-components"),
          "--config", "greeting=hi", "--config", "mode=config", "--env", "mode=env"],
         stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        assert "serving" in line, line
-        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            line = proc.stderr.readline()
+            assert "serving" in line, line
+            port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
 
-        def fetch(path: str) -> Any:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as response:
-                return json.loads(response.read())
+            def fetch(path: str) -> Any:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as response:
+                    return json.loads(response.read())
 
-        assert fetch("/get?key=greeting") == {"key": "greeting", "value": "hi"}
-        assert fetch("/all") == {"greeting": "hi", "mode": "env"}
-        assert fetch("/log?level=critical&context=ctx&message=boom") == "logged"
-        assert proc.stderr.readline().rstrip("\n").endswith(": error ctx: boom")
-    finally:
-        proc.terminate()
-        proc.wait(10)
+            assert fetch("/get?key=greeting") == {"key": "greeting", "value": "hi"}
+            assert fetch("/all") == {"greeting": "hi", "mode": "env"}
+            assert fetch("/log?level=critical&context=ctx&message=boom") == "logged"
+            assert proc.stderr.readline().rstrip("\n").endswith(": error ctx: boom")
+        finally:
+            proc.terminate()
+            proc.wait(10)

@@ -33,7 +33,7 @@ from wasmfleet.bus import messages, subjects
 from wasmfleet.testing.nats import NatsServer, free_port, nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component
+from tests.components.build import build_component, cache_dir
 
 REPO = Path(__file__).resolve().parents[2]
 WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
@@ -89,24 +89,24 @@ def get(port: int, path: str, host: str = "greeter.test", attempts: int = 50) ->
 
 def test_serve_links_the_guest_to_the_installed_plugin(greeter_wasm: Path, plugin_site: Path,
                                                        tmp_path: Path) -> None:
-    proc = subprocess.Popen(
+    with subprocess.Popen(  # the context closes the stderr pipe
         [WASMFLEET, "serve", str(greeter_wasm), "--addr", "127.0.0.1:0", "--cache-dir", str(tmp_path),
          "--grant", "example:greeting/greeter"],
         stderr=subprocess.PIPE, text=True, env=env_with(plugin_site),
-    )
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        assert "serving" in line, line
-        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
-        # No hostInterfaces config under `serve`: the plugin's own default salutation.
-        assert get(port, "/greet?name=serve") == (200, "Hello, serve!")
-        assert get(port, "/events")[1].splitlines() == [
-            "start-host -", f"start-workload serve {greeter_wasm.stem} salutation=-"
-        ]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    ) as proc:
+        try:
+            assert proc.stderr is not None
+            line = proc.stderr.readline()
+            assert "serving" in line, line
+            port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+            # No hostInterfaces config under `serve`: the plugin's own default salutation.
+            assert get(port, "/greet?name=serve") == (200, "Hello, serve!")
+            assert get(port, "/events")[1].splitlines() == [
+                "start-host -", f"start-workload serve {greeter_wasm.stem} salutation=-"
+            ]
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 def test_serve_without_the_plugin_refuses_the_component(greeter_wasm: Path, tmp_path: Path) -> None:
@@ -131,13 +131,14 @@ def bus(tmp_path: Path) -> Iterator[NatsServer]:
 def host_process(bus: NatsServer, plugin_site: Path, tmp_path: Path) -> Iterator[int]:
     """A `wasmfleet host` with the plugin installed; yields its HTTP port."""
     port = free_port()
-    proc = subprocess.Popen(
-        [WASMFLEET, "host", "--nats", bus.url, "--host-id", HOST_ID, "--http-addr", f"127.0.0.1:{port}",
-         "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "artifacts"),
-         "--heartbeat-interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "host.log", "w"),  # noqa: SIM115
-        env={**env_with(plugin_site), "XDG_CACHE_HOME": str(REPO / ".cache" / "plugin-test-xdg")},
-    )
+    with open(tmp_path / "host.log", "w") as log:  # the child has its own copy; ours closes on exit
+        proc = subprocess.Popen(
+            [WASMFLEET, "host", "--nats", bus.url, "--host-id", HOST_ID, "--http-addr", f"127.0.0.1:{port}",
+             "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "artifacts"),
+             "--heartbeat-interval", "1", "--allow-file-root", str(cache_dir())],
+            stdout=subprocess.DEVNULL, stderr=log,
+            env={**env_with(plugin_site), "XDG_CACHE_HOME": str(REPO / ".cache" / "plugin-test-xdg")},
+        )
     try:
         yield port
     finally:

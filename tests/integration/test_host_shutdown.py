@@ -177,15 +177,23 @@ async def _host_serving_a_stuck_guest(
         proc = subprocess.Popen(
             [WASMFLEET, "host", "--nats", url, "--heartbeat-interval", "0.5", "--workers", str(workers),
              "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"),
-             "--drain-timeout", str(DRAIN_S), "--log-level", "info"],
+             "--drain-timeout", str(DRAIN_S), "--log-level", "info", "--allow-file-root", str(cache_dir())],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")},
         )
-        hb = json.loads((await heartbeats.next_msg(timeout=30)).data)
-        reply = await nc.request(
-            subjects.workload_start(hb["id"]), start_request("w", f"file://{hello_wasm}"), timeout=30
-        )
-        assert json.loads(reply.data)["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_RUNNING"
+        try:
+            hb = json.loads((await heartbeats.next_msg(timeout=30)).data)
+            reply = await nc.request(
+                subjects.workload_start(hb["id"]), start_request("w", f"file://{hello_wasm}"), timeout=30
+            )
+            status = json.loads(reply.data)["workloadStatus"]
+            assert status["workloadState"] == "WORKLOAD_STATE_RUNNING", status
+        except BaseException:
+            # The caller never gets the process: end it (and close its pipe) here.
+            proc.kill()
+            proc.wait()
+            proc.stderr.close()  # type: ignore[union-attr]
+            raise
     finally:
         await nc.close()
     _, writer = await asyncio.open_connection("127.0.0.1", hb["httpPort"])

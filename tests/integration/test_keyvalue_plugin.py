@@ -29,11 +29,12 @@ import pytest
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import messages, subjects
 from wasmfleet.host.agent import Agent
+from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.testing.nats import NatsServer, nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component
+from tests.components.build import build_component, cache_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,6 +63,7 @@ async def agent(tmp_path: Path, bus: NatsServer) -> AsyncIterator[Agent]:
         lifecycle=LifecycleSettings(drain_timeout_s=2, data_dir=tmp_path / "host"),
         artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
         runtime_cache_dir=REPO / ".cache" / "runtime-test-components",
+        policy=HostPolicy.allowing(cache_dir()),  # the built test guests
     ))
     await host.start()
     try:
@@ -79,6 +81,7 @@ async def one_process_agent(tmp_path: Path, bus: NatsServer) -> AsyncIterator[Ag
         lifecycle=LifecycleSettings(drain_timeout_s=2, data_dir=tmp_path / "host1"),
         artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts1"),
         runtime_cache_dir=REPO / ".cache" / "runtime-test-components",
+        policy=HostPolicy.allowing(cache_dir()),  # the built test guests
     ))
     await host.start()
     try:

@@ -30,7 +30,7 @@ import nats.errors
 import pytest
 
 from wasmfleet.artifacts.fetching import ArtifactSettings
-from wasmfleet.bus import login_check, messages, permissions, subjects
+from wasmfleet.bus import login_check, messages, permissions, single_attempt, subjects
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.embedded import nats_auth
 from wasmfleet.host.agent import Agent
@@ -132,7 +132,7 @@ async def state_on(client: Client, host_id: str, workload_id: str) -> str:
 
 async def test_anonymous_and_wrong_password_are_refused(bus: NatsServer, fleet_auth: nats_auth.FleetAuth) -> None:
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        await nats.connect(bus.url, allow_reconnect=False, error_cb=_ignore)
+        await single_attempt.connect_once(bus.url, error_cb=_ignore)  # closes its socket when refused
     wrong = NatsConnectionOptions(user="operator", password="not-the-password")
     with pytest.raises(login_check.LoginRefused) as refused:
         await login_check.check(bus.url, wrong, role="operator")

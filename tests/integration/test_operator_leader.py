@@ -73,40 +73,42 @@ async def test_one_leader_and_takeover_after_kill(tmp_path: Path) -> None:
     with nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
         kube = await h.kube_client(kubeconfig)
         host = await h.FakeHost(url, "fair-crow-0001").start()
-        ports = [nats_helper.free_port(), nats_helper.free_port()]
-        with operator_process(kubeconfig, url, ports[0], "op-a", tmp_path / "a.log") as a, \
-                operator_process(kubeconfig, url, ports[1], "op-b", tmp_path / "b.log") as b:
-            async def both_ready() -> bool:
-                return [(await get(p, "/readyz"))[0] for p in ports] == [200, 200]
+        try:  # a failure must not leave the session and the fake host's connection to the GC
+            ports = [nats_helper.free_port(), nats_helper.free_port()]
+            with operator_process(kubeconfig, url, ports[0], "op-a", tmp_path / "a.log") as a, \
+                    operator_process(kubeconfig, url, ports[1], "op-b", tmp_path / "b.log") as b:
+                async def both_ready() -> bool:
+                    return [(await get(p, "/readyz"))[0] for p in ports] == [200, 200]
 
-            await h.eventually(both_ready, timeout_s=30, what="both /readyz 200")
-            assert (await get(ports[0], "/healthz"))[0] == 200
+                await h.eventually(both_ready, timeout_s=30, what="both /readyz 200")
+                assert (await get(ports[0], "/healthz"))[0] == 200
 
-            async def one_leader() -> list[float] | None:
-                values = [metric((await get(p, "/metrics"))[1], "wasmfleet_operator_leader") for p in ports]
-                return values if sorted(v or 0 for v in values) == [0, 1] else None
+                async def one_leader() -> list[float] | None:
+                    values = [metric((await get(p, "/metrics"))[1], "wasmfleet_operator_leader") for p in ports]
+                    return values if sorted(v or 0 for v in values) == [0, 1] else None
 
-            values = await h.eventually(one_leader, what="exactly one leader")
-            leader = a if values[0] == 1 else b
-            standby_port = ports[1] if leader is a else ports[0]
+                values = await h.eventually(one_leader, what="exactly one leader")
+                leader = a if values[0] == 1 else b
+                standby_port = ports[1] if leader is a else ports[0]
 
-            await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("first"))
-            await h.eventually(lambda: ready_workloads(kube, "first", 1), what="leader reconciles")
-            text = (await get(standby_port, "/metrics"))[1]
-            assert metric(text, "wasmfleet_operator_leader") == 0
-            assert (metric(text, "wasmfleet_operator_heartbeats_total") or 0) > 0  # standby listens too
+                await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("first"))
+                await h.eventually(lambda: ready_workloads(kube, "first", 1), what="leader reconciles")
+                text = (await get(standby_port, "/metrics"))[1]
+                assert metric(text, "wasmfleet_operator_leader") == 0
+                assert (metric(text, "wasmfleet_operator_heartbeats_total") or 0) > 0  # standby listens too
 
-            leader.kill()  # SIGKILL: no lease release
-            leader.wait()
-            killed = time.monotonic()
-            await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("second"))
-            await h.eventually(lambda: ready_workloads(kube, "second", 1), timeout_s=20, what="standby takes over")
-            took = time.monotonic() - killed
-            assert took < 3 + 3 + 2, f"takeover took {took:.1f}s"
-            text = (await get(standby_port, "/metrics"))[1]
-            assert metric(text, "wasmfleet_operator_leader") == 1
-            assert 'wasmfleet_operator_reconciles_total{controller="workloads"' in text
-            assert metric(text, 'wasmfleet_operator_hosts{state="alive"}') == 1
-            await asyncio.sleep(0)
-        await host.kill()
-        await kube.close()
+                leader.kill()  # SIGKILL: no lease release
+                leader.wait()
+                killed = time.monotonic()
+                await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("second"))
+                await h.eventually(lambda: ready_workloads(kube, "second", 1), timeout_s=20, what="standby takes over")
+                took = time.monotonic() - killed
+                assert took < 3 + 3 + 2, f"takeover took {took:.1f}s"
+                text = (await get(standby_port, "/metrics"))[1]
+                assert metric(text, "wasmfleet_operator_leader") == 1
+                assert 'wasmfleet_operator_reconciles_total{controller="workloads"' in text
+                assert metric(text, 'wasmfleet_operator_hosts{state="alive"}') == 1
+                await asyncio.sleep(0)
+        finally:
+            await host.kill()
+            await kube.close()

@@ -5,7 +5,9 @@ Checks:
   batch (hosts) start together and stop together;
 - a child that exits while starting fails the start with its name and log path, and earlier children
   are stopped;
-- a crashed child is restarted (new pid, restart counted in children.json) and reported;
+- a crashed child is restarted (new pid, restart counted in children.json) and reported; one with a
+  minimum restart delay is restarted no sooner; the hosts of a secured fleet (fixed host IDs) wait
+  longer than the operator's host expiry plus a beat, so the operator judges them dead first;
 - stop terminates children in reverse order (stop_early ones first), including processes they forked;
 - the port book keeps ports across runs and replaces a port that got taken;
 - the fleet plan starts every part the CLI has, hosts of every group, in dependency order;
@@ -17,6 +19,7 @@ Checks:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -203,6 +206,44 @@ async def test_crashed_child_is_restarted(tmp_path: Path) -> None:
         assert any("a exited with status -9" in line for line in lines)
     finally:
         await sup.stop()
+
+
+async def test_restart_waits_for_the_childs_minimum_delay(tmp_path: Path) -> None:
+    record = tmp_path / "record"
+    lines: list[str] = []
+    state = tmp_path / "children.json"
+    slow = dataclasses.replace(child(tmp_path, "a", record, ready=started(record, "a")), min_restart_delay_s=1.5)
+    sup = supervising.Supervisor([slow], report=lines.append, state_path=state)
+    await sup.start()
+    try:
+        first = json.loads(state.read_text())["a"]["pid"]
+        os.kill(first, signal.SIGKILL)
+        killed = time.monotonic()
+        while json.loads(state.read_text())["a"]["pid"] == first:
+            assert time.monotonic() - killed < 20, lines
+            await asyncio.sleep(0.02)
+        assert time.monotonic() - killed >= 1.5
+        assert any("a exited with status -9" in line and "restarting in 1.5 s" in line for line in lines), lines
+    finally:
+        await sup.stop()
+
+
+def test_secured_fleet_hosts_stay_down_past_the_operators_host_expiry(tmp_path: Path) -> None:
+    from wasmfleet.cli import main
+    from wasmfleet.embedded import fleet
+    from wasmfleet.operator.settings import HostHealth
+
+    options = fleet.FleetOptions(data_dir=tmp_path, hosts_per_group=1)
+    endpoints = fleet.Endpoints.allocate(options, ports.PortBook(tmp_path / "ports.json"))
+    security = fleet.Security.generate(options, 4222)
+    secured = fleet.plan(options, endpoints, sorted(main.COMMANDS), security)
+    hosts = [c for c in secured if c.name.startswith("host ")]
+    assert hosts and all(c.min_restart_delay_s > HostHealth().expiry_s + options.heartbeat_s for c in hosts)
+    others = [c for c in secured if not c.name.startswith("host ")]
+    assert all(c.min_restart_delay_s == 0 for c in others)
+    # Without fixed IDs a restarted host is a new host to the operator: no reason to wait.
+    open_fleet = fleet.plan(options, endpoints, sorted(main.COMMANDS))
+    assert all(c.min_restart_delay_s == 0 for c in open_fleet)
 
 
 def test_port_book_keeps_ports_and_replaces_taken_ones(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ import asyncio
 import ssl
 from typing import Any
 
-import nats
 import nats.errors
 
+from wasmfleet.bus import single_attempt
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 
 
@@ -77,9 +77,8 @@ async def _connect_once(url: str, options: NatsConnectionOptions, role: str, tim
     kwargs: dict[str, Any] = options.connect_kwargs()
     try:
         return await asyncio.wait_for(
-            nats.connect(servers=servers, connect_timeout=timeout_s, allow_reconnect=False,
-                         max_reconnect_attempts=0, name=f"wasmfleet-{role} login check",
-                         error_cb=_quiet, **kwargs),
+            single_attempt.connect_once(servers, connect_timeout=timeout_s,
+                                        name=f"wasmfleet-{role} login check", error_cb=_quiet, **kwargs),
             timeout_s + 1,
         )
     except ssl.SSLError as exc:

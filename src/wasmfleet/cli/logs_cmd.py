@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import nats
 import nats.errors
 
 from wasmfleet.api import groups
-from wasmfleet.bus import login_check, messages, permissions, requests, subjects
+from wasmfleet.bus import login_check, messages, permissions, requests, single_attempt, subjects
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.cli import resources_api as rapi
 from wasmfleet.cli.nats_options import nats_connection_options
@@ -157,8 +156,8 @@ def nats_login(given: NatsConnectionOptions, data_dir: Path) -> NatsConnectionOp
 async def connect(url: str, options: NatsConnectionOptions) -> Any:
     try:
         servers = [part.strip() for part in url.split(",") if part.strip()]  # a cluster: any of them
-        return await nats.connect(servers=servers, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0,
-                                  error_cb=_quiet, **options.connect_kwargs())
+        return await single_attempt.connect_once(servers, connect_timeout=2, error_cb=_quiet,
+                                                 **options.connect_kwargs())
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         reason = login_check.refusal(exc)
         if reason is not None:

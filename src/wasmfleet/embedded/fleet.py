@@ -31,6 +31,7 @@ import aiohttp
 from wasmfleet.bus import permissions
 from wasmfleet.embedded import nats_auth, ports, supervising
 from wasmfleet.host.settings import LifecycleSettings
+from wasmfleet.operator.settings import HostHealth
 
 DEFAULT_GROUPS = ("default", "private-ingress", "public-ingress")
 INGRESS_GROUPS = frozenset({"private-ingress", "public-ingress"})
@@ -114,6 +115,18 @@ class Endpoints:
         gw_port = book.port("gateway", options.gateway_port)
         hosts = {name: book.port(f"host:{name}") for name, _ in host_names(options)}
         return Endpoints(f"nats://127.0.0.1:{nats_port}", api_port, op_port, f"http://127.0.0.1:{gw_port}", hosts)
+
+
+def host_restart_delay_s(options: FleetOptions) -> float:
+    """How long a crashed host stays down before `up` restarts it, when it keeps its host ID.
+
+    With NATS authorization each host's ID is fixed for the run (its NATS user names it), so a restarted
+    host is the same host to the operator, which learns of a restart only from heartbeats that stop for
+    longer than its host expiry. Back sooner, the host would be taken for the process that ran the
+    workloads it lost: they would stay Ready there, unserved, until the next sync (30 s). Down for the
+    expiry plus two beats (the last beat may have come one beat before the crash), it is judged dead, its
+    workloads move, and it returns empty."""
+    return HostHealth().expiry_s + 2 * options.heartbeat_s
 
 
 def host_names(options: FleetOptions) -> list[tuple[str, str]]:
@@ -236,6 +249,7 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str],
                     ready=functools.partial(tcp_open, port),
                     batch="hosts",
                     stop_grace_s=LifecycleSettings(drain_timeout_s=options.host_drain_s).stop_bound_s + 1,
+                    min_restart_delay_s=host_restart_delay_s(options) if security is not None else 0.0,
                     describe=f"group {group}, {ingress}",
                 )
             )

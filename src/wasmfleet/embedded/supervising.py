@@ -57,6 +57,9 @@ class Child:
     stop_grace_s: float | None = None
     """How long a stop waits for it after SIGTERM before SIGKILL (None: the supervisor's default). A host
     gets its own stop bound, so it is never killed while it may still be draining."""
+    min_restart_delay_s: float = 0.0
+    """A restart waits at least this long (whatever the backoff): a host that comes back under the same
+    host ID must stay away until the operator judged it dead, or its lost workloads are never moved."""
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -166,11 +169,12 @@ class Supervisor:
             up_for = time.monotonic() - child.started_at
             if up_for > self._healthy_after_s:
                 backoff = 0.5
+            delay = max(backoff, child.min_restart_delay_s)
             self._report(
-                f"{child.name} exited with status {code} after {up_for:.1f} s; restarting in {backoff:.1f} s "
+                f"{child.name} exited with status {code} after {up_for:.1f} s; restarting in {delay:.1f} s "
                 f"(log: {child.log_path})"
             )
-            await asyncio.sleep(backoff)
+            await asyncio.sleep(delay)
             backoff = min(self._max_backoff_s, backoff * 2)
             if self._stopping:
                 return
