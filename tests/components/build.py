@@ -11,7 +11,7 @@ Guests (each a directory here):
   unknown-import-wat, no-handler-wat  bad-input fixtures (WAT, same build)
   hello-py   componentize-py app (about 25 s the first time)
   hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
-  config-logging-py, greeter-py  componentize-py apps of the plugin tests (about 25 s each)
+  config-logging-py, greeter-py, blobstore-py  componentize-py apps of the plugin tests (about 25 s each)
 
 The cache directory is `<repo>/.cache/components` (gitignored) unless WASMFLEET_COMPONENT_CACHE
 is set. A build happens once per source change; concurrent builders are serialized by a lock file.
@@ -32,12 +32,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WIT = HERE / "wit"
 GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "hello-py", "hello-js",
-          "config-logging-py", "greeter-py")
+          "config-logging-py", "greeter-py", "blobstore-py")
 
 PY_WORLDS = {
     "hello-py": ("wasi:http/proxy@0.2.12", ()),
     "config-logging-py": ("wasmfleet:tests/config-logging-guest", ("config", "logging")),
     "greeter-py": ("wasmfleet:tests/greeter-guest", ("example-greeting",)),
+    "blobstore-py": ("wasmfleet:tests/blobstore-guest", ("blobstore", "io-0.2.1")),
 }
 """componentize-py guests: (world, WIT packages beyond WASI 0.2 their world uses)."""
 
@@ -66,7 +67,8 @@ def _sources_hash(name: str) -> str:
     if name.endswith("-wat"):
         roots += [WIT / "world.wit", WIT / "deps" / "acme-widgets"]
     if name in PY_WORLDS and PY_WORLDS[name][1]:
-        roots += [WIT / "world.wit", *(WIT / "deps" / p for p in PY_WORLDS[name][1])]
+        # Every top-level .wit file: they are one package (wasmfleet:tests), parsed as a whole.
+        roots += [*sorted(WIT.glob("*.wit")), *(WIT / "deps" / p for p in PY_WORLDS[name][1])]
     for root in roots:
         if root.is_file():
             h.update(root.read_bytes())
@@ -124,6 +126,7 @@ _BUILDERS = {
     "hello-js": _build_js,
     "config-logging-py": _build_py,
     "greeter-py": _build_py,
+    "blobstore-py": _build_py,
 }
 
 
