@@ -12,6 +12,8 @@ Guests (each a directory here):
   hello-py   componentize-py app (about 25 s the first time)
   hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
   config-logging-py, greeter-py, blobstore-py  componentize-py apps of the plugin tests (about 25 s each)
+  blobstore-splice-py  blobstore-py's app built with one wasi:io (the blobstore WIT's io@0.2.1 rewritten
+                       to 0.2.12 in a temporary copy), so it can splice HTTP bodies to and from objects
 
 The cache directory is `<repo>/.cache/components` (gitignored) unless WASMFLEET_COMPONENT_CACHE
 is set. A build happens once per source change; concurrent builders are serialized by a lock file.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,14 +35,18 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WIT = HERE / "wit"
 GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "hello-py", "hello-js",
-          "config-logging-py", "greeter-py", "blobstore-py")
+          "config-logging-py", "greeter-py", "blobstore-py", "blobstore-splice-py")
 
 PY_WORLDS = {
     "hello-py": ("wasi:http/proxy@0.2.12", ()),
     "config-logging-py": ("wasmfleet:tests/config-logging-guest", ("config", "logging")),
     "greeter-py": ("wasmfleet:tests/greeter-guest", ("example-greeting",)),
     "blobstore-py": ("wasmfleet:tests/blobstore-guest", ("blobstore", "io-0.2.1")),
+    "blobstore-splice-py": ("wasmfleet:tests/blobstore-guest", ("blobstore",)),
 }
+
+SOURCE_DIRS = {"blobstore-splice-py": "blobstore-py"}
+"""Guests built from another guest's sources (a different WIT, the same app)."""
 """componentize-py guests: (world, WIT packages beyond WASI 0.2 their world uses)."""
 
 
@@ -63,7 +70,7 @@ WASI_PACKAGES = ("cli", "clocks", "filesystem", "http", "io", "random", "sockets
 def _sources_hash(name: str) -> str:
     """Hash of what the guest is built from (WAT worlds also use world.wit and the acme package)."""
     h = hashlib.sha256(name.encode())
-    roots = [HERE / name, *(WIT / "deps" / p for p in WASI_PACKAGES)]
+    roots = [HERE / SOURCE_DIRS.get(name, name), *(WIT / "deps" / p for p in WASI_PACKAGES)]
     if name.endswith("-wat"):
         roots += [WIT / "world.wit", WIT / "deps" / "acme-widgets"]
     if name in PY_WORLDS and PY_WORLDS[name][1]:
@@ -94,15 +101,26 @@ def _build_wat(src: Path, out: Path, work: Path) -> None:
     _run([wt, "component", "new", str(work / "embedded.wasm"), "-o", str(out)])
 
 
-def _build_py(src: Path, out: Path, work: Path) -> None:
+def _build_py(src: Path, out: Path, work: Path, wit: Path = WIT, world: str = "") -> None:
     # Without VIRTUAL_ENV, componentize-py bundles only the app directory (not the venv).
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     proc = subprocess.run(
-        [_tool("componentize-py"), "-d", str(WIT), "-w", PY_WORLDS[src.name][0], "componentize", "app",
+        [_tool("componentize-py"), "-d", str(wit), "-w", world or PY_WORLDS[src.name][0], "componentize", "app",
          "-p", str(src), "-o", str(out)], cwd=work, capture_output=True, text=True, env=env,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"componentize-py failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+def _build_py_one_io(src: Path, out: Path, work: Path) -> None:
+    """blobstore-py with the blobstore WIT on wasi:io@0.2.12 (the HTTP side's): the guest can then
+    splice between HTTP bodies and object streams (the vendored WIT itself stays as upstream has it)."""
+    wit = work / "wit"
+    shutil.copytree(WIT, wit)
+    shutil.rmtree(wit / "deps" / "io-0.2.1")
+    package = wit / "deps" / "blobstore" / "package.wit"
+    package.write_text(re.sub(r"(wasi:io/[a-z-]+)@0\.2\.1\b", r"\1@0.2.12", package.read_text()))
+    _build_py(HERE / SOURCE_DIRS[src.name], out, work, wit, PY_WORLDS[src.name][0])
 
 
 def componentize_js_bin() -> Path:
@@ -127,6 +145,7 @@ _BUILDERS = {
     "config-logging-py": _build_py,
     "greeter-py": _build_py,
     "blobstore-py": _build_py,
+    "blobstore-splice-py": _build_py_one_io,
 }
 
 

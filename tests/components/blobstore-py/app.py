@@ -16,6 +16,9 @@ error(string) answers 422 {"error": "<the string>"}; anything else going wrong t
   /delete-object?c=&o=  /delete-objects?c=&o=a,b  /has?c=&o=  /info?c=&o=  /clear?c=
   /double-body?c=&o=  outgoing-value-write-body twice: the second must be an error -> {"second": "error"}
   /unfinished?c=&o=  writes, then drops the outgoing-value without finish -> {"dropped": true}
+  /write-splice?c=&o=  /read-splice?c=&o=  like /write and /read, but the bytes never enter the
+        guest (output-stream.blocking-splice); only in the blobstore-splice-py build, where the
+        blobstore streams and the HTTP bodies are the same wasi:io (bench/blobstore_bench.py)
 """
 
 import json
@@ -96,6 +99,42 @@ def write_object(request: IncomingRequest, c: str, o: str, late: bool) -> int:
     return written
 
 
+def write_object_splice(request: IncomingRequest, c: str, o: str) -> int:
+    container = blobstore.get_container(c)
+    value = wasi_blobstore_types.OutgoingValue.new_outgoing_value()
+    container.write_data(o, value)
+    written = 0
+    body = request.consume()
+    with body.stream() as source, value.outgoing_value_write_body() as sink:
+        while True:
+            try:
+                written += sink.blocking_splice(source, CHUNK)
+            except Err:
+                break  # the request body is complete
+        sink.blocking_flush()
+    IncomingBody.finish(body)
+    wasi_blobstore_types.OutgoingValue.finish(value)
+    return written
+
+
+def splice_object(out: ResponseOutparam, c: str, o: str) -> None:
+    value = blobstore.get_container(c).get_data(o, 0, U64_MAX)
+    size = value.size()
+    source = wasi_blobstore_types.IncomingValue.incoming_value_consume_async(value)
+    resp = OutgoingResponse(Fields.from_list([("content-type", b"application/octet-stream"),
+                                              ("x-size", str(size).encode())]))
+    body_res = resp.body()
+    ResponseOutparam.set(out, Ok(resp))
+    with body_res.write() as sink, source:
+        while True:
+            try:
+                sink.blocking_splice(source, CHUNK)
+            except Err:
+                break
+        sink.blocking_flush()
+    OutgoingBody.finish(body_res, None)
+
+
 def read_range(query) -> tuple[int, int]:
     return int(query.get("start", "0")), int(query.get("end", str(U64_MAX)))
 
@@ -161,6 +200,10 @@ def handle(path: str, query: dict, request: IncomingRequest, out: ResponseOutpar
         answer(out, {"moved": True})
     elif path == "/write":
         answer(out, {"written": write_object(request, c, o, query.get("late") == "1")})
+    elif path == "/write-splice":
+        answer(out, {"written": write_object_splice(request, c, o)})
+    elif path == "/read-splice":
+        splice_object(out, c, o)
     elif path == "/read":
         start, end = read_range(query)
         stream_object(out, c, o, start, end)
