@@ -76,7 +76,8 @@ class NatsBridge:
         self.last_error = describe(exc)
 
     async def _on_disconnected(self) -> None:
-        log.warning("blobstore: NATS %s disconnected (%s); reconnecting", self.url, self.last_error)
+        if not self._closed:  # (a close disconnects too)
+            log.warning("blobstore: NATS %s disconnected (%s); reconnecting", self.url, self.last_error)
 
     async def _on_reconnected(self) -> None:
         log.info("blobstore: NATS %s reconnected", self.url)
