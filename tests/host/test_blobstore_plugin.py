@@ -117,6 +117,10 @@ async def served(request: pytest.FixtureRequest, blobstore_wasm: Path, persisten
         await server.stop(2)
 
 
+def flat(pages: list[list[str]]) -> list[str]:
+    return [name for page in pages for name in page]
+
+
 def unique(prefix: str) -> str:
     """Container names unique per test (NATS keeps buckets across tests of the module)."""
     return f"{prefix}{time.monotonic_ns() % 10**12}"
@@ -124,7 +128,7 @@ def unique(prefix: str) -> str:
 
 @pytest.mark.parametrize("served", BACKENDS, indirect=True)
 async def test_containers_objects_and_metadata(served: tuple[Guest, str]) -> None:
-    guest, backend = served
+    guest, _ = served
     c = unique("box")
     assert await guest.ok("/exists", c=c) == {"exists": False}
     assert "does not exist" in await guest.error("/get", c=c)
@@ -189,10 +193,10 @@ async def test_listing_pages_and_skips_past_one_page(served: tuple[Guest, str]) 
     listed = await guest.ok("/list", c=c, page=10)
     assert [len(p) for p in listed["pages"]] == [10, 10, 5]
     assert listed["end_flags"] == [False, False, True]
-    assert sorted(sum(listed["pages"], [])) == names
+    assert flat(listed["pages"]) == names  # sorted, on every backend
     skipped = await guest.ok("/list", c=c, page=10, skip=7)
     assert (skipped["skipped"], skipped["skip_end"]) == (7, False)
-    assert len(sum(skipped["pages"], [])) == 18
+    assert flat(skipped["pages"]) == names[7:]
     past = await guest.ok("/list", c=c, page=10, skip=40)
     assert (past["skipped"], past["skip_end"], past["pages"]) == (25, True, [[]])
 
