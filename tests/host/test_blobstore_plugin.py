@@ -10,9 +10,10 @@ body given once, consume-sync and consume-async, incoming-value size); a 10 MB o
 read back byte-exact (streamed, and with write-data after the body); get-data ranges with both
 ends inclusive and clipped to the object; missing containers and objects are error strings; an
 outgoing-value dropped without finish stores nothing.
-Then: a named entry serves the container of its name on its own backend, config.buckets refuses
-other containers ("unauthorized"), config.read_only refuses writes but allows reads; object names
-cannot leave the filesystem root; a component importing wasi:blobstore without the grant fails
+Then: a component granted wasi:blobstore never runs inline on the event loop; a named entry serves
+the container of its name on its own backend, config.buckets refuses other containers
+("unauthorized"), config.read_only refuses writes but allows reads; object names cannot leave the
+filesystem root; a component importing wasi:blobstore without the grant fails
 the call (deny by default); bad entries are refused at workload start naming the entry and key;
 with NATS stopped a call answers an error string naming NATS within the grace period, and works
 again once NATS is back.
@@ -268,6 +269,8 @@ async def test_named_entries_buckets_and_read_only(blobstore_wasm: Path, persist
     )
     server = await serve_with(blobstore_wasm, persistent_settings, grants, "named-wl")
     try:
+        # Granted a blocking interface: the guest runs on the wasm thread, never on the event loop.
+        assert server._core is not None and server._core.routes.by_workload["named-wl"].component.may_block
         async with aiohttp.ClientSession() as session:
             guest = Guest(session, server.port)
             # "photos" goes to the filesystem entry: the container is a directory under its root.
