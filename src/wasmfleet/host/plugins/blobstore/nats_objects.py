@@ -236,7 +236,8 @@ class NatsBackend(Backend):
             return self.bridge.call(op)
         except store_state.DeadlineExceeded:
             raise
-        except (NatsError, BlobstoreError, OSError, TimeoutError, PipeFailed) as exc:
+        except (NatsError, BlobstoreError, OSError, TimeoutError, PipeFailed, ValueError) as exc:
+            # (nats-py raises ValueError for names a stream or subject cannot hold)
             raise _mapped(what, exc) from None
 
     @staticmethod
