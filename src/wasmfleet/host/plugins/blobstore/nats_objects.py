@@ -6,10 +6,10 @@ absent. Bodies stream both ways through a `BytePipe` of bounded size:
 - write: nats-py's streaming `ObjectStore.put` reads the pipe (its `readinto` runs in the bridge's
   executor) while the guest writes into it; the object appears when the put publishes its meta
   message at `commit`, and an aborted put leaves the previous object as it was;
-- read: the object's chunks come from an ordered consumer on its chunk subject (what nats-py's
-  `get` does, but chunk by chunk into the pipe instead of into one buffer); bytes outside the
-  requested range are dropped, the consumer stops once the range is complete, and a whole-object
-  read checks the SHA-256 digest.
+- read: the object's chunks come from an ephemeral pull consumer on its chunk subject (nats-py's
+  `get` uses a push consumer and collects one buffer), a batch at a time while the pipe has room;
+  bytes outside the requested range are dropped, the consumer is deleted once the range is
+  complete, and a whole-object read checks the SHA-256 digest.
 
 nats-py's exceptions become BlobstoreError here (`_mapped`), with the cause in the message.
 """
@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.api import ObjectInfo as NatsObjectInfo
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 from nats.js.object_store import OBJ_CHUNKS_PRE_TEMPLATE, OBJ_STREAM_TEMPLATE, ObjectStore
@@ -51,7 +52,9 @@ from wasmfleet.host.plugins.blobstore.nats_bridge import NatsBridge, describe
 T = TypeVar("T")
 
 CHUNK_WAIT_S = 5.0
-"""How long a read waits for the object's next chunk before failing (NATS went away)."""
+"""How long a read waits for the object's next chunks before failing (NATS went away)."""
+FETCH_CHUNKS = 8
+"""Chunks asked for at once by a read (1 MB at nats-py's default 128 KiB chunks)."""
 
 
 def _epoch(iso: str | None) -> int:
@@ -113,7 +116,11 @@ async def _wait_for_room(pipe: BytePipe, room: asyncio.Event) -> None:
 
 
 async def _pump(js: JetStreamContext, bucket: str, info: NatsObjectInfo, pipe: BytePipe, lo: int, hi: int) -> None:
-    """Feeds bytes [lo, hi) of the object's chunks into the pipe (on the bridge's loop)."""
+    """Feeds bytes [lo, hi) of the object's chunks into the pipe (on the bridge's loop).
+
+    The chunks come from an ephemeral pull consumer, `FETCH_CHUNKS` at a time and only when the
+    pipe has room, so what a read holds is the pipe plus one batch whatever the object's size (a
+    push consumer would let the server send up to its flow-control window ahead)."""
     loop = asyncio.get_running_loop()
     room = asyncio.Event()
 
@@ -126,21 +133,28 @@ async def _pump(js: JetStreamContext, bucket: str, info: NatsObjectInfo, pipe: B
     if hi <= lo:
         pipe.finish()
         return
-    sub = await js.subscribe(OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=bucket, obj=info.nuid), ordered_consumer=True)
+    stream = OBJ_STREAM_TEMPLATE.format(bucket=bucket)
+    sub = await js.pull_subscribe(
+        OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=bucket, obj=info.nuid), durable=None, stream=stream,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, mem_storage=True,
+                              inactive_threshold=CHUNK_WAIT_S * 6),
+    )
     try:
         pos = 0
-        while not pipe.cancelled:
-            msg = await sub.next_msg(timeout=CHUNK_WAIT_S)
-            data = msg.data
-            end = pos + len(data)
-            if digest is not None:
-                digest.update(data)
-            if end > lo:
-                pipe.put(data if lo <= pos and end <= hi else data[max(0, lo - pos):hi - pos])
-            pos = end
-            if pos >= hi or msg.metadata.num_pending == 0:
-                break
+        done = False
+        while not done and not pipe.cancelled:
             await _wait_for_room(pipe, room)
+            for msg in await sub.fetch(batch=FETCH_CHUNKS, timeout=CHUNK_WAIT_S):
+                data = msg.data
+                end = pos + len(data)
+                if digest is not None:
+                    digest.update(data)
+                if end > lo and pos < hi:
+                    pipe.put(data if lo <= pos and end <= hi else data[max(0, lo - pos):hi - pos])
+                pos = end
+                if pos >= hi or msg.metadata.num_pending == 0:
+                    done = True
+                    break
         if digest is not None and not pipe.cancelled:
             expected = (info.digest or "").partition("=")[2]
             if base64.urlsafe_b64encode(digest.digest()).decode() != expected:
@@ -150,6 +164,9 @@ async def _pump(js: JetStreamContext, bucket: str, info: NatsObjectInfo, pipe: B
     except Exception as exc:  # the guest sees it on its next read
         pipe.finish(error=f"reading object '{info.name}': {describe(exc)}")
     finally:
+        with contextlib.suppress(Exception):  # gone with the connection, or by inactivity
+            consumer = await sub.consumer_info()
+            await js.delete_consumer(stream, consumer.name)
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
 
