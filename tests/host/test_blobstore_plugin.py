@@ -14,10 +14,10 @@ outgoing-value dropped without finish stores nothing.
 Then: a component granted wasi:blobstore never runs inline on the event loop; a named entry serves
 the container of its name on its own backend, config.buckets refuses other containers
 ("unauthorized"), config.read_only refuses writes but allows reads; object names cannot leave the
-filesystem root; a component importing wasi:blobstore without the grant fails
-the call (deny by default); bad entries are refused at workload start naming the entry and key;
-with NATS stopped a call answers an error string naming NATS within the grace period, and works
-again once NATS is back.
+filesystem root; a client that stops reading does not make the host buffer a streamed object; a
+component importing wasi:blobstore without the grant fails the call (deny by default); bad entries
+are refused at workload start naming the entry and key; with NATS stopped a call answers an error
+string naming NATS within the grace period, and works again once NATS is back.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from runtime_harness import _dechunk as dechunk
 from runtime_harness import build, make_spec
 
 from wasmfleet.host.plugin_api.host_plugins import HostContext
@@ -388,3 +390,38 @@ async def test_nats_down_gives_an_error_string_then_recovers(blobstore_wasm: Pat
                 assert (status, body) == (200, b"before")
         finally:
             await server.stop(2)
+
+
+async def test_a_slow_client_does_not_make_the_host_buffer_the_object(
+        persistent_settings: specs.RuntimeSettings) -> None:
+    """A guest splicing a 40 MB object to a client that stops reading (the splice build: it
+    produces far faster than the client reads): the host's send buffer for the connection stays
+    near http1.WRITE_HIGH_WATER (the guest waits), then everything arrives."""
+    splicing = build("blobstore-splice-py")
+    server = await serve_with(splicing, persistent_settings, (specs.Grant("wasi", "blobstore"),), "slow-wl")
+    try:
+        async with aiohttp.ClientSession() as session:
+            guest = Guest(session, server.port)
+            await guest.ok("/create", c="big")
+            data = os.urandom(40 << 20)
+            await guest.ok("/write-splice", data, c="big", o="o")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, ("127.0.0.1", server.port))
+        await loop.sock_sendall(sock, b"GET /read-splice?c=big&o=o HTTP/1.1\r\nHost: blob.test\r\n"
+                                      b"Connection: close\r\n\r\n")
+        await asyncio.sleep(3)  # the client reads nothing meanwhile
+        assert server._core is not None
+        buffered = max(c.transport.get_write_buffer_size() for c in server._core.connections if c.transport)
+        assert buffered < 12 << 20, buffered
+        received = bytearray()
+        while chunk := await loop.sock_recv(sock, 1 << 20):
+            received += chunk
+        sock.close()
+        head, _, body = bytes(received).partition(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head
+        assert dechunk(body) == data
+    finally:
+        await server.stop(2)
