@@ -16,6 +16,8 @@ Guests (each a directory here):
   link-*-wat  WAT fixtures of linked components (same build as hello-wat)
   text-lib-py, text-front-js  two linked components: a componentize-py library exporting
              wasmfleet:demo/text and a componentize-js HTTP front importing it
+  blobstore-splice-py  blobstore-py's app built with one wasi:io (the blobstore WIT's io@0.2.1 rewritten
+                       to 0.2.12 in a temporary copy), so it can splice HTTP bodies to and from objects
 
 The cache directory is `<repo>/.cache/components` (gitignored) unless WASMFLEET_COMPONENT_CACHE
 is set. A build happens once per source change; concurrent builders are serialized by a lock file.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +42,8 @@ LINK_WAT = ("link-calc-wat", "link-front-wat", "link-ping-wat", "link-pong-wat",
             "link-counters-user-wat", "link-next-user-wat")
 """WAT fixtures of linked components (worlds in wit/deps/linktest*, see tests/host/test_linking.py)."""
 GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "messaging-wat", "hello-py", "hello-js",
-          "config-logging-py", "greeter-py", "keyvalue-py", "text-lib-py", "text-front-js", *LINK_WAT)
+          "config-logging-py", "greeter-py", "keyvalue-py", "text-lib-py", "text-front-js",
+          "blobstore-py", "blobstore-splice-py", *LINK_WAT)
 
 PY_WORLDS = {
     "hello-py": ("wasi:http/proxy@0.2.12", ()),
@@ -47,7 +51,12 @@ PY_WORLDS = {
     "greeter-py": ("wasmfleet:tests/greeter-guest", ("example-greeting",)),
     "keyvalue-py": ("wasmfleet:tests/keyvalue-guest", ("keyvalue",)),
     "text-lib-py": ("wasmfleet:demo/text-library@0.1.0", ("demo", "config")),
+    "blobstore-py": ("wasmfleet:tests/blobstore-guest", ("blobstore", "io-0.2.1")),
+    "blobstore-splice-py": ("wasmfleet:tests/blobstore-guest", ("blobstore",)),
 }
+
+SOURCE_DIRS = {"blobstore-splice-py": "blobstore-py"}
+"""Guests built from another guest's sources (a different WIT, the same app)."""
 """componentize-py guests: (world, WIT packages beyond WASI 0.2 their world uses)."""
 
 
@@ -71,7 +80,7 @@ WASI_PACKAGES = ("cli", "clocks", "filesystem", "http", "io", "random", "sockets
 def _sources_hash(name: str) -> str:
     """Hash of what the guest is built from (WAT worlds also use world.wit and the acme package)."""
     h = hashlib.sha256(name.encode())
-    roots = [HERE / name, *(WIT / "deps" / p for p in WASI_PACKAGES)]
+    roots = [HERE / SOURCE_DIRS.get(name, name), *(WIT / "deps" / p for p in WASI_PACKAGES)]
     if name.endswith("-wat"):
         roots += [WIT / "world.wit", WIT / "deps" / "acme-widgets", WIT / "deps" / "wasmcloud-messaging"]
     if name in LINK_WAT:
@@ -79,7 +88,8 @@ def _sources_hash(name: str) -> str:
     if name == "text-front-js":
         roots += [HERE / "hello-js" / "wit", *(WIT / "deps" / p for p in DEMO_DEPS)]
     if name in PY_WORLDS and PY_WORLDS[name][1]:
-        roots += [WIT / "world.wit", *(WIT / "deps" / p for p in PY_WORLDS[name][1])]
+        # Every top-level .wit file: they are one package (wasmfleet:tests), parsed as a whole.
+        roots += [*sorted(WIT.glob("*.wit")), *(WIT / "deps" / p for p in PY_WORLDS[name][1])]
     for root in roots:
         if root.is_file():
             h.update(root.read_bytes())
@@ -105,11 +115,11 @@ def _build_wat(src: Path, out: Path, work: Path) -> None:
     _run([wt, "component", "new", str(work / "embedded.wasm"), "-o", str(out)])
 
 
-def _build_py(src: Path, out: Path, work: Path) -> None:
+def _build_py(src: Path, out: Path, work: Path, wit: Path = WIT, world: str = "") -> None:
     # Without VIRTUAL_ENV, componentize-py bundles only the app directory (not the venv).
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     proc = subprocess.run(
-        [_tool("componentize-py"), "-d", str(WIT), "-w", PY_WORLDS[src.name][0], "componentize", "app",
+        [_tool("componentize-py"), "-d", str(wit), "-w", world or PY_WORLDS[src.name][0], "componentize", "app",
          "-p", str(src), "-o", str(out)], cwd=work, capture_output=True, text=True, env=env,
     )
     if proc.returncode != 0:
@@ -118,6 +128,15 @@ def _build_py(src: Path, out: Path, work: Path) -> None:
 
 DEMO_DEPS = ("demo", "config")
 """WIT packages text-front-js needs beyond hello-js's WASI 0.2.10."""
+def _build_py_one_io(src: Path, out: Path, work: Path) -> None:
+    """blobstore-py with the blobstore WIT on wasi:io@0.2.12 (the HTTP side's): the guest can then
+    splice between HTTP bodies and object streams (the vendored WIT itself stays as upstream has it)."""
+    wit = work / "wit"
+    shutil.copytree(WIT, wit)
+    shutil.rmtree(wit / "deps" / "io-0.2.1")
+    package = wit / "deps" / "blobstore" / "package.wit"
+    package.write_text(re.sub(r"(wasi:io/[a-z-]+)@0\.2\.1\b", r"\1@0.2.12", package.read_text()))
+    _build_py(HERE / SOURCE_DIRS[src.name], out, work, wit, PY_WORLDS[src.name][0])
 
 
 def componentize_js_bin() -> Path:
@@ -159,6 +178,8 @@ _BUILDERS = {
     "text-lib-py": _build_py,
     "text-front-js": _build_js_with_demo,
     **{name: _build_wat for name in LINK_WAT},
+    "blobstore-py": _build_py,
+    "blobstore-splice-py": _build_py_one_io,
 }
 
 

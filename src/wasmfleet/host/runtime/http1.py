@@ -8,6 +8,7 @@ request at a time per connection (pipelined requests wait in the buffer).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -17,6 +18,9 @@ from wasmfleet.host.wasi import io
 
 MAX_HEAD = 64 * 1024
 LINGER_S = 2.0  # how long a half-closed connection keeps discarding input before it is closed
+WRITE_HIGH_WATER = 4 << 20
+"""Response bytes buffered for a slow client before the guest writing them waits (`drained`);
+resumed below a quarter of it. Large, so ordinary responses never wait."""
 REASONS = {
     200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 301: "Moved Permanently",
     302: "Found", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
@@ -82,6 +86,10 @@ class Connection(asyncio.Protocol):
         self.body_waiter: Callable[[bool], None] | None = None
         """Called once the current request's body has fully arrived (True) or never will (False)."""
         self.last_active = time.monotonic()
+        self.drained = threading.Event()
+        """Clear while the transport holds more than WRITE_HIGH_WATER unsent bytes: a guest on the
+        wasm thread waits on it before producing more (see serving.ThreadSink)."""
+        self.drained.set()
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -89,8 +97,16 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.loop = asyncio.get_running_loop()
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+
+    def pause_writing(self) -> None:
+        self.drained.clear()
+
+    def resume_writing(self) -> None:
+        self.drained.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.drained.set()
         if self.body is not None and not self.body.eof:
             self.body.close("client disconnected")
         self._body_done(False)

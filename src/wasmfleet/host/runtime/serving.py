@@ -18,7 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import wasmtime
+
 from wasmfleet.bus import http_routing
+from wasmfleet.host.plugin_api import store_state
 from wasmfleet.host.plugins.messaging_config import Subscriptions
 from wasmfleet.host.runtime import http1, instances, messaging_dispatch, plugin_registry
 from wasmfleet.host.runtime.errors import GuestTrap
@@ -33,6 +36,8 @@ FLUSH_AFTER_S = 0.02
 most once per FLUSH_AFTER_S (a guest copying a body flushes every 4 KB: one socket write each
 would cost more than the copy), and whatever is pending goes out before the guest waits."""
 
+QUEUED_HIGH = 4 << 20
+"""Response bytes a guest on the wasm thread may hand to the loop ahead of the connection."""
 IDLE_TIMEOUT_S = 75.0
 """Keep-alive connections idle this long are closed (longer than typical client/proxy pools' 60 s)."""
 
@@ -46,8 +51,8 @@ class ThreadSink:
     hand-over.
     """
 
-    __slots__ = ("conn", "finished", "head", "head_pushed", "inline", "last_push", "loop", "parts", "size",
-                 "started_at")
+    __slots__ = ("conn", "delivered", "finished", "head", "head_pushed", "inline", "last_push", "lock", "loop",
+                 "parts", "queued", "size", "started_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: http1.Connection, inline: bool = False) -> None:
         self.loop = loop
@@ -55,6 +60,11 @@ class ThreadSink:
         self.conn = conn
         self.parts: list[bytes] = []
         self.size = 0
+        self.queued = 0
+        """Bytes handed to the loop (wasm thread) and not yet given to the connection."""
+        # Made on the first intermediate batch: most responses go in one hand-over and never need them.
+        self.lock: threading.Lock | None = None
+        self.delivered: threading.Event | None = None
         self.head: tuple[int, list[tuple[str, bytes]]] | None = None
         self.head_pushed = False
         self.finished = False
@@ -94,7 +104,49 @@ class ThreadSink:
         if self.inline:
             self.conn.send(head, parts, finished)
         else:
-            self.loop.call_soon_threadsafe(self.conn.send, head, parts, finished)
+            size = sum(len(p) for p in parts)
+            if self.lock is None:
+                self.lock, self.delivered = threading.Lock(), threading.Event()
+            with self.lock:
+                self.queued += size
+            self.loop.call_soon_threadsafe(self._deliver, head, parts, finished, size)
+            if not finished and (self.queued > QUEUED_HIGH or not self.conn.drained.is_set()):
+                self._hold_back()
+
+    def _deliver(self, head: tuple[int, list[tuple[str, bytes]]] | None, parts: list[bytes], finished: bool,
+                 size: int) -> None:
+        """On the loop: one batch to the connection; wakes a guest held back by `_hold_back`."""
+        self.conn.send(head, parts, finished)
+        assert self.lock is not None and self.delivered is not None
+        with self.lock:
+            self.queued -= size
+        self.delivered.set()
+
+    def _hold_back(self) -> None:
+        """The client reads slower than the guest writes: wait (on the wasm thread, at most until
+        the request's deadline) until the loop has handed most batches to the connection and the
+        connection has sent most of what it holds, so a streamed response never piles up in the
+        host whole."""
+        try:
+            state = store_state.state()
+        except wasmtime.WasmtimeError:
+            return  # not inside a guest call: nothing to hold back
+        assert self.delivered is not None
+        while True:
+            waiting_on: threading.Event
+            if self.queued > QUEUED_HIGH:
+                waiting_on = self.delivered
+                self.delivered.clear()
+                if self.queued <= QUEUED_HIGH:
+                    continue
+            elif not self.conn.drained.is_set():
+                waiting_on = self.conn.drained
+            else:
+                return
+            remaining = state.deadline - time.monotonic()
+            if remaining <= 0:
+                raise store_state.DeadlineExceeded("request deadline exceeded while the client was reading")
+            waiting_on.wait(min(remaining, 1.0))
 
 
 @dataclass

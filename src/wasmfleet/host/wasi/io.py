@@ -14,15 +14,14 @@ from typing import Any
 
 from wasmfleet.host.plugin_api import store_state
 from wasmfleet.host.plugin_api.interfaces import OK, Interface, err, ok
+from wasmfleet.host.plugin_api.stream_errors import StreamFailed
+
+__all__ = ["StreamFailed"]  # defined in plugin_api so plugins' input streams can raise it too
 
 WRITE_BUDGET = 1 << 20
 """Bytes a guest may write per check-write: large, so body copies take few host calls."""
 
 CLOSED = err(("closed", None))
-
-
-class StreamFailed(Exception):
-    """The source of an input stream failed (client went away, body too large, ...)."""
 
 
 class IoError:
