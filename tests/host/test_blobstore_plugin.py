@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import socket
@@ -70,7 +71,9 @@ class Guest:
     async def call(self, path: str, data: bytes | None = None, **query: Any) -> tuple[int, Any]:
         params = {k: str(v) for k, v in query.items()}
         method = "POST" if data is not None else "GET"
-        async with self.session.request(method, self.base + path, params=params, data=data,
+        # A file-like body: aiohttp warns (ResourceWarning, an error here) on large raw bytes.
+        payload = io.BytesIO(data) if data is not None else None
+        async with self.session.request(method, self.base + path, params=params, data=payload,
                                         headers={"Host": self.host}) as r:
             body = await r.read()
             if r.headers.get("content-type", "").startswith("application/json"):
