@@ -21,6 +21,8 @@ import nats.js.errors as js_errors
 from nats.js.kv import KeyValue
 
 from wasmfleet.host.plugin_api import store_state
+from wasmfleet.host.plugin_api.host_plugins import HostContext
+from wasmfleet.host.plugins.keyvalue_errors import KeyValueFailure
 from wasmfleet.host.plugins.keyvalue_memory import counter_bytes, counter_value
 
 PAGE = 1000
@@ -35,18 +37,12 @@ MAX_CAS_ATTEMPTS = 1000
 T = TypeVar("T")
 
 
-class KeyValueFailure(Exception):
-    """A wasi:keyvalue error: `case` is no-such-store, access-denied or other (with the message)."""
-
-    def __init__(self, case: str, message: str = "") -> None:
-        self.case = case
-        super().__init__(message or case)
-
 
 class NatsConnections:
     """The host process's event-loop thread and its NATS connections, by URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: HostContext) -> None:
+        self._host = host
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="keyvalue-nats", daemon=True)
         self._thread.start()
@@ -73,7 +69,7 @@ class NatsConnections:
             client = self._clients.get(url)
             if client is None or client.is_closed:
                 client = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=-1,
-                                            reconnect_time_wait=0.5)
+                                            reconnect_time_wait=0.5, **self._host.nats_connect_kwargs(url))
                 self._clients[url] = client
             return client
 
