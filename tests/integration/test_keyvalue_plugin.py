@@ -29,11 +29,13 @@ import pytest
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import messages, subjects
 from wasmfleet.host.agent import Agent
+from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.testing.nats import NatsServer, nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.components.build import build_component
+from tests.components.build import cache_dir as build_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,6 +64,7 @@ async def agent(tmp_path: Path, bus: NatsServer) -> AsyncIterator[Agent]:
         lifecycle=LifecycleSettings(drain_timeout_s=2, data_dir=tmp_path / "host"),
         artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
         runtime_cache_dir=REPO / ".cache" / "runtime-test-components",
+        policy=HostPolicy(file_roots=(build_dir(),)),
     ))
     await host.start()
     try:
@@ -79,6 +82,7 @@ async def one_process_agent(tmp_path: Path, bus: NatsServer) -> AsyncIterator[Ag
         lifecycle=LifecycleSettings(drain_timeout_s=2, data_dir=tmp_path / "host1"),
         artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts1"),
         runtime_cache_dir=REPO / ".cache" / "runtime-test-components",
+        policy=HostPolicy(file_roots=(build_dir(),)),
     ))
     await host.start()
     try:
@@ -222,7 +226,7 @@ async def test_access_and_config_errors(one_process_agent: Agent, nc: Any, guest
         kv = Guest(session, agent.http_port, "named-only")
         assert await kv("/open", id="cache") == {"ok": "opened"}
         assert await kv("/open", id="elsewhere") == {"error": "access-denied", "detail": None}
-    bad = await start(nc, agent, "bad-backend", guest, [keyvalue({"backend": "redis"}, name="cache")])
+    bad = await start(nc, agent, "bad-backend", guest, [keyvalue({"backend": "etcd"}, name="cache")])
     assert bad["workloadState"] == "WORKLOAD_STATE_ERROR" and bad.get("retryable", False) is False
-    assert ("hostInterfaces entry wasi:keyvalue (name cache): config.backend: unknown value 'redis' "
-            "(expected one of in-memory, nats)") in bad["message"]
+    assert ("hostInterfaces entry wasi:keyvalue (name cache): config.backend: unknown value 'etcd' "
+            "(expected one of in-memory, nats, redis, filesystem)") in bad["message"]

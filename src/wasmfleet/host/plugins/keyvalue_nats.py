@@ -96,9 +96,14 @@ class NatsConnections:
                 if not client.is_closed:
                     await client.close()
 
-        asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(5)
+        try:
+            asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(5)
+        except (FutureTimeout, nats.errors.Error, OSError):
+            pass  # a server that is down: nothing left to close cleanly
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 def deadline() -> float:
