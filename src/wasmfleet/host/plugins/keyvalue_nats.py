@@ -9,6 +9,7 @@ this one boundary, to `KeyValueFailure` (error::other with the cause, error::no-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Coroutine
@@ -96,10 +97,9 @@ class NatsConnections:
                 if not client.is_closed:
                     await client.close()
 
-        try:
+        # A server that is down leaves nothing to close cleanly.
+        with contextlib.suppress(FutureTimeout, nats.errors.Error, OSError):
             asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(5)
-        except (FutureTimeout, nats.errors.Error, OSError):
-            pass  # a server that is down: nothing left to close cleanly
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         if not self._thread.is_alive():
