@@ -34,6 +34,17 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
+def _mirrors(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    mirrors: dict[str, str] = {}
+    for value in values:
+        registry, sep, mirror = value.partition("=")
+        if not sep or not registry or not mirror or "/" in registry or "/" in mirror:
+            raise click.BadParameter(f"{value!r} is not REGISTRY=MIRROR (two registry hosts, e.g. "
+                                     "ghcr.io=127.0.0.1:5000)", param_hint="--registry-mirror")
+        mirrors[registry.lower()] = mirror
+    return tuple(mirrors.items())
+
+
 def _absolute(paths: tuple[Path, ...]) -> tuple[Path, ...]:
     return tuple(path.absolute() for path in paths)
 
@@ -76,6 +87,9 @@ def _http_addr(value: str, option: str = "--http-addr") -> tuple[str, int]:
               help="Seconds a graceful stop waits for in-flight work.")
 @click.option("--insecure-registry", "insecure", multiple=True,
               help="Registry host spoken to over plain HTTP (loopback always is); repeatable.")
+@click.option("--registry-mirror", "mirror_values", multiple=True, metavar="REGISTRY=MIRROR",
+              help="Pull images named on REGISTRY (e.g. ghcr.io) from MIRROR (host[:port]) instead, same "
+                   "repository and tag, like containerd's mirrors; repeatable (env: space-separated).")
 @click.option("--metrics-addr", default=None, metavar="HOST:PORT",
               help="Serve /metrics, /healthz and /readyz here (default: not served).")
 @click.option("--log-level", default="info", show_default=True,
@@ -106,6 +120,7 @@ def host(
     nats_url: str, name: str | None, host_id: str | None, group: str, label_values: tuple[str, ...],
     http_addr: str, hostname: str, environment: str, heartbeat_interval: float, workers: int,
     data_dir: Path | None, cache_dir: Path | None, drain_timeout: float, insecure: tuple[str, ...],
+    mirror_values: tuple[str, ...],
     metrics_addr: str | None, log_level: str, file_roots: tuple[Path, ...], host_paths: tuple[Path, ...],
     max_component_memory_mb: int, allow_shared_hosting: bool, metrics_auth: bool, kubeconfig: Path | None,
     data_nats_url: str, nats_connection: NatsConnectionOptions, data_nats_connection: NatsConnectionOptions | None,
@@ -147,6 +162,7 @@ def host(
     artifacts = ArtifactSettings(
         cache_dir=cache_dir or defaults.cache_dir,
         insecure_registries=defaults.insecure_registries + insecure,
+        registry_mirrors=_mirrors(mirror_values),
     )
     lifecycle = LifecycleSettings(drain_timeout_s=drain_timeout)
     if data_dir is not None:
