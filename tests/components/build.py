@@ -9,6 +9,7 @@ Guests (each a directory here):
   hello-wat  hand-written WAT core module -> `wasm-tools component embed/new` (about 50 ms)
   print-wat  WAT guest printing each request's path on stdout/stderr (same build)
   unknown-import-wat, no-handler-wat  bad-input fixtures (WAT, same build)
+  no-body-wat  answers 204 (or 200 on /2...) without ever creating a response body (WAT)
   hello-py   componentize-py app (about 25 s the first time)
   hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
   config-logging-py, greeter-py, keyvalue-py  componentize-py apps of the plugin tests (about 25 s each)
@@ -31,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WIT = HERE / "wit"
-GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "hello-py", "hello-js",
+GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "no-body-wat", "hello-py", "hello-js",
           "config-logging-py", "greeter-py", "keyvalue-py")
 
 PY_WORLDS = {
@@ -121,6 +122,7 @@ _BUILDERS = {
     "print-wat": _build_wat,
     "unknown-import-wat": _build_wat,
     "no-handler-wat": _build_wat,
+    "no-body-wat": _build_wat,
     "hello-py": _build_py,
     "hello-js": _build_js,
     "config-logging-py": _build_py,
