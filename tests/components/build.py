@@ -13,6 +13,7 @@ Guests (each a directory here):
   hello-py   componentize-py app (about 25 s the first time)
   hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
   config-logging-py, greeter-py, keyvalue-py  componentize-py apps of the plugin tests (about 25 s each)
+  keyvalue-js  componentize-js twin of keyvalue-py (same paths and answers)
 
 The cache directory is `<repo>/.cache/components` (gitignored) unless WASMFLEET_COMPONENT_CACHE
 is set. A build happens once per source change; concurrent builders are serialized by a lock file.
@@ -33,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WIT = HERE / "wit"
 GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "no-body-wat", "hello-py", "hello-js",
-          "config-logging-py", "greeter-py", "keyvalue-py")
+          "config-logging-py", "greeter-py", "keyvalue-py", "keyvalue-js")
 
 PY_WORLDS = {
     "hello-py": ("wasi:http/proxy@0.2.12", ()),
@@ -128,6 +129,7 @@ _BUILDERS = {
     "config-logging-py": _build_py,
     "greeter-py": _build_py,
     "keyvalue-py": _build_py,
+    "keyvalue-js": _build_js,
 }
 
 

@@ -1,15 +1,18 @@
-"""Every wasi:keyvalue backend (in-memory, NATS JetStream KV, Redis, filesystem) through the same real guest.
+"""Every wasi:keyvalue backend (in-memory, NATS JetStream KV, Redis, filesystem) through real guests.
 
-The guest is tests/components/keyvalue-py (componentize-py); the host agent runs on a real nats-server
-with JetStream; Redis is Debian's redis-server (scripts/deps.d/redis.sh); the test reads each store
-directly (nats-py, redis-py, the files) to check what the backend really holds.
+The guests are tests/components/keyvalue-py (componentize-py), on every backend, and its twin
+keyvalue-js (componentize-js, same paths and answers), on the in-memory and NATS backends. The host
+agent runs on a real nats-server with JetStream; Redis is Debian's redis-server
+(scripts/deps.d/redis.sh); the test reads each store directly (nats-py, redis-py, the files) to
+check what the backend really holds.
 
-Checks, per backend on a named entry: a missing key is Ok(none) and exists false; set/get/delete;
-a large value (2 MB; 1,000,000 bytes on NATS, whose default max_payload is 1 MiB, where a larger one
-is error::other naming the cause) round-trips byte for byte; increment from nothing, of a non-8-byte
-value (counts as 0), and 30 concurrent increments from two worker processes add exactly 30, stored as
-a big-endian u64; get-many/set-many/delete-many with a missing key; list-keys walks past one page
-(pages of 100 in memory, 1000 elsewhere, cursor = offset) and returns every key once in sorted order.
+Checks, per backend on a named entry: an identifier no entry names is error::access-denied; a missing
+key is Ok(none) and exists false; set/get/delete; a large value (2 MB; 1,000,000 bytes on NATS, whose
+default max_payload is 1 MiB, where a larger one is error::other naming the cause) round-trips byte
+for byte; increment from nothing, of a non-8-byte value (counts as 0), and 30 concurrent increments
+(from two worker processes, except in memory) add exactly 30, stored as a big-endian u64;
+get-many/set-many/delete-many with a missing key; list-keys walks past one page (pages of 100 in
+memory, 1000 elsewhere, cursor = offset) and returns every key once in sorted order.
 Also: the unnamed path on Redis and filesystem keeps buckets apart by identifier; filesystem keys
 with '/', '..' and '%' stay inside root and list back exactly; missing url/root and unknown backends
 fail the workload start naming the entry and the key; a stopped Redis or NATS gives error::other with
@@ -52,6 +55,10 @@ LARGE = {"in-memory": 2_000_000, "nats": 1_000_000, "redis": 2_000_000, "filesys
 @pytest.fixture(scope="module")
 def guest() -> Path:
     return build_component("keyvalue-py")
+
+
+CASES = [("keyvalue-py", b) for b in BACKENDS] + [("keyvalue-js", "in-memory"), ("keyvalue-js", "nats")]
+"""The componentize-py guest on every backend, its componentize-js twin on the in-memory and NATS ones."""
 
 
 @pytest.fixture
@@ -123,9 +130,10 @@ class Store:
         return None  # in memory: only the guest sees it
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-async def test_backend_semantics(backend: str, tmp_path: Path, bus: NatsServer, redis_srv: RedisServer,
-                                 nc: Any, guest: Path) -> None:
+@pytest.mark.parametrize(("guest_name", "backend"), CASES)
+async def test_backend_semantics(guest_name: str, backend: str, tmp_path: Path, bus: NatsServer,
+                                 redis_srv: RedisServer, nc: Any) -> None:
+    guest = build_component(guest_name)
     # In-memory buckets live in each worker process: one process there, two elsewhere (races).
     agent = await make_agent(tmp_path, bus, workers=1 if backend == "in-memory" else 2)
     store = Store(backend, nc, redis_srv.url, tmp_path / "kvroot")
@@ -134,6 +142,7 @@ async def test_backend_semantics(backend: str, tmp_path: Path, bus: NatsServer, 
         assert status["workloadState"] == "WORKLOAD_STATE_RUNNING", status
         async with aiohttp.ClientSession() as session:
             kv = Guest(session, agent.http_port, f"kv-{backend}")
+            assert await kv("/open", id="elsewhere") == {"error": "access-denied", "detail": None}
             assert await kv("/get", id="store", key="absent") == {"ok": None}
             assert await kv("/exists", id="store", key="absent") == {"ok": False}
             assert await kv("/set", id="store", key="a", value="apple") == {"ok": None}
