@@ -9,6 +9,7 @@ Guests (each a directory here):
   hello-wat  hand-written WAT core module -> `wasm-tools component embed/new` (about 50 ms)
   print-wat  WAT guest printing each request's path on stdout/stderr (same build)
   unknown-import-wat, no-handler-wat  bad-input fixtures (WAT, same build)
+  kv-getset-wat  wasi:keyvalue open, set and get per request (WAT; bench/keyvalue_bench.py)
   no-body-wat  answers 204 (or 200 on /2...) without ever creating a response body (WAT)
   hello-py   componentize-py app (about 25 s the first time)
   hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
@@ -33,7 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WIT = HERE / "wit"
-GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "no-body-wat", "hello-py", "hello-js",
+GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "no-body-wat", "kv-getset-wat",
+          "hello-py", "hello-js",
           "config-logging-py", "greeter-py", "keyvalue-py", "keyvalue-js")
 
 PY_WORLDS = {
@@ -67,7 +69,7 @@ def _sources_hash(name: str) -> str:
     h = hashlib.sha256(name.encode())
     roots = [HERE / name, *(WIT / "deps" / p for p in WASI_PACKAGES)]
     if name.endswith("-wat"):
-        roots += [WIT / "world.wit", WIT / "deps" / "acme-widgets"]
+        roots += [WIT / "world.wit", WIT / "deps" / "acme-widgets", WIT / "deps" / "keyvalue"]
     if name in PY_WORLDS and PY_WORLDS[name][1]:
         roots += [WIT / "world.wit", *(WIT / "deps" / p for p in PY_WORLDS[name][1])]
     for root in roots:
@@ -124,6 +126,7 @@ _BUILDERS = {
     "unknown-import-wat": _build_wat,
     "no-handler-wat": _build_wat,
     "no-body-wat": _build_wat,
+    "kv-getset-wat": _build_wat,
     "hello-py": _build_py,
     "hello-js": _build_js,
     "config-logging-py": _build_py,
