@@ -30,11 +30,13 @@ import pytest
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import messages, subjects
 from wasmfleet.host.agent import Agent
+from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.testing.nats import NatsServer, nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.components.build import build_component
+from tests.components.build import cache_dir as build_dir
 
 REPO = Path(__file__).resolve().parents[2]
 WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
@@ -63,6 +65,7 @@ async def agent(tmp_path: Path, bus: NatsServer) -> AsyncIterator[Agent]:
         artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
         # Kept between runs: compiling an 18 MB componentize-py guest takes ~20 s.
         runtime_cache_dir=REPO / ".cache" / "runtime-test-components",
+        policy=HostPolicy(file_roots=(build_dir(),)),
     ))
     await host.start()
     try:
@@ -194,3 +197,5 @@ def test_serve_grants_config_and_logging(guest: Path, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()

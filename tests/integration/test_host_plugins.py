@@ -34,6 +34,7 @@ from wasmfleet.testing.nats import NatsServer, free_port, nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.components.build import build_component
+from tests.components.build import cache_dir as build_dir
 
 REPO = Path(__file__).resolve().parents[2]
 WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
@@ -107,6 +108,8 @@ def test_serve_links_the_guest_to_the_installed_plugin(greeter_wasm: Path, plugi
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def test_serve_without_the_plugin_refuses_the_component(greeter_wasm: Path, tmp_path: Path) -> None:
@@ -131,13 +134,14 @@ def bus(tmp_path: Path) -> Iterator[NatsServer]:
 def host_process(bus: NatsServer, plugin_site: Path, tmp_path: Path) -> Iterator[int]:
     """A `wasmfleet host` with the plugin installed; yields its HTTP port."""
     port = free_port()
-    proc = subprocess.Popen(
-        [WASMFLEET, "host", "--nats", bus.url, "--host-id", HOST_ID, "--http-addr", f"127.0.0.1:{port}",
-         "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "artifacts"),
-         "--heartbeat-interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "host.log", "w"),  # noqa: SIM115
-        env={**env_with(plugin_site), "XDG_CACHE_HOME": str(REPO / ".cache" / "plugin-test-xdg")},
-    )
+    with open(tmp_path / "host.log", "w") as log:
+        proc = subprocess.Popen(
+            [WASMFLEET, "host", "--nats", bus.url, "--host-id", HOST_ID, "--http-addr", f"127.0.0.1:{port}",
+             "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "artifacts"),
+             "--heartbeat-interval", "1", "--allow-file-root", str(build_dir())],
+            stdout=subprocess.DEVNULL, stderr=log,
+            env={**env_with(plugin_site), "XDG_CACHE_HOME": str(REPO / ".cache" / "plugin-test-xdg")},
+        )
     try:
         yield port
     finally:
