@@ -16,6 +16,9 @@ class Interface:
     resources: tuple[str, ...] = ()
     version: str = ""
     """The WIT package version it implements ('' = its plugin's version, filled in at load)."""
+    blocking: bool = False
+    """Its functions may wait on a remote service (a NATS object store): a component granted it
+    always runs on the wasm thread, never inline on the server's event loop."""
 
 
 OK: tuple[str, None] = ("ok", None)

@@ -48,6 +48,8 @@ class NatsConnections:
         self._thread = threading.Thread(target=self._loop.run_forever, name="keyvalue-nats", daemon=True)
         self._thread.start()
         self._clients: dict[str, Any] = {}
+        self._buckets: dict[tuple[str, str], KeyValue] = {}
+        """Only touched on the loop thread."""
         self._connecting = asyncio.Lock()
 
     def run(self, coro: Coroutine[Any, Any, T], deadline: float) -> T:
@@ -75,6 +77,16 @@ class NatsConnections:
             return client
 
     async def open(self, url: str, name: str, create: bool) -> KeyValue:
+        # A bucket once found is kept: guests open on every request, and asking JetStream each time
+        # would add a round trip to every call (a bucket deleted meanwhile fails its operations).
+        known = self._buckets.get((url, name))
+        if known is not None:
+            return known
+        kv = await self._lookup(url, name, create)
+        self._buckets[(url, name)] = kv
+        return kv
+
+    async def _lookup(self, url: str, name: str, create: bool) -> KeyValue:
         js = (await self._client(url)).jetstream()
         kv: KeyValue
         try:

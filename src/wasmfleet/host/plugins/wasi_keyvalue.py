@@ -183,6 +183,8 @@ class KeyValuePlugin(HostPlugin):
     # ---- interfaces ---------------------------------------------------------------------------
 
     def interfaces(self) -> tuple[Interface, ...]:
+        # blocking: a call may wait on NATS or Redis, so a granted guest runs on the wasm thread,
+        # never inline on the worker's event loop (which would stall every other request there).
         def list_keys(bucket: Bucket, cursor: int | None) -> tuple[list[str], int | None]:
             return bucket.list_keys(cursor or 0)
 
@@ -198,8 +200,10 @@ class KeyValuePlugin(HostPlugin):
                     "[method]bucket.list-keys": _call(list_keys),
                 },
                 ("bucket",),
+                blocking=True,
             ),
-            Interface("wasi:keyvalue/atomics", {"increment": _call(lambda b, k, d: b.increment(k, d))}),
+            Interface("wasi:keyvalue/atomics", {"increment": _call(lambda b, k, d: b.increment(k, d))},
+                      blocking=True),
             Interface(
                 "wasi:keyvalue/batch",
                 {
@@ -207,5 +211,6 @@ class KeyValuePlugin(HostPlugin):
                     "set-many": _call(lambda b, pairs: b.set_many([(k, bytes(v)) for k, v in pairs])),
                     "delete-many": _call(lambda b, keys: b.delete_many(list(keys))),
                 },
+                blocking=True,
             ),
         )

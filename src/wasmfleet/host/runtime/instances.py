@@ -146,9 +146,11 @@ class LoadedComponent:
         self.environment = list(spec.environment.items())
         self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
         self.may_block = any(
-            granted and parsed.unversioned == "wasi:http/outgoing-handler" for _, parsed, granted in self.plan.imports
+            granted and (parsed.unversioned == "wasi:http/outgoing-handler" or known[parsed.unversioned].blocking)
+            for _, parsed, granted in self.plan.imports
         )
-        """True when the guest may wait on something slow (outgoing HTTP): never run it inline."""
+        """True when the guest may wait on something slow (outgoing HTTP, an interface declared
+        `blocking` such as wasi:blobstore): never run it inline."""
         self.idle: list[WarmInstance] = []
         self.pool_lock = threading.Lock()
         self.stats = Stats()
