@@ -10,6 +10,8 @@ Guests (each a directory here):
   print-wat  WAT guest printing each request's path on stdout/stderr (same build)
   unknown-import-wat, no-handler-wat  bad-input fixtures (WAT, same build)
   messaging-wat  wasmcloud:messaging handler in WAT (replies upper-cased; "trap"/"spin" bodies fail)
+  kv-getset-wat  wasi:keyvalue open, set and get per request (WAT; bench/keyvalue_bench.py)
+  no-body-wat  answers 204 (or 200 on /2...) without ever creating a response body (WAT)
   hello-py   componentize-py app (about 25 s the first time)
   hello-js   componentize-js app (about 40 s the first time; needs scripts/deps.d/components.sh)
   config-logging-py, greeter-py, keyvalue-py  componentize-py apps of the plugin tests (about 25 s each)
@@ -18,6 +20,7 @@ Guests (each a directory here):
              wasmfleet:demo/text and a componentize-js HTTP front importing it
   blobstore-splice-py  blobstore-py's app built with one wasi:io (the blobstore WIT's io@0.2.1 rewritten
                        to 0.2.12 in a temporary copy), so it can splice HTTP bodies to and from objects
+  keyvalue-js  componentize-js twin of keyvalue-py (same paths and answers)
 
 The cache directory is `<repo>/.cache/components` (gitignored) unless WASMFLEET_COMPONENT_CACHE
 is set. A build happens once per source change; concurrent builders are serialized by a lock file.
@@ -41,8 +44,9 @@ WIT = HERE / "wit"
 LINK_WAT = ("link-calc-wat", "link-front-wat", "link-ping-wat", "link-pong-wat", "link-counters-wat",
             "link-counters-user-wat", "link-next-user-wat")
 """WAT fixtures of linked components (worlds in wit/deps/linktest*, see tests/host/test_linking.py)."""
-GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "messaging-wat", "hello-py", "hello-js",
-          "config-logging-py", "greeter-py", "keyvalue-py", "text-lib-py", "text-front-js",
+GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "messaging-wat", "no-body-wat",
+          "kv-getset-wat", "hello-py", "hello-js",
+          "config-logging-py", "greeter-py", "keyvalue-py", "keyvalue-js", "text-lib-py", "text-front-js",
           "blobstore-py", "blobstore-splice-py", *LINK_WAT)
 
 PY_WORLDS = {
@@ -82,7 +86,8 @@ def _sources_hash(name: str) -> str:
     h = hashlib.sha256(name.encode())
     roots = [HERE / SOURCE_DIRS.get(name, name), *(WIT / "deps" / p for p in WASI_PACKAGES)]
     if name.endswith("-wat"):
-        roots += [WIT / "world.wit", WIT / "deps" / "acme-widgets", WIT / "deps" / "wasmcloud-messaging"]
+        roots += [WIT / "world.wit", WIT / "deps" / "acme-widgets", WIT / "deps" / "wasmcloud-messaging",
+                  WIT / "deps" / "keyvalue"]
     if name in LINK_WAT:
         roots += [WIT / "deps" / "linktest", WIT / "deps" / "linktest-next"]
     if name == "text-front-js":
@@ -170,6 +175,8 @@ _BUILDERS = {
     "unknown-import-wat": _build_wat,
     "no-handler-wat": _build_wat,
     "messaging-wat": _build_wat,
+    "no-body-wat": _build_wat,
+    "kv-getset-wat": _build_wat,
     "hello-py": _build_py,
     "hello-js": _build_js,
     "config-logging-py": _build_py,
@@ -180,6 +187,7 @@ _BUILDERS = {
     **{name: _build_wat for name in LINK_WAT},
     "blobstore-py": _build_py,
     "blobstore-splice-py": _build_py_one_io,
+    "keyvalue-js": _build_js,
 }
 
 

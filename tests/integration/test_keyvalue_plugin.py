@@ -225,7 +225,7 @@ async def test_access_and_config_errors(one_process_agent: Agent, nc: Any, guest
         kv = Guest(session, agent.http_port, "named-only")
         assert await kv("/open", id="cache") == {"ok": "opened"}
         assert await kv("/open", id="elsewhere") == {"error": "access-denied", "detail": None}
-    bad = await start(nc, agent, "bad-backend", guest, [keyvalue({"backend": "redis"}, name="cache")])
+    bad = await start(nc, agent, "bad-backend", guest, [keyvalue({"backend": "etcd"}, name="cache")])
     assert bad["workloadState"] == "WORKLOAD_STATE_ERROR" and bad.get("retryable", False) is False
-    assert ("hostInterfaces entry wasi:keyvalue (name cache): config.backend: unknown value 'redis' "
-            "(expected one of in-memory, nats)") in bad["message"]
+    assert ("hostInterfaces entry wasi:keyvalue (name cache): config.backend: unknown value 'etcd' "
+            "(expected one of in-memory, nats, redis, filesystem)") in bad["message"]

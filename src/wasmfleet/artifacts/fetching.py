@@ -20,6 +20,7 @@ Concurrent fetches of the same reference share one download.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 from dataclasses import dataclass, field
@@ -56,6 +57,11 @@ class ArtifactSettings:
     insecure_registries: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
     """Registries spoken to over plain HTTP. Loopback only by default: a registry on the same machine
     (tests, `wasmfleet up`) rarely has a certificate, a remote one always should."""
+
+    registry_mirrors: tuple[tuple[str, str], ...] = ()
+    """(registry, mirror) pairs: images named on `registry` are pulled from `mirror` (a registry
+    host[:port]) under the same repository and tag, like containerd's mirrors. The image keeps its
+    name (cache, status, pull-secret lookup); only where the bytes come from changes."""
 
     timeout_s: float = 300.0
     """Bound of one whole fetch (connect + manifest + blob). 5 min covers a 100 MB layer on a slow link."""
@@ -164,12 +170,14 @@ class Fetcher:
         path = self.cache.blob_path(digest)
         return Fetched(path=path, digest=digest, size=path.stat().st_size, downloaded=False)
 
-    async def _fetch_oci(self, image: str, ref: references.OciRef, credentials: Credentials | None) -> Fetched:
+    async def _fetch_oci(self, image: str, named: references.OciRef, credentials: Credentials | None) -> Fetched:
         _, registry = self._client()
+        mirror = dict(self.settings.registry_mirrors).get(named.registry)
+        ref = dataclasses.replace(named, registry=mirror) if mirror else named
         try:
             layer = await registry.resolve(ref, credentials)
             if self.cache.has_blob(layer.digest):
-                self.cache.remember(str(ref), layer.digest)
+                self.cache.remember(str(named), layer.digest)
                 return self._from_cache(layer.digest)
             writer = self.cache.writer()
             try:
@@ -184,7 +192,7 @@ class Fetcher:
             raise ArtifactError(image, f"download failed: {exc}", retryable=True) from exc
         except cache.DigestMismatch as exc:
             raise ArtifactError(image, f"corrupt download: {exc}", retryable=True) from exc
-        return await self._downloaded(str(ref), digest, writer.size)
+        return await self._downloaded(str(named), digest, writer.size)
 
     async def _fetch_nats(self, image: str, ref: references.NatsRef, policy: PullPolicy) -> Fetched:
         if self.cache.has_blob(ref.digest):

@@ -15,7 +15,7 @@ import click
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import login_check, subjects
 from wasmfleet.bus.connection_options import NatsConnectionOptions
-from wasmfleet.cli.nats_options import nats_connection_options
+from wasmfleet.cli.nats_options import data_nats_connection_options, nats_connection_options
 from wasmfleet.host import machine
 from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.runtime.specs import EngineSettings
@@ -32,6 +32,17 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{value!r} is not key=value", param_hint="--label")
         labels[key] = val
     return labels
+
+
+def _mirrors(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    mirrors: dict[str, str] = {}
+    for value in values:
+        registry, sep, mirror = value.partition("=")
+        if not sep or not registry or not mirror or "/" in registry or "/" in mirror:
+            raise click.BadParameter(f"{value!r} is not REGISTRY=MIRROR (two registry hosts, e.g. "
+                                     "ghcr.io=127.0.0.1:5000)", param_hint="--registry-mirror")
+        mirrors[registry.lower()] = mirror
+    return tuple(mirrors.items())
 
 
 def _absolute(paths: tuple[Path, ...]) -> tuple[Path, ...]:
@@ -76,6 +87,9 @@ def _http_addr(value: str, option: str = "--http-addr") -> tuple[str, int]:
               help="Seconds a graceful stop waits for in-flight work.")
 @click.option("--insecure-registry", "insecure", multiple=True,
               help="Registry host spoken to over plain HTTP (loopback always is); repeatable.")
+@click.option("--registry-mirror", "mirror_values", multiple=True, metavar="REGISTRY=MIRROR",
+              help="Pull images named on REGISTRY (e.g. ghcr.io) from MIRROR (host[:port]) instead, same "
+                   "repository and tag, like containerd's mirrors; repeatable (env: space-separated).")
 @click.option("--metrics-addr", default=None, metavar="HOST:PORT",
               help="Serve /metrics, /healthz and /readyz here (default: not served).")
 @click.option("--log-level", default="info", show_default=True,
@@ -97,14 +111,19 @@ def _http_addr(value: str, option: str = "--http-addr") -> tuple[str, int]:
                    "allows to get /metrics (TokenReview + SubjectAccessReview).")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="KUBECONFIG",
               help="API server that checks /metrics tokens (with --metrics-auth; hosts need no other API access).")
+@click.option("--data-nats", "data_nats_url", default="", metavar="URL",
+              help="NATS URL(s) of the data plane, where plugins keep workloads' keyvalue, blobstore and "
+                   "messaging data (default: --nats).")
 @nats_connection_options
+@data_nats_connection_options
 def host(
     nats_url: str, name: str | None, host_id: str | None, group: str, label_values: tuple[str, ...],
     http_addr: str, hostname: str, environment: str, heartbeat_interval: float, workers: int,
     data_dir: Path | None, cache_dir: Path | None, drain_timeout: float, insecure: tuple[str, ...],
+    mirror_values: tuple[str, ...],
     metrics_addr: str | None, log_level: str, file_roots: tuple[Path, ...], host_paths: tuple[Path, ...],
     max_component_memory_mb: int, allow_shared_hosting: bool, metrics_auth: bool, kubeconfig: Path | None,
-    nats_connection: NatsConnectionOptions,
+    data_nats_url: str, nats_connection: NatsConnectionOptions, data_nats_connection: NatsConnectionOptions | None,
 ) -> None:
     """Join the fleet over NATS and run the workloads the operator places on this host.
 
@@ -115,6 +134,10 @@ def host(
     \b
     Example:
       wasmfleet host --nats nats://127.0.0.1:4222 --group public-ingress --http-addr 127.0.0.1:4000
+
+    Plugins reach NATS as the data plane: --data-nats (default --nats) with the --data-nats-* login
+    (default: the --nats-* one). Where NATS separates roles, give the data identity here: the control
+    login of a host may not use JetStream.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     labels = {"hostgroup": group, **_labels(label_values)}
@@ -139,13 +162,15 @@ def host(
     artifacts = ArtifactSettings(
         cache_dir=cache_dir or defaults.cache_dir,
         insecure_registries=defaults.insecure_registries + insecure,
+        registry_mirrors=_mirrors(mirror_values),
     )
     lifecycle = LifecycleSettings(drain_timeout_s=drain_timeout)
     if data_dir is not None:
         lifecycle = LifecycleSettings(drain_timeout_s=drain_timeout, data_dir=data_dir)
     settings = HostSettings(
         identity=identity,
-        bus=BusSettings(nats_url=nats_url, heartbeat_interval_s=heartbeat_interval, connection=nats_connection),
+        bus=BusSettings(nats_url=nats_url, heartbeat_interval_s=heartbeat_interval, connection=nats_connection,
+                        data_nats_url=data_nats_url, data_connection=data_nats_connection),
         serving=ServingSettings(
             http_host=bind_host, http_port=bind_port, workers=workers,
             metrics_host=metrics_host, metrics_port=metrics_port,

@@ -8,7 +8,8 @@
 The decorator adds --nats-creds, --nats-user, --nats-password, --nats-token, --nats-nkey-seed,
 --nats-tls-ca, --nats-tls-cert and --nats-tls-key (settable from the environment by the CLI's rule,
 e.g. WASMFLEET_HOST_NATS_PASSWORD), checks them, and hands the command one checked
-NatsConnectionOptions in the `nats_connection` argument.
+NatsConnectionOptions in the `nats_connection` argument. `data_nats_connection_options` adds the same
+eight options prefixed --data-nats- (the data plane's identity of `wasmfleet host`).
 """
 
 from __future__ import annotations
@@ -24,35 +25,59 @@ from wasmfleet.bus.connection_options import InvalidNatsOptions, NatsConnectionO
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
-_OPTIONS: list[tuple[str, Callable[[Callable[..., Any]], Callable[..., Any]]]] = [
-    ("creds", click.option("--nats-creds", type=_FILE, default=None, metavar="FILE",
-                           help="NATS .creds file (user JWT and nkey seed).")),
-    ("user", click.option("--nats-user", default=None, help="NATS user name (with --nats-password).")),
-    ("password", click.option("--nats-password", default=None, help="NATS password.")),
-    ("token", click.option("--nats-token", default=None, help="NATS authentication token.")),
-    ("nkey_seed", click.option("--nats-nkey-seed", type=_FILE, default=None, metavar="FILE",
-                               help="File holding a NATS user nkey seed (SU...).")),
-    ("tls_ca", click.option("--nats-tls-ca", type=_FILE, default=None, metavar="FILE",
-                            help="PEM CA bundle verifying the NATS server (default: the system CAs).")),
-    ("tls_cert", click.option("--nats-tls-cert", type=_FILE, default=None, metavar="FILE",
-                              help="PEM client certificate for NATS TLS (with --nats-tls-key).")),
-    ("tls_key", click.option("--nats-tls-key", type=_FILE, default=None, metavar="FILE",
-                             help="PEM private key of --nats-tls-cert.")),
-]
+
+def _options(prefix: str, role: str) -> list[tuple[str, Callable[[Callable[..., Any]], Callable[..., Any]]]]:
+    """The eight options named --<prefix>-creds ... --<prefix>-tls-key, for the `role` connection."""
+    p = f"--{prefix}-"
+    return [
+        ("creds", click.option(p + "creds", type=_FILE, default=None, metavar="FILE",
+                               help=f"NATS .creds file (user JWT and nkey seed) of the {role}.")),
+        ("user", click.option(p + "user", default=None, help=f"NATS user name of the {role} (with {p}password).")),
+        ("password", click.option(p + "password", default=None, help=f"NATS password of the {role}.")),
+        ("token", click.option(p + "token", default=None, help=f"NATS authentication token of the {role}.")),
+        ("nkey_seed", click.option(p + "nkey-seed", type=_FILE, default=None, metavar="FILE",
+                                   help=f"File holding a NATS user nkey seed (SU...) of the {role}.")),
+        ("tls_ca", click.option(p + "tls-ca", type=_FILE, default=None, metavar="FILE",
+                                help=f"PEM CA bundle verifying the {role}'s NATS server (default: the system CAs).")),
+        ("tls_cert", click.option(p + "tls-cert", type=_FILE, default=None, metavar="FILE",
+                                  help=f"PEM client certificate for the {role}'s NATS TLS (with {p}tls-key).")),
+        ("tls_key", click.option(p + "tls-key", type=_FILE, default=None, metavar="FILE",
+                                 help=f"PEM private key of {p}tls-cert.")),
+    ]
 
 
-def nats_connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(f"nats_{name}") for name, _ in _OPTIONS}
-        options = NatsConnectionOptions(**values)
-        try:
-            options.check()
-        except InvalidNatsOptions as exc:
-            raise click.BadParameter(exc.reason, param_hint=f"'{exc.option}'") from None
-        return command(*args, nats_connection=options, **kwargs)
+def _decorator(prefix: str, role: str, argument: str, *, none_when_unset: bool
+               ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    options = _options(prefix, role)
+    keyword = prefix.replace("-", "_")
 
-    decorated: Callable[..., Any] = wrapper
-    for _, option in reversed(_OPTIONS):
-        decorated = option(decorated)
-    return decorated
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(f"{keyword}_{name}") for name, _ in options}
+            if none_when_unset and all(v is None for v in values.values()):
+                return command(*args, **{argument: None}, **kwargs)
+            checked = NatsConnectionOptions(**values)
+            try:
+                checked.check()
+            except InvalidNatsOptions as exc:
+                # The options' names are the --nats-* ones: say which set they belong to.
+                option = exc.option.replace("--nats-", f"--{prefix}-", 1)
+                raise click.BadParameter(exc.reason.replace("--nats-", f"--{prefix}-"),
+                                         param_hint=f"'{option}'") from None
+            return command(*args, **{argument: checked}, **kwargs)
+
+        decorated: Callable[..., Any] = wrapper
+        for _, option in reversed(options):
+            decorated = option(decorated)
+        return decorated
+
+    return decorate
+
+
+nats_connection_options = _decorator("nats", "this component", "nats_connection", none_when_unset=False)
+"""--nats-creds ... --nats-tls-key, handed to the command as `nats_connection`."""
+
+data_nats_connection_options = _decorator("data-nats", "data plane", "data_nats_connection", none_when_unset=True)
+"""--data-nats-creds ... --data-nats-tls-key (`wasmfleet host`: the login plugins use for workloads'
+data), handed to the command as `data_nats_connection`, None when none is given."""

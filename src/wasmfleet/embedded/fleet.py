@@ -244,7 +244,10 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str],
                         *(["--host-id", security.host_ids[name]] if security is not None else []),
                         *host_policy_args(options),
                     ),
-                    env=security.auth.host(security.host_ids[name]).env("host") if security is not None else {},
+                    # Two identities: its own control login, and the data plane's for its plugins.
+                    env={**security.auth.host(security.host_ids[name]).env("host"),
+                         **security.auth.login(permissions.DATA).env("host", "DATA_NATS")}
+                    if security is not None else {},
                     log_path=logs / f"host-{name}.log",
                     ready=functools.partial(tcp_open, port),
                     batch="hosts",

@@ -34,9 +34,10 @@ class Login:
     user: str
     password: str
 
-    def env(self, command: str) -> dict[str, str]:
-        """The variables `wasmfleet <command>` reads its NATS login from (the CLI's environment rule)."""
-        prefix = f"WASMFLEET_{command.upper()}_NATS_"
+    def env(self, command: str, option: str = "NATS") -> dict[str, str]:
+        """The variables `wasmfleet <command>` reads this login from (the CLI's environment rule): its
+        --nats-user/--nats-password, or with option="DATA_NATS" the host's --data-nats-* ones."""
+        prefix = f"WASMFLEET_{command.upper()}_{option}_"
         return {prefix + "USER": self.user, prefix + "PASSWORD": self.password}
 
 

@@ -77,7 +77,8 @@ class Agent:
         # Guest stdout/stderr per workload, written by whichever process runs the guest.
         log_dir = lifecycle.data_dir / self.host_id / "logs"
         await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
-        plugin_host = HostContext(host_id=self.host_id, nats_url=self.settings.bus.nats_url)
+        bus = self.settings.bus
+        plugin_host = HostContext(host_id=self.host_id, nats_url=bus.data_url, nats_connection=bus.data_options)
         runtime_settings = (
             specs.RuntimeSettings(cache_dir=self.settings.runtime_cache_dir, guest_log_dir=log_dir,
                                   engine=self.settings.engine, plugin_host=plugin_host)

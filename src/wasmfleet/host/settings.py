@@ -54,6 +54,21 @@ class BusSettings:
     connection: NatsConnectionOptions = field(default_factory=NatsConnectionOptions)
     """Credentials and TLS for the NATS link."""
 
+    data_nats_url: str = ""
+    """NATS servers of the data plane, where plugins keep workloads' data ('' = `nats_url`)."""
+
+    data_connection: NatsConnectionOptions | None = None
+    """Credentials and TLS of the data-plane identity (None = `connection`: one login for both, fine
+    where NATS has no per-role permissions; `wasmfleet up` sets its `data` identity here)."""
+
+    @property
+    def data_url(self) -> str:
+        return self.data_nats_url or self.nats_url
+
+    @property
+    def data_options(self) -> NatsConnectionOptions:
+        return self.data_connection if self.data_connection is not None else self.connection
+
 
 @dataclass(frozen=True)
 class ServingSettings:

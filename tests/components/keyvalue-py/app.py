@@ -6,6 +6,8 @@ Values travel as hex. Paths (query parameters in brackets):
 /open  /get [key]  /set [key, value: text]  /delete [key]  /exists [key]  /list [cursor]
 /incr [key, delta]  /get-many [keys: comma list]  /set-many [pairs: k=v comma list]
 /delete-many [keys]  /fill [prefix, n: set-many of n keys <prefix><index:05>]
+/set-large [key, size: a value of `size` bytes, byte i = i % 251]
+/check-large [key: {"size": length, "pattern": whether every byte i is i % 251}]
 """
 
 import json
@@ -79,6 +81,16 @@ def run(path: str, q: dict) -> object:
             n = int(q["n"])
             batch.set_many(bucket, [(f"{q['prefix']}{i:05}", str(i).encode()) for i in range(n)])
             return n
+        if path == "/set-large":
+            size = int(q["size"])
+            bucket.set(q["key"], bytes(range(251)) * (size // 251) + bytes(range(size % 251)))
+            return size
+        if path == "/check-large":
+            value = bucket.get(q["key"])
+            if value is None:
+                return None
+            expected = bytes(range(251)) * (len(value) // 251) + bytes(range(len(value) % 251))
+            return {"size": len(value), "pattern": value == expected}
         raise ValueError(f"unknown path {path}")
 
 

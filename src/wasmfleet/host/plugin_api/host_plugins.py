@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.host.plugin_api.interfaces import Interface
 
 ENTRY_POINT_GROUP = "wasmfleet.host_interfaces"
@@ -49,11 +51,26 @@ class ConfigKey:
 
 @dataclass(frozen=True)
 class HostContext:
-    """What a plugin may share across the workloads of one host process."""
+    """What a plugin may share across the workloads of one host process.
+
+    The data-plane NATS connection lives here, in one place, for every plugin that keeps workloads'
+    data on NATS (keyvalue, blobstore, messaging): `nats_url` and `nats_connection` are the data
+    plane's servers and login (`wasmfleet host --data-nats`, `--data-nats-*`; under `wasmfleet up`
+    the `data` identity), never the host's control login, which may not touch JetStream.
+    Connect with `nats.connect(url, **host.nats_connect_kwargs(url))`.
+    """
 
     host_id: str = ""
     nats_url: str = ""
-    """The host's NATS servers ('' = none known: `wasmfleet serve`)."""
+    """The data plane's NATS servers, comma-separated ('' = none: `wasmfleet serve` without flags)."""
+    nats_connection: NatsConnectionOptions = field(default_factory=NatsConnectionOptions)
+    """Credentials and TLS of the data-plane identity on `nats_url`."""
+
+    def nats_connect_kwargs(self, url: str) -> dict[str, Any]:
+        """`nats.connect()` keyword arguments (login, TLS) for `url`: the data-plane identity's when
+        `url` is the host's data plane, none for other servers an entry's config.url names (they are
+        the user's own, reached as that URL says, e.g. nats://user:pass@server)."""
+        return self.nats_connection.connect_kwargs() if url == self.nats_url else {}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ this one boundary, to `KeyValueFailure` (error::other with the cause, error::no-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Coroutine
@@ -21,6 +22,8 @@ import nats.js.errors as js_errors
 from nats.js.kv import KeyValue
 
 from wasmfleet.host.plugin_api import store_state
+from wasmfleet.host.plugin_api.host_plugins import HostContext
+from wasmfleet.host.plugins.keyvalue_errors import KeyValueFailure
 from wasmfleet.host.plugins.keyvalue_memory import counter_bytes, counter_value
 
 PAGE = 1000
@@ -35,22 +38,18 @@ MAX_CAS_ATTEMPTS = 1000
 T = TypeVar("T")
 
 
-class KeyValueFailure(Exception):
-    """A wasi:keyvalue error: `case` is no-such-store, access-denied or other (with the message)."""
-
-    def __init__(self, case: str, message: str = "") -> None:
-        self.case = case
-        super().__init__(message or case)
-
 
 class NatsConnections:
     """The host process's event-loop thread and its NATS connections, by URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: HostContext) -> None:
+        self._host = host
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="keyvalue-nats", daemon=True)
         self._thread.start()
         self._clients: dict[str, Any] = {}
+        self._buckets: dict[tuple[str, str], KeyValue] = {}
+        """Only touched on the loop thread."""
         self._connecting = asyncio.Lock()
 
     def run(self, coro: Coroutine[Any, Any, T], deadline: float) -> T:
@@ -75,11 +74,21 @@ class NatsConnections:
                 # A comma list names the servers of a cluster: the client fails over among them.
                 servers = [part.strip() for part in url.split(",") if part.strip()]
                 client = await nats.connect(servers=servers, connect_timeout=2, max_reconnect_attempts=-1,
-                                            reconnect_time_wait=0.5)
+                                            reconnect_time_wait=0.5, **self._host.nats_connect_kwargs(url))
                 self._clients[url] = client
             return client
 
     async def open(self, url: str, name: str, create: bool) -> KeyValue:
+        # A bucket once found is kept: guests open on every request, and asking JetStream each time
+        # would add a round trip to every call (a bucket deleted meanwhile fails its operations).
+        known = self._buckets.get((url, name))
+        if known is not None:
+            return known
+        kv = await self._lookup(url, name, create)
+        self._buckets[(url, name)] = kv
+        return kv
+
+    async def _lookup(self, url: str, name: str, create: bool) -> KeyValue:
         js = (await self._client(url)).jetstream()
         kv: KeyValue
         try:
@@ -102,9 +111,13 @@ class NatsConnections:
                 if not client.is_closed:
                     await client.close()
 
-        asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(5)
+        # A server that is down leaves nothing to close cleanly.
+        with contextlib.suppress(FutureTimeout, nats.errors.Error, OSError):
+            asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 def deadline() -> float:

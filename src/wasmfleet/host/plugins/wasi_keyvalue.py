@@ -1,12 +1,16 @@
-"""wasi:keyvalue/{store,atomics,batch}@0.2.0-draft, with an in-memory and a NATS JetStream KV backend.
+"""wasi:keyvalue/{store,atomics,batch}@0.2.0-draft, with in-memory, NATS JetStream KV, Redis and
+filesystem backends.
 
 Which backend `open(identifier)` uses (upstream's rules):
 - a hostInterfaces entry whose `name` equals the identifier: its `config.backend`, `in-memory`
-  (default) or `nats` (`config.url`, default the host's NATS). On this named path a NATS bucket
-  must already exist (error::no-such-store otherwise);
+  (default), `nats` (`config.url`, default the host's data-plane NATS; `config.bucket`, default the
+  identifier), `redis` (`config.url` required, `config.prefix`) or `filesystem` (`config.root`
+  required). On this named path a NATS bucket or the root directory must already exist
+  (error::no-such-store otherwise);
 - otherwise the unnamed entry: the host's default backend, NATS on the host's own connection when
   the host has one (a `wasmfleet host`), in-memory when not (`wasmfleet serve`); `config.backend`
-  overrides it. The bucket is the identifier, created on demand;
+  overrides it. The bucket is the identifier, created on demand (NATS bucket, `root/<identifier>`,
+  Redis prefix `<prefix><identifier>:`);
 - no entry matches: error::access-denied.
 
 In-memory buckets belong to the workload (per host process: `--workers` processes each hold their
@@ -17,15 +21,27 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from wasmfleet.host.plugin_api import store_state
 from wasmfleet.host.plugin_api.host_plugins import ConfigKey, HostContext, HostPlugin, WorkloadContext
 from wasmfleet.host.plugin_api.interfaces import Interface, err, ok
+from wasmfleet.host.plugins import keyvalue_filesystem
+from wasmfleet.host.plugins.keyvalue_errors import KeyValueFailure
 from wasmfleet.host.plugins.keyvalue_memory import MemoryBuckets
-from wasmfleet.host.plugins.keyvalue_nats import KeyValueFailure, NatsBucket, NatsConnections, deadline
+from wasmfleet.host.plugins.keyvalue_nats import NatsBucket, NatsConnections, deadline
+from wasmfleet.host.plugins.keyvalue_redis import RedisBucket, RedisPools
 
-BACKENDS = ("in-memory", "nats")
+BACKENDS = ("in-memory", "nats", "redis", "filesystem")
+REQUIRED = {"redis": "url", "filesystem": "root"}
+"""The key each backend cannot do without (checked at workload start)."""
+ALLOWED = {
+    "in-memory": {"backend"},
+    "nats": {"backend", "url", "bucket"},
+    "redis": {"backend", "url", "prefix"},
+    "filesystem": {"backend", "root"},
+}
 
 
 class Bucket(Protocol):
@@ -62,15 +78,32 @@ class KeyValuePlugin(HostPlugin):
     name = "wasi-keyvalue"
     version = "0.2.0-draft"
     config_keys = (
-        ConfigKey("backend", choices=BACKENDS, doc="in-memory or nats"),
-        ConfigKey("url", doc="NATS servers of the nats backend (default: the host's)"),
+        ConfigKey("backend", choices=BACKENDS, doc="in-memory, nats, redis or filesystem"),
+        ConfigKey("url", doc="NATS servers (nats: default the host's data plane) or Redis URL (redis: required)"),
+        ConfigKey("bucket", doc="JetStream KV bucket of a named nats entry (default: its name)"),
+        ConfigKey("prefix", doc="prefix of every Redis key (redis)"),
+        ConfigKey("root", doc="directory holding the buckets (filesystem: required)"),
     )
 
     def __init__(self) -> None:
         self._host = HostContext()
         self._nats: NatsConnections | None = None
+        self._redis = RedisPools()
         self._lock = threading.Lock()
         self._memory: dict[str, MemoryBuckets] = {}
+
+    def config_problems(self, config: Mapping[str, str]) -> list[str]:
+        problems = super().config_problems(config)
+        backend = config.get("backend")
+        if backend in REQUIRED and not config.get(REQUIRED[backend]):
+            key = REQUIRED[backend]
+            problems.append(f"config.{key}: required by backend {backend}")
+        if backend in ALLOWED:
+            problems += [f"config.{name}: not a key of backend {backend} (accepted: "
+                         f"{', '.join(sorted(ALLOWED[backend]))})"
+                         for name in config if name not in ALLOWED[backend] and any(
+                             k.name == name for k in self.config_keys)]
+        return problems
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -82,6 +115,7 @@ class KeyValuePlugin(HostPlugin):
             connections, self._nats = self._nats, None
         if connections is not None:
             connections.close()
+        self._redis.close()
 
     def start_workload(self, workload: WorkloadContext) -> None:
         self._workload_memory(workload.workload_id)
@@ -97,7 +131,7 @@ class KeyValuePlugin(HostPlugin):
     def _connections(self) -> NatsConnections:
         with self._lock:
             if self._nats is None:
-                self._nats = NatsConnections()
+                self._nats = NatsConnections(self._host)
             return self._nats
 
     # ---- store.open ---------------------------------------------------------------------------
@@ -112,9 +146,16 @@ class KeyValuePlugin(HostPlugin):
         unnamed = next((g for g in entries if not g.name), None)
         if unnamed is None:
             raise KeyValueFailure("access-denied")
-        default = "nats" if self._host.nats_url else "in-memory"
-        return self._bucket(unnamed.config.get("backend", default), unnamed.config, identifier,
+        config = unnamed.config
+        if "backend" not in config:
+            config = {**self._host_default(), **config}
+        return self._bucket(config.get("backend", "in-memory"), config, identifier,
                             state.workload_id, create=True)
+
+    def _host_default(self) -> Mapping[str, str]:
+        """The unnamed path's backend when its entry sets none: NATS on the host's data plane when
+        there is one (`wasmfleet host`), in-memory when not (`wasmfleet serve` without flags)."""
+        return {"backend": "nats"} if self._host.nats_url else {"backend": "in-memory"}
 
     def _bucket(self, backend: str, config: Mapping[str, str], name: str, workload_id: str,
                 create: bool) -> Bucket:
@@ -122,16 +163,28 @@ class KeyValuePlugin(HostPlugin):
             url = config.get("url") or self._host.nats_url
             if not url:
                 raise KeyValueFailure("other", "backend nats needs config.url on a host without NATS")
+            bucket = name if create else config.get("bucket") or name
             connections = self._connections()
-            kv = connections.run(connections.open(url, name, create), deadline())
+            kv = connections.run(connections.open(url, bucket, create), deadline())
             return NatsBucket(connections, kv)
-        if backend != "in-memory":  # refused at workload start; kept for `serve` grants
+        if backend == "redis":
+            url = config.get("url", "")
+            prefix = config.get("prefix", "") + ("" if not create else f"{name}:")
+            return RedisBucket(self._redis.client(url), prefix)
+        if backend == "filesystem":
+            root = Path(config.get("root", ""))
+            if create:
+                return keyvalue_filesystem.open_bucket(root / keyvalue_filesystem.encode_key(name), create=True)
+            return keyvalue_filesystem.open_bucket(root, create=False)
+        if backend != "in-memory":  # refused at workload start
             raise KeyValueFailure("other", f"unknown backend {backend!r}")
         return self._workload_memory(workload_id).bucket(name)
 
     # ---- interfaces ---------------------------------------------------------------------------
 
     def interfaces(self) -> tuple[Interface, ...]:
+        # blocking: a call may wait on NATS or Redis, so a granted guest runs on the wasm thread,
+        # never inline on the worker's event loop (which would stall every other request there).
         def list_keys(bucket: Bucket, cursor: int | None) -> tuple[list[str], int | None]:
             return bucket.list_keys(cursor or 0)
 
@@ -147,8 +200,10 @@ class KeyValuePlugin(HostPlugin):
                     "[method]bucket.list-keys": _call(list_keys),
                 },
                 ("bucket",),
+                blocking=True,
             ),
-            Interface("wasi:keyvalue/atomics", {"increment": _call(lambda b, k, d: b.increment(k, d))}),
+            Interface("wasi:keyvalue/atomics", {"increment": _call(lambda b, k, d: b.increment(k, d))},
+                      blocking=True),
             Interface(
                 "wasi:keyvalue/batch",
                 {
@@ -156,5 +211,6 @@ class KeyValuePlugin(HostPlugin):
                     "set-many": _call(lambda b, pairs: b.set_many([(k, bytes(v)) for k, v in pairs])),
                     "delete-many": _call(lambda b, keys: b.delete_many(list(keys))),
                 },
+                blocking=True,
             ),
         )

@@ -46,9 +46,9 @@ class MessagingUnavailable(Exception):
 
 def data_connection(host: HostContext) -> tuple[str, dict[str, Any]]:
     """The data plane's NATS servers and nats.connect options (credentials): the ONE place that
-    chooses them. Today the host's NATS, without credentials; a separate data connection
-    (`--data-nats`, data-plane credentials in HostContext) is chosen here."""
-    return host.nats_url, {}
+    chooses them: the host's data plane (`--data-nats` and its login; under `wasmfleet up` the `data`
+    identity), as HostContext carries it."""
+    return host.nats_url, host.nats_connect_kwargs(host.nats_url)
 
 
 class MessagingBus:

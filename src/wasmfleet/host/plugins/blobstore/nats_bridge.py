@@ -55,8 +55,9 @@ def describe(exc: BaseException) -> str:
 class NatsBridge:
     """One NATS connection (to `url`, comma-separated servers) on a loop thread of its own."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, connect_kwargs: dict[str, Any] | None = None) -> None:
         self.url = url
+        self._connect_kwargs = dict(connect_kwargs or {})  # the data-plane login (HostContext)
         self.servers = [s.strip() for s in url.split(",") if s.strip()]
         self._loop = asyncio.new_event_loop()
         self._loop.set_default_executor(
@@ -90,7 +91,7 @@ class NatsBridge:
         await nc.connect(
             servers=self.servers, name="wasmfleet-blobstore", connect_timeout=2, reconnect_time_wait=1,
             max_reconnect_attempts=-1, error_cb=self._on_error, disconnected_cb=self._on_disconnected,
-            reconnected_cb=self._on_reconnected,
+            reconnected_cb=self._on_reconnected, **self._connect_kwargs,
         )
         self._js = nc.jetstream(timeout=API_TIMEOUT_S)
 

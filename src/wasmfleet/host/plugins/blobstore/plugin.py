@@ -156,7 +156,7 @@ class BlobstorePlugin(HostPlugin):
         with self._lock:
             backend = self._nats.get(url)
             if backend is None:
-                backend = self._nats[url] = NatsBackend(NatsBridge(url))
+                backend = self._nats[url] = NatsBackend(NatsBridge(url, self._host.nats_connect_kwargs(url)))
             return backend
 
     def _backend(self, label: str, named: bool, config: Mapping[str, str]) -> Backend:

@@ -1,0 +1,156 @@
+"""Benchmark of wasi:keyvalue on the NATS backend, not a test.
+
+One real nats-server (JetStream) and one `wasmfleet host` subprocess (--workers 2) in the same run.
+An op is one set followed by one get of the same key (get+set pair):
+
+- guest: 10 concurrent HTTP clients (aiohttp, keep-alive) call tests/components/kv-getset-wat, a
+  hand-written guest whose every request does store.open("bench"), bucket.set("k", 16 bytes) and
+  bucket.get("k") through the host's NATS backend (JetStream KV bucket `bench`); WAT so that the
+  guest's own start costs microseconds and the plugin's cost shows;
+- peer: 10 concurrent nats-py tasks doing kv.put then kv.get of one key on the same bucket directly,
+  from this process (one connection, as a client library user would).
+
+Prints ops/s of each, the ratio guest/direct (issue target >= 0.5), and p50/p99 latency of one op.
+The guest path includes HTTP parsing, a fresh wasm instance per request and two host calls; the
+peer has none of those, so the ratio is what the plugin costs on top of NATS.
+
+    .venv/bin/python bench/keyvalue_bench.py [--seconds 10] [--clients 10] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nats
+
+from wasmfleet.bus import messages, subjects
+from wasmfleet.testing.nats import free_port, nats_server
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.components.build import build_component, cache_dir  # noqa: E402
+
+BIN = Path(sys.executable).parent
+POOL = 0
+"""Component.poolSize: 0, a fresh instance per request (the default a Workload gets)."""
+
+
+async def start_workload(nc: Any, host_id: str, hostname: str, guest: Path, keyvalue: dict[str, str]) -> None:
+    start = messages.encode(messages.WorkloadStartRequest(
+        workload_id=hostname.replace(".", "-"),
+        workload=messages.Workload(namespace="default", name=hostname.replace(".", "-"), wit_world=messages.WitWorld(
+            components=[messages.Component(name="kv", image=f"file://{guest}", pool_size=POOL)],
+            host_interfaces=[
+                messages.WitInterface(namespace="wasi", package="http", interfaces=["incoming-handler"],
+                                      config={"host": hostname}),
+                messages.WitInterface(namespace="wasi", package="keyvalue", interfaces=["store", "atomics", "batch"],
+                                      version="0.2.0-draft", config=keyvalue),
+            ]))))
+    deadline = time.monotonic() + 60
+    while True:  # the host subscribes once it is up
+        try:
+            reply = await nc.request(subjects.workload_start(host_id), start, timeout=120)
+            break
+        except nats.errors.NoRespondersError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    state = json.loads(reply.data)["workloadStatus"]
+    assert state["workloadState"] == "WORKLOAD_STATE_RUNNING", state
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run_clients(clients: int, seconds: float, op: object) -> tuple[int, list[float]]:
+    latencies: list[float] = []
+    stop_at = time.monotonic() + seconds
+
+    async def client(index: int) -> None:
+        while time.monotonic() < stop_at:
+            began = time.perf_counter()
+            await op(index)  # type: ignore[operator]
+            latencies.append(time.perf_counter() - began)
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return len(latencies), latencies
+
+
+def report(name: str, count: int, latencies: list[float], seconds: float) -> float:
+    rate = count / seconds
+    print(f"{name:>8}: {rate:8.0f} ops/s   p50 {percentile(latencies, 0.5) * 1e3:6.2f} ms   "
+          f"p99 {percentile(latencies, 0.99) * 1e3:6.2f} ms   ({count} get+set pairs)")
+    return rate
+
+
+async def main(seconds: float, clients: int, workers: int) -> None:
+    guest = build_component("kv-getset-wat")
+    with tempfile.TemporaryDirectory(prefix="kv-bench-") as tmp, nats_server(Path(tmp) / "nats") as bus:
+        port, host_id = free_port(), str(uuid.uuid4())
+        host = subprocess.Popen(
+            [str(BIN / "wasmfleet"), "host", "--nats", bus.url, "--host-id", host_id, "--workers", str(workers),
+             "--http-addr", f"127.0.0.1:{port}", "--allow-file-root", str(cache_dir()),
+             "--data-dir", str(Path(tmp) / "host"), "--cache-dir", str(Path(tmp) / "artifacts"),
+             "--log-level", "warning"])
+        nc = await nats.connect(bus.url)
+        try:
+            for name, config in (("kv.bench", {}), ("mem.bench", {"backend": "in-memory"})):
+                await start_workload(nc, host_id, name, guest, config)
+            url = f"http://127.0.0.1:{port}/"
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
+                def via_guest(hostname: str) -> Callable[[int], Awaitable[None]]:
+                    async def op(index: int) -> None:
+                        async with session.get(url, headers={"Host": hostname}) as resp:
+                            body = await resp.read()
+                            assert resp.status == 200 and body == b"value-0123456789", body
+                    return op
+
+                await run_clients(clients, 2.0, via_guest("kv.bench"))  # warm: compiled, bucket created
+                g_count, g_lat = await run_clients(clients, seconds, via_guest("kv.bench"))
+                await run_clients(clients, 2.0, via_guest("mem.bench"))
+                m_count, m_lat = await run_clients(clients, seconds, via_guest("mem.bench"))
+
+            kv = await nc.jetstream().key_value("bench")
+
+            async def direct(index: int) -> None:
+                await kv.put("d", b"value-0123456789")
+                await kv.get("d")
+
+            await run_clients(clients, 2.0, direct)
+            d_count, d_lat = await run_clients(clients, seconds, direct)
+        finally:
+            await nc.close()
+            host.terminate()
+            host.wait(30)
+    print(f"wasi:keyvalue get+set, NATS backend, {clients} concurrent clients, {seconds:g} s each, "
+          f"host --workers {workers}")
+    guest_rate = report("guest", g_count, g_lat, seconds)
+    direct_rate = report("nats-py", d_count, d_lat, seconds)
+    memory_rate = report("guest-mem", m_count, m_lat, seconds)
+    print(f"   ratio: {guest_rate / direct_rate:.2f}x of direct nats-py (target >= 0.5x); "
+          f"p50 {statistics.median(g_lat) / statistics.median(d_lat):.1f}x the direct latency")
+    print(f"   the same guest on the in-memory backend (its ceiling without NATS): {memory_rate:.0f} ops/s; "
+          f"NATS keeps {guest_rate / memory_rate:.2f}x of it")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    asyncio.run(main(args.seconds, args.clients, args.workers))

@@ -1,0 +1,108 @@
+"""wasi:keyvalue on a real `wasmfleet up` fleet: hosts keep workloads' data as the data-plane identity.
+
+`wasmfleet up --apply examples/counter/deployment.yaml` (the example README's one command; NATS with
+authorization, 2 hosts in group default) and then, through the gateway:
+- the counter answers cache=1 sessions=1, then 2, 3 ...: both replicas increment the same JetStream KV
+  buckets on the host's default (NATS) backend, which the hosts reach with up's `data` login (their
+  own control login may not use JetStream: tests/integration/test_nats_permissions.py);
+- the buckets `cache` and `sessions` hold the count as a big-endian u64, read with nats-py as the
+  data identity from DATA_DIR/nats/credentials.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nats
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.e2e.test_fleet import REPO, WF, Fleet, _drain, until
+
+pytestmark = pytest.mark.timeout(240)
+
+COUNTER = REPO / "examples" / "counter" / "deployment.yaml"
+
+
+@pytest.fixture
+async def counter_fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
+    data = tmp_path / "fleet"
+    proc = await asyncio.create_subprocess_exec(
+        *WF, "up", "--data-dir", str(data), "--host-groups", "default", "--hosts-per-group", "2",
+        "--apply", str(COUNTER),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output: list[str] = []
+
+    async def read_until_up() -> None:
+        assert proc.stdout is not None
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            if not line:
+                raise AssertionError("wasmfleet up exited:\n" + "".join(output))
+            output.append(line)
+            if "Ctrl-C stops everything" in line:
+                return
+
+    await asyncio.wait_for(read_until_up(), 120)
+    drain = asyncio.create_task(_drain(proc, output))
+    gateway = "http://127.0.0.1:" + str(json.loads((data / "ports.json").read_text())["gateway"])
+    fleet = Fleet(data, proc, gateway, output)
+    try:
+        yield fleet
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        drain.cancel()
+        for info in fleet.children().values():
+            if info["pid"]:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(info["pid"], signal.SIGKILL)
+
+
+async def test_counter_keeps_its_count_in_nats_as_the_data_identity(counter_fleet: Fleet) -> None:
+    fleet = counter_fleet
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        async def get() -> tuple[int, str]:
+            try:
+                async with session.get(fleet.gateway + "/", headers={"Host": "counter.localhost"}) as resp:
+                    return resp.status, await resp.text()
+            except aiohttp.ClientError as exc:
+                return 0, str(exc)
+
+        async def first() -> str:
+            status, body = await get()
+            return body if status == 200 else ""
+
+        assert await until(first, 90, "the counter serving through the gateway") == "cache=1 sessions=1\n"
+        for n in range(2, 8):
+            async with session.get(fleet.gateway + "/", headers={"Host": "counter.localhost"}) as resp:
+                assert resp.status == 200
+                assert await resp.text() == f"cache={n} sessions={n}\n"
+
+    password = json.loads((fleet.data / "nats" / "credentials.json").read_text())["data"]
+    ports = json.loads((fleet.data / "ports.json").read_text())
+    nc = await nats.connect(f"nats://127.0.0.1:{ports['nats']}", user="data", password=password)
+    try:
+        js = nc.jetstream()
+        for bucket in ("cache", "sessions"):
+            entry = await (await js.key_value(bucket)).get("hits")
+            assert entry.value == (7).to_bytes(8, "big"), bucket
+    finally:
+        await nc.close()
+    workloads: Any = await fleet.kubectl_json("get", "workloads")
+    assert len(workloads["items"]) == 2
