@@ -109,7 +109,10 @@ async def run(args: argparse.Namespace) -> None:
                 [str(BIN / "wasmfleet"), "host", "--nats", url, "--name", f"bench-host-{i:04d}",
                  "--heartbeat-interval", "1", "--data-dir", str(tmp / f"host{i}"),
                  "--cache-dir", str(tmp / f"cache{i}"), "--log-level", "warning"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(args.hosts)]
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                # Each host its own compile cache (the default is per user, shared by every host on
+                # this machine and across runs): every host compiles a digest it has not seen.
+                env={**os.environ, "XDG_CACHE_HOME": str(tmp / f"xdg{i}")}) for i in range(args.hosts)]
             procs.append(subprocess.Popen(
                 [str(BIN / "wasmfleet"), "operator", "--kubeconfig", str(kubeconfig), "--nats", url,
                  "--listen", "127.0.0.1:0", "--artifact-poll-interval", str(args.poll), "--log-level", "warning"],
