@@ -12,6 +12,8 @@ Checks:
 - polling an unchanged tag rolls nothing (same ReplicaSet, same lastPullTime after several intervals);
 - a pull secret of the wrong type (kubernetes.io/tls) is named in the Sync condition, nothing published;
 - a pinned @sha256 digest the registry does not hold is refused in the Sync condition;
+- a layer whose bytes do not match its digest (a real proxy flips a byte) is named in Sync, and
+  nothing is stored;
 - with an anonymous registry stopped: the Artifact keeps its artifactUrl (Sync False, Ready True), and
   a killed host's replica comes back on another host from the Object Store.
 """
@@ -34,6 +36,7 @@ import aiohttp
 import nats
 import operator_harness as h
 import pytest
+from tampering_registry import tampering_proxy
 from test_operator_placement import NS, cond, deployment, ready_workloads, workloads_of
 
 from wasmfleet.artifacts import publishing
@@ -298,3 +301,27 @@ async def test_registry_down_replicas_come_back_from_the_object_store(
         print(f"failover with the registry down: {time.monotonic() - killed:.2f}s")
         ready = await ready_workloads(kube, "hello", 2)
         assert ready and all(w["spec"]["components"][0]["image"] == art_url for w in ready)
+
+
+async def test_layer_digest_mismatch_is_named_and_nothing_is_published(tmp_path: Path, hello_v1: bytes) -> None:
+    """A registry (behind a real proxy flipping a byte of every blob) serving a layer whose bytes do
+    not match their digest: Sync False naming the mismatch, no artifactUrl, no object stored."""
+    with running_registry(tmp_path / "registry") as reg, \
+            nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
+        push_wasm(reg, "apps/hello", "1", hello_v1)
+        kube = await h.kube_client(kubeconfig)
+        try:
+            async with tampering_proxy(reg.url) as proxy, h.running_operator(operator_cfg(kubeconfig, url)):
+                await kube.create(rest_paths.ARTIFACTS, NS, artifact("tampered", f"{proxy}/apps/hello:1"))
+
+                async def refused() -> dict[str, Any] | None:
+                    obj = await get_artifact(kube, "tampered")
+                    return obj if cond(obj, "Sync") == "False" else None
+
+                bad = await h.eventually(refused, timeout_s=20, what="digest mismatch named")
+                sync = condition(bad, "Sync")
+                assert sync["reason"] == "DigestMismatch" and "digest mismatch" in sync["message"], sync
+                assert cond(bad, "Ready") == "False" and not bad["status"].get("artifactUrl")
+                assert await stored_digests(url) == set()
+        finally:
+            await kube.close()
