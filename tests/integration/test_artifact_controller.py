@@ -9,6 +9,8 @@ Checks:
   Object Store; a WorkloadDeployment bound to it (artifact://) serves the component;
 - re-pushing the tag with a component that answers differently rolls out: a new ReplicaSet, every
   replica serves the new body, and the old digest's object is deleted once no ReplicaSet uses it;
+- polling an unchanged tag is one manifest HEAD per interval at the registry (counted at a real
+  forwarding proxy) and no download;
 - polling an unchanged tag rolls nothing (same ReplicaSet, same lastPullTime after several intervals);
 - a pull secret of the wrong type (kubernetes.io/tls) is named in the Sync condition, nothing published;
 - a pinned @sha256 digest the registry does not hold is refused in the Sync condition;
@@ -323,5 +325,32 @@ async def test_layer_digest_mismatch_is_named_and_nothing_is_published(tmp_path:
                 assert sync["reason"] == "DigestMismatch" and "digest mismatch" in sync["message"], sync
                 assert cond(bad, "Ready") == "False" and not bad["status"].get("artifactUrl")
                 assert await stored_digests(url) == set()
+        finally:
+            await kube.close()
+
+
+async def test_polling_is_one_head_per_interval(tmp_path: Path, hello_v1: bytes) -> None:
+    """Counted at a real forwarding proxy in front of the registry: once published, an unchanged tag
+    costs one manifest HEAD per poll interval (1 s) and no download, whatever else reconciles."""
+    with running_registry(tmp_path / "registry") as reg, \
+            nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
+        push_wasm(reg, "apps/hello", "1", hello_v1)
+        kube = await h.kube_client(kubeconfig)
+        seen: list[str] = []
+        try:
+            async with tampering_proxy(reg.url, tamper=False, seen=seen) as proxy, \
+                    h.running_operator(operator_cfg(kubeconfig, url)):
+                await kube.create(rest_paths.ARTIFACTS, NS, artifact("hello", f"{proxy}/apps/hello:1"))
+
+                async def published() -> bool:
+                    return cond(await get_artifact(kube, "hello"), "Ready") == "True"
+
+                await h.eventually(published, timeout_s=20, what="published")
+                await asyncio.sleep(1.5)  # the status write after the first check settles
+                seen.clear()
+                await asyncio.sleep(6.0)
+                heads = [r for r in seen if r.startswith("HEAD ") and "/manifests/" in r]
+                assert 3 <= len(heads) <= 7, seen
+                assert not [r for r in seen if r.startswith("GET ") and "/blobs/" in r], seen
         finally:
             await kube.close()
