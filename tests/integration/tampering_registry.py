@@ -13,11 +13,14 @@ from aiohttp import web
 
 @asynccontextmanager
 async def tampering_proxy(
-    upstream_url: str, *, tamper: bool = True, bind: str = "127.0.0.1"
+    upstream_url: str, *, tamper: bool = True, bind: str = "127.0.0.1", seen: list[str] | None = None
 ) -> AsyncIterator[str]:
-    """Yields host:port of the proxy (plain HTTP on `bind`)."""
+    """Yields host:port of the proxy (plain HTTP on `bind`). `seen` collects "METHOD /path" of every
+    request, for tests that count registry calls."""
 
     async def forward(request: web.Request) -> web.Response:
+        if seen is not None:
+            seen.append(f"{request.method} {request.path}")
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() in ("accept", "authorization", "content-type")}
         location_base = f"http://{request.host}"

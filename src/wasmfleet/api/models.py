@@ -360,7 +360,18 @@ class ArtifactStatus(StatusModel):
     """Where the artifact was published, and its conditions."""
 
     artifact_url: str | None = None
-    """Where the fetched artifact can be read; components written artifact://<name> resolve to it."""
+    """Where the fetched artifact can be read (nats://<bucket>/sha256:<hex> for a registry image);
+    components written artifact://<name> resolve to it. Kept when a later pull fails."""
+    image: str | None = None
+    """The spec.image that artifactUrl was published from."""
+    digest: str | None = None
+    """sha256 digest of the published component (its wasm layer)."""
+    manifest_digest: str | None = None
+    """Digest of the manifest the image's tag pointed at when it was last pulled."""
+    size: int | None = Field(default=None, ge=0)
+    """Size of the published component in bytes."""
+    last_pull_time: str | None = None
+    """When the published component was pulled from its registry (RFC 3339)."""
     observed_generation: int | None = None
     """The metadata.generation this status describes."""
     conditions: list[Condition] = Field(default_factory=list)

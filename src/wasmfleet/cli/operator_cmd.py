@@ -50,6 +50,9 @@ def _listen(value: str) -> tuple[str, int]:
               help="Spread replicas piled on few hosts back out (one at a time, without a gap).")
 @click.option("--resync-interval", default=300.0, show_default=True, type=click.FloatRange(10),
               help="Seconds between full re-reads of the caches into the controllers (a safety net).")
+@click.option("--artifact-poll-interval", default=300.0, show_default=True, type=click.FloatRange(0.5),
+              help="Seconds between checks that an Artifact's tag still points at what was published "
+                   "(one HEAD request per Artifact); a moved tag is pulled and rolled out.")
 @click.option("--identity", default=None, help="Leader-election identity (default: hostname-pid).")
 @click.option("--lease-namespace", default="default", show_default=True)
 @click.option("--lease-name", default="wasmfleet-operator", show_default=True)
@@ -64,7 +67,8 @@ def _listen(value: str) -> tuple[str, int]:
 def operator(
     kubeconfig: Path, nats_url: str, namespace: str | None, listen: str, host_namespace: str,
     host_expiry: float, concurrency: int, sync_interval: float, host_forget_after: float,
-    start_backoff_max: float, rebalance: bool, resync_interval: float, identity: str | None,
+    start_backoff_max: float, rebalance: bool, resync_interval: float, artifact_poll_interval: float,
+    identity: str | None,
     lease_namespace: str, lease_name: str, lease_duration: float, metrics_auth: bool, log_level: str,
     nats_connection: NatsConnectionOptions,
 ) -> None:
@@ -103,6 +107,7 @@ def operator(
             renew_deadline_s=renew, retry_period_s=max(0.5, lease_duration / 7.5),
         ),
         metrics_auth=metrics_auth,
+        artifacts=settings.ArtifactPublishing(poll_interval_s=artifact_poll_interval),
         **({"identity": identity} if identity else {}),
     )
     try:

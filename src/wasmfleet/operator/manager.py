@@ -208,12 +208,13 @@ class Operator:
         n = cfg.reconciling.concurrency
         self._workloads = workloads.WorkloadController(ctx)
         self._deployments = deployments.DeploymentController(ctx)
+        self._artifacts = artifacts.ArtifactController(ctx)
         recs: dict[str, tuple[Callable[[str], Awaitable[float | None]], int]] = {
             "hosts": (hosts.HostController(ctx).reconcile, n.hosts),
             "workloads": (self._workloads.reconcile, n.workloads),
             "replicasets": (replicasets.ReplicaSetController(ctx).reconcile, n.replicasets),
             "deployments": (self._deployments.reconcile, n.deployments),
-            "artifacts": (artifacts.ArtifactController(ctx).reconcile, n.artifacts),
+            "artifacts": (self._artifacts.reconcile, n.artifacts),
         }
         for name, (reconcile, workers) in recs.items():
             ctl = running.Controller(name, reconcile, concurrency=workers, observe=self.metrics.observe_reconcile)
@@ -234,6 +235,7 @@ class Operator:
         infs.artifacts.add_handler(lambda _e, o: wls.source_changed("Artifact", o))
         infs.configmaps.add_handler(lambda _e, o: wls.source_changed("ConfigMap", o))
         infs.secrets.add_handler(lambda _e, o: wls.source_changed("Secret", o))
+        infs.secrets.add_handler(self._artifacts.secret_changed)
         return ctx
 
     def _host_changed(self, host_id: str, judgement_changed: bool) -> None:

@@ -10,6 +10,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from wasmfleet.artifacts import object_store
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.kube import leasing
 
@@ -60,7 +61,7 @@ class Concurrency:
     """Host reconciles write Host objects from heartbeats; throttled writes, little to do."""
 
     artifacts: int = 2
-    """Artifacts change rarely; their reconciles copy a URL."""
+    """Artifacts change rarely; a reconcile is one HEAD request, or a pull when a tag moved."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,22 @@ class Reconciling:
 
 
 @dataclass(frozen=True)
+class ArtifactPublishing:
+    """How Artifacts are pulled from registries into the JetStream Object Store and kept current."""
+
+    poll_interval_s: float = 300.0
+    """Seconds between checks that an Artifact's tag still points at the published manifest: one
+    HEAD request per Artifact per interval, whatever else triggers a reconcile (upstream requeues
+    Artifacts every 5 minutes too). Lower it to roll a re-pushed tag out sooner."""
+
+    bucket: str = object_store.BUCKET
+    """Object Store bucket the components are published to (objects named by digest)."""
+
+    bucket_replicas: int = 1
+    """JetStream replicas of the bucket when the operator creates it (1: a single nats-server)."""
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     kubeconfig: str
     nats_url: str
@@ -127,4 +144,5 @@ class OperatorSettings:
     hosts: HostHealth = field(default_factory=HostHealth)
     reconciling: Reconciling = field(default_factory=Reconciling)
     lease: leasing.LeaseSettings = field(default_factory=leasing.LeaseSettings)
+    artifacts: ArtifactPublishing = field(default_factory=ArtifactPublishing)
     metrics_auth: bool = False  # /metrics only for tokens the API server allows (observability.metrics_auth)
