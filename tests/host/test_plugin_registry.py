@@ -56,7 +56,7 @@ def test_broken_and_clashing_plugins_are_left_out() -> None:
 def test_entry_problems_name_the_entry_and_the_key() -> None:
     installed = plugin_registry.installed()
     problems = installed.entry_problems([
-        Grant("wasi", "keyvalue", ("store",), config={"backend": "redis"}, name="cache"),
+        Grant("wasi", "keyvalue", ("store",), config={"backend": "memcached"}, name="cache"),
         Grant("wasi", "keyvalue", ("watcher",)),
         Grant("wasi", "logging", ("logging",), config={"level": "debug"}),
         Grant("wasi", "config", ("store",), config={"anything": "goes"}),
@@ -65,8 +65,8 @@ def test_entry_problems_name_the_entry_and_the_key() -> None:
         Grant("wasi", "http", ("incoming-handler",), config={"host": "a.test"}),
     ])
     assert problems == [
-        "hostInterfaces entry wasi:keyvalue (name cache): config.backend: unknown value 'redis' "
-        "(expected one of in-memory, nats)",
+        "hostInterfaces entry wasi:keyvalue (name cache): config.backend: unknown value 'memcached' "
+        "(expected one of in-memory, nats, redis, filesystem)",
         "hostInterfaces entry wasi:keyvalue: interface watcher is not provided "
         "(wasi-keyvalue provides atomics, batch, store)",
         "hostInterfaces entry wasi:logging: config.level: unknown key (accepted: none)",

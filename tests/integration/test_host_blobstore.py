@@ -28,7 +28,7 @@ from wasmfleet.bus import messages, subjects
 from wasmfleet.testing.nats import NatsServer, free_port, nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component
+from tests.components.build import build_component, cache_dir
 
 REPO = Path(__file__).resolve().parents[2]
 WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
@@ -51,13 +51,14 @@ def bus(tmp_path: Path) -> Iterator[NatsServer]:
 @pytest.fixture
 def host_port(bus: NatsServer, tmp_path: Path) -> Iterator[int]:
     port = free_port()
-    proc = subprocess.Popen(
-        [WASMFLEET, "host", "--nats", bus.url, "--host-id", HOST_ID, "--http-addr", f"127.0.0.1:{port}",
-         "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "artifacts"),
-         "--heartbeat-interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "host.log", "w"),  # noqa: SIM115
-        env={**os.environ, "XDG_CACHE_HOME": str(REPO / ".cache" / "plugin-test-xdg")},
-    )
+    with open(tmp_path / "host.log", "w") as log:  # the child has its own copy; ours closes on exit
+        proc = subprocess.Popen(
+            [WASMFLEET, "host", "--nats", bus.url, "--host-id", HOST_ID, "--http-addr", f"127.0.0.1:{port}",
+             "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "artifacts"),
+             "--heartbeat-interval", "1", "--allow-file-root", str(cache_dir())],
+            stdout=subprocess.DEVNULL, stderr=log,
+            env={**os.environ, "XDG_CACHE_HOME": str(REPO / ".cache" / "plugin-test-xdg")},
+        )
     try:
         yield port
     finally:
@@ -129,7 +130,7 @@ async def test_unnamed_entry_uses_the_hosts_nats_and_bad_config_fails_the_start(
 
     bad = await start(nc, "b-bad", image, blobstore_entry({"backend": "filesystem"}, name="media"))
     assert bad["workloadState"] == "WORKLOAD_STATE_ERROR", bad
-    assert bad["retryable"] is False
+    assert bad.get("retryable", False) is False
     assert "hostInterfaces entry wasi:blobstore (name media): config.root: required" in bad["message"]
 
     running = await start(nc, "b1", image, blobstore_entry({}))
