@@ -181,8 +181,9 @@ async def test_host_selector_no_match_then_match_and_interface_refusal(fleet: An
         ready = await h.eventually(lambda: ready_workloads(kube, "edge", 1), what="placed on the edge host")
         assert ready[0]["status"]["hostId"] == edge.host_id
 
-        # A workload asking for wasi:keyvalue is refused by hosts that do not advertise it.
-        kv = {"namespace": "wasi", "package": "keyvalue", "interfaces": ["store"], "version": "0.2.0-draft"}
+        # A workload asking for an interface is refused by hosts that do not advertise it (every real
+        # host has wasi:keyvalue now: a third-party plugin's interface stands in).
+        kv = {"namespace": "acme", "package": "widgets", "interfaces": ["gadget"], "version": "0.1.0"}
         await kube.create(rest_paths.DEPLOYMENTS, NS, deployment("kv", workload={"hostInterfaces": [kv]}))
 
         async def refused() -> Any:
@@ -191,10 +192,9 @@ async def test_host_selector_no_match_then_match_and_interface_refusal(fleet: An
 
         wl = await h.eventually(refused, what="interface refusal")
         msg = next(c for c in wl["status"]["conditions"] if c["type"] == "HostSelection")["message"]
-        assert "Interfaces excluded" in msg and "wasi:keyvalue/store@0.2.0-draft" in msg
+        assert "Interfaces excluded" in msg and "acme:widgets/gadget@0.1.0" in msg
         kvhost = await h.FakeHost(url, "wise-crane-0003",
-                                  plugin_interfaces=[("wasi", "keyvalue", ["store", "atomics", "batch"],
-                                                      "0.2.0-draft")]).start()
+                                  plugin_interfaces=[("acme", "widgets", ["gadget"], "0.1.0")]).start()
         ready = await h.eventually(lambda: ready_workloads(kube, "kv", 1), what="placed on the kv host")
         assert ready[0]["status"]["hostId"] == kvhost.host_id
         for x in (plain, edge, kvhost):
