@@ -27,15 +27,13 @@ import aiohttp
 import nats
 import pytest
 
-from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import messages, subjects
 from wasmfleet.host.agent import Agent
-from wasmfleet.host.policy import HostPolicy
-from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.testing.nats import NatsServer, nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component, cache_dir
+from plugin_agents import plugin_host_settings, running_agent
+from tests.components.build import build_component
 
 REPO = Path(__file__).resolve().parents[2]
 WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
@@ -56,21 +54,8 @@ def bus(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def agent(tmp_path: Path, bus: NatsServer) -> AsyncIterator[Agent]:
-    host = Agent(HostSettings(
-        identity=Identity(labels={"hostgroup": "default"}),
-        bus=BusSettings(nats_url=bus.url, heartbeat_interval_s=0.3, reconnect_wait_s=0.1),
-        serving=ServingSettings(http_host="127.0.0.1", http_port=0, workers=1),
-        lifecycle=LifecycleSettings(drain_timeout_s=2, data_dir=tmp_path / "host"),
-        artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
-        # Kept between runs: compiling an 18 MB componentize-py guest takes ~20 s.
-        runtime_cache_dir=REPO / ".cache" / "runtime-test-components",
-        policy=HostPolicy.allowing(cache_dir()),  # the built test guests
-    ))
-    await host.start()
-    try:
+    async with running_agent(plugin_host_settings(tmp_path, bus.url)) as host:
         yield host
-    finally:
-        await host.shutdown()
 
 
 @pytest.fixture
