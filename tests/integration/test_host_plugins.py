@@ -30,10 +30,11 @@ import nats
 import pytest
 
 from wasmfleet.bus import messages, subjects
-from wasmfleet.testing.nats import NatsServer, free_port, nats_server
+from wasmfleet.testing.nats import NatsServer, nats_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component, cache_dir
+import plugin_agents
+from tests.components.build import build_component
 
 REPO = Path(__file__).resolve().parents[2]
 WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
@@ -130,24 +131,8 @@ def bus(tmp_path: Path) -> Iterator[NatsServer]:
 @pytest.fixture
 def host_process(bus: NatsServer, plugin_site: Path, tmp_path: Path) -> Iterator[int]:
     """A `wasmfleet host` with the plugin installed; yields its HTTP port."""
-    port = free_port()
-    with open(tmp_path / "host.log", "w") as log:  # the child has its own copy; ours closes on exit
-        proc = subprocess.Popen(
-            [WASMFLEET, "host", "--nats", bus.url, "--host-id", HOST_ID, "--http-addr", f"127.0.0.1:{port}",
-             "--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "artifacts"),
-             "--heartbeat-interval", "1", "--allow-file-root", str(cache_dir())],
-            stdout=subprocess.DEVNULL, stderr=log,
-            env={**env_with(plugin_site), "XDG_CACHE_HOME": str(REPO / ".cache" / "plugin-test-xdg")},
-        )
-    try:
+    with plugin_agents.host_process(tmp_path, bus.url, HOST_ID, env_with(plugin_site)) as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
