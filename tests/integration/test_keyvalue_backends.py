@@ -36,7 +36,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.components.build import build_component
 from tests.components.build import cache_dir as build_dir
-from tests.integration.test_keyvalue_plugin import REPO, Guest, keyvalue, start
+from tests.integration.test_keyvalue_plugin import Guest, keyvalue, start
 
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.host.agent import Agent
@@ -44,6 +44,8 @@ from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.testing.nats import NatsServer, nats_server
 from wasmfleet.testing.redis_server import RedisServer, redis_server
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.timeout(400)
 
