@@ -21,6 +21,9 @@ Guests (each a directory here):
   blobstore-splice-py  blobstore-py's app built with one wasi:io (the blobstore WIT's io@0.2.1 rewritten
                        to 0.2.12 in a temporary copy), so it can splice HTTP bodies to and from objects
   keyvalue-js  componentize-js twin of keyvalue-py (same paths and answers)
+  service-c  a C command (wasi:cli/run) for the service tests: serves, exits, traps or spins as its
+             environment says; clang + wasi-libc + the preview1 command adapter, exactly as the
+             conformance programs (tests/conformance/build_programs.py; about 1 s)
 
 The cache directory is `<repo>/.cache/components` (gitignored) unless WASMFLEET_COMPONENT_CACHE
 is set. A build happens once per source change; concurrent builders are serialized by a lock file.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -37,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -47,7 +52,7 @@ LINK_WAT = ("link-calc-wat", "link-front-wat", "link-ping-wat", "link-pong-wat",
 GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "messaging-wat", "no-body-wat",
           "kv-getset-wat", "hello-py", "hello-js",
           "config-logging-py", "greeter-py", "keyvalue-py", "keyvalue-js", "text-lib-py", "text-front-js",
-          "blobstore-py", "blobstore-splice-py", *LINK_WAT)
+          "blobstore-py", "blobstore-splice-py", "service-c", *LINK_WAT)
 
 PY_WORLDS = {
     "hello-py": ("wasi:http/proxy@0.2.12", ()),
@@ -95,6 +100,8 @@ def _sources_hash(name: str) -> str:
     if name in PY_WORLDS and PY_WORLDS[name][1]:
         # Every top-level .wit file: they are one package (wasmfleet:tests), parsed as a whole.
         roots += [*sorted(WIT.glob("*.wit")), *(WIT / "deps" / p for p in PY_WORLDS[name][1])]
+    if name.endswith("-c"):
+        roots += [_conformance_build().adapter()]  # the adapter is part of what a C guest is made of
     for root in roots:
         if root.is_file():
             h.update(root.read_bytes())
@@ -169,6 +176,32 @@ def _build_js_with_demo(src: Path, out: Path, work: Path) -> None:
     _run([str(tool), str(src / "app.js"), "-w", str(wit), "-n", "text-front", "-o", str(out)], cwd=work)
 
 
+def _conformance_build() -> Any:
+    """tests/conformance/build_programs.py (tests/ is not a package): its toolchain checks and tools."""
+    spec = importlib.util.spec_from_file_location(
+        "wasmfleet_conformance_build", HERE.parent / "conformance" / "build_programs.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def _build_c(src: Path, out: Path, work: Path) -> None:
+    """A C command: clang for wasm32-wasi (Debian's wasi-libc), then the preview1 command adapter."""
+    conformance = _conformance_build()
+    if not Path("/usr/lib/wasm32-wasi/libc.a").exists():
+        raise conformance.ToolchainMissing(f"wasi-libc is not installed: {conformance.SETUP_HINT}")
+    core = work / "core.wasm"
+    sources = sorted(str(p) for p in src.glob("*.c"))
+    _run([conformance._tool("clang"), "--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-Wall",
+          "-o", str(core), *sources])
+    _run([_tool("wasm-tools"), "component", "new", str(core),
+          "--adapt", f"wasi_snapshot_preview1={conformance.adapter()}", "-o", str(out)])
+
+
 _BUILDERS = {
     "hello-wat": _build_wat,
     "print-wat": _build_wat,
@@ -188,6 +221,7 @@ _BUILDERS = {
     "blobstore-py": _build_py,
     "blobstore-splice-py": _build_py_one_io,
     "keyvalue-js": _build_js,
+    "service-c": _build_c,
 }
 
 

@@ -95,6 +95,21 @@ class ComponentState(enum.StrEnum):
     """Compiled and checked, but nothing calls it."""
 
 
+class ServiceState(enum.StrEnum):
+    """ServiceStatus.state: where the host's supervision of a workload's service stands."""
+
+    RUNNING = "running"
+    """A run of its wasi:cli/run is in progress."""
+    RESTARTING = "restarting"
+    """The last run failed (an error exit or a trap); the next one starts after a backoff."""
+    FAILED = "failed"
+    """It failed again after maxRestarts restarts: not restarted until the workload is started anew."""
+    COMPLETED = "completed"
+    """It exited with code 0: done, not restarted."""
+    STOPPING = "stopping"
+    """The workload is stopping: the run was cancelled."""
+
+
 class WorkloadState(enum.StrEnum):
     """wasmcloud.runtime.v2.WorkloadState: each value is the protobuf enum name."""
 
@@ -315,6 +330,23 @@ class ComponentStatus(Message):
     message: str = ""
 
 
+class ServiceStatus(Message):
+    """wasmfleet extension: a workload's service as its host supervises it (WorkloadStatus.service)."""
+
+    proto_type = extensions_pb2.ServiceStatus
+
+    state: str = ""
+    """A ServiceState value (a string on the wire: a newer peer may add states)."""
+    restart_count: int = 0
+    max_restarts: int = 0
+    last_exit_code: int | None = None
+    """Exit code of the last run that ended (134 for a trap); None before any ended."""
+    last_error: str = ""
+    """Why the last failed run ended, one line ("exit code 1", "trap: ..."); "" if none failed."""
+    last_exit_time: Timestamp | None = None
+    message: str = ""
+
+
 class WorkloadStatus(Message):
     proto_type = workload_service_pb2.WorkloadStatus
 
@@ -327,6 +359,9 @@ class WorkloadStatus(Message):
     components: list[ComponentStatus] = Field(default_factory=list, exclude_if=_is_empty)
     """wasmfleet extension (field 101): for RUNNING, each component with its role and state.
     Sent only when non-empty, for the same reason."""
+    service: ServiceStatus | None = None
+    """wasmfleet extension (field 102): for RUNNING with a service, how the service runs. Sent
+    only when set."""
 
 
 class WorkloadStartRequest(Message):

@@ -94,6 +94,7 @@ class Agent:
             metrics=self.metrics,
             log_dir=log_dir,
             policy=self.settings.policy,
+            runtime_settings=runtime_settings,
         )
         imports, exports = heartbeating.split_interfaces(heartbeating.provided_interfaces())
         self.heartbeats = heartbeating.HeartbeatSource(

@@ -7,6 +7,13 @@ one-line reason otherwise; STOPPING while a stop runs, after which the workload 
 (status: NOT_FOUND). A repeated start of a starting or running workload returns that same workload
 (no second copy); a start after ERROR tries again, since the cause (a registry outage) may be gone.
 
+A workload's service (its long-running wasi:cli/run component) is fetched with the components,
+compiled as a command, and started before HTTP is routed to the components (they may talk to it);
+from then on a `ServiceSupervisor` (host/service_supervision.py) runs it, restarts it after a
+failure and keeps its state, which `WorkloadStatus.service` reports while the workload is RUNNING.
+The workload stays RUNNING whatever its service does (its components still serve); the operator
+decides Ready from that state. A stop cancels the service before the workload's directories go.
+
 An ERROR says whether trying again can help (`WorkloadStatus.retryable`), decided here from the kind
 of failure, never from its text: a fetch failure is as retryable as the artifact layer says (a 503
 or unreachable registry is, a 404 or denied image is not); an invalid workload or an unusable
@@ -27,13 +34,13 @@ from typing import Protocol
 
 from wasmfleet.artifacts.fetching import ArtifactError, Fetcher
 from wasmfleet.bus import messages
-from wasmfleet.host import translation
+from wasmfleet.host import service_supervision, translation
 from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.plugin_api import guestlogs
 from wasmfleet.host.plugins import messaging_config
 from wasmfleet.host.policy import HostPolicy
+from wasmfleet.host.runtime import commands, instances, plugin_registry, specs
 from wasmfleet.host.runtime import errors as runtime_errors
-from wasmfleet.host.runtime import instances, plugin_registry, specs
 
 log = logging.getLogger(__name__)
 State = messages.WorkloadState
@@ -76,15 +83,21 @@ class Record:
     """With ERROR: whether the same start may succeed later (see the module docstring)."""
     component_statuses: list[messages.ComponentStatus] = field(default_factory=list)
     """With RUNNING: each component's role and state (WorkloadStatus.components)."""
+    service: service_supervision.ServiceSupervisor | None = None
+    """The workload's service, once started (WorkloadStatus.service)."""
 
     def fail(self, message: str, *, retryable: bool) -> None:
         self.state, self.message, self.retryable = State.ERROR, message, retryable
 
     def status(self) -> messages.WorkloadStatus:
         running = self.state is State.RUNNING
-        return _status(self.workload_id, self.state, self.message,
-                       retryable=self.retryable and self.state is State.ERROR,
-                       components=list(self.component_statuses) if running else [])
+        status = _status(self.workload_id, self.state, self.message,
+                         retryable=self.retryable and self.state is State.ERROR,
+                         components=list(self.component_statuses) if running else [])
+        if running and self.service is not None:
+            status.service = self.service.status()
+            status.message = "; ".join(p for p in (self.message, f"service {status.service.message}") if p)
+        return status
 
 
 def _status(workload_id: str, state: State, message: str, *, retryable: bool = False,
@@ -97,10 +110,13 @@ class Workloads:
     def __init__(
         self, plane: DataPlane, fetcher: Fetcher, *, data_dir: Path, max_concurrent_starts: int,
         metrics: HostMetrics | None = None, log_dir: Path | None = None, policy: HostPolicy | None = None,
+        runtime_settings: specs.RuntimeSettings | None = None,
     ) -> None:
         """`log_dir`: where the runtime appends each workload's guest output (the runtime's
-        guest_log_dir); a workload's log is removed when it is stopped."""
+        guest_log_dir); a workload's log is removed when it is stopped. `runtime_settings`: those of
+        the data plane (cache, engine, plugins), for the services this host runs itself."""
         self.log_dir = log_dir
+        self._runtime_settings = runtime_settings or specs.RuntimeSettings(guest_log_dir=log_dir)
         self._policy = policy or HostPolicy()  # nothing from the local filesystem unless allowed
         self._plane = plane
         self._metrics = metrics or HostMetrics()
@@ -201,6 +217,8 @@ class Workloads:
             self._metrics.start_seconds.observe(time.monotonic() - began)
         else:
             self._metrics.starts.labels("error").inc()
+        if record.state is State.ERROR and record.service is not None:
+            await self._stop_service(record)
         if record.state is State.ERROR and record.subscribed:
             with contextlib.suppress(Exception):
                 await self._plane.unsubscribe(record.workload_id)
@@ -213,10 +231,11 @@ class Workloads:
     async def _fetch_prepare_route(self, record: Record, workload: messages.Workload) -> None:
         workload = self._policy.check(workload)  # before anything is fetched or created (host/policy.py)
         components = workload.wit_world.components
-        if workload.service is not None and workload.service.image:
-            raise translation.InvalidWorkload("service components (wasi:cli/run) are not supported by this host")
-        if not components:
-            raise translation.InvalidWorkload("workload has no components")
+        service = workload.service if workload.service is not None and workload.service.image else None
+        if workload.service is not None and service is None:
+            raise translation.InvalidWorkload("the service has no image")
+        if not components and service is None:
+            raise translation.InvalidWorkload("workload has no components and no service")
         for index, component in enumerate(components):
             if not component.image:
                 raise translation.InvalidWorkload(
@@ -229,21 +248,30 @@ class Workloads:
         plans = _messaging_plans(workload)  # bad messaging keys fail here, before any fetch
         volumes = await asyncio.to_thread(translation.volume_dirs, workload, record.scratch)
         record.message = "fetching components"
+        parts: list[messages.Component | messages.Service] = [*components, *([service] if service else [])]
         fetched = await asyncio.gather(*(
             self._fetcher.fetch(
-                component.image,
-                credentials=translation.credentials(component.image_pull_secret),
-                policy=translation.pull_policy(component.image_pull_policy),
+                part.image,
+                credentials=translation.credentials(part.image_pull_secret),
+                policy=translation.pull_policy(part.image_pull_policy),
             )
-            for component in components
+            for part in parts
         ))
         self._metrics.download_bytes.inc(sum(got.size for got in fetched if got.downloaded))
+        if service is not None:
+            service_got, fetched = fetched[-1], fetched[:-1]
         component_specs = [
             translation.component_spec(record.workload_id, component, index, got.path, workload, volumes)
             for index, (component, got) in enumerate(zip(components, fetched, strict=True))
         ]
         record.message = "compiling components"
-        prepared = await self._plane.prepare_workload(component_specs)
+        prepared = (await self._plane.prepare_workload(component_specs) if component_specs
+                    else instances.PreparedWorkload(components=[], http_entry=None))
+        if service is not None:
+            # Before any route: the components may call the service from their first request.
+            record.message = "starting the service"
+            spec = translation.service_spec(record.workload_id, service, service_got.path, workload, volumes)
+            await self._start_service(record, spec, service)
         entry = prepared.http_entry
         if record.hostnames:
             if entry is None:
@@ -308,9 +336,33 @@ class Workloads:
             except Exception:
                 log.exception("unrouting workload %s failed", record.workload_id)
             record.routed = False
+        if record.service is not None:  # after the routes (no new request reaches it), before its volumes
+            await self._stop_service(record)
         await asyncio.to_thread(shutil.rmtree, record.scratch, True)
         if self._records.get(record.workload_id) is record:
             del self._records[record.workload_id]
+
+    # ---- the service ---------------------------------------------------------------------------
+
+    async def _start_service(self, record: Record, spec: specs.ComponentSpec, service: messages.Service) -> None:
+        """Compiles and links the service as a command (ComponentError, permanent, naming the image
+        when it is not one or imports what is not granted), then starts its first run."""
+        try:
+            command = await asyncio.to_thread(commands.Command, spec, self._runtime_settings)
+        except runtime_errors.ComponentError as exc:
+            raise runtime_errors.ComponentError(f"service {service.image}", exc.cause) from None
+        guest_log = guestlogs.for_component(self.log_dir, record.workload_id, spec.name)
+        record.service = service_supervision.ServiceSupervisor(
+            record.workload_id, command, service_supervision.RestartPolicy.for_service(service.max_restarts),
+            guest_log=guest_log)
+        record.service.start()
+
+    async def _stop_service(self, record: Record) -> None:
+        supervisor, record.service = record.service, None
+        if supervisor is None:
+            return
+        if await supervisor.stop():
+            log.info("service of workload %s stopped", record.workload_id)
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(workload_id) for workload_id in list(self._records)))
@@ -393,7 +445,7 @@ def _messaging_plans(workload: messages.Workload) -> list[messaging_config.Subsc
 def _running_message(record: Record) -> str:
     components = record.component_statuses
     listed = ", ".join(f"{c.name} ({c.role}, {c.state})" for c in components)
-    parts = [f"{len(components)} component{'' if len(components) == 1 else 's'}: {listed}"]
+    parts = [f"{len(components)} component{'' if len(components) == 1 else 's'}: {listed}"] if components else []
     if record.handlers:
         parts.append(f"handling messages on {', '.join(record.subjects)} ({', '.join(record.handlers)})")
     if record.hostnames:

@@ -22,6 +22,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from wasmfleet.artifacts import references
 from wasmfleet.bus import messages
@@ -36,6 +37,9 @@ def _runtime_default_memory_mb() -> int:
 
 RUNTIME_DEFAULT_MEMORY_MB = _runtime_default_memory_mb()
 """What the runtime gives a component that sets no memoryLimitMb (specs.RuntimeSettings)."""
+
+
+_Runnable = TypeVar("_Runnable", messages.Component, messages.Service)
 
 
 class PolicyRefusal(translation.InvalidWorkload):
@@ -76,7 +80,8 @@ class HostPolicy:
             return workload
         capped = [self._with_memory_cap(component) for component in components]
         world = workload.wit_world.model_copy(update={"components": capped})
-        return workload.model_copy(update={"wit_world": world})
+        service = self._with_memory_cap(workload.service) if workload.service is not None else None
+        return workload.model_copy(update={"wit_world": world, "service": service})
 
     def _check_image(self, image: str, what: str) -> None:
         if not image:
@@ -115,12 +120,13 @@ class HostPolicy:
                 "see the host's --max-component-memory-mb"
             )
 
-    def _with_memory_cap(self, component: messages.Component) -> messages.Component:
-        resources = component.local_resources
+    def _with_memory_cap(self, part: _Runnable) -> _Runnable:
+        """A component or the service, with the cap as its limit when it sets none."""
+        resources = part.local_resources
         if resources.memory_limit_mb > 0 or self.max_component_memory_mb >= RUNTIME_DEFAULT_MEMORY_MB:
-            return component  # its own limit (checked), or the runtime's default, which is within the cap
+            return part  # its own limit (checked), or the runtime's default, which is within the cap
         limited = resources.model_copy(update={"memory_limit_mb": self.max_component_memory_mb})
-        return component.model_copy(update={"local_resources": limited})
+        return part.model_copy(update={"local_resources": limited})
 
 
 def _resolved(path: Path) -> Path:

@@ -82,14 +82,15 @@ def volume_dirs(workload: messages.Workload, scratch: Path) -> dict[str, Path]:
 
 
 def preopens(
-    resources: messages.LocalResources, volumes: dict[str, Path], component: str
+    resources: messages.LocalResources, volumes: dict[str, Path], owner: str
 ) -> tuple[specs.Preopen, ...]:
+    """`owner` names who mounts them in errors: "component NAME" or "service"."""
     result = []
     for mount in resources.volume_mounts:
         if mount.name not in volumes:
-            raise InvalidWorkload(f"component {component}: volumeMount {mount.name!r} names no workload volume")
+            raise InvalidWorkload(f"{owner}: volumeMount {mount.name!r} names no workload volume")
         if not mount.mount_path.startswith("/"):
-            raise InvalidWorkload(f"component {component}: mountPath {mount.mount_path!r} is not absolute")
+            raise InvalidWorkload(f"{owner}: mountPath {mount.mount_path!r} is not absolute")
         result.append(specs.Preopen(volumes[mount.name], mount.mount_path, mount.read_only))
     return tuple(result)
 
@@ -117,9 +118,35 @@ def component_spec(
         config=dict(resources.config),
         environment=dict(resources.environment),
         allowed_hosts=tuple(resources.allowed_hosts),
-        preopens=preopens(resources, volumes, name),
+        preopens=preopens(resources, volumes, f"component {name}"),
         pool_size=max(component.pool_size, 0),
         max_invocations=max(component.max_invocations, 0),
         max_concurrency=component.max_concurrency if component.max_concurrency > 0 else 1,
+        memory_limit_mb=max(resources.memory_limit_mb, 0),
+    )
+
+
+SERVICE_NAME = "service"
+"""The service's name in the workload's log, status and host log (the manifest gives it none)."""
+
+
+def service_spec(
+    workload_id: str, service: messages.Service, wasm_path: Path, workload: messages.Workload,
+    volumes: dict[str, Path],
+) -> specs.ComponentSpec:
+    """The runtime's description of the workload's service: the same grants as its components (the
+    workload's hostInterfaces) and its own localResources (config, environment, volumeMounts as
+    preopens, allowedHosts, memoryLimitMb; <= 0 means unset on the wire). It is run as a command
+    (runtime.commands.Command), so the pool and concurrency settings do not apply."""
+    resources = service.local_resources
+    return specs.ComponentSpec(
+        workload_id=workload_id,
+        name=SERVICE_NAME,
+        wasm_path=wasm_path,
+        grants=grants(workload),
+        config=dict(resources.config),
+        environment=dict(resources.environment),
+        allowed_hosts=tuple(resources.allowed_hosts),
+        preopens=preopens(resources, volumes, SERVICE_NAME),  # errors say "service: ..."
         memory_limit_mb=max(resources.memory_limit_mb, 0),
     )

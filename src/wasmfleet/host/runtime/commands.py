@@ -30,7 +30,7 @@ import wasmtime
 from wasmtime import _ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.plugin_api import handle_tables, store_state
+from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
 from wasmfleet.host.plugin_api.interfaces import Interface
 from wasmfleet.host.runtime import engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError
@@ -232,14 +232,16 @@ class Command:
             self._lifecycle = plugin_registry.process_lifecycle(settings.plugin_host)
             self._lifecycle.component_loaded(spec)
 
-    def run(self, args: Sequence[str], stdio: CommandStdio, cancel: Cancel | None = None) -> Outcome:
-        """Runs wasi:cli/run once on this thread (blocking) and says how it ended."""
+    def run(self, args: Sequence[str], stdio: CommandStdio, cancel: Cancel | None = None,
+            guest_log: guestlogs.GuestLog | None = None) -> Outcome:
+        """Runs wasi:cli/run once on this thread (blocking) and says how it ended. `guest_log`: where
+        wasi:logging records go besides the process log (a host's service: its workload's log)."""
         spec = self.spec
         state = store_state.WasiContext(
             workload_id=spec.workload_id, component=spec.name,
             environment=list(spec.environment.items()), arguments=list(args), preopens=self.preopens,
             allowed_hosts=spec.allowed_hosts, config=spec.config, grants=spec.grants,
-            log_name=f"{spec.workload_id}/{spec.name}", stdio=stdio,
+            log_name=f"{spec.workload_id}/{spec.name}", stdio=stdio, guest_log=guest_log,
         )
         table = handle_tables.ResourceTable(state)
         store = wasmtime.Store(engines.engine())

@@ -26,7 +26,7 @@ from wasmfleet.bus.pb.wasmcloud.runtime.v2 import workload_pb2 as wasmcloud_dot_
 from wasmfleet.bus.pb.wasmfleet.bus.v1 import extensions_pb2 as wasmfleet_dot_bus_dot_v1_dot_extensions__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+wasmcloud/runtime/v2/workload_service.proto\x12\x14wasmcloud.runtime.v2\x1a#wasmcloud/runtime/v2/workload.proto\x1a!wasmfleet/bus/v1/extensions.proto\"]\n\x14WorkloadStartRequest\x12\x30\n\x08workload\x18\x01 \x01(\x0b\x32\x1e.wasmcloud.runtime.v2.Workload\x12\x13\n\x0bworkload_id\x18\x02 \x01(\t\"\xd0\x01\n\x0eWorkloadStatus\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\x12;\n\x0eworkload_state\x18\x02 \x01(\x0e\x32#.wasmcloud.runtime.v2.WorkloadState\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x16\n\tretryable\x18\x64 \x01(\x08H\x00\x88\x01\x01\x12\x35\n\ncomponents\x18\x65 \x03(\x0b\x32!.wasmfleet.bus.v1.ComponentStatusB\x0c\n\n_retryable\"V\n\x15WorkloadStartResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus\",\n\x15WorkloadStatusRequest\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\"W\n\x16WorkloadStatusResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus\"*\n\x13WorkloadStopRequest\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\"U\n\x14WorkloadStopResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus2\xcf\x02\n\x0fWorkloadService\x12h\n\rWorkloadStart\x12*.wasmcloud.runtime.v2.WorkloadStartRequest\x1a+.wasmcloud.runtime.v2.WorkloadStartResponse\x12k\n\x0eWorkloadStatus\x12+.wasmcloud.runtime.v2.WorkloadStatusRequest\x1a,.wasmcloud.runtime.v2.WorkloadStatusResponse\x12\x65\n\x0cWorkloadStop\x12).wasmcloud.runtime.v2.WorkloadStopRequest\x1a*.wasmcloud.runtime.v2.WorkloadStopResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+wasmcloud/runtime/v2/workload_service.proto\x12\x14wasmcloud.runtime.v2\x1a#wasmcloud/runtime/v2/workload.proto\x1a!wasmfleet/bus/v1/extensions.proto\"]\n\x14WorkloadStartRequest\x12\x30\n\x08workload\x18\x01 \x01(\x0b\x32\x1e.wasmcloud.runtime.v2.Workload\x12\x13\n\x0bworkload_id\x18\x02 \x01(\t\"\x93\x02\n\x0eWorkloadStatus\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\x12;\n\x0eworkload_state\x18\x02 \x01(\x0e\x32#.wasmcloud.runtime.v2.WorkloadState\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x16\n\tretryable\x18\x64 \x01(\x08H\x00\x88\x01\x01\x12\x35\n\ncomponents\x18\x65 \x03(\x0b\x32!.wasmfleet.bus.v1.ComponentStatus\x12\x35\n\x07service\x18\x66 \x01(\x0b\x32\x1f.wasmfleet.bus.v1.ServiceStatusH\x01\x88\x01\x01\x42\x0c\n\n_retryableB\n\n\x08_service\"V\n\x15WorkloadStartResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus\",\n\x15WorkloadStatusRequest\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\"W\n\x16WorkloadStatusResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus\"*\n\x13WorkloadStopRequest\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\"U\n\x14WorkloadStopResponse\x12=\n\x0fworkload_status\x18\x01 \x01(\x0b\x32$.wasmcloud.runtime.v2.WorkloadStatus2\xcf\x02\n\x0fWorkloadService\x12h\n\rWorkloadStart\x12*.wasmcloud.runtime.v2.WorkloadStartRequest\x1a+.wasmcloud.runtime.v2.WorkloadStartResponse\x12k\n\x0eWorkloadStatus\x12+.wasmcloud.runtime.v2.WorkloadStatusRequest\x1a,.wasmcloud.runtime.v2.WorkloadStatusResponse\x12\x65\n\x0cWorkloadStop\x12).wasmcloud.runtime.v2.WorkloadStopRequest\x1a*.wasmcloud.runtime.v2.WorkloadStopResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,17 +36,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKLOADSTARTREQUEST']._serialized_start=141
   _globals['_WORKLOADSTARTREQUEST']._serialized_end=234
   _globals['_WORKLOADSTATUS']._serialized_start=237
-  _globals['_WORKLOADSTATUS']._serialized_end=445
-  _globals['_WORKLOADSTARTRESPONSE']._serialized_start=447
-  _globals['_WORKLOADSTARTRESPONSE']._serialized_end=533
-  _globals['_WORKLOADSTATUSREQUEST']._serialized_start=535
-  _globals['_WORKLOADSTATUSREQUEST']._serialized_end=579
-  _globals['_WORKLOADSTATUSRESPONSE']._serialized_start=581
-  _globals['_WORKLOADSTATUSRESPONSE']._serialized_end=668
-  _globals['_WORKLOADSTOPREQUEST']._serialized_start=670
-  _globals['_WORKLOADSTOPREQUEST']._serialized_end=712
-  _globals['_WORKLOADSTOPRESPONSE']._serialized_start=714
-  _globals['_WORKLOADSTOPRESPONSE']._serialized_end=799
-  _globals['_WORKLOADSERVICE']._serialized_start=802
-  _globals['_WORKLOADSERVICE']._serialized_end=1137
+  _globals['_WORKLOADSTATUS']._serialized_end=512
+  _globals['_WORKLOADSTARTRESPONSE']._serialized_start=514
+  _globals['_WORKLOADSTARTRESPONSE']._serialized_end=600
+  _globals['_WORKLOADSTATUSREQUEST']._serialized_start=602
+  _globals['_WORKLOADSTATUSREQUEST']._serialized_end=646
+  _globals['_WORKLOADSTATUSRESPONSE']._serialized_start=648
+  _globals['_WORKLOADSTATUSRESPONSE']._serialized_end=735
+  _globals['_WORKLOADSTOPREQUEST']._serialized_start=737
+  _globals['_WORKLOADSTOPREQUEST']._serialized_end=779
+  _globals['_WORKLOADSTOPRESPONSE']._serialized_start=781
+  _globals['_WORKLOADSTOPRESPONSE']._serialized_end=866
+  _globals['_WORKLOADSERVICE']._serialized_start=869
+  _globals['_WORKLOADSERVICE']._serialized_end=1204
 # @@protoc_insertion_point(module_scope)

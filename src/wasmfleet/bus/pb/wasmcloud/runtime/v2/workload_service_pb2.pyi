@@ -56,6 +56,7 @@ class WorkloadStatus(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     RETRYABLE_FIELD_NUMBER: _builtins.int
     COMPONENTS_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
     workload_id: _builtins.str
     workload_state: _workload_pb2.WorkloadState.ValueType
     message: _builtins.str
@@ -74,6 +75,13 @@ class WorkloadStatus(_message.Message):
         the host gave it and its state. Left out when empty. Upstream hosts never send it.
         """
 
+    @_builtins.property
+    def service(self) -> _extensions_pb2.ServiceStatus:
+        """For WORKLOAD_STATE_RUNNING of a workload with a service: how its service runs (state, restarts,
+        last exit). Left out otherwise. A workload stays RUNNING while its service restarts or after it
+        failed for good (its components still serve); the operator reads this to decide Ready.
+        """
+
     def __init__(
         self,
         *,
@@ -82,14 +90,20 @@ class WorkloadStatus(_message.Message):
         message: _builtins.str = ...,
         retryable: _builtins.bool | None = ...,
         components: _abc.Iterable[_extensions_pb2.ComponentStatus] | None = ...,
+        service: _extensions_pb2.ServiceStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_retryable", b"_retryable", "retryable", b"retryable"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_retryable", b"_retryable", "_service", b"_service", "retryable", b"retryable", "service", b"service"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_retryable", b"_retryable", "components", b"components", "message", b"message", "retryable", b"retryable", "workload_id", b"workload_id", "workload_state", b"workload_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_retryable", b"_retryable", "_service", b"_service", "components", b"components", "message", b"message", "retryable", b"retryable", "service", b"service", "workload_id", b"workload_id", "workload_state", b"workload_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__retryable: _TypeAlias = _typing.Literal["retryable"]  # noqa: Y015
     _WhichOneofArgType__retryable: _TypeAlias = _typing.Literal["_retryable", b"_retryable"]  # noqa: Y015
+    _WhichOneofReturnType__service: _TypeAlias = _typing.Literal["service"]  # noqa: Y015
+    _WhichOneofArgType__service: _TypeAlias = _typing.Literal["_service", b"_service"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__retryable) -> _WhichOneofReturnType__retryable | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__service) -> _WhichOneofReturnType__service | None: ...
 
 Global___WorkloadStatus: _TypeAlias = WorkloadStatus  # noqa: Y015
 

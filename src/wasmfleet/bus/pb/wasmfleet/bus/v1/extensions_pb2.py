@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!wasmfleet/bus/v1/extensions.proto\x12\x10wasmfleet.bus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10HeartbeatRequest\"n\n\x13WorkloadLogsRequest\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\x12\x12\n\ntail_lines\x18\x02 \x01(\x05\x12.\n\nsince_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x07LogLine\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x11\n\tcomponent\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\"h\n\x14WorkloadLogsResponse\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\x12(\n\x05lines\x18\x02 \x03(\x0b\x32\x19.wasmfleet.bus.v1.LogLine\x12\x11\n\ttruncated\x18\x03 \x01(\x08\":\n\nErrorReply\x12,\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x1d.wasmfleet.bus.v1.ErrorDetail\",\n\x0b\x45rrorDetail\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"M\n\x0f\x43omponentStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!wasmfleet/bus/v1/extensions.proto\x12\x10wasmfleet.bus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10HeartbeatRequest\"n\n\x13WorkloadLogsRequest\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\x12\x12\n\ntail_lines\x18\x02 \x01(\x05\x12.\n\nsince_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x07LogLine\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x11\n\tcomponent\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\"h\n\x14WorkloadLogsResponse\x12\x13\n\x0bworkload_id\x18\x01 \x01(\t\x12(\n\x05lines\x18\x02 \x03(\x0b\x32\x19.wasmfleet.bus.v1.LogLine\x12\x11\n\ttruncated\x18\x03 \x01(\x08\":\n\nErrorReply\x12,\n\x05\x65rror\x18\x01 \x01(\x0b\x32\x1d.wasmfleet.bus.v1.ErrorDetail\",\n\x0b\x45rrorDetail\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"M\n\x0f\x43omponentStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xd4\x01\n\rServiceStatus\x12\r\n\x05state\x18\x01 \x01(\t\x12\x15\n\rrestart_count\x18\x02 \x01(\x05\x12\x14\n\x0cmax_restarts\x18\x03 \x01(\x05\x12\x1b\n\x0elast_exit_code\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x32\n\x0elast_exit_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x07 \x01(\tB\x11\n\x0f_last_exit_codeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,4 +46,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ERRORDETAIL']._serialized_end=532
   _globals['_COMPONENTSTATUS']._serialized_start=534
   _globals['_COMPONENTSTATUS']._serialized_end=611
+  _globals['_SERVICESTATUS']._serialized_start=614
+  _globals['_SERVICESTATUS']._serialized_end=826
 # @@protoc_insertion_point(module_scope)

@@ -217,3 +217,58 @@ class ComponentStatus(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ComponentStatus: _TypeAlias = ComponentStatus  # noqa: Y015
+
+@_typing.final
+class ServiceStatus(_message.Message):
+    """The workload's service (its long-running wasi:cli/run component) as its host supervises it
+    (WorkloadStatus.service = 102, a wasmfleet extension of upstream's message).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    RESTART_COUNT_FIELD_NUMBER: _builtins.int
+    MAX_RESTARTS_FIELD_NUMBER: _builtins.int
+    LAST_EXIT_CODE_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    LAST_EXIT_TIME_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    state: _builtins.str
+    """"running": a run is in progress; "restarting": the last run failed (error exit or trap) and
+    the next starts after a backoff; "failed": it failed again after max_restarts restarts and is
+    not restarted; "completed": it exited with code 0 (not restarted); "stopping": cancelled.
+    """
+    restart_count: _builtins.int
+    """How many times the host restarted it after a failure."""
+    max_restarts: _builtins.int
+    """The restart limit in force (the workload's maxRestarts, or the host's default when unset)."""
+    last_exit_code: _builtins.int
+    """Exit code of the last run that ended (134 for a trap, as wasmtime's CLI); absent before any."""
+    last_error: _builtins.str
+    """One line: why the last failed run ended ("exit code 1", "trap: ..."); empty if none failed."""
+    message: _builtins.str
+    """One line for people: the state, and when the next restart is due."""
+    @_builtins.property
+    def last_exit_time(self) -> _timestamp_pb2.Timestamp:
+        """When the last run ended."""
+
+    def __init__(
+        self,
+        *,
+        state: _builtins.str = ...,
+        restart_count: _builtins.int = ...,
+        max_restarts: _builtins.int = ...,
+        last_exit_code: _builtins.int | None = ...,
+        last_error: _builtins.str = ...,
+        last_exit_time: _timestamp_pb2.Timestamp | None = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_last_exit_code", b"_last_exit_code", "last_exit_code", b"last_exit_code", "last_exit_time", b"last_exit_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_last_exit_code", b"_last_exit_code", "last_error", b"last_error", "last_exit_code", b"last_exit_code", "last_exit_time", b"last_exit_time", "max_restarts", b"max_restarts", "message", b"message", "restart_count", b"restart_count", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__last_exit_code: _TypeAlias = _typing.Literal["last_exit_code"]  # noqa: Y015
+    _WhichOneofArgType__last_exit_code: _TypeAlias = _typing.Literal["_last_exit_code", b"_last_exit_code"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_exit_code) -> _WhichOneofReturnType__last_exit_code | None: ...
+
+Global___ServiceStatus: _TypeAlias = ServiceStatus  # noqa: Y015
