@@ -134,6 +134,7 @@ class ServiceSupervisor:
         self._thread: threading.Thread | None = None
         self._cancel: commands.Cancel | None = None
         self._stopping = False
+        self._abandoned = False
         self._wake = asyncio.Event()
 
     # ---- queries -----------------------------------------------------------------------------
@@ -209,6 +210,9 @@ class ServiceSupervisor:
             self._set(State.STOPPING)
         finally:
             thread = self._thread
+            if thread is not None and thread.is_alive() and not self._abandoned:
+                # It delivered its outcome and is returning: a moment, never the loop blocked.
+                await asyncio.to_thread(thread.join, 1.0)
             if thread is None or not thread.is_alive():  # an abandoned run may still use them
                 self._command.close()
                 if self._guest_log is not None:
@@ -269,6 +273,7 @@ class ServiceSupervisor:
             return True
         log.warning("service of workload %s did not end within %.1fs of its cancellation: abandoned (its "
                     "thread is left to the process)", self.workload_id, grace_s)
+        self._abandoned = True
         task.cancel()
         await asyncio.wait({task}, timeout=1.0)
         return False
