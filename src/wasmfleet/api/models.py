@@ -489,6 +489,27 @@ class ComponentStatus(StatusModel):
     """What it imports from the other components, or why it is idle."""
 
 
+class ServiceStatus(StatusModel):
+    """The workload's service as its host supervises it."""
+
+    state: str = ""
+    """running, restarting (the last run failed; the next starts after a backoff), failed (failed
+    again after maxRestarts restarts: not restarted), completed (exited with code 0: not restarted)
+    or stopping."""
+    restart_count: int = 0
+    """Restarts of the service after a failure, since the workload started on its host."""
+    max_restarts: int = 0
+    """The restart limit in force: the spec's maxRestarts, or the host's default (10) when unset."""
+    last_exit_code: int | None = None
+    """Exit code of the last run that ended (134 for a trap)."""
+    last_error: str | None = None
+    """Why the last failed run ended: "exit code N" or "trap: <reason>" (at most 300 characters)."""
+    last_exit_time: str | None = None
+    """When the last run ended (RFC 3339)."""
+    message: str | None = None
+    """The host's one-line summary of the service's state."""
+
+
 class WorkloadStatus(StatusModel):
     """Where a workload runs, and its conditions."""
 
@@ -502,6 +523,8 @@ class WorkloadStatus(StatusModel):
     """Conditions Config, HostSelection, Placement, Sync and Ready."""
     components: list[ComponentStatus] = Field(default_factory=list)
     """Each component with its role and state, as the host last reported them while running."""
+    service: ServiceStatus | None = None
+    """The service's state, restart count and last exit, as the host last reported them while running."""
 
 
 class Workload(Resource):

@@ -129,7 +129,7 @@ class ServiceSupervisor:
         self.last_exit_code: int | None = None
         self.last_error = ""
         self.last_exit_time: datetime | None = None
-        self._next_run_at: float | None = None
+        self._backoff_s = 0.0
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._cancel: commands.Cancel | None = None
@@ -157,9 +157,10 @@ class ServiceSupervisor:
         if self.state is State.RUNNING:
             return f"running ({restarts}{last})" if self.restart_count else "running"
         if self.state is State.RESTARTING:
-            due = max(0.0, (self._next_run_at or 0.0) - time.monotonic())
+            # The backoff, not the time left: the same status reads the same each time it is asked
+            # (the operator writes it into the Workload only when it changed).
             return (f"{self.last_error}; restart {self.restart_count + 1} of {self.policy.max_restarts} "
-                    f"in {due:.1f}s")
+                    f"after a {self._backoff_s:g}s backoff")
         if self.state is State.FAILED:
             return (f"{self.last_error}; not restarted: maxRestarts ({self.policy.max_restarts}) reached "
                     f"({restarts})")
@@ -197,8 +198,7 @@ class ServiceSupervisor:
                                 "not restarted", self.workload_id, self.last_error, self.restart_count)
                     self._set(State.FAILED)
                     return
-                delay = self.policy.backoff(failures_in_a_row)
-                self._next_run_at = time.monotonic() + delay
+                delay = self._backoff_s = self.policy.backoff(failures_in_a_row)
                 log.warning("service of workload %s failed (%s); restart %d of %d in %.1fs", self.workload_id,
                             self.last_error, self.restart_count + 1, self.policy.max_restarts, delay)
                 self._set(State.RESTARTING)

@@ -79,6 +79,12 @@ class Reconciling:
     """Seconds between confirmations that a placed workload still runs on its host
     (workload.status). A host that restarted without the operator noticing is found within this."""
 
+    service_sync_interval_s: float = 2.0
+    """The same, for a workload whose service is running or restarting: a host does not announce a
+    crashed service (upstream has no such message), so the operator asks this often to turn Ready
+    False within seconds. One small request per such workload every 2 s; a service that failed for
+    good or completed is asked about at sync_interval_s again (nothing changes until a new start)."""
+
     start_timeout_s: float = 60.0
     """Seconds to wait for a host's answer to workload.start (upstream's timeout: the host answers
     after pulling and compiling, which takes a while for a large image)."""

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from wasmfleet.api import conditions, groups, models
@@ -97,6 +98,44 @@ class Pass:
     @property
     def host_id(self) -> str:
         return self.wl.status.host_id or ""
+
+
+SERVICE_WATCHED = frozenset({messages.ServiceState.RUNNING, messages.ServiceState.RESTARTING})
+"""Service states that may change without a new start (asked about at service_sync_interval_s)."""
+
+
+def service_status(reported: messages.ServiceStatus | None) -> models.ServiceStatus | None:
+    """The host's report of a workload's service, as Workload.status.service."""
+    if reported is None:
+        return None
+    ended = reported.last_exit_time
+    return models.ServiceStatus(
+        state=reported.state, restart_count=reported.restart_count, max_restarts=reported.max_restarts,
+        last_exit_code=reported.last_exit_code, last_error=reported.last_error or None,
+        last_exit_time=ended.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ended is not None else None,
+        message=reported.message or None,
+    )
+
+
+def service_down(service: models.ServiceStatus | None) -> tuple[str, str] | None:
+    """(reason, message) of Ready=False when the service is down, naming its last error; None when
+    it runs or completed (a clean exit is not a failure)."""
+    if service is None:
+        return None
+    error = service.last_error or f"exit code {service.last_exit_code}"
+    if service.state == messages.ServiceState.RESTARTING:
+        return ("ServiceRestarting", f"service is down: {error}; restart {service.restart_count + 1} of "
+                                     f"{service.max_restarts} pending (backoff)")
+    if service.state == messages.ServiceState.FAILED:
+        return ("ServiceFailed", f"service failed: {error}; not restarted: maxRestarts ({service.max_restarts}) "
+                                 f"reached after {service.restart_count} restarts")
+    return None
+
+
+def service_note(service: models.ServiceStatus | None) -> str:
+    if service is None or service.state != messages.ServiceState.COMPLETED:
+        return ""
+    return "; its service completed (exit code 0)"
 
 
 class WorkloadController(reconciling.Reconciler[models.Workload]):
@@ -370,16 +409,16 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
     async def placement(self, p: Pass) -> Stop | None:
         """Make sure the host runs this configuration: trust a recent confirmation, else ask the host
         when it had the workload before (adoption after a restart), else start it there."""
-        settings = self.ctx.settings.reconciling
         host_id = p.host_id
         now = time.monotonic()
         confirmed = self.confirmed.get(p.uid)
+        interval = self._sync_interval(p)
         if (
             confirmed
             and (confirmed.host_id, confirmed.fingerprint) == (host_id, p.fingerprint)
-            and now - confirmed.at < settings.sync_interval_s
+            and now - confirmed.at < interval
         ):
-            self._observe_running(p, settings.sync_interval_s - (now - confirmed.at))
+            self._observe_running(p, interval - (now - confirmed.at))
             return None
         previous_fp = p.wl.metadata.annotations.get(FINGERPRINT_ANNOTATION)
         # Placed here before (by this process, or by an earlier one: the Placement condition and
@@ -404,7 +443,8 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
                     p.waiting = "host is starting the workload"
                     return None
                 self.confirmed[p.uid] = Confirmed(host_id, p.fingerprint, now)
-                self._observe_running(p, settings.sync_interval_s, state)
+                self._observe_running(p, None, state)
+                p.after = self._sync_interval(p)
                 return None
             if running_here:
                 # The configuration changed (ConfigMap, Secret, artifact): restart with the new one.
@@ -488,8 +528,18 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
                 models.ComponentStatus(name=c.name, role=c.role, state=c.state, message=c.message or None)
                 for c in reported.components
             ]
+            p.status.service = service_status(reported.service)
         p.observed, p.after = State.RUNNING, after
         p.conds.set("Placement", "True", "Started", f"running on host {p.host_id}")
+
+    def _sync_interval(self, p: Pass) -> float:
+        """How long a confirmation that the workload runs is trusted: shorter while its service
+        runs or restarts (see Reconciling.service_sync_interval_s)."""
+        settings = self.ctx.settings.reconciling
+        service = p.status.service
+        if p.wl.spec.service is not None and (service is None or service.state in SERVICE_WATCHED):
+            return min(settings.service_sync_interval_s, settings.sync_interval_s)
+        return settings.sync_interval_s
 
     def _backoff(self, uid: str) -> float:
         n = self.start_failures.get(uid, (0, 0.0))[0] + 1
@@ -509,9 +559,14 @@ class WorkloadController(reconciling.Reconciler[models.Workload]):
         return None
 
     async def ready(self, p: Pass) -> Stop | None:
-        """Ready once the host reports it running; look again at the next sync (or sooner)."""
+        """Ready once the host reports it running and its service (if any) is not down; look again
+        at the next sync (or sooner)."""
         if p.observed is State.RUNNING:
-            p.conds.set("Ready", "True", "Ready", "workload is running")
+            down = service_down(p.status.service) if p.wl.spec.service is not None else None
+            if down is not None:
+                p.conds.set("Ready", "False", *down)
+            else:
+                p.conds.set("Ready", "True", "Ready", "workload is running" + service_note(p.status.service))
         else:
             p.conds.set("Ready", "False", "Starting", p.waiting)
         return Stop(p.after)
