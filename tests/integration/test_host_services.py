@@ -13,7 +13,8 @@ Checks:
 - exit 0: completed, never restarted;
 - a trap: restarted, last error "trap: ..." with exit code 134, then failed at maxRestarts 1;
 - stop cancels a service computing forever (only the epoch interruption reaches it) and one
-  waiting in a host call (sleep), each within the bound, and no service thread is left;
+  waiting in a host call (sleep), each within the bound, and no service thread is left; so does the
+  host's own shutdown;
 - bad input: an image that is not a command (no wasi:cli/run) fails the start with a permanent
   ERROR naming the service; a volumeMount naming no volume fails it naming the service.
 """
@@ -187,6 +188,7 @@ async def test_a_printing_service_runs_next_to_the_components_and_its_output_rea
     assert started.service is not None and started.service.state == "running"
     assert started.service.max_restarts == 10  # unset on the wire: the host's default
     lines = await lines_appear(nc, agent, "w-print", {"service up", "service warming up"})
+    assert all(ln["text"] for ln in lines), lines  # whole lines, not one per write or flush
     by_text = {ln["text"]: ln for ln in lines}
     assert (by_text["service up"]["stream"], by_text["service up"]["component"]) == ("stdout", "service")
     assert (by_text["service warming up"]["stream"], by_text["service warming up"]["component"]) == \
@@ -271,6 +273,17 @@ async def test_stop_cancels_the_service_within_the_bound(
     assert f"service {wid}" not in service_threads()
     assert (await status(nc, agent, wid)).workload_state is messages.WorkloadState.NOT_FOUND
     await host_answers(nc, agent)
+
+
+async def test_host_shutdown_cancels_its_services(nc: Any, agent: Agent, service_wasm: Path) -> None:
+    for mode in ("spin", "serve"):
+        await start(nc, agent, workload(f"w-down-{mode}", service_wasm, {"SERVICE_MODE": mode}))
+    assert {"service w-down-spin", "service w-down-serve"} <= set(service_threads())
+    began = time.monotonic()
+    await agent.shutdown()
+    assert time.monotonic() - began < 2 + 5, "longer than the drain timeout and the stop overhead"
+    await asyncio.sleep(0.5)  # an abandoned thread would still be there; cancelled ones are gone
+    assert not {"service w-down-spin", "service w-down-serve"} & set(service_threads())
 
 
 async def test_a_service_that_is_not_a_command_fails_the_start_naming_it(

@@ -45,6 +45,11 @@ from wasmfleet.host.runtime import errors as runtime_errors
 log = logging.getLogger(__name__)
 State = messages.WorkloadState
 
+SHUTDOWN_SERVICE_GRACE_S = 0.8
+"""How long a host that is shutting down waits for its cancelled services: within the 1 s its
+shutdown gives the removal of local state, and enough for a guest computing (~100 ms to the next
+epoch check) or sleeping in a host call."""
+
 
 class DataPlane(Protocol):
     """What the agent needs from the runtime's WasmServer."""
@@ -357,18 +362,22 @@ class Workloads:
             guest_log=guest_log)
         record.service.start()
 
-    async def _stop_service(self, record: Record) -> None:
+    async def _stop_service(self, record: Record, grace_s: float = service_supervision.STOP_GRACE_S) -> None:
         supervisor, record.service = record.service, None
         if supervisor is None:
             return
-        if await supervisor.stop():
+        if await supervisor.stop(grace_s):
             log.info("service of workload %s stopped", record.workload_id)
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(workload_id) for workload_id in list(self._records)))
 
     async def discard_local_state(self) -> None:
-        """After the data plane stopped: cancel unfinished starts and remove scratch directories."""
+        """After the data plane stopped: cancel unfinished starts and services, remove scratch
+        directories. The services are cancelled together, with a short wait (the host is leaving:
+        an abandoned thread ends with the process)."""
+        await asyncio.gather(*(self._stop_service(record, grace_s=SHUTDOWN_SERVICE_GRACE_S)
+                               for record in list(self._records.values()) if record.service is not None))
         for record in list(self._records.values()):
             if record.task is not None and not record.task.done():
                 record.task.cancel()

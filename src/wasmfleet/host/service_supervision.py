@@ -40,7 +40,6 @@ from wasmfleet.bus import messages
 from wasmfleet.host.plugin_api import guestlogs
 from wasmfleet.host.runtime import commands
 from wasmfleet.host.wasi import io
-from wasmfleet.host.wasi.cli import LogOutput
 
 log = logging.getLogger(__name__)
 State = messages.ServiceState
@@ -99,13 +98,46 @@ def describe_failure(outcome: commands.Outcome) -> str:
     return f"exit code {outcome.exit_code}"
 
 
+_guest_log = logging.getLogger("wasmfleet.guest")  # where components' output goes too (host/wasi/cli.py)
+
+
+class LineOutput(io.OutputStream):
+    """A service's stdout or stderr: complete lines to the host log (prefixed with
+    `<workloadId>/service`) and to the workload's log. A guest's flush is not a line end (wasi-libc
+    flushes after each write, and printf("...\n") writes the text and its newline separately), so
+    only a newline or the end of the stream ends a line."""
+
+    def __init__(self, log_name: str, stream: str, sink: guestlogs.GuestLog | None) -> None:
+        self.log_name, self.stream, self.sink = log_name, stream, sink
+        self.level = logging.WARNING if stream == "stderr" else logging.INFO
+        self.pending = b""
+
+    def write(self, data: bytes) -> None:
+        self.pending += data
+        if b"\n" in self.pending:
+            *lines, self.pending = self.pending.split(b"\n")
+            for line in lines:
+                self._emit(line)
+
+    def close(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = b""
+
+    def _emit(self, line: bytes) -> None:
+        text = line.decode("utf-8", "replace")
+        _guest_log.log(self.level, "%s: %s", self.log_name, text)
+        if self.sink is not None:
+            self.sink.write(self.stream, text)
+
+
 def _stdio(log_name: str, guest_log: guestlogs.GuestLog | None) -> commands.CommandStdio:
     """Empty stdin; stdout and stderr line by line into the host log and the workload's log (what
-    `wasmfleet logs` shows), as for components (host/wasi/cli.py)."""
+    `wasmfleet logs` shows), as for components."""
     return commands.CommandStdio(
         stdin=io.InputStream,
-        stdout=lambda: LogOutput(log_name, logging.INFO, guest_log),
-        stderr=lambda: LogOutput(log_name, logging.WARNING, guest_log),
+        stdout=lambda: LineOutput(log_name, "stdout", guest_log),
+        stderr=lambda: LineOutput(log_name, "stderr", guest_log),
     )
 
 
