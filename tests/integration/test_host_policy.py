@@ -8,6 +8,7 @@
   existing directory; a valid one is mounted and the workload runs;
 - a memoryLimitMb above --max-component-memory-mb is refused naming the flag; a component without a
   limit gets the cap as its limit when the runtime's 512 MB default is above it (HostPolicy.check);
+  the workload's service likewise;
 - `wasmfleet host` without flags refuses every local file (/etc/hostname included).
 """
 
@@ -185,6 +186,18 @@ def test_a_component_without_a_limit_gets_the_cap(roots: dict[str, Path]) -> Non
     assert roomy.wit_world.components[0].local_resources.memory_limit_mb == 0
     with pytest.raises(PolicyRefusal, match="--allow-file-root"):
         HostPolicy().check(workload)
+
+
+def test_the_service_is_capped_like_a_component(roots: dict[str, Path]) -> None:
+    image = f"file://{roots['images'] / 'hello.wasm'}"
+    workload = request("w", image).workload
+    workload.service = messages.Service(image=image)
+    capped = HostPolicy(file_roots=(roots["images"],), max_component_memory_mb=256).check(workload)
+    assert capped.service is not None and capped.service.local_resources.memory_limit_mb == 256
+    assert workload.service.local_resources.memory_limit_mb == 0  # the request is not mutated
+    workload.service = messages.Service(image=image, local_resources=messages.LocalResources(memory_limit_mb=1024))
+    with pytest.raises(PolicyRefusal, match="^service: memoryLimitMb 1024 exceeds this host's cap of 256 MB"):
+        HostPolicy(file_roots=(roots["images"],), max_component_memory_mb=256).check(workload)
 
 
 async def test_host_command_refuses_local_files_by_default(tmp_path: Path, roots: dict[str, Path]) -> None:
