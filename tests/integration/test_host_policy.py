@@ -196,7 +196,7 @@ def test_the_service_is_capped_like_a_component(roots: dict[str, Path]) -> None:
     assert capped.service is not None and capped.service.local_resources.memory_limit_mb == 256
     assert workload.service.local_resources.memory_limit_mb == 0  # the request is not mutated
     workload.service = messages.Service(image=image, local_resources=messages.LocalResources(memory_limit_mb=1024))
-    with pytest.raises(PolicyRefusal, match="^service: memoryLimitMb 1024 exceeds this host's cap of 256 MB"):
+    with pytest.raises(PolicyRefusal, match=r"^service: memoryLimitMb 1024 exceeds this host's cap of 256 MB"):
         HostPolicy(file_roots=(roots["images"],), max_component_memory_mb=256).check(workload)
 
 
