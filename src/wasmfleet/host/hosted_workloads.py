@@ -252,7 +252,9 @@ class Workloads:
             raise translation.InvalidWorkload("; ".join(problems))
         plans = _messaging_plans(workload)  # bad messaging keys fail here, before any fetch
         volumes = await asyncio.to_thread(translation.volume_dirs, workload, record.scratch)
-        record.message = "fetching components"
+        if service is not None:  # a bad volumeMount fails the start before anything is fetched
+            translation.preopens(service.local_resources, volumes, translation.SERVICE_NAME)
+        record.message = "fetching components" if service is None else "fetching components and the service"
         parts: list[messages.Component | messages.Service] = [*components, *([service] if service else [])]
         fetched = await asyncio.gather(*(
             self._fetcher.fetch(
@@ -275,8 +277,8 @@ class Workloads:
         if service is not None:
             # Before any route: the components may call the service from their first request.
             record.message = "starting the service"
-            spec = translation.service_spec(record.workload_id, service, service_got.path, workload, volumes)
-            await self._start_service(record, spec, service)
+            service_spec = translation.service_spec(record.workload_id, service, service_got.path, workload, volumes)
+            await self._start_service(record, service_spec, service)
         entry = prepared.http_entry
         if record.hostnames:
             if entry is None:
