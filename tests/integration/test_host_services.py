@@ -9,7 +9,7 @@ Checks:
   next to it serves;
 - exit 1 with maxRestarts 2: restarted twice, with the backoff between runs (0.5 s, then 1 s), then
   failed for good with its last error and exit code; the workload stays RUNNING, its components
-  serve, and the host answers;
+  serve, the host answers, and its restarts metric counts 2;
 - exit 0: completed, never restarted;
 - a trap: restarted, last error "trap: ..." with exit code 134, then failed at maxRestarts 1;
 - stop cancels a service computing forever (only the epoch interruption reaches it) and one
@@ -217,6 +217,7 @@ async def test_an_error_exit_is_restarted_with_backoff_until_max_restarts(
     assert "maxRestarts (2) reached" in failed.message and "exit code 1" in failed.message
     assert took >= 0.5 + 1.0, f"three runs {took:.2f}s apart in all: no backoff between them"
     assert runs(mark) == 3
+    assert agent.metrics.registry.get_sample_value("wasmfleet_host_service_restarts_total") == 2
     lines = await log_lines(nc, agent, "w-exit1")
     assert [ln["text"] for ln in lines].count("service exiting with 1") == 3
     await asyncio.sleep(1.5)  # failed for good: no further run

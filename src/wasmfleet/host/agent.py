@@ -208,6 +208,9 @@ class Agent:
             for state in (State.STARTING, State.RUNNING, State.STOPPING, State.ERROR):
                 self.metrics.workloads.labels(state.name.lower()).set(counts.get(state, 0))
             self.metrics.components.set(self.workloads.counts()[1])
+            services = self.workloads.services_by_state()
+            for service_state in messages.ServiceState:
+                self.metrics.services.labels(service_state.value).set(services.get(service_state.value, 0))
         if self.server is not None and not self._closing:
             try:
                 self.metrics.observe_data_plane(await self.server.stats_async())

@@ -151,6 +151,14 @@ class Workloads:
     def records(self) -> list[Record]:
         return list(self._records.values())
 
+    def services_by_state(self) -> dict[str, int]:
+        """Services of running workloads by their state (a ServiceState value)."""
+        counts: dict[str, int] = {}
+        for record in self._records.values():
+            if record.state is State.RUNNING and record.service is not None:
+                counts[record.service.state.value] = counts.get(record.service.state.value, 0) + 1
+        return counts
+
     def by_state(self) -> dict[State, int]:
         counts: dict[State, int] = {}
         for record in self._records.values():
@@ -361,7 +369,7 @@ class Workloads:
         guest_log = guestlogs.for_component(self.log_dir, record.workload_id, spec.name)
         record.service = service_supervision.ServiceSupervisor(
             record.workload_id, command, service_supervision.RestartPolicy.for_service(service.max_restarts),
-            guest_log=guest_log)
+            guest_log=guest_log, on_restart=self._metrics.service_restarts.inc)
         record.service.start()
 
     async def _stop_service(self, record: Record, grace_s: float = service_supervision.STOP_GRACE_S) -> None:

@@ -50,6 +50,10 @@ class HostMetrics:
         self.download_bytes = Counter(
             "wasmfleet_host_artifact_download_bytes", "Component bytes downloaded", registry=r
         )
+        self.services = Gauge("wasmfleet_host_services", "Services of running workloads by state", ["state"],
+                              registry=r)
+        self.service_restarts = Counter("wasmfleet_host_service_restarts", "Service restarts after a failure",
+                                        registry=r)
         self.nats_connected = Gauge("wasmfleet_host_nats_connected", "1 while connected to NATS", registry=r)
         self.http_requests = Gauge(
             "wasmfleet_host_http_requests_total", "HTTP requests served per workload", ["workload"], registry=r

@@ -147,14 +147,16 @@ class ServiceSupervisor:
     def __init__(
         self, workload_id: str, command: commands.Command, policy: RestartPolicy, *,
         guest_log: guestlogs.GuestLog | None = None, on_change: Callable[[], None] | None = None,
+        on_restart: Callable[[], None] | None = None,
     ) -> None:
         """`command`: the service, compiled and linked (its spec carries the grants). `on_change`
-        is called on the event loop whenever the state changes."""
+        is called on the event loop whenever the state changes, `on_restart` at each restart."""
         self.workload_id = workload_id
         self.policy = policy
         self._command = command
         self._guest_log = guest_log
         self._on_change = on_change
+        self._on_restart = on_restart
         self._stdio = _stdio(f"{workload_id}/{command.spec.name}", guest_log)
         self.state = State.RUNNING
         self.restart_count = 0
@@ -239,6 +241,8 @@ class ServiceSupervisor:
                 if self._stopping:
                     break
                 self.restart_count += 1
+                if self._on_restart is not None:
+                    self._on_restart()
             self._set(State.STOPPING)
         finally:
             thread = self._thread
