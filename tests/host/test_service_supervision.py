@@ -5,7 +5,8 @@ Checks:
 - the restart policy: maxRestarts <= 0 means the default (10); the backoff doubles from 0.5 s and
   stops at 30 s;
 - a failed run is described in one line: "exit code N", or "trap: ..." cut to 300 characters;
-- output lines reach the guest log sink as component "service" (stdout and stderr);
+- output lines reach the guest log sink as component "service" (stdout and stderr); a flush does
+  not end a line, output without newlines is cut every 16 KiB, the rest comes out at the end;
 - a run whose backoff was reset by a long enough run restarts after the first backoff each time;
 - stop with no time to wait abandons a spinning run (returns False, says so in the log), and the
   cancellation still ends that run's thread moments later; stop while backing off ends at once.
@@ -54,6 +55,21 @@ def test_restart_policy_defaults_and_backoff() -> None:
     assert sv.RestartPolicy.for_service(4).max_restarts == 4
     policy = sv.RestartPolicy()
     assert [policy.backoff(n) for n in range(1, 9)] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_output_without_newlines_is_cut_into_bounded_lines(tmp_path: Path) -> None:
+    sink = guestlogs.GuestLog(guestlogs.log_path(tmp_path, "w"), "service")
+    out = sv.LineOutput("w/service", "stdout", sink)
+    for _ in range(5):
+        out.write(b"x" * 10_000)
+    out.flush()  # a flush is not a line end
+    out.write(b"y\nlast")
+    out.close()
+    sink.close()
+    lines, _ = guestlogs.tail(tmp_path, "w", 0)
+    texts = [ln.text for ln in lines]
+    assert [len(t) for t in texts] == [sv.LINE_MAX_BYTES] * 3 + [50_000 - 3 * sv.LINE_MAX_BYTES + 1, 4]
+    assert texts[-2].endswith("xy") and texts[-1] == "last"
 
 
 def test_failures_are_described_in_one_bounded_line() -> None:

@@ -69,6 +69,10 @@ STOP_GRACE_S = 5.0
 computing guest within ~100 ms and a waiting one within ~1 s, so 5 s leaves room for a loaded
 machine; past it the guest is stuck somewhere cancellation cannot reach."""
 
+LINE_MAX_BYTES = 16 << 10
+"""Output without a newline is cut into lines of this size: a long-running guest printing without
+newlines must not grow the host's memory (a log line of 16 KiB is already more than anyone reads)."""
+
 ERROR_CHARS = 300
 """A trap message longer than this is cut (it goes into a status condition and a Kubernetes
 object): the first line of a wasmtime trap says what happened, the backtrace after it is noise there."""
@@ -118,6 +122,9 @@ class LineOutput(io.OutputStream):
             *lines, self.pending = self.pending.split(b"\n")
             for line in lines:
                 self._emit(line)
+        while len(self.pending) >= LINE_MAX_BYTES:  # a guest that never writes a newline costs no memory
+            self._emit(self.pending[:LINE_MAX_BYTES])
+            self.pending = self.pending[LINE_MAX_BYTES:]
 
     def close(self) -> None:
         if self.pending:
