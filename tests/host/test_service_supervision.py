@@ -2,8 +2,8 @@
 clang + wasi-libc + the preview1 adapter) and the runtime's Command.
 
 Checks:
-- the restart policy: maxRestarts <= 0 means the default (10); the backoff doubles from 0.5 s and
-  stops at 30 s;
+- the restart policy: maxRestarts <= 0 means the default (10), a uint64 beyond int32 is capped there
+  (the status field is int32); the backoff doubles from 0.5 s and stops at 30 s;
 - a failed run is described in one line: "exit code N", or "trap: ..." cut to 300 characters;
 - output lines reach the guest log sink as component "service" (stdout and stderr); a flush does
   not end a line, output without newlines is cut every 16 KiB, the rest comes out at the end;
@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from runtime_harness import runtime_settings
 
+from wasmfleet.bus import messages
 from wasmfleet.host import service_supervision as sv
 from wasmfleet.host.plugin_api import guestlogs
 from wasmfleet.host.runtime import commands, specs
@@ -53,6 +54,10 @@ def test_restart_policy_defaults_and_backoff() -> None:
     assert sv.RestartPolicy.for_service(0).max_restarts == sv.DEFAULT_MAX_RESTARTS == 10
     assert sv.RestartPolicy.for_service(-3).max_restarts == 10
     assert sv.RestartPolicy.for_service(4).max_restarts == 4
+    huge = sv.RestartPolicy.for_service(1099511627776)  # the wire's uint64 allows it
+    assert huge.max_restarts == 2**31 - 1
+    encoded = messages.encode(messages.ServiceStatus(state="running", max_restarts=huge.max_restarts))
+    assert messages.decode(messages.ServiceStatus, encoded).max_restarts == 2**31 - 1
     policy = sv.RestartPolicy()
     assert [policy.backoff(n) for n in range(1, 9)] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
 

@@ -52,6 +52,10 @@ DEFAULT_MAX_RESTARTS = 10
 minutes of retrying, long enough for a dependency that is still starting (a database, another
 workload's endpoint) to come up, short enough that a service broken for good says so soon."""
 
+MAX_RESTARTS_LIMIT = 2**31 - 1
+"""The largest maxRestarts honoured (the wire allows a uint64; ServiceStatus.max_restarts is an
+int32): at one restart per 30 s, longer than anyone waits."""
+
 FIRST_BACKOFF_S = 0.5
 """Delay before the first restart. Half a second: a service failing at once because of a race at
 startup is retried almost at once, while a guest that fails instantly still costs at most two
@@ -87,8 +91,9 @@ class RestartPolicy:
 
     @classmethod
     def for_service(cls, max_restarts: int) -> RestartPolicy:
-        """The policy for a workload's maxRestarts (<= 0 means unset on the wire: the default)."""
-        return cls(max_restarts=max_restarts if max_restarts > 0 else DEFAULT_MAX_RESTARTS)
+        """The policy for a workload's maxRestarts (<= 0 means unset on the wire: the default; a
+        uint64 beyond MAX_RESTARTS_LIMIT is that limit)."""
+        return cls(max_restarts=min(max_restarts, MAX_RESTARTS_LIMIT) if max_restarts > 0 else DEFAULT_MAX_RESTARTS)
 
     def backoff(self, failures_in_a_row: int) -> float:
         return float(min(self.max_backoff_s, self.first_backoff_s * 2 ** max(0, failures_in_a_row - 1)))
