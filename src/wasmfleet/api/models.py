@@ -199,7 +199,8 @@ class Service(Model):
     image_pull_policy: PullPolicy = "IfNotPresent"
     """When the host pulls the image: Always, IfNotPresent (default) or Never."""
     max_restarts: int = Field(default=0, ge=0)
-    """Restarts of the service after it exits, passed to the host (maxRestarts)."""
+    """Restarts after a failure (an error exit or a trap) before the host gives up on the service;
+    0 = the host's default (10). A clean exit (code 0) is never restarted."""
     local_resources: LocalResources | None = None
     """Configuration, environment, volume mounts and network grants of the service."""
 
