@@ -4,9 +4,9 @@ the service next to a real HTTP component (hello-wat).
 
 Checks:
 - a service that prints: its stdout and stderr lines reach the workload's log (workload.logs, as
-  `wasmfleet logs` reads it) as component "service"; its environment and its volumeMount (a
-  preopen) reach it; the workload is RUNNING with service state running, and the HTTP component
-  next to it serves;
+  `wasmfleet logs` reads it) as component "service", whole lines; its environment and its
+  volumeMount (a preopen) reach it; the workload is RUNNING with service state running, and the
+  HTTP component next to it serves, with the components in the agent or in two worker processes;
 - exit 1 with maxRestarts 2: restarted twice, with the backoff between runs (0.5 s, then 1 s), then
   failed for good with its last error and exit code; the workload stays RUNNING, its components
   serve, the host answers, and its restarts metric counts 2;
@@ -73,11 +73,16 @@ async def nc(bus: NatsServer) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def agent(tmp_path: Path, bus: NatsServer) -> AsyncIterator[Agent]:
+def workers() -> int:
+    return 1
+
+
+@pytest.fixture
+async def agent(tmp_path: Path, bus: NatsServer, workers: int) -> AsyncIterator[Agent]:
     host = Agent(HostSettings(
         identity=Identity(labels={"hostgroup": "default"}),
         bus=BusSettings(nats_url=bus.url, heartbeat_interval_s=0.3, reconnect_wait_s=0.1),
-        serving=ServingSettings(http_host="127.0.0.1", http_port=0, workers=1),
+        serving=ServingSettings(http_host="127.0.0.1", http_port=0, workers=workers),
         lifecycle=LifecycleSettings(drain_timeout_s=2, data_dir=tmp_path / "host"),
         artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
         runtime_cache_dir=tmp_path / "compiled",
@@ -178,6 +183,7 @@ def service_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("service ")]
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
 async def test_a_printing_service_runs_next_to_the_components_and_its_output_reaches_the_log(
     tmp_path: Path, nc: Any, agent: Agent, service_wasm: Path, hello_wasm: Path
 ) -> None:
