@@ -19,8 +19,6 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 COOKIE = "wasmfleet-dashboard"
-VIEWER = "wasmfleet.viewer"
-"""Request key: who is asking (the auth header's value), for display."""
 
 
 class ExposureError(ValueError):
@@ -89,7 +87,6 @@ def middleware(access: Access) -> Middleware:
                 else "a token: open the dashboard once with ?token=TOKEN, or send Authorization: Bearer TOKEN"
             return web.Response(status=401, text=f"this dashboard needs {what}\n",
                                 headers={"WWW-Authenticate": 'Bearer realm="wasmfleet-dashboard"'})
-        request[VIEWER] = viewer
         response = await handler(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -132,6 +132,7 @@ class Dashboard:
 
 
 DASHBOARD_KEY = web.AppKey("dashboard", Dashboard)
+ACCESS_KEY = web.AppKey("access", access.Access)
 STATIC_KEY = web.AppKey("static", dict[str, bytes])
 
 
@@ -147,7 +148,7 @@ async def get_page(request: web.Request) -> web.Response:
         return web.Response(status=404, text=f"no page {request.path}; see / for the overview\n")
     extra = pages.workload_extras() if page.is_workload_page else ""
     html = pages.shell(page.title, page.path, dashboard.live(page), extra=extra,
-                       viewer=request.get(access.VIEWER, ""))
+                       viewer=request.app[ACCESS_KEY].viewer(request) or "")
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
@@ -233,6 +234,7 @@ def build_app(dashboard: Dashboard, settings: DashboardSettings) -> web.Applicat
     guard = access.Access(token=settings.token, auth_header=settings.auth_header)
     app = web.Application(middlewares=[access.middleware(guard)])
     app[DASHBOARD_KEY] = dashboard
+    app[ACCESS_KEY] = guard
     app[STATIC_KEY] = _static_files()
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/stream", stream)

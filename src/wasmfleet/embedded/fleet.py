@@ -45,6 +45,8 @@ class FleetOptions:
     hosts_per_group: int = 1
     gateway_port: int = 8000
     """Preferred gateway port; another free one is used (and printed) when it is taken."""
+    dashboard_port: int = 8088
+    """Preferred dashboard port (loopback only); another free one is used when it is taken."""
     public_address: str = "127.0.0.1"
     """Bind address of public-ingress hosts' HTTP ports (0.0.0.0 exposes them to the network)."""
     host_workers: int = 1
@@ -106,6 +108,7 @@ class Endpoints:
     operator_port: int
     gateway_url: str
     host_ports: dict[str, int]
+    dashboard_url: str = ""
 
     @staticmethod
     def allocate(options: FleetOptions, book: ports.PortBook) -> Endpoints:
@@ -114,7 +117,9 @@ class Endpoints:
         op_port = book.port("operator")
         gw_port = book.port("gateway", options.gateway_port)
         hosts = {name: book.port(f"host:{name}") for name, _ in host_names(options)}
-        return Endpoints(f"nats://127.0.0.1:{nats_port}", api_port, op_port, f"http://127.0.0.1:{gw_port}", hosts)
+        dash_port = book.port("dashboard", options.dashboard_port)
+        return Endpoints(f"nats://127.0.0.1:{nats_port}", api_port, op_port, f"http://127.0.0.1:{gw_port}", hosts,
+                         f"http://127.0.0.1:{dash_port}")
 
 
 def host_restart_delay_s(options: FleetOptions) -> float:
@@ -265,6 +270,22 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str],
                 log_path=logs / "gateway.log",
                 ready=lambda: http_ok(f"{endpoints.gateway_url}/healthz"),
                 describe=endpoints.gateway_url,
+            )
+        )
+    if "dashboard" in available and endpoints.dashboard_url:
+        # Read-only, on loopback; charts from the gateway's /metrics (scraped with the kubeconfig's token),
+        # log lines over NATS with the `logs` identity, like `wasmfleet logs`.
+        dash_addr = endpoints.dashboard_url.removeprefix("http://")
+        children.append(
+            supervising.Child(
+                name="dashboard",
+                argv=wasmfleet_argv("dashboard", "--kubeconfig", str(kubeconfig), "--addr", dash_addr,
+                                    "--metrics-url", f"{endpoints.gateway_url}/metrics",
+                                    "--nats", endpoints.nats_url),
+                env=security.auth.login(permissions.LOGS).env("dashboard") if security is not None else {},
+                log_path=logs / "dashboard.log",
+                ready=lambda: http_ok(f"{endpoints.dashboard_url}/healthz"),
+                describe=f"{endpoints.dashboard_url}/ (read-only web dashboard)",
             )
         )
     return children
