@@ -7,7 +7,7 @@ in the page must survive every step):
 2. `wasmfleet apply` a 3-replica deployment: the 3 workloads appear and turn Ready on the open page;
 3. kill -9 one host: the overview shows that host not Ready, and the workloads page shows its replica
    Ready on another host;
-4. a bounded load run through the gateway: the per-workload page's request-rate chart shows traffic,
+4. once the replicas are spread again, a bounded load run through the gateway: the per-workload page's request-rate chart shows traffic,
    and its log section is filled from the host over NATS (no error);
 5. the placement map lists every host and the deployment's replicas.
 Screenshots of each step are kept in the test's temp dir (tmp_path/screenshots).
@@ -109,7 +109,9 @@ async def test_dashboard_follows_the_fleet_live_in_a_browser(fleet: Fleet, brows
     dashboard = "http://127.0.0.1:" + str(json.loads((fleet.data / "ports.json").read_text())["dashboard"])
     # 1. up prints where the dashboard is, and the page connects
     assert any(f"{dashboard}/" in line for line in fleet.output), "".join(fleet.output)
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    # bypass_csp: playwright's wait_for_function evaluates strings, which the dashboard's CSP forbids (as
+    # it should); the page's own script is unaffected.
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -151,9 +153,15 @@ async def test_dashboard_follows_the_fleet_live_in_a_browser(fleet: Fleet, brows
     assert await page.evaluate(NO_RELOAD) and await overview.evaluate(NO_RELOAD)
     await page.screenshot(path=str(shots / "3-replica-moved.png"), full_page=True)
 
-    # 4. a bounded load run: the workload page's charts show traffic; its logs come over NATS
+    # 4. a bounded load run: the workload page's charts show traffic; its logs come over NATS. `up` brings
+    # the killed host back and the operator spreads the replicas again (replacing one): wait for 3 Ready
+    # replicas on 3 hosts before picking one to look at.
+    await page.wait_for_function(
+        """(() => { const rs = [...document.querySelectorAll('tr[data-workload][data-ready=true]')];
+            return rs.length === 3 && new Set(rs.map(r => r.dataset.host)).size === 3; })()""", timeout=60_000)
+    looked_at = await page.eval_on_selector("tr[data-workload][data-ready=true]", "r => r.dataset.workload")
     detail = await context.new_page()
-    await detail.goto(f"{dashboard}/workloads/default/{moved_name}")
+    await detail.goto(f"{dashboard}/workloads/default/{looked_at}")
     await detail.wait_for_selector("#conn[data-state=live]", timeout=10_000)
     ok, failed = await load(fleet.gateway, seconds=6.0)
     assert ok > 50, f"load run: {ok} answered, {failed} failed"
