@@ -7,8 +7,8 @@ in the page must survive every step):
 2. `wasmfleet apply` a 3-replica deployment: the 3 workloads appear and turn Ready on the open page;
 3. kill -9 one host: the overview shows that host not Ready, and the workloads page shows its replica
    Ready on another host;
-4. once the replicas are spread again, a bounded load run through the gateway: the per-workload page's request-rate chart shows traffic,
-   and its log section is filled from the host over NATS (no error);
+4. once the replicas are spread again, a bounded load run through the gateway: the per-workload
+   page's request-rate and p99 charts show traffic, and its log section is filled from the host over NATS (no error);
 5. the placement map lists every host and the deployment's replicas.
 Screenshots of each step are kept in the test's temp dir (tmp_path/screenshots).
 """

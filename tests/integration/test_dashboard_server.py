@@ -10,9 +10,10 @@ Checks:
 - a Secret's value (and its base64 form) is on no page and in no SSE event, even when a Workload
   names the Secret, and the dashboard never requests a Secret from the API server (counted by a
   proxy in front of it);
-- five SSE clients on different pages: every one receives a change within 1 s, while the API server
+- five SSE clients on three pages: every one receives the change within 1 s, while the API server
   sees exactly one watch per kind (counted by the proxy);
-- unknown pages -> 404, an unknown stream page -> 400.
+- unknown pages -> 404, an unknown stream page -> 400, a bad ?page= -> 404;
+- the workloads list is paged (200 a page): page 2 of 205 workloads shows 5, linked from page 1.
 """
 
 from __future__ import annotations
@@ -145,6 +146,27 @@ async def test_loopback_without_credentials_serves_everyone_and_unknown_pages_ar
         assert (await http.get("/static/dashboard.js")).status == 200
         assert (await http.get("/nope")).status == 404
         assert (await http.get("/stream?page=/nope")).status == 400
+        assert (await http.get("/workloads?page=zero")).status == 404
+
+
+async def test_the_workloads_list_is_paged(kubeconfig: Path) -> None:
+    kube = await client.KubeClient.from_kubeconfig(kubeconfig)
+    try:
+        sem = asyncio.Semaphore(16)
+
+        async def create(i: int) -> None:
+            async with sem:
+                await kube.create(rest_paths.WORKLOADS, "default", workload(f"w-{i:03d}"))
+
+        await asyncio.gather(*(create(i) for i in range(205)))
+        async with dashboard_client(kubeconfig) as (http, _):
+            first = await (await http.get("/workloads")).text()
+            second = await (await http.get("/workloads?page=2")).text()
+        assert first.count("<tr data-workload=") == 200 and 'href="/workloads?page=2"' in first
+        assert second.count("<tr data-workload=") == 5 and "201-205 of 205" in second
+        assert 'data-workload="w-204"' in second and 'data-workload="w-204"' not in first
+    finally:
+        await kube.close()
 
 
 async def _sse_events(http: TestClient[Any, Any], page: str, into: list[tuple[float, str, str]]) -> None:
@@ -194,15 +216,17 @@ async def test_several_browser_tabs_share_one_watch_per_kind(proxy: tuple[Counti
         async with dashboard_client(kubeconfig) as (http, _):
             tabs: list[list[tuple[float, str, str]]] = [[] for _ in range(5)]
             readers = [asyncio.create_task(_sse_events(http, page, tabs[i]))
-                       for i, page in enumerate(("/", "/workloads", "/workloads", "/placement", "/deployments"))]
+                       for i, page in enumerate(("/", "/workloads", "/workloads", "/workloads?page=1", "/"))]
             while not all(tabs):
                 await asyncio.sleep(0.05)
             created_at = time.monotonic()
             await kube.create(rest_paths.WORKLOADS, "default", workload("fresh"))
             await asyncio.sleep(1.5)
-            # Each tab's first re-render after the create (pages without workloads re-render too).
+            # Each tab's first re-render after the create (the overview counts it, the lists name it).
             seen_after = [min((t for t, name, _ in tab if name == "live" and t > created_at), default=float("inf"))
                           - created_at for tab in tabs]
+            assert all("fresh" in data or "data-count=workloads>1<" in data for tab in tabs
+                       for t, name, data in tab if name == "live" and t > created_at)
             assert any("fresh" in data for t, _, data in tabs[1] if t > created_at), "the workloads tab missed it"
             for reader in readers:
                 reader.cancel()

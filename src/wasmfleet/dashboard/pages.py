@@ -22,8 +22,9 @@ def e(value: object) -> str:
 
 
 def shell(title: str, path: str, live: str, *, extra: str = "", viewer: str = "") -> str:
+    here = path.split("?", 1)[0]
     links = "".join(
-        f'<li><a href="{href}"{" aria-current=page" if href == path else ""}>{label}</a></li>' for href, label in NAV)
+        f'<li><a href="{href}"{" aria-current=page" if href == here else ""}>{label}</a></li>' for href, label in NAV)
     who = f'<span class="viewer">{e(viewer)}</span>' if viewer else ""
     return (
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
@@ -113,8 +114,8 @@ def _conditions(conds: list[views.Condition], *, messages: bool = True) -> str:
         state = {"True": "ok", "False": "bad"}.get(c.status, "unknown")
         text = f' <span class=msg>{e(c.message or c.reason)}</span>' if messages and c.status != "True" and (
             c.message or c.reason) else ""
-        items.append(f'<li><span class="chip {state}" title="{e(c.reason)}: {e(c.message)}">{e(c.type)}='
-                     f"{e(c.status)}</span>{text}</li>")
+        title = f' title="{e(c.reason)}: {e(c.message)}"' if c.reason or c.message else ""
+        items.append(f'<li><span class="chip {state}"{title}>{e(c.type)}={e(c.status)}</span>{text}</li>')
     return f"<ul class=conds>{''.join(items)}</ul>" if items else '<span class="muted">none yet</span>'
 
 
@@ -140,7 +141,24 @@ def _interfaces(interfaces: list[str]) -> str:
     return "<ul class=plain>" + "".join(f"<li><code>{e(i)}</code></li>" for i in interfaces) + "</ul>"
 
 
-def workloads(rows: list[views.WorkloadRow]) -> str:
+PAGE_SIZE = 200
+"""Workloads per page of the workloads list: with a thousand, one page would be ~0.7 MB of HTML to send on
+every change and to lay out in the browser; 200 keep a page and its live updates well under a second."""
+
+
+def pager(number: int, total: int) -> str:
+    pages = max(1, -(-total // PAGE_SIZE))
+    if pages == 1:
+        return ""
+    links = "".join(f'<li><a href="/workloads?page={n}"{" aria-current=page" if n == number else ""}>{n}</a></li>'
+                    for n in range(1, pages + 1))
+    return f'<nav class=pager aria-label="Workload pages"><ul>{links}</ul></nav>'
+
+
+def workloads(all_rows: list[views.WorkloadRow], number: int = 1) -> str:
+    rows = all_rows[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
+    first = (number - 1) * PAGE_SIZE + 1
+    shown = f"{first}-{first + len(rows) - 1} of {len(all_rows)}" if len(rows) < len(all_rows) else str(len(rows))
     body = [
         f'<tr data-workload="{e(w.name)}" data-ready="{str(w.ready).lower()}" data-host="{e(w.host_name)}">'
         f"<th scope=row>{workload_link(w.namespace, w.name)}<div class=sub>{e(w.namespace)}"
@@ -151,8 +169,9 @@ def workloads(rows: list[views.WorkloadRow]) -> str:
         f"<td>{_interfaces(w.interfaces)}</td></tr>"
         for w in rows
     ]
-    return _table("Workloads", ("Workload", "Host", "State", "Conditions", "Components", "Interfaces"), body,
-                  "No workloads.")
+    return pager(number, len(all_rows)) + _table(
+        f"Workloads ({shown})", ("Workload", "Host", "State", "Conditions", "Components", "Interfaces"), body,
+        "No workloads." if not all_rows else "No workloads on this page.")
 
 
 def events(rows: list[views.EventRow]) -> str:

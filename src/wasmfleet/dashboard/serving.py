@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from aiohttp import web
+from yarl import URL
 
 from wasmfleet.dashboard import access, log_tails, pages, scraping, views, watching
 from wasmfleet.dashboard.settings import DashboardSettings
@@ -66,8 +67,10 @@ class Dashboard:
     def _workloads(self) -> list[views.WorkloadRow]:
         return views.workload_rows(self.fleet.objects("Workload"), self.fleet.objects("Host"))
 
-    def page(self, path: str) -> Page | None:
-        """The page at `path`, or None for an unknown one."""
+    def page(self, target: str) -> Page | None:
+        """The page at `target` (path and query, e.g. /workloads?page=2), or None for an unknown one."""
+        url = URL(target)
+        path = url.path
         if path == "/":
             return Page("Overview", path, lambda: pages.overview(
                 self._hosts(), self._workloads(), views.deployment_rows(self.fleet.objects("WorkloadDeployment"))))
@@ -75,7 +78,10 @@ class Dashboard:
             return Page("Deployments", path, lambda: pages.deployments(
                 views.deployment_rows(self.fleet.objects("WorkloadDeployment"))))
         if path == "/workloads":
-            return Page("Workloads", path, lambda: pages.workloads(self._workloads()))
+            number = url.query.get("page", "1")
+            if not number.isdigit() or int(number) < 1:
+                return None
+            return Page("Workloads", str(url), lambda: pages.workloads(self._workloads(), int(number)))
         if path == "/events":
             return Page("Events", path, lambda: pages.events(views.event_rows(self.fleet.objects("Event"))))
         if path == "/placement":
@@ -143,9 +149,9 @@ def _static_files() -> dict[str, bytes]:
 
 async def get_page(request: web.Request) -> web.Response:
     dashboard = request.app[DASHBOARD_KEY]
-    page = dashboard.page(request.path)
+    page = dashboard.page(request.path_qs)
     if page is None:
-        return web.Response(status=404, text=f"no page {request.path}; see / for the overview\n")
+        return web.Response(status=404, text=f"no page {request.path_qs}; see / for the overview\n")
     extra = pages.workload_extras() if page.is_workload_page else ""
     html = pages.shell(page.title, page.path, dashboard.live(page), extra=extra,
                        viewer=request.app[ACCESS_KEY].viewer(request) or "")
@@ -179,13 +185,16 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 async def _push(dashboard: Dashboard, path: str, response: web.StreamResponse) -> None:
     await response.write(b"retry: 1000\n\n")
-    seen, tick_seen, logs_at = -1, -1, 0.0
+    seen, tick_seen, logs_at, sent = -1, -1, 0.0, ""
     while True:
         page = dashboard.page(path)
         assert page is not None
         if dashboard.fleet.generation != seen:
             seen = dashboard.fleet.generation
-            await response.write(_event("live", dashboard.live(page)))
+            html = dashboard.live(page)
+            if html != sent:  # a change elsewhere in the fleet need not reach this tab
+                sent = html
+                await response.write(_event("live", html))
         workload = page.workload
         if workload is not None:
             if dashboard.scraper.tick != tick_seen:
