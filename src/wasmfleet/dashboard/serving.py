@@ -50,6 +50,8 @@ class Dashboard:
         self.logs = logs
         self.settings = settings
         self._rendered: dict[str, tuple[int, str]] = {}
+        self._rows: tuple[int, list[views.WorkloadRow]] = (-1, [])
+        self._row_cache: dict[str, tuple[tuple[str, str], views.WorkloadRow]] = {}
         self._tails: dict[tuple[str, str], tuple[float, log_tails.Tail]] = {}
         self._tail_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.stream_tasks: set[asyncio.Task[object]] = set()
@@ -65,7 +67,26 @@ class Dashboard:
         return views.host_rows(self.fleet.objects("Host"), self.fleet.objects("Workload"))
 
     def _workloads(self) -> list[views.WorkloadRow]:
-        return views.workload_rows(self.fleet.objects("Workload"), self.fleet.objects("Host"))
+        """Every workload's row, sorted; computed once per generation for all pages, and each row again
+        only when its object (resourceVersion) or its host's name changed: with a thousand workloads a
+        change then costs one row, not a thousand."""
+        generation = self.fleet.generation
+        if self._rows[0] == generation:
+            return self._rows[1]
+        names = views.host_name_index(self.fleet.objects("Host"))
+        rows, fresh = [], {}
+        for obj in self.fleet.objects("Workload"):
+            meta = obj["metadata"]
+            key = f"{meta.get('namespace', '')}/{meta['name']}"
+            stamp = (str(meta.get("resourceVersion", "")), names.get(str((obj.get("status") or {}).get("hostId")), ""))
+            cached = self._row_cache.get(key)
+            row = cached[1] if cached is not None and cached[0] == stamp else views.workload_row(obj, names)
+            fresh[key] = (stamp, row)
+            rows.append(row)
+        rows.sort(key=lambda r: (r.namespace, r.name))
+        self._row_cache = fresh
+        self._rows = (generation, rows)
+        return rows
 
     def page(self, target: str) -> Page | None:
         """The page at `target` (path and query, e.g. /workloads?page=2), or None for an unknown one."""
