@@ -8,7 +8,8 @@ in the page must survive every step):
 3. kill -9 one host: the overview shows that host not Ready, and the workloads page shows its replica
    Ready on another host;
 4. once the replicas are spread again, a bounded load run through the gateway: the per-workload
-   page's request-rate and p99 charts show traffic, and its log section is filled from the host over NATS (no error);
+   page's request-rate and p99 charts (gateway) and the replica's own chart (its host's /metrics)
+   show traffic, and its log section is filled from the host over NATS (no error);
 5. the placement map lists every host and the deployment's replicas.
 Screenshots of each step are kept in the test's temp dir (tmp_path/screenshots).
 """
@@ -166,9 +167,13 @@ async def test_dashboard_follows_the_fleet_live_in_a_browser(fleet: Fleet, brows
     ok, failed = await load(fleet.gateway, seconds=6.0)
     assert ok > 50, f"load run: {ok} answered, {failed} failed"
     await detail.wait_for_function(
-        "Number(document.querySelector('figure[data-series=rps]').dataset.peak || 0) > 1", timeout=20_000)
+        "Number(document.querySelector('figure[data-series=rps][data-source=route]').dataset.peak || 0) > 1",
+        timeout=20_000)
     await detail.wait_for_function(
         "Number(document.querySelector('figure[data-series=p99]').dataset.peak || 0) > 0", timeout=10_000)
+    # ... and the replica's own chart, from its host's /metrics (the gateway balances over 3 replicas)
+    await detail.wait_for_function(
+        "Number(document.querySelector('figure[data-source=replica]').dataset.peak || 0) > 0", timeout=10_000)
     logs = await detail.inner_text("#logs")
     assert logs != "loading…" and "NATS" not in logs and "not answering" not in logs, logs
     await detail.screenshot(path=str(shots / "4-traffic.png"), full_page=True)

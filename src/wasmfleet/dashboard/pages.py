@@ -234,11 +234,12 @@ def workload_detail(w: views.WorkloadRow | None, namespace: str, name: str) -> s
 def workload_extras() -> str:
     """Charts and log lines of the per-workload page, filled by the page's script from SSE."""
     charts = "".join(
-        f'<figure class=chart data-series="{key}"><figcaption>{label}</figcaption>'
+        f'<figure class=chart data-series="{key}" data-source="{source}"><figcaption>{label}</figcaption>'
         f'<svg role=img aria-label="{label}" viewBox="0 0 300 80" preserveAspectRatio=none></svg>'
         f"<output>-</output></figure>"
-        for key, label in (("rps", "Requests / s"), ("err", "Errors / s (5xx, traps)"),
-                           ("p50", "p50 latency (ms)"), ("p99", "p99 latency (ms)")))
+        for key, source, label in (("rps", "route", "Requests / s"), ("err", "route", "Errors / s (5xx, traps)"),
+                                   ("p50", "route", "p50 latency (ms)"), ("p99", "route", "p99 latency (ms)"),
+                                   ("rps", "replica", "This replica: requests / s (its host)")))
     return (f'<section aria-labelledby=traffic><h2 id=traffic>Traffic</h2><div class=charts>{charts}</div>'
             f'<p class=sub id=metrics-note></p></section>'
             '<section aria-labelledby=logs-h><h2 id=logs-h>Recent log lines</h2>'

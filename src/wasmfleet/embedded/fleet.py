@@ -23,7 +23,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -109,6 +109,8 @@ class Endpoints:
     gateway_url: str
     host_ports: dict[str, int]
     dashboard_url: str = ""
+    host_metrics_ports: dict[str, int] = field(default_factory=dict)
+    """Child name -> the port of that host's /metrics (served with --metrics-auth), scraped by the dashboard."""
 
     @staticmethod
     def allocate(options: FleetOptions, book: ports.PortBook) -> Endpoints:
@@ -118,8 +120,9 @@ class Endpoints:
         gw_port = book.port("gateway", options.gateway_port)
         hosts = {name: book.port(f"host:{name}") for name, _ in host_names(options)}
         dash_port = book.port("dashboard", options.dashboard_port)
+        host_metrics = {name: book.port(f"host-metrics:{name}") for name, _ in host_names(options)}
         return Endpoints(f"nats://127.0.0.1:{nats_port}", api_port, op_port, f"http://127.0.0.1:{gw_port}", hosts,
-                         f"http://127.0.0.1:{dash_port}")
+                         f"http://127.0.0.1:{dash_port}", host_metrics)
 
 
 def host_restart_delay_s(options: FleetOptions) -> float:
@@ -247,6 +250,7 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str],
                         "--heartbeat-interval", f"{options.heartbeat_s:g}",
                         "--drain-timeout", f"{options.host_drain_s:g}",
                         *(["--host-id", security.host_ids[name]] if security is not None else []),
+                        *_host_metrics_args(endpoints, name, kubeconfig, security),
                         *host_policy_args(options),
                     ),
                     # Two identities: its own control login, and the data plane's for its plugins.
@@ -281,6 +285,10 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str],
                 name="dashboard",
                 argv=wasmfleet_argv("dashboard", "--kubeconfig", str(kubeconfig), "--addr", dash_addr,
                                     "--metrics-url", f"{endpoints.gateway_url}/metrics",
+                                    *[arg for name, _ in host_names(options)
+                                      if security is not None and name in endpoints.host_metrics_ports
+                                      for arg in ("--metrics-url",
+                                                  f"http://127.0.0.1:{endpoints.host_metrics_ports[name]}/metrics")],
                                     "--nats", endpoints.nats_url),
                 env=security.auth.login(permissions.LOGS).env("dashboard") if security is not None else {},
                 log_path=logs / "dashboard.log",
@@ -289,6 +297,16 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str],
             )
         )
     return children
+
+
+def _host_metrics_args(endpoints: Endpoints, name: str, kubeconfig: Path, security: Security | None) -> list[str]:
+    """A host's /metrics on loopback, behind a bearer token the API server checks (as the operator's and
+    the gateway's): what the dashboard charts per replica. Only with `security` (an open fleet has no
+    token to check)."""
+    port = endpoints.host_metrics_ports.get(name)
+    if security is None or port is None:
+        return []
+    return ["--metrics-addr", f"127.0.0.1:{port}", "--metrics-auth", "--kubeconfig", str(kubeconfig)]
 
 
 async def _api_ready(port: int, kubeconfig: Path) -> bool:

@@ -34,12 +34,14 @@
     const failing = data.targets.filter((t) => t.error);
     let text = data.targets.length ? "" : "No metrics endpoints configured (--metrics-url).";
     if (data.routes.length && data.gateway.length) text = "Gateway route " + data.routes.join(", ") + " (all replicas).";
-    else if (data.host.length) text = "This replica, from its host (no latency there).";
+    else if (data.host.length) text = "This replica, from its host (hosts keep no latency figures).";
     if (failing.length) text += " Scrape failing: " + failing.map((t) => t.url + ": " + t.error).join("; ");
     if (note) note.textContent = text;
     for (const fig of document.querySelectorAll("figure[data-series]")) {
       const key = fig.dataset.series;
-      const useGateway = data.gateway.length > 0 || key === "p50" || key === "p99";
+      // Route charts: the gateway's figures (all replicas), else this replica's host figures (no latency).
+      const useGateway = fig.dataset.source !== "replica" && (data.gateway.length > 0 || key === "p50" || key === "p99");
+      fig.hidden = fig.dataset.source === "replica" && data.host.length === 0;
       draw(fig, (useGateway ? data.gateway : data.host).slice(-60), key);
     }
   });
