@@ -3,7 +3,8 @@ through aiohttp's test client; no browser here (tests/e2e/test_dashboard.py has 
 
 Checks:
 - a non-loopback --addr without --token or --auth-header is refused with a message naming both, by
-  the CLI (exit 2) and by serving.run; loopback needs neither;
+  the CLI (exit 2) and by serving.run; loopback needs neither; a malformed --addr or --metrics-url is
+  a one-line usage error;
 - with --token: no token -> 401, a wrong one -> 401, Bearer -> 200, `?token=` -> 303 setting an HttpOnly
   cookie that then opens every page; with --auth-header: 401 without the header, the viewer shown with it;
 - read-only: POST/PUT/DELETE -> 405;
@@ -100,6 +101,10 @@ def test_a_non_loopback_address_needs_a_token_or_an_auth_header(tmp_path: Path) 
     assert result.exit_code == 2, result.output
     assert "--addr 0.0.0.0 is not a loopback address" in result.output
     assert "--token" in result.output and "--auth-header" in result.output
+    bad = CliRunner().invoke(main.cli, ["dashboard", "--kubeconfig", str(kc), "--addr", "nonsense"])
+    assert bad.exit_code == 2 and "'nonsense' is not HOST:PORT" in bad.output
+    bad = CliRunner().invoke(main.cli, ["dashboard", "--kubeconfig", str(kc), "--metrics-url", "gateway:8000"])
+    assert bad.exit_code == 2 and "'gateway:8000' is not an http(s) URL" in bad.output
     with pytest.raises(access.ExposureError):
         access.check_exposure("192.168.1.10", None, None)
     for host in ("127.0.0.1", "::1", "localhost", "127.0.0.5"):
