@@ -49,7 +49,7 @@ class Scraper:
         self.series: dict[traffic.Key, deque[traffic.Point]] = {}
         self.tick = 0
         """Bumped after every scrape round; SSE streams wait on it to push new points."""
-        self._ticked = asyncio.Condition()
+        self._ticked = asyncio.Event()  # set and replaced after each round (see watching.FleetWatch)
         self._last: tuple[float, traffic.Snapshot] | None = None
 
     def points(self, keys: Sequence[traffic.Key]) -> list[dict[str, float | None]]:
@@ -68,11 +68,9 @@ class Scraper:
         return merged
 
     async def wait_tick(self, seen: int, timeout_s: float) -> int:
-        if self.tick != seen:
-            return self.tick
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s), self._ticked:
-                await self._ticked.wait_for(lambda: self.tick != seen)
+        if self.tick == seen:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ticked.wait(), timeout_s)
         return self.tick
 
     async def _fetch(self, session: aiohttp.ClientSession, target: TargetState,
@@ -106,17 +104,16 @@ class Scraper:
                 history.append(traffic.point(counts, previous.get(key), now - then, now))
         self._last = (now, current)
         self.tick += 1
-        async with self._ticked:
-            self._ticked.notify_all()
+        self._ticked.set()
+        self._ticked = asyncio.Event()
 
     async def run(self) -> None:
         if not self.targets:
             return
         timeout = aiohttp.ClientTimeout(total=max(self.interval_s, 1.0))
-        # ssl=False: a role's /metrics may use a self-signed serving certificate; the bearer token, not
-        # the server's identity, is what protects the figures, and they are read-only.
-        connector = aiohttp.TCPConnector(ssl=False)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        # https targets are verified: the kubeconfig's token goes with every scrape and must not be
+        # handed to whoever answers in their place.
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
                 started = time.monotonic()
                 try:

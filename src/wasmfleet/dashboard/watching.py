@@ -34,8 +34,8 @@ class FleetWatch:
         self.informers = {res.kind: informing.Informer(kube, res, namespace) for res in kinds}
         self.generation = 0
         """Bumped on every event of any kind; a page whose generation is current needs no re-render."""
-        self._changed = asyncio.Condition()
-        self._pending = False
+        self._changed = asyncio.Event()
+        """Set (and replaced by a fresh one) on every event: whoever waits on the old one wakes."""
         for informer in self.informers.values():
             informer.add_handler(self._on_event)
 
@@ -47,22 +47,15 @@ class FleetWatch:
 
     def _on_event(self, _type: str, _obj: client.Obj) -> None:
         self.generation += 1
-        if not self._pending:  # a burst of events (a relist, a rollout) wakes the waiters once
-            self._pending = True
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._notify()))
-
-    async def _notify(self) -> None:
-        self._pending = False
-        async with self._changed:
-            self._changed.notify_all()
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def wait_change(self, seen: int, timeout_s: float) -> int:
-        """Wait until the generation differs from `seen` (or `timeout_s` passes); returns the current one."""
-        if self.generation != seen:
-            return self.generation
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s), self._changed:
-                await self._changed.wait_for(lambda: self.generation != seen)
+        """Wait until the generation differs from `seen` (or `timeout_s` passes); returns the current one.
+        A burst of events (a relist, a rollout) wakes a waiter once: it reads the newest generation."""
+        if self.generation == seen:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout_s)
         return self.generation
 
     async def wait_synced(self) -> None:
