@@ -5,8 +5,9 @@ Checks:
 - a non-loopback --addr without --token or --auth-header is refused with a message naming both, by
   the CLI (exit 2) and by serving.run; loopback needs neither; a malformed --addr or --metrics-url is
   a one-line usage error;
-- with --token: no token -> 401, a wrong one -> 401, Bearer -> 200, `?token=` -> 303 setting an HttpOnly
-  cookie that then opens every page; with --auth-header: 401 without the header, the viewer shown with it;
+- with --token: /healthz stays open to probes; no token -> 401, a wrong one -> 401, Bearer -> 200,
+  `?token=` -> 303 setting an HttpOnly cookie that then opens every page; with --auth-header: 401
+  without the header, the viewer shown with it;
 - read-only: POST/PUT/DELETE -> 405;
 - a Secret's value (and its base64 form) is on no page and in no SSE event, even when a Workload
   names the Secret, and the dashboard never requests a Secret from the API server (counted by a
@@ -121,6 +122,8 @@ async def test_serving_refuses_a_non_loopback_address_without_credentials(kubeco
 async def test_a_token_is_required_when_set_and_a_cookie_carries_it(kubeconfig: Path) -> None:
     async with dashboard_client(kubeconfig, token="s3cret-token") as (http, _):
         assert (await http.get("/")).status == 401
+        assert (await http.get("/static/dashboard.js")).status == 401
+        assert (await http.get("/healthz")).status == 200  # probes carry no token
         assert (await http.get("/", headers={"Authorization": "Bearer wrong"})).status == 401
         assert (await http.get("/stream?page=/")).status == 401
         ok = await http.get("/workloads", headers={"Authorization": "Bearer s3cret-token"})

@@ -6,6 +6,7 @@
 - `--auth-header NAME`: a request must carry the header NAME (set by the authenticating reverse proxy
   in front, e.g. X-Forwarded-User from oauth2-proxy); its value is shown as the viewer.
 - Only GET and HEAD are served: the dashboard is read-only.
+- /healthz is open (probes carry no credentials): it says only whether every watch has listed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 COOKIE = "wasmfleet-dashboard"
+HEALTH_PATH = "/healthz"
 
 
 class ExposureError(ValueError):
@@ -72,6 +74,8 @@ def middleware(access: Access) -> Middleware:
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             return web.Response(status=405, text="the dashboard is read-only\n", headers={"Allow": "GET, HEAD"})
+        if request.path == HEALTH_PATH:
+            return await handler(request)  # probes carry no credentials; it tells only whether caches are synced
         if access.token and request.query.get("token"):
             if not hmac.compare_digest(request.query["token"].encode(), access.token.encode()):
                 return web.Response(status=401, text="wrong token\n")
