@@ -1,4 +1,5 @@
-"""The dashboard's traffic figures from Prometheus text (pure functions, real prometheus_client output).
+"""What the dashboard computes before any HTML goes out: traffic figures from Prometheus text (real
+prometheus_client output) and the views of objects (pure functions).
 
 Checks:
 - the gateway's requests counter and duration histogram, rendered by a real prometheus_client registry,
@@ -6,7 +7,10 @@ Checks:
   timeouts as errors) too; other series are ignored;
 - two scrapes give requests/s and errors/s over the interval, and p50/p99 interpolated in the bucket
   holding them; a counter that went down (a restart) counts from zero;
-- views never carry a Secret-looking interface config value nor an image's userinfo/query.
+- views never carry an interface config value (other than route names) nor an image's userinfo/query;
+- a rollout in progress is named (previous -> current ReplicaSet, an unobserved generation);
+- the placement map counts replicas per host and deployment and marks a host more than one above
+  the emptiest Ready host; unplaced replicas are listed apart.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import prometheus_client as prom
 import pytest
 
-from wasmfleet.dashboard import traffic, views
+from wasmfleet.dashboard import pages, traffic, views
 
 
 def gateway_text(observations: list[tuple[str, int, float]]) -> str:
@@ -77,3 +81,33 @@ def test_workload_views_leave_config_values_and_image_credentials_out() -> None:
     assert row.components[0].image == "https://example.org/c.wasm"
     assert row.routes == ("w.localhost",) and row.host_name == "host-one" and row.ready
     assert row.interfaces == ["wasi:keyvalue/store", "wasi:http/incoming-handler"]
+
+
+def test_a_rollout_in_progress_is_named_and_a_settled_deployment_is_not() -> None:
+    rolling = {"metadata": {"name": "web", "namespace": "ns", "generation": 3},
+               "spec": {"replicas": 3},
+               "status": {"previousReplicaSet": "web-aaa", "currentReplicaSet": "web-bbb", "observedGeneration": 3,
+                          "replicas": {"ready": 2, "current": 4, "unavailable": 1}, "currentReplicas": 4}}
+    settled = {"metadata": {"name": "api", "namespace": "ns", "generation": 1}, "spec": {"replicas": 2},
+               "status": {"observedGeneration": 1, "replicas": {"ready": 2}, "currentReplicas": 2}}
+    unobserved = {"metadata": {"name": "db", "namespace": "ns", "generation": 5}, "spec": {"replicas": 1},
+                  "status": {"observedGeneration": 4, "replicas": {"ready": 1}}}
+    rows = {r.name: r for r in views.deployment_rows([rolling, settled, unobserved])}
+    assert rows["web"].rollout == "web-aaa -> web-bbb" and (rows["web"].ready, rows["web"].current) == (2, 4)
+    assert rows["api"].rollout == ""
+    assert rows["db"].rollout == "new spec not yet observed"
+
+
+def test_the_placement_map_marks_a_host_holding_more_than_one_above_the_emptiest() -> None:
+    hosts = [{"metadata": {"name": f"h{i}", "labels": {"hostgroup": "default"}}, "hostId": f"id{i}",
+              "status": {"conditions": [{"type": "Ready", "status": "True"}]}} for i in range(3)]
+    placed = ["id0", "id0", "id0", "id1", None]
+    workloads = [{"metadata": {"name": f"w{i}", "namespace": "ns",
+                               "labels": {"runtime.wasmcloud.dev/workload-deployment": "web"}},
+                  "status": {"hostId": host} if host else {}} for i, host in enumerate(placed)]
+    rows = views.workload_rows(workloads, hosts)
+    grid = views.placement(views.host_rows(hosts, workloads), rows)
+    assert [grid.count(f"id{i}", "ns/web") for i in range(3)] == [3, 1, 0]
+    assert grid.unplaced == {"ns/web": ["w4"]}
+    html = pages.placement(grid)
+    assert html.count(" hot") == 1 and 'data-cell="h0|ns/web"' in html
