@@ -13,7 +13,7 @@ Checks:
 - the fleet plan starts every part the CLI has, hosts of every group, in dependency order;
 - a real `wasmfleet up` killed with SIGKILL (idle, or while stopping its children after a SIGTERM)
   leaves no process of its tree alive a few seconds later: nats-server, the API server, operator,
-  hosts, gateway and the hosts' wasm worker processes (parent-death signals, bounded stops).
+  hosts, gateway, dashboard and the hosts' wasm worker processes (parent-death signals, bounded stops).
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def test_plan_starts_every_part_this_build_has(tmp_path: Path) -> None:
     endpoints = fleet.Endpoints.allocate(options, ports.PortBook(tmp_path / "ports.json"))
     names = [c.name for c in fleet.plan(options, endpoints, sorted(main.COMMANDS))]
     hosts = [f"host {g}-{i}" for g in fleet.DEFAULT_GROUPS for i in (1, 2)]
-    assert names == ["nats-server", "apiserver", "operator", *hosts, "gateway"]
+    assert names == ["nats-server", "apiserver", "operator", *hosts, "gateway", "dashboard"]
 
 
 WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
@@ -280,7 +280,7 @@ async def test_killed_up_leaves_no_process_of_its_tree(tmp_path: Path, while_sto
     with out.open("wb") as sink:
         up = subprocess.Popen(
             [WASMFLEET, "up", "--data-dir", str(tmp_path / "fleet"), "--host-groups", "default,edge",
-             "--host-workers", "2", "--gateway-port", str(_free_port())],
+             "--host-workers", "2", "--gateway-port", str(_free_port()), "--dashboard-port", str(_free_port())],
             stdout=sink, stderr=subprocess.STDOUT,
         )
     tree: list[psutil.Process] = []
@@ -292,8 +292,8 @@ async def test_killed_up_leaves_no_process_of_its_tree(tmp_path: Path, while_sto
         tree = psutil.Process(up.pid).children(recursive=True)
         names = [p.name() for p in tree]
         assert "nats-server" in names
-        # nats, apiserver, operator, 2 hosts, gateway, and 2 wasm workers per host.
-        assert len(tree) == 6 + 2 * 2, [" ".join(p.cmdline()[-3:]) for p in tree]
+        # nats, apiserver, operator, 2 hosts, gateway, dashboard, and 2 wasm workers per host.
+        assert len(tree) == 7 + 2 * 2, [" ".join(p.cmdline()[-3:]) for p in tree]
         if while_stopping:
             up.send_signal(signal.SIGTERM)
             while "stopping" not in out.read_text().split("wasmfleet is up", 1)[1]:

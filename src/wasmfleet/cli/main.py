@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "operator": ("operator_cmd", "operator", "Reconcile the runtime.wasmcloud.dev resources and drive hosts."),
     "host": ("host_cmd", "host", "Join the fleet over NATS and run the workloads the operator asks for."),
     "gateway": ("gateway_cmd", "gateway", "Route HTTP by Host header to the Ready replicas of workloads."),
+    "dashboard": ("dashboard_cmd", "dashboard", "Serve a read-only web view of the fleet: hosts, workloads, traffic."),
     "push": ("push_cmd", "push", "Push a wasm component to an OCI registry (like wash oci push)."),
     "pull": ("push_cmd", "pull", "Pull a wasm component from an OCI registry (like wash oci pull)."),
 }

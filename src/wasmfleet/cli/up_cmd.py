@@ -36,6 +36,8 @@ def _groups(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
               help="Hosts started in every group.")
 @click.option("--gateway-port", default=8000, show_default=True, type=click.IntRange(1, 65535),
               help="Gateway port (another free one is used, and printed, when it is taken).")
+@click.option("--dashboard-port", default=8088, show_default=True, type=click.IntRange(1, 65535),
+              help="Dashboard port on 127.0.0.1 (another free one is used, and printed, when it is taken).")
 @click.option("--host-workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Wasm worker processes per host.")
 @click.option("--public-address", default="127.0.0.1", show_default=True,
@@ -48,10 +50,10 @@ def _groups(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[s
 @click.option("--allow-host-path", "host_paths", multiple=True, metavar="PREFIX",
               type=click.Path(file_okay=False, path_type=Path),
               help="Directory hostPath volumes may name, besides DATA_DIR/host-paths; repeatable.")
-def up(data_dir: Path, host_groups: tuple[str, ...], hosts_per_group: int, gateway_port: int,
+def up(data_dir: Path, host_groups: tuple[str, ...], hosts_per_group: int, gateway_port: int, dashboard_port: int,
        host_workers: int, public_address: str, apply_paths: tuple[str, ...], file_roots: tuple[Path, ...],
        host_paths: tuple[Path, ...]) -> None:
-    """Start NATS, the API server, the operator, the hosts and the gateway; Ctrl-C stops them.
+    """Start NATS, the API server, the operator, the hosts, the gateway and the dashboard; Ctrl-C stops them.
 
     \b
     Example:
@@ -65,6 +67,7 @@ def up(data_dir: Path, host_groups: tuple[str, ...], hosts_per_group: int, gatew
         host_groups=host_groups,
         hosts_per_group=hosts_per_group,
         gateway_port=gateway_port,
+        dashboard_port=dashboard_port,
         public_address=public_address,
         host_workers=host_workers,
         allow_file_roots=tuple(p.resolve() for p in file_roots),

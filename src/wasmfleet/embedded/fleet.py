@@ -23,7 +23,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -45,6 +45,8 @@ class FleetOptions:
     hosts_per_group: int = 1
     gateway_port: int = 8000
     """Preferred gateway port; another free one is used (and printed) when it is taken."""
+    dashboard_port: int = 8088
+    """Preferred dashboard port (loopback only); another free one is used when it is taken."""
     public_address: str = "127.0.0.1"
     """Bind address of public-ingress hosts' HTTP ports (0.0.0.0 exposes them to the network)."""
     host_workers: int = 1
@@ -106,6 +108,9 @@ class Endpoints:
     operator_port: int
     gateway_url: str
     host_ports: dict[str, int]
+    dashboard_url: str = ""
+    host_metrics_ports: dict[str, int] = field(default_factory=dict)
+    """Child name -> the port of that host's /metrics (served with --metrics-auth), scraped by the dashboard."""
 
     @staticmethod
     def allocate(options: FleetOptions, book: ports.PortBook) -> Endpoints:
@@ -114,7 +119,10 @@ class Endpoints:
         op_port = book.port("operator")
         gw_port = book.port("gateway", options.gateway_port)
         hosts = {name: book.port(f"host:{name}") for name, _ in host_names(options)}
-        return Endpoints(f"nats://127.0.0.1:{nats_port}", api_port, op_port, f"http://127.0.0.1:{gw_port}", hosts)
+        dash_port = book.port("dashboard", options.dashboard_port)
+        host_metrics = {name: book.port(f"host-metrics:{name}") for name, _ in host_names(options)}
+        return Endpoints(f"nats://127.0.0.1:{nats_port}", api_port, op_port, f"http://127.0.0.1:{gw_port}", hosts,
+                         f"http://127.0.0.1:{dash_port}", host_metrics)
 
 
 def host_restart_delay_s(options: FleetOptions) -> float:
@@ -242,6 +250,7 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str],
                         "--heartbeat-interval", f"{options.heartbeat_s:g}",
                         "--drain-timeout", f"{options.host_drain_s:g}",
                         *(["--host-id", security.host_ids[name]] if security is not None else []),
+                        *_host_metrics_args(endpoints, name, kubeconfig, security),
                         *host_policy_args(options),
                     ),
                     # Two identities: its own control login, and the data plane's for its plugins.
@@ -267,7 +276,37 @@ def plan(options: FleetOptions, endpoints: Endpoints, available: Sequence[str],
                 describe=endpoints.gateway_url,
             )
         )
+    if "dashboard" in available and endpoints.dashboard_url:
+        # Read-only, on loopback; charts from the gateway's /metrics (scraped with the kubeconfig's token),
+        # log lines over NATS with the `logs` identity, like `wasmfleet logs`.
+        dash_addr = endpoints.dashboard_url.removeprefix("http://")
+        children.append(
+            supervising.Child(
+                name="dashboard",
+                argv=wasmfleet_argv("dashboard", "--kubeconfig", str(kubeconfig), "--addr", dash_addr,
+                                    "--metrics-url", f"{endpoints.gateway_url}/metrics",
+                                    *[arg for name, _ in host_names(options)
+                                      if security is not None and name in endpoints.host_metrics_ports
+                                      for arg in ("--metrics-url",
+                                                  f"http://127.0.0.1:{endpoints.host_metrics_ports[name]}/metrics")],
+                                    "--nats", endpoints.nats_url),
+                env=security.auth.login(permissions.LOGS).env("dashboard") if security is not None else {},
+                log_path=logs / "dashboard.log",
+                ready=lambda: http_ok(f"{endpoints.dashboard_url}/healthz"),
+                describe=f"{endpoints.dashboard_url}/ (read-only web dashboard)",
+            )
+        )
     return children
+
+
+def _host_metrics_args(endpoints: Endpoints, name: str, kubeconfig: Path, security: Security | None) -> list[str]:
+    """A host's /metrics on loopback, behind a bearer token the API server checks (as the operator's and
+    the gateway's): what the dashboard charts per replica. Only with `security` (an open fleet has no
+    token to check)."""
+    port = endpoints.host_metrics_ports.get(name)
+    if security is None or port is None:
+        return []
+    return ["--metrics-addr", f"127.0.0.1:{port}", "--metrics-auth", "--kubeconfig", str(kubeconfig)]
 
 
 async def _api_ready(port: int, kubeconfig: Path) -> bool:

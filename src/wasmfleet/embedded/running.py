@@ -54,6 +54,8 @@ def summary(options: fleet.FleetOptions, endpoints: fleet.Endpoints, children: S
         "  wasmfleet apply -f examples/hello/deployment.yaml",
         f"  curl -H 'Host: hello.localhost' {endpoints.gateway_url}/",
         f"  (or: curl http://hello.localhost:{endpoints.gateway_url.rsplit(':', 1)[1]}/ — *.localhost is loopback)",
+        *([f"  open {endpoints.dashboard_url}/   (the dashboard: hosts, workloads, placement, traffic)"]
+          if endpoints.dashboard_url and any(c.name == "dashboard" for c in children) else []),
         "",
         f"Logs: {options.data_dir / 'logs'}/   State: {options.data_dir}/ (rerun `wasmfleet up` to resume)",
         f"NATS needs a login (users and passwords of this run: {options.data_dir / 'nats' / 'credentials.json'});",
@@ -85,7 +87,9 @@ async def run(options: fleet.FleetOptions, available: Sequence[str], report: Rep
         book.save()
         if endpoints.gateway_url != f"http://127.0.0.1:{options.gateway_port}":
             report(f"port {options.gateway_port} is taken; the gateway uses {endpoints.gateway_url}")
-        wanted = ["apiserver", "operator", "host", "gateway"]
+        if endpoints.dashboard_url != f"http://127.0.0.1:{options.dashboard_port}":
+            report(f"port {options.dashboard_port} is taken; the dashboard uses {endpoints.dashboard_url}")
+        wanted = ["apiserver", "operator", "host", "gateway", "dashboard"]
         missing = [c for c in wanted if c not in available]
         security = fleet.Security.generate(options, int(endpoints.nats_url.rsplit(":", 1)[1]))
         (options.data_dir / "host-paths").mkdir(exist_ok=True)

@@ -49,6 +49,13 @@ class KubeClient:
         """The API server's URL, for messages."""
         return str(self._api.configuration.host)
 
+    async def authorization(self) -> str | None:
+        """The Authorization header the kubeconfig's identity sends ("Bearer <token>"), for endpoints that
+        accept the same identity (a role's /metrics behind TokenReview); None for certificate identities."""
+        settings = await self._api.configuration.auth_settings()
+        bearer = settings.get("BearerToken")
+        return str(bearer["value"]) if bearer and bearer.get("value") else None
+
     async def close(self) -> None:
         await self._api.close()
 
