@@ -4,8 +4,11 @@ Each key is read from the component's localResources.config first, then from the
 wasmcloud:messaging hostInterfaces entries (in order), as upstream reads them:
 
     subscriptions    comma-separated NATS subjects (wildcards `*` and a final `>` allowed)
-    consumer_group   a NATS queue group; unset = "<namespace>.<workload>.<component>";
-                     "broadcast" = a plain subscription (every replica gets every message)
+    consumer_group   a NATS queue group; unset = "<namespace>.<replica group>.<component>",
+                     where the replica group is the deployment the workload is a replica of
+                     (bus/replica_groups.py), so the replicas of one deployment share each
+                     message once; "broadcast" = a plain subscription (every replica gets
+                     every message)
     max_in_flight    messages of this component handled at once on one host (default 32)
     admission_wait   how long a message waits for a free slot before it is dropped
                      (seconds, "500ms" or "2s" also accepted; default 30 s, at most 600 s)
@@ -138,9 +141,11 @@ def value_problems(config: Mapping[str, str]) -> list[str]:
 
 
 def default_queue(namespace: str, workload: str, component: str) -> str:
-    """The queue group of a component that sets no consumer_group."""
+    """The queue group of a component that sets no consumer_group; `workload` is the replica group
+    (the same for every replica of a deployment). Whitespace, '*' and '>' (which a queue name may
+    not hold) become '_'."""
     parts = [p for p in (namespace, workload, component) if p]
-    return ".".join("".join(c if not c.isspace() else "_" for c in p) for p in parts) or "wasmfleet"
+    return ".".join("".join("_" if c.isspace() or c in "*>" else c for c in p) for p in parts) or "wasmfleet"
 
 
 def resolve(local: Mapping[str, str], entries: Sequence[Mapping[str, str]], *, namespace: str,
