@@ -17,6 +17,9 @@ number of calls that differ.
     /local?n=100 (the same work in JavaScript, no call)
 Prints req/s per path and the per-call cost in microseconds, with the ratios against the
 same work done inside one component. Needs wrk (scripts/deps.d/components.sh installs it).
+The library is instantiated on the request's first call into it, fresh per request by default
+(poolSize 0); the JS pair runs a second time with the library at poolSize `--lib-pool` (its
+instances kept warm across requests, the library's own opt-in, as upstream), in the same run.
 
 Then, in-process and measured in CPU time of the calling thread (steadier than wall time on a
 busy machine): the same WAT paths invoked directly (no HTTP), with the instance set reused
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import re
 import statistics
@@ -145,6 +149,7 @@ async def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="wat,js")
+    parser.add_argument("--lib-pool", type=int, default=4, help="poolSize of the library in the second JS run")
     args = parser.parse_args()
     only = set(args.only.split(","))
     if "wat" in only:
@@ -168,19 +173,20 @@ async def main() -> None:
               f"a request making 1 call costs {ns['/1'] / ns['/0']:.2f}x one making none, "
               f"100 calls {ns['/h'] / ns['/0']:.2f}x")
     if "js" in only:
-        print("JS front (componentize-js) -> Python library (componentize-py), fresh instance set per request:")
-        rps = await measure([spec("front", "text-front-js"), spec("text", "text-lib-py")],
-                            ["/", "/cross?n=1", "/cross?n=100", "/inside?n=100", "/local?n=100"],
-                            args.duration, args.runs)
-        cross = per_call_us(rps, "/cross?n=100", "/inside?n=100", 99)
-        print(f"  one crossing call (rotate, JS -> Python): {cross:.1f} us; 100 rotations in one call: "
-              f"{per_call_us(rps, '/inside?n=100', '/', 1):.0f} us; in JS without a call: "
-              f"{per_call_us(rps, '/local?n=100', '/', 1):.0f} us")
-        print(f"  req/s with 1 call: {rps['/cross?n=1']:,.0f}, with 100 calls: {rps['/cross?n=100']:,.0f}, "
-              f"same work in 1 call: {rps['/inside?n=100']:,.0f} "
-              f"(100 calls = {rps['/cross?n=100'] / rps['/inside?n=100']:.2f}x of the single call's rate); "
-              f"front alone: {rps['/']:,.0f}")
-
+        paths = ["/", "/cross?n=1", "/cross?n=100", "/inside?n=100", "/local?n=100"]
+        for pool in (0, args.lib_pool):
+            print(f"JS front (componentize-js) -> Python library (componentize-py, poolSize {pool}), "
+                  "fresh front per request:")
+            library = dataclasses.replace(spec("text", "text-lib-py"), pool_size=pool)
+            rps = await measure([spec("front", "text-front-js"), library], paths, args.duration, args.runs)
+            cross = per_call_us(rps, "/cross?n=100", "/inside?n=100", 99)
+            print(f"  one crossing call (rotate, JS -> Python): {cross:.1f} us; 100 rotations in one call: "
+                  f"{per_call_us(rps, '/inside?n=100', '/', 1):.0f} us; in JS without a call: "
+                  f"{per_call_us(rps, '/local?n=100', '/', 1):.0f} us")
+            print(f"  req/s with 1 call: {rps['/cross?n=1']:,.0f}, with 100 calls: {rps['/cross?n=100']:,.0f}, "
+                  f"same work in 1 call: {rps['/inside?n=100']:,.0f} "
+                  f"(100 calls = {rps['/cross?n=100'] / rps['/inside?n=100']:.2f}x of the single call's rate); "
+                  f"front alone: {rps['/']:,.0f}")
 
 if __name__ == "__main__":
     asyncio.run(main())
