@@ -106,11 +106,15 @@ class _Discard:
         pass
 
 
-def in_process_ns(paths: list[str], iterations: int = 2000, blocks: int = 5) -> dict[str, float]:
-    """CPU ns per invocation of each path, the linked WAT pair reused (no HTTP, no instantiation)."""
+def in_process_ns(paths: list[str], iterations: int = 2000, blocks: int = 5,
+                  members: list[specs.ComponentSpec] | None = None) -> dict[str, float]:
+    """CPU ns per invocation of each path (no HTTP): by default the linked WAT pair reused (no
+    instantiation either); or `members` as given (entry first), instantiated as they ask."""
     settings = specs.RuntimeSettings(cache_dir=CACHE, engine=specs.EngineSettings.from_environment(os.environ))
-    members = [spec("front", "link-front-wat"), spec("calc", "link-calc-wat")]
-    members[0] = specs.ComponentSpec(workload_id="bench", name="front", wasm_path=members[0].wasm_path, pool_size=1)
+    if members is None:
+        # Both pooled: a library keeps warm instances only at its own poolSize.
+        members = [dataclasses.replace(spec("front", "link-front-wat"), pool_size=1),
+                   dataclasses.replace(spec("calc", "link-calc-wat"), pool_size=1)]
     prepared = instances.prepare_workload(members, settings)
     loaded = instances.LoadedComponent(instances.with_peers(members, 0), settings, prepared.components[0].artefact,
                                        plugin_hooks=False)
@@ -187,6 +191,15 @@ async def main() -> None:
                   f"same work in 1 call: {rps['/inside?n=100']:,.0f} "
                   f"(100 calls = {rps['/cross?n=100'] / rps['/inside?n=100']:.2f}x of the single call's rate); "
                   f"front alone: {rps['/']:,.0f}")
+        print("JS pair in-process (CPU time per request, no HTTP; fresh front per request, best of 5 blocks):")
+        cpu: dict[int, dict[str, float]] = {}
+        for pool in (0, args.lib_pool):
+            members = [spec("front", "text-front-js"), dataclasses.replace(spec("text", "text-lib-py"), pool_size=pool)]
+            cpu[pool] = in_process_ns(paths[:3], iterations=40, members=members)
+        print(f"    {'path':<16} {'library poolSize 0':>20} {f'poolSize {args.lib_pool}':>14}")
+        for path in paths[:3]:
+            print(f"    {path:<16} {cpu[0][path] / 1e6:>17,.2f} ms {cpu[args.lib_pool][path] / 1e6:>11,.2f} ms "
+                  f"(= {1e9 / cpu[0][path]:,.0f} / {1e9 / cpu[args.lib_pool][path]:,.0f} req/s of one core)")
 
 if __name__ == "__main__":
     asyncio.run(main())
