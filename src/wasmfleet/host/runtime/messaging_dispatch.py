@@ -49,18 +49,46 @@ HANDLER_FUNC = "handle-message"
 
 _VP = ctypes.c_void_p
 _I64 = ctypes.c_int64
-_store_new = handle_tables.c_function("wasmtime_store_new", _VP, _VP, _VP, _VP)
-_store_context = handle_tables.c_function("wasmtime_store_context", _VP, _VP)
-_store_delete = handle_tables.c_function("wasmtime_store_delete", None, _VP)
-_store_limiter = handle_tables.c_function("wasmtime_store_limiter", None, _VP, _I64, _I64, _I64, _I64, _I64)
-_set_epoch_deadline = handle_tables.c_function("wasmtime_context_set_epoch_deadline", None, _VP, ctypes.c_uint64)
+_GIL_HOLDING_DLL = ctypes.PyDLL(ffi.dll._name, handle=ffi.dll._handle)
+
+
+def _quick(name: str, restype: Any, *argtypes: Any) -> Any:
+    """Like `handle_tables.c_function`, for a C call that runs no guest code and returns in
+    microseconds: it keeps the GIL. Releasing it (what ctypes does by default) costs little when
+    one thread runs, but with many handler threads each release hands the GIL to another thread and
+    the caller then waits for that one's next release: under load most of a fresh instance's cost
+    was that wait, repeated for each of these calls. Guest code (instantiate, call, post-return)
+    still runs with the GIL released."""
+    fn = _GIL_HOLDING_DLL._FuncPtr((name, _GIL_HOLDING_DLL))
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+    return fn
+
+
+_store_new = _quick("wasmtime_store_new", _VP, _VP, _VP, _VP)
+_store_context = _quick("wasmtime_store_context", _VP, _VP)
+_store_delete = _quick("wasmtime_store_delete", None, _VP)
+_store_limiter = _quick("wasmtime_store_limiter", None, _VP, _I64, _I64, _I64, _I64, _I64)
+_set_epoch_deadline = _quick("wasmtime_context_set_epoch_deadline", None, _VP, ctypes.c_uint64)
 _instantiate = handle_tables.c_function("wasmtime_component_linker_instantiate", _VP, _VP, _VP, _VP, _VP)
-_get_func = handle_tables.c_function("wasmtime_component_instance_get_func", ctypes.c_bool, _VP, _VP, _VP, _VP)
+_get_func = _quick("wasmtime_component_instance_get_func", ctypes.c_bool, _VP, _VP, _VP, _VP)
 _func_call = handle_tables.c_function(
     "wasmtime_component_func_call", _VP, _VP, _VP, _VP, ctypes.c_size_t, _VP, ctypes.c_size_t
 )
 _post_return = handle_tables.c_function("wasmtime_component_func_post_return", _VP, _VP, _VP)
-_val_delete = handle_tables.c_function("wasmtime_component_val_delete", None, _VP)
+_val_delete = _quick("wasmtime_component_val_delete", None, _VP)
+_record_new_uninit = _quick("wasmtime_component_valrecord_new_uninit", None, _VP, ctypes.c_size_t)
+_byte_vec_new = _quick("wasm_byte_vec_new", None, _VP, ctypes.c_size_t, ctypes.c_char_p)
+_list_new_uninit = _quick("wasmtime_component_vallist_new_uninit", None, _VP, ctypes.c_size_t)
+_val_new = _quick("wasmtime_component_val_new", _VP, _VP)
+_VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
+_PAYLOAD = ffi.wasmtime_component_val_t.of.offset
+_ENTRY_SIZE = ctypes.sizeof(ffi.wasmtime_component_valrecord_entry_t)
+_ENTRY_VAL = ffi.wasmtime_component_valrecord_entry_t.val.offset
+_LIST_DATA: int = ffi.wasmtime_component_vallist_t.data.offset  # type: ignore[attr-defined]
+_RECORD_DATA: int = ffi.wasmtime_component_valrecord_t.data.offset  # type: ignore[attr-defined]
+_kind_at = ctypes.c_uint8.from_address
+_ptr_at = ctypes.c_void_p.from_address
 _ErrPtr = ctypes.POINTER(ffi.wasmtime_error_t)
 
 
@@ -72,6 +100,62 @@ def _address(obj: Any) -> int:
 
 def _error(err: int) -> wasmtime.WasmtimeError:
     return wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, _ErrPtr))
+
+
+class _MessageLowering:
+    """Lowers (subject, body, reply-to) into the handler's broker-message record
+    {subject: string, body: list<u8>, reply-to: option<string>} with GIL-holding C calls and
+    direct writes: the generic codec goes through wasmtime-py's typed wrappers, a Python frame
+    and a GIL release per allocation, which was a fifth of a trivial handler's cost."""
+
+    def __init__(self, names: list[bytes]) -> None:
+        self.names = names
+
+    @staticmethod
+    def fits(ty: cm.ValType) -> bool:
+        if not isinstance(ty, cm.RecordType) or len(ty.fields) != 3:
+            return False
+        kinds = [t for _, t in ty.fields]
+        return (isinstance(kinds[0], cm.String) and isinstance(kinds[1], cm.ListType)
+                and isinstance(kinds[1].element, cm.U8) and isinstance(kinds[2], cm.OptionType)
+                and isinstance(kinds[2].payload, cm.String))
+
+    def __call__(self, ctx: int, msg: tuple[str, bytes, str | None], arg: Any) -> None:
+        subject, body, reply_to = msg
+        at = ctypes.addressof(arg)
+        _kind_at(at).value = codec.K_RECORD
+        _record_new_uninit(at + _PAYLOAD, 3)
+        entries = _ptr_at(at + _PAYLOAD + _RECORD_DATA).value
+        assert entries
+        for i, name in enumerate(self.names):
+            _byte_vec_new(entries + i * _ENTRY_SIZE, len(name), name)
+        val = entries + _ENTRY_VAL
+        text = subject.encode()
+        _kind_at(val).value = codec.K_STRING
+        _byte_vec_new(val + _PAYLOAD, len(text), text)
+        val += _ENTRY_SIZE
+        _kind_at(val).value = codec.K_LIST
+        n = len(body)
+        _list_new_uninit(val + _PAYLOAD, n)
+        if n:
+            data = _ptr_at(val + _PAYLOAD + _LIST_DATA).value
+            assert data
+            view = memoryview((ctypes.c_char * (n * _VAL_SIZE)).from_address(data)).cast("B")
+            view[0::_VAL_SIZE] = _KIND_U8 * n
+            view[_PAYLOAD::_VAL_SIZE] = body
+        val += _ENTRY_SIZE
+        _kind_at(val).value = codec.K_OPTION
+        boxed = None
+        if reply_to is not None:
+            some = ffi.wasmtime_component_val_t()
+            some.kind = codec.K_STRING
+            text = reply_to.encode()
+            _byte_vec_new(ctypes.addressof(some) + _PAYLOAD, len(text), text)
+            boxed = _val_new(ctypes.addressof(some))  # moves `some` to the heap; the record owns it
+        _ptr_at(val + _PAYLOAD).value = boxed
+
+
+_KIND_U8 = bytes((codec.K_U8,))
 
 
 def handler_export(component: cm.Component) -> str | None:
@@ -130,7 +214,9 @@ class HandlerComponent:
         assert isinstance(iface_type, cm.ComponentInstanceType)
         fty = iface_type.exports(engines.engine())[HANDLER_FUNC].ty
         assert isinstance(fty, cm.FuncType)
-        self._lower_msg = codec.compile_lower(fty.params[0][1], type_ids)
+        msg_type = fty.params[0][1]
+        self._lower_msg: Any = (_MessageLowering([name.encode() for name, _ in msg_type.fields])  # type: ignore[attr-defined]
+                                if _MessageLowering.fits(msg_type) else codec.compile_lower(msg_type, type_ids))
         assert fty.result is not None
         self._lift_result = codec.compile_lift(fty.result)
         self.timeout_s = timeout_s or spec.request_timeout_s or settings.request_timeout_s
