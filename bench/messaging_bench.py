@@ -19,7 +19,11 @@ the median over the rounds (rate, ratio) and the spread of the ratio: on a share
 of other work changes from one minute to the next, and a ratio of two figures measured minutes
 apart says more about that than about the host.
 
-    .venv/bin/python bench/messaging_bench.py [--seconds 5] [--concurrency 64] [--rounds 3]
+`--before DIR` (a `src/` directory of another checkout, e.g. `git archive <commit> src | tar -x`)
+adds two hosts running that code with the same fresh-instance workloads, measured in the same
+rounds: before/after figures from one run.
+
+    .venv/bin/python bench/messaging_bench.py [--seconds 5] [--concurrency 64] [--rounds 3] [--before DIR]
 """
 
 from __future__ import annotations
@@ -67,12 +71,15 @@ def spawn_peer(url: str, subject: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def spawn_host(url: str, data: Path, workers: int) -> subprocess.Popen[bytes]:
+def spawn_host(url: str, data: Path, workers: int, src: str | None = None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, XDG_CACHE_HOME=str(data / "xdg"))
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join([src, *os.environ.get("PYTHONPATH", "").split(os.pathsep)[1:]])
     return subprocess.Popen(
         [str(BIN / "wasmfleet"), "host", "--nats", url, "--workers", str(workers), "--http-addr", "127.0.0.1:0",
          "--data-dir", str(data / "host"), "--cache-dir", str(data / "artifacts"), "--log-level", "warning",
          "--allow-file-root", str(REPO / ".cache")],
-        env={**os.environ, "XDG_CACHE_HOME": str(data / "xdg")},
+        env=env,
     )
 
 
@@ -154,11 +161,18 @@ async def main(args: argparse.Namespace) -> None:
                 seen.add(host_id)
                 await start_handler(nc, host_id, image, f"bench.w{workers}", 0)
                 await start_handler(nc, host_id, image, f"bench.w{workers}.warm", 16)
+                if args.before:
+                    procs.append(spawn_host(bus.url, Path(tmp) / f"b{workers}", workers, args.before))
+                    host_id = await wait_heartbeat(nc, seen)
+                    seen.add(host_id)
+                    await start_handler(nc, host_id, image, f"bench.b{workers}", 0)
             responders = (("plain nats-py subscriber", "bench.peer"),
                           ("wasm, 1 worker, fresh", "bench.w1"),
                           ("wasm, 2 workers, fresh", "bench.w2"),
                           ("wasm, 1 worker, poolSize 16", "bench.w1.warm"),
-                          ("wasm, 2 workers, poolSize 16", "bench.w2.warm"))
+                          ("wasm, 2 workers, poolSize 16", "bench.w2.warm"),
+                          *((("before: 1 worker, fresh", "bench.b1"), ("before: 2 workers, fresh", "bench.b2"))
+                            if args.before else ()))
             for _, subject in responders:
                 await load(nc, subject, 1.0, args.concurrency)  # warm-up
             rates: dict[str, list[float]] = {label: [] for label, _ in responders}
@@ -202,4 +216,5 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", help="src/ of another checkout, run by two more hosts for comparison")
     asyncio.run(main(parser.parse_args()))

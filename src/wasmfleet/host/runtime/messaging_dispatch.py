@@ -6,8 +6,11 @@ one when poolSize asks, as HTTP does) and one NATS subscription per subject, on 
 `MessagingBus` (plugins/wasmcloud_messaging.py).
 
 Bounds, per process (the parent splits the host's bounds across its worker processes, see
-`split_bound`): at most `max_in_flight` messages of a component and `host_slots` in total run at
-once, each on a thread of a bounded pool (wasmtime releases the GIL while wasm runs). A message
+`split_bound`): at most `max_in_flight` messages of a component and `host_slots` in total are
+admitted at once. They run on `handler_threads.HandlerThreads`: about one thread per CPU while
+handlers keep up, one more each time the oldest waiting message has waited 2 ms (a handler
+waiting on NATS or spinning), up to `host_slots` threads (wasmtime releases the GIL while wasm
+runs). A message
 waits for a slot at most `admission_wait` on the NATS loop; meanwhile nats-py keeps at most
 PENDING_MSGS_LIMIT more in the subscription's buffer (beyond: dropped as a slow consumer). So a
 flood costs bounded memory and threads, and every dropped message is counted.
@@ -23,9 +26,9 @@ import asyncio
 import ctypes
 import logging
 import math
+import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from wasmfleet.host.plugins import messaging_config
 from wasmfleet.host.plugins.wasmcloud_messaging import MessagingBus, MessagingUnavailable, data_connection, open_bus
 from wasmfleet.host.runtime import codec, engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap, RuntimeUnavailable
+from wasmfleet.host.runtime.handler_threads import HandlerThreads
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import filesystem
 
@@ -390,7 +394,8 @@ class MessagingDispatcher:
         self._bus: MessagingBus | None = None
         self._host_slots: asyncio.Semaphore | None = None
         self._host_bound = 0
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: HandlerThreads | None = None
+        self._nudging = False
         self._finished: list[Subscribed] = []
         self._finished_lock = threading.Lock()
 
@@ -413,7 +418,7 @@ class MessagingDispatcher:
         if self._pool is None:
             self._bus = bus
             self._host_bound = host_slots
-            self._pool = ThreadPoolExecutor(max_workers=max(1, host_slots), thread_name_prefix="messaging")
+            self._pool = HandlerThreads(max(1, host_slots), target=os.cpu_count() or 2)
             self._host_slots = await self._on_bus(self._make_semaphore(host_slots))
         entry = Subscribed(workload_id, handler, plan, await self._on_bus(self._make_semaphore(plan.max_in_flight)),
                            idle=await self._on_bus(self._make_event()))
@@ -479,9 +484,21 @@ class MessagingDispatcher:
                 await host_slots.acquire()
             counters.inflight += 1
             entry.idle.clear()
-            self._pool.submit(self._run, entry, msg.subject, msg.data, msg.reply or None)
+            subject, data, reply = msg.subject, msg.data, msg.reply or None
+            self._pool.submit(lambda: self._run(entry, subject, data, reply))
+            if not self._nudging and self._pool.backlog():
+                self._nudging = True
+                asyncio.get_running_loop().call_later(self._pool.stall_s, self._nudge)
 
         return on_message
+
+    def _nudge(self) -> None:
+        """On the loop, while messages wait for a handler thread: one more thread when the oldest
+        has waited too long (see handler_threads)."""
+        if self._pool is not None and self._pool.nudge():
+            asyncio.get_running_loop().call_later(self._pool.stall_s, self._nudge)
+        else:
+            self._nudging = False
 
     def _run(self, entry: Subscribed, subject: str, body: bytes, reply_to: str | None) -> None:
         """On a pool thread: handles one message, then hands its slots back to the loop (finished
@@ -551,4 +568,4 @@ class MessagingDispatcher:
         for workload_id in list(self._by_workload):
             await self.unsubscribe(workload_id, grace_s)
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.close()
