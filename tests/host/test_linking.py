@@ -14,7 +14,8 @@ Checks:
 - Memory stays flat over 10,000 linked requests, and no store stays registered for the forwarders.
 - Library instances (each in stores of its own): none for a request that does not call it; one per
   calling request at poolSize 0 (all of a request's calls reach that one); reused across requests
-  at the library's own poolSize (never because the entry is pooled); a trap retires it.
+  at the library's own poolSize (never because the entry is pooled); a trap retires it. A chain
+  (front -> pong -> ping-leaf) binds each provider's own providers the same way.
 - route() of a spec with peers that was never prepared links it too; unroute forgets every artefact.
 """
 
@@ -288,6 +289,30 @@ def test_library_instances_follow_the_library_own_pool_size(
             assert _call(loaded, "/1") == 200
             assert calc.instantiations == 2
         assert not crossing._ACTIVE or front_pool > 0  # only a pooled entry's idle stores stay registered
+    finally:
+        loaded.close()
+    assert not crossing._ACTIVE
+
+
+def test_a_chain_of_libraries_binds_each_level(settings: specs.RuntimeSettings) -> None:
+    members = [component("front", "link-front-wat"), component("pong", "link-pong-wat"),
+               component("leaf", "link-ping-leaf-wat", pool_size=1)]
+    prepared = prepare(settings, *members)
+    assert set(prepared.components[0].reaches) == {"leaf", "pong"}
+    loaded = instances.LoadedComponent(instances.with_peers(members, 0), settings,
+                                       prepared.components[0].artefact, plugin_hooks=False)
+    try:
+        loaded.warm_up()
+        leaf, pong = sorted(loaded.members, key=lambda m: m.spec.name)
+        for _ in range(5):
+            channel = io.Channel()
+            channel.close()
+            sink = _Sink()
+            body: list[bytes] = []
+            sink.write = body.append  # type: ignore[method-assign]
+            loaded.invoke(http.IncomingRequest("GET", "/", "pair.test", [], io.ChannelInput(channel)), sink)
+            assert (sink.status, b"".join(body)) == (200, b"63")  # double(21) = pong: ping(21) = leaf: 21 * 3
+        assert pong.instantiations == 1 + 5 and leaf.instantiations == 1  # fresh / warm at its poolSize
     finally:
         loaded.close()
     assert not crossing._ACTIVE
