@@ -418,7 +418,10 @@ class MessagingDispatcher:
         if self._pool is None:
             self._bus = bus
             self._host_bound = host_slots
-            self._pool = HandlerThreads(max(1, host_slots), target=os.cpu_count() or 2)
+            # This process's share of the CPUs, as it has of the host's bound (worker processes
+            # split both alike): about one handler thread per CPU on the whole host.
+            cpus = (os.cpu_count() or 2) * host_slots / messaging_config.HOST_MAX_IN_FLIGHT
+            self._pool = HandlerThreads(max(1, host_slots), target=max(1, round(cpus)))
             self._host_slots = await self._on_bus(self._make_semaphore(host_slots))
         entry = Subscribed(workload_id, handler, plan, await self._on_bus(self._make_semaphore(plan.max_in_flight)),
                            idle=await self._on_bus(self._make_event()))
