@@ -18,7 +18,8 @@ from wasmfleet.host.runtime.messaging_dispatch import split_bound
 
 @pytest.mark.parametrize(("subject", "ok"), [
     ("a", True), ("a.b.c", True), ("a.*.c", True), ("a.>", True), (">", True),
-    ("", False), ("a..b", False), (".a", False), ("a b", False), ("a.b*", False), ("a.>.b", False),
+    ("", False), ("a..b", False), (".a", False), ("a.", False), ("a b", False), ("a\tb", False),
+    ("a.b*", False), ("a.>.b", False), ("a.b>", False), ("*a", False),
 ])
 def test_subjects(subject: str, ok: bool) -> None:
     assert (mc.subject_problem(subject) is None) is ok
@@ -26,6 +27,7 @@ def test_subjects(subject: str, ok: bool) -> None:
 
 def test_publish_refuses_wildcards() -> None:
     assert mc.publish_subject_problem("a.*") is not None
+    assert mc.publish_subject_problem("a.>") is not None
     assert mc.publish_subject_problem("_INBOX.abc") is None
 
 
