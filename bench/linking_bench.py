@@ -17,6 +17,9 @@ number of calls that differ.
     /local?n=100 (the same work in JavaScript, no call)
 Prints req/s per path and the per-call cost in microseconds, with the ratios against the
 same work done inside one component. Needs wrk (scripts/deps.d/components.sh installs it).
+The library is instantiated on the request's first call into it, fresh per request by default
+(poolSize 0); the JS pair runs a second time with the library at poolSize `--lib-pool` (its
+instances kept warm across requests, the library's own opt-in, as upstream), in the same run.
 
 Then, in-process and measured in CPU time of the calling thread (steadier than wall time on a
 busy machine): the same WAT paths invoked directly (no HTTP), with the instance set reused
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import re
 import statistics
@@ -102,11 +106,15 @@ class _Discard:
         pass
 
 
-def in_process_ns(paths: list[str], iterations: int = 2000, blocks: int = 5) -> dict[str, float]:
-    """CPU ns per invocation of each path, the linked WAT pair reused (no HTTP, no instantiation)."""
+def in_process_ns(paths: list[str], iterations: int = 2000, blocks: int = 5,
+                  members: list[specs.ComponentSpec] | None = None) -> dict[str, float]:
+    """CPU ns per invocation of each path (no HTTP): by default the linked WAT pair reused (no
+    instantiation either); or `members` as given (entry first), instantiated as they ask."""
     settings = specs.RuntimeSettings(cache_dir=CACHE, engine=specs.EngineSettings.from_environment(os.environ))
-    members = [spec("front", "link-front-wat"), spec("calc", "link-calc-wat")]
-    members[0] = specs.ComponentSpec(workload_id="bench", name="front", wasm_path=members[0].wasm_path, pool_size=1)
+    if members is None:
+        # Both pooled: a library keeps warm instances only at its own poolSize.
+        members = [dataclasses.replace(spec("front", "link-front-wat"), pool_size=1),
+                   dataclasses.replace(spec("calc", "link-calc-wat"), pool_size=1)]
     prepared = instances.prepare_workload(members, settings)
     loaded = instances.LoadedComponent(instances.with_peers(members, 0), settings, prepared.components[0].artefact,
                                        plugin_hooks=False)
@@ -145,6 +153,7 @@ async def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="wat,js")
+    parser.add_argument("--lib-pool", type=int, default=4, help="poolSize of the library in the second JS run")
     args = parser.parse_args()
     only = set(args.only.split(","))
     if "wat" in only:
@@ -168,19 +177,29 @@ async def main() -> None:
               f"a request making 1 call costs {ns['/1'] / ns['/0']:.2f}x one making none, "
               f"100 calls {ns['/h'] / ns['/0']:.2f}x")
     if "js" in only:
-        print("JS front (componentize-js) -> Python library (componentize-py), fresh instance set per request:")
-        rps = await measure([spec("front", "text-front-js"), spec("text", "text-lib-py")],
-                            ["/", "/cross?n=1", "/cross?n=100", "/inside?n=100", "/local?n=100"],
-                            args.duration, args.runs)
-        cross = per_call_us(rps, "/cross?n=100", "/inside?n=100", 99)
-        print(f"  one crossing call (rotate, JS -> Python): {cross:.1f} us; 100 rotations in one call: "
-              f"{per_call_us(rps, '/inside?n=100', '/', 1):.0f} us; in JS without a call: "
-              f"{per_call_us(rps, '/local?n=100', '/', 1):.0f} us")
-        print(f"  req/s with 1 call: {rps['/cross?n=1']:,.0f}, with 100 calls: {rps['/cross?n=100']:,.0f}, "
-              f"same work in 1 call: {rps['/inside?n=100']:,.0f} "
-              f"(100 calls = {rps['/cross?n=100'] / rps['/inside?n=100']:.2f}x of the single call's rate); "
-              f"front alone: {rps['/']:,.0f}")
-
+        paths = ["/", "/cross?n=1", "/cross?n=100", "/inside?n=100", "/local?n=100"]
+        for pool in (0, args.lib_pool):
+            print(f"JS front (componentize-js) -> Python library (componentize-py, poolSize {pool}), "
+                  "fresh front per request:")
+            library = dataclasses.replace(spec("text", "text-lib-py"), pool_size=pool)
+            rps = await measure([spec("front", "text-front-js"), library], paths, args.duration, args.runs)
+            cross = per_call_us(rps, "/cross?n=100", "/inside?n=100", 99)
+            print(f"  one crossing call (rotate, JS -> Python): {cross:.1f} us; 100 rotations in one call: "
+                  f"{per_call_us(rps, '/inside?n=100', '/', 1):.0f} us; in JS without a call: "
+                  f"{per_call_us(rps, '/local?n=100', '/', 1):.0f} us")
+            print(f"  req/s with 1 call: {rps['/cross?n=1']:,.0f}, with 100 calls: {rps['/cross?n=100']:,.0f}, "
+                  f"same work in 1 call: {rps['/inside?n=100']:,.0f} "
+                  f"(100 calls = {rps['/cross?n=100'] / rps['/inside?n=100']:.2f}x of the single call's rate); "
+                  f"front alone: {rps['/']:,.0f}")
+        print("JS pair in-process (CPU time per request, no HTTP; fresh front per request, best of 5 blocks):")
+        cpu: dict[int, dict[str, float]] = {}
+        for pool in (0, args.lib_pool):
+            members = [spec("front", "text-front-js"), dataclasses.replace(spec("text", "text-lib-py"), pool_size=pool)]
+            cpu[pool] = in_process_ns(paths[:3], iterations=40, members=members)
+        print(f"    {'path':<16} {'library poolSize 0':>20} {f'poolSize {args.lib_pool}':>14}")
+        for path in paths[:3]:
+            print(f"    {path:<16} {cpu[0][path] / 1e6:>17,.2f} ms {cpu[args.lib_pool][path] / 1e6:>11,.2f} ms "
+                  f"(= {1e9 / cpu[0][path]:,.0f} / {1e9 / cpu[args.lib_pool][path]:,.0f} req/s of one core)")
 
 if __name__ == "__main__":
     asyncio.run(main())

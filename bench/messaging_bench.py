@@ -13,7 +13,17 @@ A load generator (this process) keeps `--concurrency` requests outstanding for `
 each, and reports replies per second, the ratio to the peer (target >= 0.3x), and the p50 / p99
 request->reply latency under that load; then p50 / p99 with one request at a time (no queueing).
 
-    .venv/bin/python bench/messaging_bench.py [--seconds 5] [--concurrency 64]
+The responders are measured in `--rounds` rounds, each round measuring every responder once in
+turn; a responder's ratio is taken against the peer's rate in the same round, and the table shows
+the median over the rounds (rate, ratio) and the spread of the ratio: on a shared machine the load
+of other work changes from one minute to the next, and a ratio of two figures measured minutes
+apart says more about that than about the host.
+
+`--before DIR` (a `src/` directory of another checkout, e.g. `git archive <commit> src | tar -x`)
+adds two hosts running that code with the same fresh-instance workloads, measured in the same
+rounds: before/after figures from one run.
+
+    .venv/bin/python bench/messaging_bench.py [--seconds 5] [--concurrency 64] [--rounds 3] [--before DIR]
 """
 
 from __future__ import annotations
@@ -61,12 +71,15 @@ def spawn_peer(url: str, subject: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def spawn_host(url: str, data: Path, workers: int) -> subprocess.Popen[bytes]:
+def spawn_host(url: str, data: Path, workers: int, src: str | None = None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, XDG_CACHE_HOME=str(data / "xdg"))
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join([src, *os.environ.get("PYTHONPATH", "").split(os.pathsep)[1:]])
     return subprocess.Popen(
         [str(BIN / "wasmfleet"), "host", "--nats", url, "--workers", str(workers), "--http-addr", "127.0.0.1:0",
          "--data-dir", str(data / "host"), "--cache-dir", str(data / "artifacts"), "--log-level", "warning",
          "--allow-file-root", str(REPO / ".cache")],
-        env={**os.environ, "XDG_CACHE_HOME": str(data / "xdg")},
+        env=env,
     )
 
 
@@ -127,12 +140,11 @@ def pct(values: list[float], q: float) -> float:
     return 1000 * statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else float("nan")
 
 
-async def measure(nc: Any, subject: str, args: argparse.Namespace) -> dict[str, float]:
-    await load(nc, subject, 1.0, args.concurrency)  # warm-up
+async def measure(nc: Any, subject: str, args: argparse.Namespace) -> tuple[float, list[float], list[float]]:
+    """(rate, latencies under load, latencies one at a time) of one round."""
     rate, loaded = await load(nc, subject, args.seconds, args.concurrency)
-    _, single = await load(nc, subject, min(args.seconds, 3.0), 1)
-    return {"rate": rate, "p50": pct(loaded, 50), "p99": pct(loaded, 99), "p50_1": pct(single, 50),
-            "p99_1": pct(single, 99)}
+    _, single = await load(nc, subject, min(args.seconds, 2.0), 1)
+    return rate, loaded, single
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -149,21 +161,42 @@ async def main(args: argparse.Namespace) -> None:
                 seen.add(host_id)
                 await start_handler(nc, host_id, image, f"bench.w{workers}", 0)
                 await start_handler(nc, host_id, image, f"bench.w{workers}.warm", 16)
-            results = {}
-            for label, subject in (("plain nats-py subscriber", "bench.peer"),
-                                   ("wasm, 1 worker, fresh", "bench.w1"),
-                                   ("wasm, 2 workers, fresh", "bench.w2"),
-                                   ("wasm, 1 worker, poolSize 16", "bench.w1.warm"),
-                                   ("wasm, 2 workers, poolSize 16", "bench.w2.warm")):
-                results[label] = await measure(nc, subject, args)
-            base = results["plain nats-py subscriber"]["rate"]
-            print(f"\nmessaging request/reply, {args.concurrency} outstanding, {args.seconds:g} s each "
-                  f"(cpus: {os.cpu_count()})")
-            print(f"{'responder':28} {'msg/s':>8} {'ratio':>6} {'p50':>8} {'p99':>8}   {'p50 (1 at a time)':>18} "
-                  f"{'p99':>8}")
-            for label, r in results.items():
-                print(f"{label:28} {r['rate']:8.0f} {r['rate'] / base:5.2f}x {r['p50']:6.2f}ms {r['p99']:6.2f}ms   "
-                      f"{r['p50_1']:16.2f}ms {r['p99_1']:6.2f}ms")
+                if args.before:
+                    procs.append(spawn_host(bus.url, Path(tmp) / f"b{workers}", workers, args.before))
+                    host_id = await wait_heartbeat(nc, seen)
+                    seen.add(host_id)
+                    await start_handler(nc, host_id, image, f"bench.b{workers}", 0)
+            responders = (("plain nats-py subscriber", "bench.peer"),
+                          ("wasm, 1 worker, fresh", "bench.w1"),
+                          ("wasm, 2 workers, fresh", "bench.w2"),
+                          ("wasm, 1 worker, poolSize 16", "bench.w1.warm"),
+                          ("wasm, 2 workers, poolSize 16", "bench.w2.warm"),
+                          *((("before: 1 worker, fresh", "bench.b1"), ("before: 2 workers, fresh", "bench.b2"))
+                            if args.before else ()))
+            for _, subject in responders:
+                await load(nc, subject, 1.0, args.concurrency)  # warm-up
+            rates: dict[str, list[float]] = {label: [] for label, _ in responders}
+            ratios: dict[str, list[float]] = {label: [] for label, _ in responders}
+            loaded: dict[str, list[float]] = {label: [] for label, _ in responders}
+            single: dict[str, list[float]] = {label: [] for label, _ in responders}
+            for _ in range(args.rounds):
+                round_rates = {}
+                for label, subject in responders:
+                    round_rates[label], under_load, one = await measure(nc, subject, args)
+                    loaded[label] += under_load
+                    single[label] += one
+                for label, rate in round_rates.items():
+                    rates[label].append(rate)
+                    ratios[label].append(rate / round_rates["plain nats-py subscriber"])
+            print(f"\nmessaging request/reply, {args.concurrency} outstanding, {args.seconds:g} s each, "
+                  f"median of {args.rounds} rounds (cpus: {os.cpu_count()})")
+            print(f"{'responder':28} {'msg/s':>8} {'ratio':>6} {'(rounds)':>12} {'p50':>8} {'p99':>8}   "
+                  f"{'p50 (1 at a time)':>18} {'p99':>8}")
+            for label, _ in responders:
+                spread = f"{min(ratios[label]):.2f}-{max(ratios[label]):.2f}"
+                print(f"{label:28} {statistics.median(rates[label]):8.0f} {statistics.median(ratios[label]):5.2f}x "
+                      f"{spread:>12} {pct(loaded[label], 50):6.2f}ms {pct(loaded[label], 99):6.2f}ms   "
+                      f"{pct(single[label], 50):16.2f}ms {pct(single[label], 99):6.2f}ms")
         finally:
             await nc.close()
             for proc in procs:
@@ -182,4 +215,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", help="src/ of another checkout, run by two more hosts for comparison")
     asyncio.run(main(parser.parse_args()))

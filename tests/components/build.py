@@ -47,7 +47,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WIT = HERE / "wit"
 LINK_WAT = ("link-calc-wat", "link-front-wat", "link-ping-wat", "link-pong-wat", "link-counters-wat",
-            "link-counters-user-wat", "link-next-user-wat")
+            "link-counters-user-wat", "link-next-user-wat", "link-ping-leaf-wat")
 """WAT fixtures of linked components (worlds in wit/deps/linktest*, see tests/host/test_linking.py)."""
 GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "messaging-wat", "no-body-wat",
           "kv-getset-wat", "hello-py", "hello-js",

@@ -12,6 +12,10 @@ Checks:
 - A linked component's trap fails that request (500), one that runs past the request's deadline
   answers 504, and the next request is served.
 - Memory stays flat over 10,000 linked requests, and no store stays registered for the forwarders.
+- Library instances (each in stores of its own): none for a request that does not call it; one per
+  calling request at poolSize 0 (all of a request's calls reach that one); reused across requests
+  at the library's own poolSize (never because the entry is pooled); a trap retires it. A chain
+  (front -> pong -> ping-leaf) binds each provider's own providers the same way.
 - route() of a spec with peers that was never prepared links it too; unroute forgets every artefact.
 """
 
@@ -231,3 +235,84 @@ async def test_route_without_prepare_workload_links_the_peers(settings: specs.Ru
         assert not srv._prepared
     finally:
         await srv.stop(2)
+
+
+class _Sink:
+    status = 0
+
+    def start(self, status: int, headers: list[tuple[str, bytes]]) -> None:
+        self.status = status
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def _call(loaded: instances.LoadedComponent, path: str) -> int:
+    channel = io.Channel()
+    channel.close()
+    sink = _Sink()
+    try:
+        loaded.invoke(http.IncomingRequest("GET", path, "pair.test", [], io.ChannelInput(channel)), sink)
+    except Exception:
+        return 500
+    return sink.status
+
+
+@pytest.mark.parametrize(("front_pool", "calc_pool"), [(0, 0), (2, 0), (0, 2)])
+def test_library_instances_follow_the_library_own_pool_size(
+        settings: specs.RuntimeSettings, front_pool: int, calc_pool: int) -> None:
+    members = [component("front", "link-front-wat", pool_size=front_pool),
+               component("calc", "link-calc-wat", pool_size=calc_pool)]
+    prepared = prepare(settings, *members)
+    loaded = instances.LoadedComponent(instances.with_peers(members, 0), settings,
+                                       prepared.components[0].artefact, plugin_hooks=False)
+    try:
+        loaded.warm_up()
+        calc = loaded.members[0]
+        assert calc.spec.name == "calc" and calc.instantiations == 1  # checked once at warm-up
+        for _ in range(5):
+            assert _call(loaded, "/0") == 200  # no call: the library is not instantiated
+        assert calc.instantiations == 1
+        for _ in range(10):
+            assert _call(loaded, "/h") == 200  # 100 calls each, to one instance per request
+        if calc_pool == 0:  # fresh per calling request, whether or not the entry is pooled
+            assert calc.instantiations == 1 + 10
+        else:  # kept warm at the library's own poolSize: the warm-up's instance serves them all
+            assert calc.instantiations == 1
+            assert _call(loaded, "/t") == 500  # double(999) traps inside calc: that instance retires
+            assert _call(loaded, "/1") == 200
+            assert calc.instantiations == 2
+        assert not crossing._ACTIVE or front_pool > 0  # only a pooled entry's idle stores stay registered
+    finally:
+        loaded.close()
+    assert not crossing._ACTIVE
+
+
+def test_a_chain_of_libraries_binds_each_level(settings: specs.RuntimeSettings) -> None:
+    members = [component("front", "link-front-wat"), component("pong", "link-pong-wat"),
+               component("leaf", "link-ping-leaf-wat", pool_size=1)]
+    prepared = prepare(settings, *members)
+    assert set(prepared.components[0].reaches) == {"leaf", "pong"}
+    loaded = instances.LoadedComponent(instances.with_peers(members, 0), settings,
+                                       prepared.components[0].artefact, plugin_hooks=False)
+    try:
+        loaded.warm_up()
+        leaf, pong = sorted(loaded.members, key=lambda m: m.spec.name)
+        for _ in range(5):
+            channel = io.Channel()
+            channel.close()
+            sink = _Sink()
+            body: list[bytes] = []
+            sink.write = body.append  # type: ignore[method-assign]
+            loaded.invoke(http.IncomingRequest("GET", "/", "pair.test", [], io.ChannelInput(channel)), sink)
+            assert (sink.status, b"".join(body)) == (200, b"63")  # double(21) = pong: ping(21) = leaf: 21 * 3
+        assert pong.instantiations == 1 + 5 and leaf.instantiations == 1  # fresh / warm at its poolSize
+    finally:
+        loaded.close()
+    assert not crossing._ACTIVE

@@ -2,7 +2,8 @@
 
 Checks: subjects and queue names are validated as NATS has them (empty tokens, whitespace, partial
 wildcards, '>' not last), durations accept seconds/s/ms and are capped at 600 s, localResources.config
-wins over the hostInterfaces entries, the default queue group is namespace.workload.component,
+wins over the hostInterfaces entries, the default queue group is namespace.replica-group.component
+(characters a queue name may not hold replaced),
 "broadcast" is a plain subscription, errors name the key and its source, and `split_bound` never
 hands out more slots than the bound.
 """
@@ -17,7 +18,8 @@ from wasmfleet.host.runtime.messaging_dispatch import split_bound
 
 @pytest.mark.parametrize(("subject", "ok"), [
     ("a", True), ("a.b.c", True), ("a.*.c", True), ("a.>", True), (">", True),
-    ("", False), ("a..b", False), (".a", False), ("a b", False), ("a.b*", False), ("a.>.b", False),
+    ("", False), ("a..b", False), (".a", False), ("a.", False), ("a b", False), ("a\tb", False),
+    ("a.b*", False), ("a.>.b", False), ("a.b>", False), ("*a", False),
 ])
 def test_subjects(subject: str, ok: bool) -> None:
     assert (mc.subject_problem(subject) is None) is ok
@@ -25,6 +27,7 @@ def test_subjects(subject: str, ok: bool) -> None:
 
 def test_publish_refuses_wildcards() -> None:
     assert mc.publish_subject_problem("a.*") is not None
+    assert mc.publish_subject_problem("a.>") is not None
     assert mc.publish_subject_problem("_INBOX.abc") is None
 
 
@@ -37,6 +40,11 @@ def test_resolve_reads_local_config_first_and_defaults() -> None:
     assert broadcast is not None
     assert (broadcast.subjects, broadcast.queue, broadcast.admission_wait_s) == (("a", "b"), None, 0.5)
     assert mc.resolve({}, [{}], namespace="ns", workload="wl", component="c") is None
+
+
+def test_default_queue_is_a_valid_queue_name() -> None:
+    queue = mc.default_queue("ns", "odd name*>", "c")
+    assert queue == "ns.odd_name__.c" and mc.queue_problem(queue) is None
 
 
 @pytest.mark.parametrize(("local", "entry", "message"), [

@@ -9,6 +9,9 @@ Checks:
   basic-auth Secret.
 - volumes map to hostPath/emptyDir; limits and policies carry over; workloadId = uid.
 - the fingerprint changes with the configuration and ignores annotations.
+- the replica-group annotation names the WorkloadDeployment of a replica (else its controlling
+  ReplicaSet, else the Workload itself), overriding one set on the object; a deployment label on a
+  Workload no ReplicaSet controls is ignored; a host reading the request falls back to the name.
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ from typing import Any
 import pytest
 
 from wasmfleet.api import models
-from wasmfleet.bus import messages
+from wasmfleet.bus import messages, replica_groups
 from wasmfleet.operator import startrequests as sr
 
 
-def workload(spec: dict[str, Any]) -> models.Workload:
+def workload(spec: dict[str, Any], **meta: Any) -> models.Workload:
     return models.Workload.model_validate({
         "apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Workload",
-        "metadata": {"name": "w", "namespace": "ns", "uid": "uid-1", "annotations": {"a": "b"}},
+        "metadata": {"name": "w", "namespace": "ns", "uid": "uid-1", "annotations": {"a": "b"}, **meta},
         "spec": spec,
     })
 
@@ -111,3 +114,26 @@ def test_fingerprint_tracks_configuration_not_annotations() -> None:
     assert sr.fingerprint(req) == sr.fingerprint(same)
     changed = sr.Sources({**sources().config_maps, "cm": {"B": "changed"}}, sources().secrets, sources().artifacts)
     assert sr.fingerprint(sr.build(workload(SPEC), changed)) != sr.fingerprint(req)
+
+
+def _owned_by(kind: str, name: str) -> list[dict[str, Any]]:
+    return [{"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": kind, "name": name, "uid": "u",
+             "controller": True}]
+
+
+def test_replica_group_names_the_deployment_then_the_replicaset_then_the_workload() -> None:
+    spec = {"components": [{"name": "c", "image": "file:///x.wasm"}]}
+    deployment_label = {"runtime.wasmcloud.dev/workload-deployment": "jobs"}
+    replica = workload(spec, name="jobs-5d8f-abcde", labels=deployment_label,
+                       ownerReferences=_owned_by("WorkloadReplicaSet", "jobs-5d8f"),
+                       annotations={replica_groups.ANNOTATION: "set-by-a-user", "a": "b"})
+    req = sr.build(replica, sources())
+    assert req.workload.annotations == {replica_groups.ANNOTATION: "jobs", "a": "b"}
+    assert replica_groups.of(req.workload) == "jobs"
+    of_rs = workload(spec, name="rs-1-xyz", ownerReferences=_owned_by("WorkloadReplicaSet", "rs-1"))
+    assert replica_groups.of(sr.build(of_rs, sources()).workload) == "rs-1"
+    # A standalone Workload is its own group, whatever labels it carries.
+    alone = workload(spec, name="solo", labels=deployment_label)
+    assert replica_groups.of(sr.build(alone, sources()).workload) == "solo"
+    # A request from an operator that sends no annotation (upstream's): the Workload's name.
+    assert replica_groups.of(messages.Workload(namespace="ns", name="plain")) == "plain"

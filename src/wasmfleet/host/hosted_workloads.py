@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from wasmfleet.artifacts.fetching import ArtifactError, Fetcher
-from wasmfleet.bus import messages
+from wasmfleet.bus import messages, replica_groups
 from wasmfleet.host import service_supervision, translation
 from wasmfleet.host.metrics import HostMetrics
 from wasmfleet.host.plugin_api import guestlogs
@@ -451,7 +451,7 @@ def _messaging_plans(workload: messages.Workload) -> list[messaging_config.Subsc
         try:
             plans.append(messaging_config.resolve(
                 dict(component.local_resources.config), configs, namespace=workload.namespace,
-                workload=workload.name, component=translation.component_name(component, index)))
+                workload=replica_groups.of(workload), component=translation.component_name(component, index)))
         except messaging_config.MessagingConfigError as exc:
             raise translation.InvalidWorkload(str(exc)) from None
     if all(p is None for p in plans) and any("handler" in e.interfaces for e in entries):

@@ -14,8 +14,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from wasmfleet.api import models
-from wasmfleet.bus import http_routing, messages
+from wasmfleet.api import groups, models
+from wasmfleet.bus import http_routing, messages, replica_groups
 
 ARTIFACT_SCHEME = "artifact://"
 
@@ -176,6 +176,19 @@ def _pull_policy(policy: str) -> messages.ImagePullPolicy:
     return _PULL_POLICIES.get(policy, messages.ImagePullPolicy.UNSPECIFIED)
 
 
+def replica_group(wl: models.Workload) -> str:
+    """The name every replica of `wl`'s deployment shares (bus/replica_groups.py): the
+    WorkloadDeployment's for a replica of one (its label, which the operator sets on the template),
+    else the owning WorkloadReplicaSet's, else the Workload's own. Read only under a controlling
+    ReplicaSet: a label on a standalone Workload does not make it join a deployment's group."""
+    meta = wl.metadata
+    owner = next((ref for ref in meta.owner_references
+                  if ref.get("controller") and ref.get("kind") == "WorkloadReplicaSet" and ref.get("name")), None)
+    if owner is None:
+        return meta.name or ""
+    return meta.labels.get(groups.LABEL_WORKLOAD_DEPLOYMENT) or str(owner["name"])
+
+
 def build(wl: models.Workload, src: Sources) -> messages.WorkloadStartRequest:
     """The start request for `wl`; raises MissingReference when something referenced is absent."""
     spec = wl.spec
@@ -234,7 +247,8 @@ def build(wl: models.Workload, src: Sources) -> messages.WorkloadStartRequest:
         workload=messages.Workload(
             namespace=meta.namespace or "",
             name=meta.name or "",
-            annotations=dict(meta.annotations),
+            # The operator's value wins over an annotation of the same key set on the object.
+            annotations={**meta.annotations, replica_groups.ANNOTATION: replica_group(wl)},
             service=service,
             wit_world=messages.WitWorld(components=components, host_interfaces=interfaces),
             volumes=volumes,
@@ -244,7 +258,10 @@ def build(wl: models.Workload, src: Sources) -> messages.WorkloadStartRequest:
 
 def fingerprint(req: messages.WorkloadStartRequest) -> str:
     """A short digest of everything the host receives, except annotations (which include the
-    fingerprint itself): a different fingerprint means the running workload must be restarted."""
+    fingerprint itself): a different fingerprint means the running workload must be restarted.
+    The replica-group annotation is left out with the rest: it follows from the Workload's owner,
+    which never changes, and a replica an older operator started keeps its per-replica default
+    queue group until it is restarted, rather than every replica restarting on an upgrade."""
     body = messages.to_dict(req)
     body.get("workload", {}).pop("annotations", None)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]

@@ -4,8 +4,11 @@ Each key is read from the component's localResources.config first, then from the
 wasmcloud:messaging hostInterfaces entries (in order), as upstream reads them:
 
     subscriptions    comma-separated NATS subjects (wildcards `*` and a final `>` allowed)
-    consumer_group   a NATS queue group; unset = "<namespace>.<workload>.<component>";
-                     "broadcast" = a plain subscription (every replica gets every message)
+    consumer_group   a NATS queue group; unset = "<namespace>.<replica group>.<component>",
+                     where the replica group is the deployment the workload is a replica of
+                     (bus/replica_groups.py), so the replicas of one deployment share each
+                     message once; "broadcast" = a plain subscription (every replica gets
+                     every message)
     max_in_flight    messages of this component handled at once on one host (default 32)
     admission_wait   how long a message waits for a free slot before it is dropped
                      (seconds, "500ms" or "2s" also accepted; default 30 s, at most 600 s)
@@ -18,6 +21,7 @@ message naming the key and where it came from. Pure functions, no NATS.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -50,27 +54,32 @@ class Subscriptions:
     """0 = the host's request timeout."""
 
 
+_WHITESPACE = re.compile(r"\s")
+
+
 def subject_problem(subject: str) -> str | None:
-    """Why `subject` is not a NATS subject one may subscribe to (None when it is)."""
+    """Why `subject` is not a NATS subject one may subscribe to (None when it is). On every
+    publish of a guest, so the common case (no wildcard) is a few scans in C."""
     if not subject:
         return "empty subject"
-    if any(c.isspace() for c in subject):
+    if _WHITESPACE.search(subject):
         return f"{subject!r} contains whitespace"
-    tokens = subject.split(".")
-    for i, token in enumerate(tokens):
-        if not token:
-            return f"{subject!r} has an empty token"
-        if ("*" in token or ">" in token) and token not in ("*", ">"):
-            return f"{subject!r}: wildcards must be whole tokens"
-        if token == ">" and i != len(tokens) - 1:
-            return f"{subject!r}: '>' must be the last token"
+    if ".." in subject or subject[0] == "." or subject[-1] == ".":
+        return f"{subject!r} has an empty token"
+    if "*" in subject or ">" in subject:
+        tokens = subject.split(".")
+        for i, token in enumerate(tokens):
+            if ("*" in token or ">" in token) and token not in ("*", ">"):
+                return f"{subject!r}: wildcards must be whole tokens"
+            if token == ">" and i != len(tokens) - 1:
+                return f"{subject!r}: '>' must be the last token"
     return None
 
 
 def publish_subject_problem(subject: str) -> str | None:
     """Why a message cannot be published to `subject` (no wildcards there)."""
     problem = subject_problem(subject)
-    if problem is None and any(t in ("*", ">") for t in subject.split(".")):
+    if problem is None and ("*" in subject or ">" in subject):  # whole tokens by now: wildcards
         return f"{subject!r}: cannot publish to a wildcard subject"
     return problem
 
@@ -138,9 +147,11 @@ def value_problems(config: Mapping[str, str]) -> list[str]:
 
 
 def default_queue(namespace: str, workload: str, component: str) -> str:
-    """The queue group of a component that sets no consumer_group."""
+    """The queue group of a component that sets no consumer_group; `workload` is the replica group
+    (the same for every replica of a deployment). Whitespace, '*' and '>' (which a queue name may
+    not hold) become '_'."""
     parts = [p for p in (namespace, workload, component) if p]
-    return ".".join("".join(c if not c.isspace() else "_" for c in p) for p in parts) or "wasmfleet"
+    return ".".join("".join("_" if c.isspace() or c in "*>" else c for c in p) for p in parts) or "wasmfleet"
 
 
 def resolve(local: Mapping[str, str], entries: Sequence[Mapping[str, str]], *, namespace: str,

@@ -8,10 +8,11 @@ limit (growth beyond it fails inside the guest, which then traps -> 500).
 Calls run on the worker's wasm thread, never on the event loop.
 
 A component whose spec lists `peers` (the other components of its workload) is loaded with every
-component it reaches through its imports (`linking.resolve_workload`): each gets its own linker,
-resource table and WASI state, and for every call one store holds one instance of each, created
-providers first. Calls between them go through `crossing` forwarders in that store. The whole
-set is fresh per call, or pooled as one unit by the entry component's pool_size.
+component it reaches through its imports (`linking.resolve_workload`): each is a
+`crossing.Provider` with its own linker, stores, resource tables and WASI state. Calls into them
+go through `crossing` forwarders: a request binds one instance of a provider on its first call to
+it, and releases it when the request ends (discarded, or kept warm when that provider's own
+pool_size asks). The entry's pool_size pools the entry's instances only.
 """
 
 from __future__ import annotations
@@ -165,47 +166,28 @@ def with_peers(component_specs: list[ComponentSpec], index: int) -> ComponentSpe
 
 class WarmInstance:
     """A store (raw wasmtime_store_t address) with one instantiated component and its handler
-    (and, for linked components, one instance of each component it reaches, in `tables`)."""
+    (and, when it imports from other components, the provider instances its calls are bound to
+    in `linked`)."""
 
-    __slots__ = ("ctx", "func", "store", "table", "tables", "uses")
+    __slots__ = ("ctx", "func", "linked", "store", "table", "uses")
 
     def __init__(self, store: int, ctx: int, table: handle_tables.ResourceTable, func: Any) -> None:
         self.store = store
         self.ctx = ctx
         self.table = table
-        self.tables: list[handle_tables.ResourceTable] = []
-        """Resource tables of the linked components in this store (besides `table`)."""
+        self.linked: crossing.LinkedStore | None = None
         self.func = func  # wasmtime_component_func_t
         self.uses = 0
 
     def close(self) -> None:
-        """Closes the host objects of the store, then frees the store (and its instances)."""
+        """Closes the host objects of the store, then frees the store (and its instance)."""
         self.table.clear()
-        for table in self.tables:
-            table.clear()
-        if self.tables:
+        if self.linked is not None:
+            self.linked.release(False)
             crossing.unregister(self.ctx)
         store, self.store = self.store, 0
         if store:
             _store_delete(store)
-
-
-class _Member:
-    """One component of a linked set, as instantiated in each store."""
-
-    def __init__(self, spec: ComponentSpec, component: Any, linker: Any, settings: RuntimeSettings) -> None:
-        self.spec = spec
-        self.component = component
-        self.linker = linker
-        self.linker_addr = _address(linker)
-        self.component_addr = _address(component)
-        self.environment = list(spec.environment.items())
-        self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
-        self.log_name = f"{spec.workload_id}/{spec.name}"
-        self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
-        self.provides: list[tuple[int, Any]] = []
-        """(LinkedStore slot, export index) of each function other members call on this one."""
-        self.plan_imports: list[tuple[str, linking.ImportName, bool]] = []
 
 
 @dataclass
@@ -228,8 +210,9 @@ class LoadedComponent:
         self.component = engines.load(artefact)
         known = plugin_registry.installed().interfaces
         self.slot_count = 0
-        self.members: list[_Member] = []
+        self.members: list[crossing.Provider] = []
         """The linked components this one reaches, providers first (empty when it imports none)."""
+        self.targets: list[tuple[crossing.Provider, int]] = []
         crossings: dict[str, dict[str, int]] = {}
         if spec.peers:
             crossings = self._link_peers(known)
@@ -255,9 +238,7 @@ class LoadedComponent:
         timeout = spec.request_timeout_s or settings.request_timeout_s
         self.deadline_ticks = max(1, math.ceil(timeout / engines.tick_seconds()))
         self.timeout_s = timeout
-        self.memory_bytes = max(
-            [(s.memory_limit_mb or settings.memory_limit_mb) << 20 for s in (spec, *(m.spec for m in self.members))]
-        )  # one store, one limiter: the largest limit of the set applies to each memory
+        self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20  # providers: their own
         self.environment = list(spec.environment.items())
         self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
         self.may_block = any(
@@ -288,9 +269,9 @@ class LoadedComponent:
         ]
         links = linking.resolve_workload([(s.name, c) for s, c in zip(specs_, components, strict=True)], known)
         order = links.closure(0)
-        members: dict[int, _Member] = {}
+        members: dict[int, crossing.Provider] = {}
         slots_of: dict[int, dict[str, dict[str, int]]] = {}
-        next_slot = 0
+        targets = self.targets
         for index in order:  # providers first: their export indices are known before a consumer links
             crossings: dict[str, dict[str, int]] = {}
             for iface, provider in links.providers[index].items():
@@ -300,9 +281,8 @@ class LoadedComponent:
                     func_idx = provider_component.get_export_index(fname, iface_idx)
                     if func_idx is None:
                         raise ComponentError(f"component {links.names[provider]}", f"does not export {iface}#{fname}")
-                    members[provider].provides.append((next_slot, func_idx))
-                    crossings.setdefault(iface, {})[fname] = crossing.new_slot(next_slot)
-                    next_slot += 1
+                    crossings.setdefault(iface, {})[fname] = crossing.new_slot(len(targets))
+                    targets.append((members[provider], members[provider].provide(func_idx)))
             slots_of[index] = crossings
             if index == 0:
                 continue  # the entry itself: linked by the caller
@@ -311,18 +291,23 @@ class LoadedComponent:
             linker, _ = linking.build_linker(
                 components[index], mspec, mplan, known, settings.engine.fast_host_calls, crossings
             )
-            member = _Member(mspec, components[index], linker, settings)
+            member = crossing.Provider(mspec, components[index], linker, settings)
             member.plan_imports = mplan.imports
+            if crossings:
+                member.targets = targets
             members[index] = member
         self.members = [members[i] for i in order if i != 0]
-        self.slot_count = next_slot
+        self.slot_count = len(targets)
         return slots_of[0]
 
     def warm_up(self) -> None:
-        """Instantiates once now (off the request path): a pooled component keeps the instance,
-        and either way the first request finds the artefact's pages and wasmtime's lazy state
-        ready. Raises ComponentError when the component cannot even be instantiated."""
+        """Instantiates once now (off the request path), with each component it reaches: a
+        pooled component keeps the instance, and either way the first request finds the
+        artefact's pages and wasmtime's lazy state ready. Raises ComponentError when one of them
+        cannot even be instantiated."""
         try:
+            for member in self.members:
+                member.warm_up()
             inst = self._new_instance()
         except GuestTrap as exc:
             raise ComponentError(self.spec.wasm_path, str(exc)) from None
@@ -336,21 +321,6 @@ class LoadedComponent:
         store = _store_new(self._engine_addr, None, None)
         ctx = _store_context(store)
         _store_limiter(store, self.memory_bytes, -1, -1, -1, -1)
-        linked: crossing.LinkedStore | None = None
-        member_tables: list[handle_tables.ResourceTable] = []
-        if self.members:
-            linked = crossing.LinkedStore(self.slot_count)
-            crossing.register(ctx, linked)
-            _set_epoch_deadline(ctx, self.deadline_ticks)
-            for member in self.members:
-                try:
-                    member_tables.append(self._instantiate_member(member, store, ctx, linked))
-                except BaseException:
-                    for table in member_tables:
-                        table.clear()
-                    crossing.unregister(ctx)
-                    _store_delete(store)
-                    raise
         state = store_state.WasiContext(
             workload_id=self.spec.workload_id,
             component=self.spec.name,
@@ -364,7 +334,9 @@ class LoadedComponent:
         )
         table = handle_tables.ResourceTable(state)
         inst = WarmInstance(store, ctx, table, ffi.wasmtime_component_func_t())
-        inst.tables = member_tables
+        if self.members:  # providers are bound on the first call to each (crossing.LinkedStore)
+            inst.linked = crossing.LinkedStore(self.targets, state)
+            crossing.register(ctx, inst.linked)
         _set_epoch_deadline(ctx, self.deadline_ticks)
         instance = ffi.wasmtime_component_instance_t()
         previous = handle_tables.swap(table)
@@ -381,39 +353,6 @@ class LoadedComponent:
         self.stats.instantiations += 1
         return inst
 
-    def _instantiate_member(self, member: _Member, store: int, ctx: int,
-                            linked: crossing.LinkedStore) -> handle_tables.ResourceTable:
-        """Instantiates one linked component in the store and records the functions it provides."""
-        mspec = member.spec
-        state = store_state.WasiContext(
-            workload_id=mspec.workload_id,
-            component=mspec.name,
-            environment=member.environment,
-            preopens=member.preopens,
-            allowed_hosts=mspec.allowed_hosts,
-            config=mspec.config,
-            grants=mspec.grants,
-            log_name=member.log_name,
-            guest_log=member.guest_log,
-        )
-        table = handle_tables.ResourceTable(state)
-        instance = ffi.wasmtime_component_instance_t()
-        previous = handle_tables.swap(table)
-        try:
-            err = _instantiate(member.linker_addr, ctx, member.component_addr, _byref(instance))
-        finally:
-            handle_tables.swap(previous)
-        if err:
-            table.clear()
-            raise GuestTrap(f"instantiating component {mspec.name} failed: {linking.describe_error(_error(err))}")
-        for slot, func_idx in member.provides:
-            func = crossing.func_struct()
-            if not _get_func(_byref(instance), ctx, _address(func_idx), _byref(func)):
-                table.clear()
-                raise GuestTrap(f"component {mspec.name}: a linked export is not a function")
-            linked.set(slot, func, table)
-        return table
-
     def _acquire(self) -> WarmInstance:
         if self.spec.pool_size > 0:
             with self.pool_lock:
@@ -422,6 +361,8 @@ class LoadedComponent:
         return self._new_instance()
 
     def _release(self, inst: WarmInstance, healthy: bool) -> None:
+        if inst.linked is not None:
+            inst.linked.release(healthy)  # the request is over: so is its use of the providers
         spec = self.spec
         if not healthy or spec.pool_size <= 0:
             inst.close()
@@ -443,8 +384,6 @@ class LoadedComponent:
         outparam = http.ResponseOutparam(sink)
         state: store_state.WasiContext = inst.table.state
         state.deadline = time.monotonic() + self.timeout_s
-        for table in inst.tables:
-            table.state.deadline = state.deadline
         state.before_wait = getattr(sink, "before_wait", None)  # ThreadSink: send before blocking
         body = request.body
         if isinstance(body, io.ChannelInput):
@@ -503,5 +442,4 @@ class LoadedComponent:
         if self.guest_log is not None:
             self.guest_log.close()
         for member in self.members:
-            if member.guest_log is not None:
-                member.guest_log.close()
+            member.close()

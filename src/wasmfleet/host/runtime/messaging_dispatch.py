@@ -6,8 +6,11 @@ one when poolSize asks, as HTTP does) and one NATS subscription per subject, on 
 `MessagingBus` (plugins/wasmcloud_messaging.py).
 
 Bounds, per process (the parent splits the host's bounds across its worker processes, see
-`split_bound`): at most `max_in_flight` messages of a component and `host_slots` in total run at
-once, each on a thread of a bounded pool (wasmtime releases the GIL while wasm runs). A message
+`split_bound`): at most `max_in_flight` messages of a component and `host_slots` in total are
+admitted at once. They run on `handler_threads.HandlerThreads`: about one thread per CPU while
+handlers keep up, one more each time the oldest waiting message has waited 2 ms (a handler
+waiting on NATS or spinning), up to `host_slots` threads (wasmtime releases the GIL while wasm
+runs). A message
 waits for a slot at most `admission_wait` on the NATS loop; meanwhile nats-py keeps at most
 PENDING_MSGS_LIMIT more in the subscription's buffer (beyond: dropped as a slow consumer). So a
 flood costs bounded memory and threads, and every dropped message is counted.
@@ -23,9 +26,9 @@ import asyncio
 import ctypes
 import logging
 import math
+import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from wasmfleet.host.plugins import messaging_config
 from wasmfleet.host.plugins.wasmcloud_messaging import MessagingBus, MessagingUnavailable, data_connection, open_bus
 from wasmfleet.host.runtime import codec, engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap, RuntimeUnavailable
+from wasmfleet.host.runtime.handler_threads import HandlerThreads
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import filesystem
 
@@ -49,18 +53,46 @@ HANDLER_FUNC = "handle-message"
 
 _VP = ctypes.c_void_p
 _I64 = ctypes.c_int64
-_store_new = handle_tables.c_function("wasmtime_store_new", _VP, _VP, _VP, _VP)
-_store_context = handle_tables.c_function("wasmtime_store_context", _VP, _VP)
-_store_delete = handle_tables.c_function("wasmtime_store_delete", None, _VP)
-_store_limiter = handle_tables.c_function("wasmtime_store_limiter", None, _VP, _I64, _I64, _I64, _I64, _I64)
-_set_epoch_deadline = handle_tables.c_function("wasmtime_context_set_epoch_deadline", None, _VP, ctypes.c_uint64)
+_GIL_HOLDING_DLL = ctypes.PyDLL(ffi.dll._name, handle=ffi.dll._handle)
+
+
+def _quick(name: str, restype: Any, *argtypes: Any) -> Any:
+    """Like `handle_tables.c_function`, for a C call that runs no guest code and returns in
+    microseconds: it keeps the GIL. Releasing it (what ctypes does by default) costs little when
+    one thread runs, but with many handler threads each release hands the GIL to another thread and
+    the caller then waits for that one's next release: under load most of a fresh instance's cost
+    was that wait, repeated for each of these calls. Guest code (instantiate, call, post-return)
+    still runs with the GIL released."""
+    fn = _GIL_HOLDING_DLL._FuncPtr((name, _GIL_HOLDING_DLL))
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+    return fn
+
+
+_store_new = _quick("wasmtime_store_new", _VP, _VP, _VP, _VP)
+_store_context = _quick("wasmtime_store_context", _VP, _VP)
+_store_delete = _quick("wasmtime_store_delete", None, _VP)
+_store_limiter = _quick("wasmtime_store_limiter", None, _VP, _I64, _I64, _I64, _I64, _I64)
+_set_epoch_deadline = _quick("wasmtime_context_set_epoch_deadline", None, _VP, ctypes.c_uint64)
 _instantiate = handle_tables.c_function("wasmtime_component_linker_instantiate", _VP, _VP, _VP, _VP, _VP)
-_get_func = handle_tables.c_function("wasmtime_component_instance_get_func", ctypes.c_bool, _VP, _VP, _VP, _VP)
+_get_func = _quick("wasmtime_component_instance_get_func", ctypes.c_bool, _VP, _VP, _VP, _VP)
 _func_call = handle_tables.c_function(
     "wasmtime_component_func_call", _VP, _VP, _VP, _VP, ctypes.c_size_t, _VP, ctypes.c_size_t
 )
 _post_return = handle_tables.c_function("wasmtime_component_func_post_return", _VP, _VP, _VP)
-_val_delete = handle_tables.c_function("wasmtime_component_val_delete", None, _VP)
+_val_delete = _quick("wasmtime_component_val_delete", None, _VP)
+_record_new_uninit = _quick("wasmtime_component_valrecord_new_uninit", None, _VP, ctypes.c_size_t)
+_byte_vec_new = _quick("wasm_byte_vec_new", None, _VP, ctypes.c_size_t, ctypes.c_char_p)
+_list_new_uninit = _quick("wasmtime_component_vallist_new_uninit", None, _VP, ctypes.c_size_t)
+_val_new = _quick("wasmtime_component_val_new", _VP, _VP)
+_VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
+_PAYLOAD = ffi.wasmtime_component_val_t.of.offset
+_ENTRY_SIZE = ctypes.sizeof(ffi.wasmtime_component_valrecord_entry_t)
+_ENTRY_VAL = ffi.wasmtime_component_valrecord_entry_t.val.offset
+_LIST_DATA: int = ffi.wasmtime_component_vallist_t.data.offset  # type: ignore[attr-defined]
+_RECORD_DATA: int = ffi.wasmtime_component_valrecord_t.data.offset  # type: ignore[attr-defined]
+_kind_at = ctypes.c_uint8.from_address
+_ptr_at = ctypes.c_void_p.from_address
 _ErrPtr = ctypes.POINTER(ffi.wasmtime_error_t)
 
 
@@ -72,6 +104,62 @@ def _address(obj: Any) -> int:
 
 def _error(err: int) -> wasmtime.WasmtimeError:
     return wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, _ErrPtr))
+
+
+class _MessageLowering:
+    """Lowers (subject, body, reply-to) into the handler's broker-message record
+    {subject: string, body: list<u8>, reply-to: option<string>} with GIL-holding C calls and
+    direct writes: the generic codec goes through wasmtime-py's typed wrappers, a Python frame
+    and a GIL release per allocation, which was a fifth of a trivial handler's cost."""
+
+    def __init__(self, names: list[bytes]) -> None:
+        self.names = names
+
+    @staticmethod
+    def fits(ty: cm.ValType) -> bool:
+        if not isinstance(ty, cm.RecordType) or len(ty.fields) != 3:
+            return False
+        kinds = [t for _, t in ty.fields]
+        return (isinstance(kinds[0], cm.String) and isinstance(kinds[1], cm.ListType)
+                and isinstance(kinds[1].element, cm.U8) and isinstance(kinds[2], cm.OptionType)
+                and isinstance(kinds[2].payload, cm.String))
+
+    def __call__(self, ctx: int, msg: tuple[str, bytes, str | None], arg: Any) -> None:
+        subject, body, reply_to = msg
+        at = ctypes.addressof(arg)
+        _kind_at(at).value = codec.K_RECORD
+        _record_new_uninit(at + _PAYLOAD, 3)
+        entries = _ptr_at(at + _PAYLOAD + _RECORD_DATA).value
+        assert entries
+        for i, name in enumerate(self.names):
+            _byte_vec_new(entries + i * _ENTRY_SIZE, len(name), name)
+        val = entries + _ENTRY_VAL
+        text = subject.encode()
+        _kind_at(val).value = codec.K_STRING
+        _byte_vec_new(val + _PAYLOAD, len(text), text)
+        val += _ENTRY_SIZE
+        _kind_at(val).value = codec.K_LIST
+        n = len(body)
+        _list_new_uninit(val + _PAYLOAD, n)
+        if n:
+            data = _ptr_at(val + _PAYLOAD + _LIST_DATA).value
+            assert data
+            view = memoryview((ctypes.c_char * (n * _VAL_SIZE)).from_address(data)).cast("B")
+            view[0::_VAL_SIZE] = _KIND_U8 * n
+            view[_PAYLOAD::_VAL_SIZE] = body
+        val += _ENTRY_SIZE
+        _kind_at(val).value = codec.K_OPTION
+        boxed = None
+        if reply_to is not None:
+            some = ffi.wasmtime_component_val_t()
+            some.kind = codec.K_STRING
+            text = reply_to.encode()
+            _byte_vec_new(ctypes.addressof(some) + _PAYLOAD, len(text), text)
+            boxed = _val_new(ctypes.addressof(some))  # moves `some` to the heap; the record owns it
+        _ptr_at(val + _PAYLOAD).value = boxed
+
+
+_KIND_U8 = bytes((codec.K_U8,))
 
 
 def handler_export(component: cm.Component) -> str | None:
@@ -130,7 +218,9 @@ class HandlerComponent:
         assert isinstance(iface_type, cm.ComponentInstanceType)
         fty = iface_type.exports(engines.engine())[HANDLER_FUNC].ty
         assert isinstance(fty, cm.FuncType)
-        self._lower_msg = codec.compile_lower(fty.params[0][1], type_ids)
+        msg_type = fty.params[0][1]
+        self._lower_msg: Any = (_MessageLowering([name.encode() for name, _ in msg_type.fields])  # type: ignore[attr-defined]
+                                if _MessageLowering.fits(msg_type) else codec.compile_lower(msg_type, type_ids))
         assert fty.result is not None
         self._lift_result = codec.compile_lift(fty.result)
         self.timeout_s = timeout_s or spec.request_timeout_s or settings.request_timeout_s
@@ -304,7 +394,8 @@ class MessagingDispatcher:
         self._bus: MessagingBus | None = None
         self._host_slots: asyncio.Semaphore | None = None
         self._host_bound = 0
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: HandlerThreads | None = None
+        self._nudging = False
         self._finished: list[Subscribed] = []
         self._finished_lock = threading.Lock()
 
@@ -327,7 +418,10 @@ class MessagingDispatcher:
         if self._pool is None:
             self._bus = bus
             self._host_bound = host_slots
-            self._pool = ThreadPoolExecutor(max_workers=max(1, host_slots), thread_name_prefix="messaging")
+            # This process's share of the CPUs, as it has of the host's bound (worker processes
+            # split both alike): about one handler thread per CPU on the whole host.
+            cpus = (os.cpu_count() or 2) * host_slots / messaging_config.HOST_MAX_IN_FLIGHT
+            self._pool = HandlerThreads(max(1, host_slots), target=max(1, round(cpus)))
             self._host_slots = await self._on_bus(self._make_semaphore(host_slots))
         entry = Subscribed(workload_id, handler, plan, await self._on_bus(self._make_semaphore(plan.max_in_flight)),
                            idle=await self._on_bus(self._make_event()))
@@ -393,9 +487,21 @@ class MessagingDispatcher:
                 await host_slots.acquire()
             counters.inflight += 1
             entry.idle.clear()
-            self._pool.submit(self._run, entry, msg.subject, msg.data, msg.reply or None)
+            subject, data, reply = msg.subject, msg.data, msg.reply or None
+            self._pool.submit(lambda: self._run(entry, subject, data, reply))
+            if not self._nudging and self._pool.backlog():
+                self._nudging = True
+                asyncio.get_running_loop().call_later(self._pool.stall_s, self._nudge)
 
         return on_message
+
+    def _nudge(self) -> None:
+        """On the loop, while messages wait for a handler thread: one more thread when the oldest
+        has waited too long (see handler_threads)."""
+        if self._pool is not None and self._pool.nudge():
+            asyncio.get_running_loop().call_later(self._pool.stall_s, self._nudge)
+        else:
+            self._nudging = False
 
     def _run(self, entry: Subscribed, subject: str, body: bytes, reply_to: str | None) -> None:
         """On a pool thread: handles one message, then hands its slots back to the loop (finished
@@ -465,4 +571,4 @@ class MessagingDispatcher:
         for workload_id in list(self._by_workload):
             await self.unsubscribe(workload_id, grace_s)
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.close()
