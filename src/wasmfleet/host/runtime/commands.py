@@ -238,7 +238,7 @@ class Command:
         state = store_state.WasiContext(
             workload_id=spec.workload_id, component=spec.name,
             environment=list(spec.environment.items()), arguments=list(args), preopens=self.preopens,
-            allowed_hosts=spec.allowed_hosts, config=spec.config, grants=spec.grants,
+            allowed_hosts=spec.allowed_hosts, network=spec.network, config=spec.config, grants=spec.grants,
             log_name=f"{spec.workload_id}/{spec.name}", stdio=stdio,
         )
         table = handle_tables.ResourceTable(state)

@@ -1,0 +1,157 @@
+"""A workload's private loopback: guest TCP/UDP ports on 127.0.0.1 / ::1 backed by AF_UNIX sockets.
+
+Every workload has one directory (mode 0700) holding a socket file per bound port:
+`<dir>/tcp-<port>` (SOCK_STREAM) and `<dir>/udp-<port>` (SOCK_DGRAM). Why AF_UNIX files:
+
+- the names are deterministic, so the components of a workload running in several worker
+  processes, and its service in yet another thread or process, meet at the same port without any
+  broker: binding the file *is* reserving the port (the kernel refuses a second bind with
+  EADDRINUSE, atomically, across processes);
+- nothing is opened on the host's real network, so a guest port can never collide with a host
+  port or be reached from outside;
+- another workload has another directory, so it cannot reach these ports (it has no name for
+  them), and other OS users cannot either (0700).
+
+A client that connects or sends over the loopback binds its own socket to `tcp-<port>` /
+`udp-<port>` with a port chosen here (an ephemeral one unless the guest bound one), so the
+peer learns the client's port from the address `accept` / `recvfrom` returns. The guest only
+ever sees IP addresses and ports.
+
+AF_UNIX paths are limited to 107 bytes; a deep directory is reached through `/proc/self/fd/<fd>`
+of a directory descriptor this module keeps open per process (the kernel resolves it at bind and
+connect time, so the other side sees the same inode).
+
+A process that dies without closing its sockets leaves their files behind; the directory itself
+is removed when the workload stops (the host removes the workload's scratch directory), and
+`wasmfleet run` removes its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import errno
+import os
+import random
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+EPHEMERAL_PORTS = range(49152, 65536)
+"""IANA's dynamic range, where ports chosen for a bind to port 0 come from."""
+
+_MAX_PATH = 100  # sun_path holds 108 bytes with the terminating NUL; keep a margin
+_ATTEMPTS = 64
+
+
+class PrivateLoopback:
+    """The loopback of one workload, seen from this process."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._dir_fd: int | None = None
+        self._lock = threading.Lock()
+
+    def ensure(self) -> None:
+        """Creates the directory (0700) if needed; idempotent and safe across processes."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+
+    def path(self, kind: str, port: int) -> str:
+        """The socket file of `kind` ("tcp" or "udp") port `port`, as a path bind/connect accept."""
+        name = f"{kind}-{port}"
+        direct = str(self.directory / name)
+        if len(direct) <= _MAX_PATH:
+            return direct
+        with self._lock:
+            if self._dir_fd is None:
+                self._dir_fd = os.open(self.directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return f"/proc/self/fd/{self._dir_fd}/{name}"
+
+    def bind(self, sock: socket.socket, kind: str, port: int) -> int:
+        """Binds the AF_UNIX `sock` to `port` (0: an ephemeral port chosen here); returns the port.
+
+        Raises OSError(EADDRINUSE) when the port is taken (for port 0: after many attempts)."""
+        self.ensure()
+        if port:
+            sock.bind(self.path(kind, port))
+            return port
+        for _ in range(_ATTEMPTS):
+            candidate = random.choice(EPHEMERAL_PORTS)
+            try:
+                sock.bind(self.path(kind, candidate))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:  # someone holds it: try another
+                    continue
+                raise
+            return candidate
+        raise OSError(errno.EADDRINUSE, "no free ephemeral port on the private loopback")
+
+    def release(self, kind: str, port: int) -> None:
+        """Removes the socket file of a port this process bound (on close)."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.path(kind, port))
+
+    @staticmethod
+    def port_of(address: object) -> int | None:
+        """The port in an AF_UNIX address returned by accept/recvfrom (None: unbound peer)."""
+        if not isinstance(address, str) or not address:
+            return None
+        name = address.rsplit("/", 1)[-1]
+        _, _, digits = name.partition("-")
+        return int(digits) if digits.isdigit() else None
+
+    def close(self) -> None:
+        with self._lock:
+            fd, self._dir_fd = self._dir_fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+_by_dir: dict[Path, PrivateLoopback] = {}
+_fallback_dirs: dict[str, Path] = {}
+_registry_lock = threading.Lock()
+
+
+def for_directory(directory: Path) -> PrivateLoopback:
+    """The process-wide `PrivateLoopback` of `directory` (one directory descriptor per process)."""
+    with _registry_lock:
+        found = _by_dir.get(directory)
+        if found is None:
+            found = _by_dir[directory] = PrivateLoopback(directory)
+        return found
+
+
+def forget(directory: Path) -> None:
+    """Drops this process's handle on `directory` (call when its workload stops here)."""
+    with _registry_lock:
+        found = _by_dir.pop(directory, None)
+    if found is not None:
+        found.close()
+
+
+def fallback_directory(workload_id: str) -> Path:
+    """A loopback directory for a workload whose spec names none (in-process servers and tests
+    that build specs by hand): one per workload id in this process, removed at exit."""
+    with _registry_lock:
+        found = _fallback_dirs.get(workload_id)
+        if found is None:
+            found = Path(tempfile.mkdtemp(prefix="wasmfleet-net-")) / "net"
+            _fallback_dirs[workload_id] = found
+            atexit.register(shutil.rmtree, found.parent, True)
+        return found
+
+
+@contextlib.contextmanager
+def temporary() -> Iterator[Path]:
+    """A fresh private loopback directory for one run (`wasmfleet run`), removed afterwards."""
+    parent = Path(tempfile.mkdtemp(prefix="wasmfleet-run-"))
+    directory = parent / "net"
+    try:
+        yield directory
+    finally:
+        forget(directory)
+        shutil.rmtree(parent, ignore_errors=True)
