@@ -6,8 +6,8 @@ Checks:
   name "localhost"), every wait through wasi:io/poll (accept and connect answer would-block and
   the guest polls); each side sees the other's address and port;
 - the private loopback is AF_UNIX files in a 0700 directory, works across processes (a server
-  guest in another Python process), and another workload cannot connect (connection-refused) nor
-  is blocked from binding the same port;
+  guest in another Python process) and in a directory deeper than AF_UNIX paths allow; another
+  workload cannot connect (connection-refused) nor is blocked from binding the same port;
 - a bind to a port already taken is address-in-use (in one guest and across guests) and the host
   runs on; the port is free again once the holder drops its socket;
 - the host's real loopback is reachable only through allowedHostLoopbackPorts ("P", "P/tcp"; not
@@ -140,6 +140,21 @@ def test_private_loopback_is_unix_sockets_in_a_private_directory(workload: Workl
     assert "reply: x" in workload.run("tcp-client", "127.0.0.1", 8081, "x")
     server.finish()
     assert not (directory / "tcp-8081").exists()  # removed when the listener is dropped
+
+
+def test_a_deep_loopback_directory_works(guest: Path, persistent_settings: specs.RuntimeSettings,
+                                         tmp_path: Path) -> None:
+    """Host data directories can be deeper than an AF_UNIX path allows (107 bytes)."""
+    deep = Workload(guest, persistent_settings, tmp_path / ("d" * 60) / ("e" * 60) / "net")
+    assert len(str(deep.loopback_dir / "tcp-8086")) > 108
+    server = deep.start("tcp-echo-server", 8086, 1)
+    server.wait_line("listening")
+    assert "reply: deep" in deep.run("tcp-client", "127.0.0.1", 8086, "deep")
+    server.finish()
+    udp = deep.start("udp-echo-server", 8086, 1)
+    udp.wait_line("listening")
+    assert "reply: deep from 127.0.0.1:8086" in deep.run("udp-client", "127.0.0.1", 8086, "deep")
+    udp.finish()
 
 
 def test_another_workload_cannot_connect_and_may_bind_the_same_port(

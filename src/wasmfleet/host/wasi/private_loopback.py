@@ -18,8 +18,8 @@ peer learns the client's port from the address `accept` / `recvfrom` returns. Th
 ever sees IP addresses and ports.
 
 AF_UNIX paths are limited to 107 bytes; a deep directory is reached through `/proc/self/fd/<fd>`
-of a directory descriptor this module keeps open per process (the kernel resolves it at bind and
-connect time, so the other side sees the same inode).
+of a directory descriptor opened for the call (the kernel resolves it at bind and connect time,
+so every process meets the same inode).
 
 A process that dies without closing its sockets leaves their files behind; the directory itself
 is removed when the workload stops (the host removes the workload's scratch directory), and
@@ -52,24 +52,38 @@ class PrivateLoopback:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._dir_fd: int | None = None
-        self._lock = threading.Lock()
 
     def ensure(self) -> None:
         """Creates the directory (0700) if needed; idempotent and safe across processes."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
 
-    def path(self, kind: str, port: int) -> str:
-        """The socket file of `kind` ("tcp" or "udp") port `port`, as a path bind/connect accept."""
+    @contextlib.contextmanager
+    def _path(self, kind: str, port: int) -> Iterator[str]:
+        """The socket file of `kind` ("tcp" or "udp") port `port`, as bind/connect/sendto take it.
+
+        A path too long for sun_path goes through a directory descriptor opened for this one
+        call (never cached: a cached descriptor number could be closed and reused meanwhile)."""
         name = f"{kind}-{port}"
         direct = str(self.directory / name)
         if len(direct) <= _MAX_PATH:
-            return direct
-        with self._lock:
-            if self._dir_fd is None:
-                self._dir_fd = os.open(self.directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        return f"/proc/self/fd/{self._dir_fd}/{name}"
+            yield direct
+            return
+        fd = os.open(self.directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            yield f"/proc/self/fd/{fd}/{name}"
+        finally:
+            os.close(fd)
+
+    def connect(self, sock: socket.socket, kind: str, port: int) -> None:
+        """Connects the AF_UNIX `sock` to `port` (FileNotFoundError / ConnectionRefusedError:
+        nothing is bound there; BlockingIOError: the listener's backlog is full)."""
+        with self._path(kind, port) as path:
+            sock.connect(path)
+
+    def sendto(self, sock: socket.socket, data: bytes, kind: str, port: int) -> None:
+        with self._path(kind, port) as path:
+            sock.sendto(data, path)
 
     def bind(self, sock: socket.socket, kind: str, port: int) -> int:
         """Binds the AF_UNIX `sock` to `port` (0: an ephemeral port chosen here); returns the port.
@@ -77,12 +91,14 @@ class PrivateLoopback:
         Raises OSError(EADDRINUSE) when the port is taken (for port 0: after many attempts)."""
         self.ensure()
         if port:
-            sock.bind(self.path(kind, port))
+            with self._path(kind, port) as path:
+                sock.bind(path)
             return port
         for _ in range(_ATTEMPTS):
             candidate = random.choice(EPHEMERAL_PORTS)
             try:
-                sock.bind(self.path(kind, candidate))
+                with self._path(kind, candidate) as path:
+                    sock.bind(path)
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:  # someone holds it: try another
                     continue
@@ -93,7 +109,7 @@ class PrivateLoopback:
     def release(self, kind: str, port: int) -> None:
         """Removes the socket file of a port this process bound (on close)."""
         with contextlib.suppress(OSError):
-            os.unlink(self.path(kind, port))
+            os.unlink(self.directory / f"{kind}-{port}")
 
     @staticmethod
     def port_of(address: object) -> int | None:
@@ -103,12 +119,6 @@ class PrivateLoopback:
         name = address.rsplit("/", 1)[-1]
         _, _, digits = name.partition("-")
         return int(digits) if digits.isdigit() else None
-
-    def close(self) -> None:
-        with self._lock:
-            fd, self._dir_fd = self._dir_fd, None
-        if fd is not None:
-            os.close(fd)
 
 
 _by_dir: dict[Path, PrivateLoopback] = {}
@@ -126,11 +136,9 @@ def for_directory(directory: Path) -> PrivateLoopback:
 
 
 def forget(directory: Path) -> None:
-    """Drops this process's handle on `directory` (call when its workload stops here)."""
+    """Drops this process's entry for `directory` (its workload stopped)."""
     with _registry_lock:
-        found = _by_dir.pop(directory, None)
-    if found is not None:
-        found.close()
+        _by_dir.pop(directory, None)
 
 
 def fallback_directory(workload_id: str) -> Path:

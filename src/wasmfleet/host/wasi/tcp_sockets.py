@@ -184,7 +184,7 @@ class TcpSocket:
         self.backlog = 128
         self.conn: Connection | None = None
         self.connect_error: str | None = None
-        self.unix_target: str | None = None
+        self.unix_target: int | None = None
         """A loopback connect the listener's full backlog deferred (retried until accepted)."""
 
     # --- bind / listen / accept -----------------------------------------------------------
@@ -286,11 +286,10 @@ class TcpSocket:
         elif self.local is not None and self.local.ip.is_unspecified:
             self.local = SockAddr(loopback_ip(self.family), self.local.port)
         assert self.unix is not None
-        target = self.session.loopback.path("tcp", addr.port)
         try:
-            self.unix.connect(target)
+            self.session.loopback.connect(self.unix, "tcp", addr.port)
         except BlockingIOError:
-            self.unix_target = target  # the listener's backlog is full: retried on finish/poll
+            self.unix_target = addr.port  # the listener's backlog is full: retried on finish/poll
         except (FileNotFoundError, ConnectionRefusedError):
             if self.session.policy.host_loopback_allowed(addr.port, "tcp"):
                 self._connect_inet(addr)
@@ -318,7 +317,7 @@ class TcpSocket:
         if self.unix_target is not None:
             assert self.unix is not None
             try:
-                self.unix.connect(self.unix_target)
+                self.session.loopback.connect(self.unix, "tcp", self.unix_target)
             except BlockingIOError:
                 return False
             except OSError as exc:

@@ -297,7 +297,7 @@ class OutgoingDatagrams:
         owner = self.owner
         assert owner.unix is not None
         try:
-            owner.unix.sendto(data, owner.session.loopback.path("udp", target.port))
+            owner.session.loopback.sendto(owner.unix, data, "udp", target.port)
         except (FileNotFoundError, ConnectionRefusedError):
             if owner.session.policy.host_loopback_allowed(target.port, "udp"):
                 owner.inet_socket().sendto(data, target.os_address())
