@@ -239,7 +239,8 @@ class Workloads:
         ))
         self._metrics.download_bytes.inc(sum(got.size for got in fetched if got.downloaded))
         component_specs = [
-            translation.component_spec(record.workload_id, component, index, got.path, workload, volumes)
+            translation.component_spec(record.workload_id, component, index, got.path, workload, volumes,
+                                       translation.loopback_dir(record.scratch))
             for index, (component, got) in enumerate(zip(components, fetched, strict=True))
         ]
         record.message = "compiling components"
