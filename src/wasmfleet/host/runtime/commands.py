@@ -35,7 +35,7 @@ from wasmfleet.host.plugin_api.interfaces import Interface
 from wasmfleet.host.runtime import engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
-from wasmfleet.host.wasi import filesystem, io, wasi_table
+from wasmfleet.host.wasi import filesystem, io, private_loopback, wasi_table
 
 RUN_EXPORT = "wasi:cli/run"
 TRAP_EXIT_CODE = 134
@@ -288,6 +288,11 @@ class Command:
         lifecycle, self._lifecycle = self._lifecycle, None
         if lifecycle is not None:
             lifecycle.component_closed(self.spec)
+
+
+private_loopback_dir = private_loopback.temporary
+"""`with private_loopback_dir() as path:` a fresh private loopback directory for one command run
+(`wasmfleet run`: its wasi:sockets ports), removed afterwards."""
 
 
 def _interfaces(component: cm.Component, spec: ComponentSpec) -> dict[str, Interface]:
