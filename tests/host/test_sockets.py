@@ -14,6 +14,7 @@ Checks:
   "P/udp"); a non-loopback address only through allowedHosts (else access-denied);
 - UDP echo between two guests (and to a native UDP echo on the host loopback when allowed);
 - ip-name-lookup: localhost always, other names only through allowedIpNameLookups or allowedHosts;
+- heartbeats advertise wasi:sockets with its seven interfaces;
 - options round-trip and the state-machine errors (invalid-state, not-in-progress,
   concurrency-conflict, invalid-argument, address-not-bindable), inheritance by accepted sockets.
 """
@@ -332,3 +333,12 @@ def test_options_and_state_errors(workload: Workload) -> None:
         "udp-zero-hop invalid-argument",
         "udp-local-unbound invalid-state",
     ]
+
+
+def test_heartbeats_advertise_wasi_sockets() -> None:
+    from wasmfleet.host.runtime import capabilities
+
+    sockets = [g for g in capabilities.provided_interfaces() if (g.namespace, g.package) == ("wasi", "sockets")]
+    assert len(sockets) == 1
+    assert set(sockets[0].interfaces) == {
+        "instance-network", "ip-name-lookup", "network", "tcp", "tcp-create-socket", "udp", "udp-create-socket"}
