@@ -15,6 +15,7 @@ Checks:
 - UDP echo between two guests (and to a native UDP echo on the host loopback when allowed);
 - ip-name-lookup: localhost always, other names only through allowedIpNameLookups or allowedHosts;
 - heartbeats advertise wasi:sockets with its seven interfaces;
+- a listen backlog holds further connects (would-block, polled) until the listener accepts;
 - options round-trip and the state-machine errors (invalid-state, not-in-progress,
   concurrency-conflict, invalid-argument, address-not-bindable), inheritance by accepted sockets.
 """
@@ -333,6 +334,13 @@ def test_options_and_state_errors(workload: Workload) -> None:
         "udp-zero-hop invalid-argument",
         "udp-local-unbound invalid-state",
     ]
+
+
+def test_listen_backlog_holds_connects_until_accepted(workload: Workload) -> None:
+    """Backlog 1: the kernel queues backlog + 1 connections; the others stay would-block (the
+    guest polls them) until the late accepts make room, then all complete."""
+    lines = workload.run("backlog", 5)
+    assert lines == ["connected-before-accept 2 waiting 3", "connected 5 accepted 5"]
 
 
 def test_heartbeats_advertise_wasi_sockets() -> None:

@@ -14,6 +14,7 @@ wasi:io/poll (subscribe + poll), never a blocking call on a socket.
   bind PORT                           bind and listen on PORT, print "bound PORT" (or the error)
   bind-twice PORT                     bind PORT twice in this guest: print the second bind's result
   options                             set and read back every option; check state errors
+  backlog CLIENTS                     CLIENTS connects to a backlog-1 listener that accepts late
   bench-client PORT ROUNDS SIZE       ROUNDS echo round trips of SIZE bytes; print the timings
 """
 
@@ -325,6 +326,49 @@ def options(net: network.Network) -> None:
     expect_error("udp-local-unbound", lambda: u.local_address())
 
 
+def backlog(net: network.Network, clients: int) -> None:
+    """A listener with backlog 1 that does not accept yet: connects beyond the queue stay
+    would-block (polled) until accept makes room."""
+    listener = tcp_create_socket.create_tcp_socket(IpAddressFamily.IPV4)
+    listener.set_listen_backlog_size(1)
+    listener.start_bind(net, v4(0))
+    listener.finish_bind()
+    listener.start_listen()
+    listener.finish_listen()
+    port = listener.local_address().value.port
+    pending = []
+    for _ in range(clients):
+        sock = tcp_create_socket.create_tcp_socket(IpAddressFamily.IPV4)
+        sock.start_connect(net, v4(port, (127, 0, 0, 1)))
+        pending.append(sock)
+    done = []
+    for sock in list(pending):
+        try:
+            done.append((sock, sock.finish_connect()))
+            pending.remove(sock)
+        except Err as exc:
+            if code(exc) != "would-block":
+                raise
+    say("connected-before-accept", len(done), "waiting", len(pending))
+    accepted = []
+    while len(accepted) < clients:
+        try:
+            accepted.append(listener.accept())
+        except Err as exc:
+            if code(exc) != "would-block":
+                raise
+        for sock in list(pending):
+            try:
+                done.append((sock, sock.finish_connect()))
+                pending.remove(sock)
+            except Err as exc:
+                if code(exc) != "would-block":
+                    raise
+        if len(accepted) < clients:
+            poll.poll([listener.subscribe(), *(s.subscribe() for s in pending)])
+    say("connected", len(done), "accepted", len(accepted))
+
+
 def bench_client(net: network.Network, port: int, rounds: int, size: int) -> None:
     sock, rx, tx = connect(net, v4(port, (127, 0, 0, 1)))
     payload = b"x" * size
@@ -369,6 +413,8 @@ class Run(exports.Run):
                 bind_twice(net, int(rest[0]))
             elif mode == "options":
                 options(net)
+            elif mode == "backlog":
+                backlog(net, int(rest[0]))
             elif mode == "bench-client":
                 bench_client(net, int(rest[0]), int(rest[1]), int(rest[2]))
             else:
