@@ -14,7 +14,8 @@ Checks:
   "P/udp"); a non-loopback address only through allowedHosts (else access-denied);
 - UDP echo between two guests (and to a native UDP echo on the host loopback when allowed);
 - ip-name-lookup: localhost always, other names only through allowedIpNameLookups or allowedHosts;
-- heartbeats advertise wasi:sockets with its seven interfaces;
+- heartbeats advertise wasi:sockets with its seven interfaces; a long command run calls its
+  epoch-deadline (cancel check) callback about once per 10 ticks, not on every epoch check;
 - a listen backlog holds further connects (would-block, polled) until the listener accepts;
 - options round-trip and the state-machine errors (invalid-state, not-in-progress,
   concurrency-conflict, invalid-argument, address-not-bindable), inheritance by accepted sockets.
@@ -22,6 +23,7 @@ Checks:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import stat
@@ -29,8 +31,10 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runtime_harness import build
@@ -341,6 +345,35 @@ def test_listen_backlog_holds_connects_until_accepted(workload: Workload) -> Non
     guest polls them) until the late accepts make room, then all complete."""
     lines = workload.run("backlog", 5)
     assert lines == ["connected-before-accept 2 waiting 3", "connected 5 accepted 5"]
+
+
+def test_a_long_command_checks_for_cancel_once_per_ten_ticks(
+    workload: Workload, native_tcp: NativeEcho, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The epoch-deadline callback of a command extends its deadline (it once wrote the uint8
+    update kind as an int, clobbering the extension: past 100 ms every epoch check called back
+    into Python and guests ran ~50x slower). Counted by wrapping the callback."""
+    from wasmfleet.host.runtime import commands
+
+    real = commands._EpochCallback
+    calls = [0]
+
+    def counting(fn: Any) -> Any:
+        def wrapped(*args: Any) -> Any:
+            calls[0] += 1
+            return fn(*args)
+
+        return real(wrapped)
+
+    monkeypatch.setattr(commands, "_EpochCallback", counting)
+    w = dataclasses.replace(workload, loopback_dir=tmp_path / "long" / "net",
+                            allowed_host_loopback_ports=(str(native_tcp.port),))
+    started = time.monotonic()
+    lines = w.run("bench-client", native_tcp.port, 3000, 64)
+    elapsed = time.monotonic() - started
+    assert any(line.startswith("median_us") for line in lines)
+    tick = w.settings.epoch_tick_s * commands.CANCEL_CHECK_TICKS
+    assert calls[0] <= elapsed / tick * 2 + 10, (calls[0], elapsed)
 
 
 def test_heartbeats_advertise_wasi_sockets() -> None:

@@ -134,7 +134,9 @@ def write_all(stream: streams.OutputStream, data: bytes) -> None:
     wait(stream.subscribe())
 
 
-def connect(net: network.Network, addr: network.IpSocketAddress) -> tuple[tcp.TcpSocket, streams.InputStream, streams.OutputStream]:
+def connect(
+    net: network.Network, addr: network.IpSocketAddress
+) -> tuple[tcp.TcpSocket, streams.InputStream, streams.OutputStream]:
     family = IpAddressFamily.IPV4 if isinstance(addr, network.IpSocketAddress_Ipv4) else IpAddressFamily.IPV6
     sock = tcp_create_socket.create_tcp_socket(family)
     sock.start_connect(net, addr)
@@ -309,10 +311,10 @@ def options(net: network.Network) -> None:
     peer.start_connect(net, v4(port, (127, 0, 0, 1)))
     expect_error("connect-again", lambda: peer.start_connect(net, v4(port, (127, 0, 0, 1))))
     wait(peer.subscribe())
-    rx, tx = peer.finish_connect()
+    _streams = peer.finish_connect()  # kept: dropping them would close the connection early
     expect_error("finish-connect-twice", lambda: peer.finish_connect())
     say("peer-keep-alive-default", peer.keep_alive_enabled())
-    accepted, arx, atx = sock.accept()
+    accepted, *_accepted_streams = sock.accept()
     say("accepted-inherits", accepted.keep_alive_enabled(), accepted.hop_limit(), accepted.keep_alive_count())
     say("peer-remote-is-listener", show(peer.remote_address()) == f"127.0.0.1:{port}")
     say("accepted-remote-is-peer", show(accepted.remote_address()) == show(peer.local_address()))

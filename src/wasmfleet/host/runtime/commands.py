@@ -179,7 +179,7 @@ class Outcome:
 
 _EpochCallback = ctypes.CFUNCTYPE(
     ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64),
-    ctypes.POINTER(ctypes.c_int),
+    ctypes.POINTER(ctypes.c_uint8),  # wasmtime_update_deadline_kind_t is uint8_t: a wider write clobbers the stack
 )
 _CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
 _VP = ctypes.c_void_p
