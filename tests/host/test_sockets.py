@@ -8,6 +8,7 @@ Checks:
 - the private loopback is AF_UNIX files in a 0700 directory, works across processes (a server
   guest in another Python process) and in a directory deeper than AF_UNIX paths allow; another
   workload cannot connect (connection-refused) nor is blocked from binding the same port;
+- cancelling a guest that waits in poll for a client ends it promptly and frees its port;
 - a bind to a port already taken is address-in-use (in one guest and across guests) and the host
   runs on; the port is free again once the holder drops its socket;
 - the host's real loopback is reachable only through allowedHostLoopbackPorts ("P", "P/tcp"; not
@@ -208,6 +209,22 @@ def test_bind_to_a_taken_port_is_address_in_use(workload: Workload) -> None:
     # The host runs on: the listener still serves.
     assert "reply: still here" in workload.run("tcp-client", "127.0.0.1", 8085, "still here")
     server.finish()
+
+
+def test_cancel_stops_a_guest_waiting_to_accept_and_frees_its_port(workload: Workload) -> None:
+    """A service is stopped by cancelling its run: a guest waiting in poll for a client ends
+    within about a second, and its listening port is released for the next run."""
+    server = workload.start("tcp-echo-server", 8087, 1)
+    server.wait_line("listening")
+    started = time.monotonic()
+    server.stop()
+    assert server.outcome is not None and server.outcome.cancelled
+    assert time.monotonic() - started < 5
+    assert not (workload.loopback_dir / "tcp-8087").exists()
+    again = workload.start("tcp-echo-server", 8087, 1)
+    again.wait_line("listening")
+    assert "reply: again" in workload.run("tcp-client", "127.0.0.1", 8087, "again")
+    again.finish()
 
 
 def test_host_loopback_only_through_allowed_loopback_ports(
