@@ -48,7 +48,8 @@ _ATTEMPTS = 64
 
 
 class PrivateLoopback:
-    """The loopback of one workload, seen from this process."""
+    """The loopback of one workload (stateless: everything is in the directory, so any number
+    of these, in any process, agree)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -121,30 +122,14 @@ class PrivateLoopback:
         return int(digits) if digits.isdigit() else None
 
 
-_by_dir: dict[Path, PrivateLoopback] = {}
 _fallback_dirs: dict[str, Path] = {}
-_registry_lock = threading.Lock()
-
-
-def for_directory(directory: Path) -> PrivateLoopback:
-    """The process-wide `PrivateLoopback` of `directory` (one directory descriptor per process)."""
-    with _registry_lock:
-        found = _by_dir.get(directory)
-        if found is None:
-            found = _by_dir[directory] = PrivateLoopback(directory)
-        return found
-
-
-def forget(directory: Path) -> None:
-    """Drops this process's entry for `directory` (its workload stopped)."""
-    with _registry_lock:
-        _by_dir.pop(directory, None)
+_fallback_lock = threading.Lock()
 
 
 def fallback_directory(workload_id: str) -> Path:
     """A loopback directory for a workload whose spec names none (in-process servers and tests
     that build specs by hand): one per workload id in this process, removed at exit."""
-    with _registry_lock:
+    with _fallback_lock:
         found = _fallback_dirs.get(workload_id)
         if found is None:
             found = Path(tempfile.mkdtemp(prefix="wasmfleet-net-")) / "net"
@@ -161,5 +146,4 @@ def temporary() -> Iterator[Path]:
     try:
         yield directory
     finally:
-        forget(directory)
         shutil.rmtree(parent, ignore_errors=True)

@@ -138,7 +138,7 @@ class Session:
         access = access or NetworkAccess()
         self.policy = SocketPolicy(allowed_hosts, access)
         directory = access.loopback_dir or private_loopback.fallback_directory(workload_id)
-        self.loopback = private_loopback.for_directory(directory)
+        self.loopback = private_loopback.PrivateLoopback(directory)
 
 
 def session() -> Session:
