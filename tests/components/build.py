@@ -20,6 +20,7 @@ Guests (each a directory here):
              wasmfleet:demo/text and a componentize-js HTTP front importing it
   blobstore-splice-py  blobstore-py's app built with one wasi:io (the blobstore WIT's io@0.2.1 rewritten
                        to 0.2.12 in a temporary copy), so it can splice HTTP bodies to and from objects
+  sockets-py  componentize-py wasi:cli command using wasi:sockets (tests/host/test_sockets*.py, bench)
   keyvalue-js  componentize-js twin of keyvalue-py (same paths and answers)
   service-c  a C command (wasi:cli/run) for the service tests: serves, exits, traps or spins as its
              environment says; clang + wasi-libc + the preview1 command adapter, exactly as the
@@ -52,7 +53,7 @@ LINK_WAT = ("link-calc-wat", "link-front-wat", "link-ping-wat", "link-pong-wat",
 GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "messaging-wat", "no-body-wat",
           "kv-getset-wat", "hello-py", "hello-js",
           "config-logging-py", "greeter-py", "keyvalue-py", "keyvalue-js", "text-lib-py", "text-front-js",
-          "blobstore-py", "blobstore-splice-py", "service-c", *LINK_WAT)
+          "blobstore-py", "blobstore-splice-py", "sockets-py", "service-c", *LINK_WAT)
 
 PY_WORLDS = {
     "hello-py": ("wasi:http/proxy@0.2.12", ()),
@@ -61,6 +62,7 @@ PY_WORLDS = {
     "keyvalue-py": ("wasmfleet:tests/keyvalue-guest", ("keyvalue",)),
     "text-lib-py": ("wasmfleet:demo/text-library@0.1.0", ("demo", "config")),
     "blobstore-py": ("wasmfleet:tests/blobstore-guest", ("blobstore", "io-0.2.1")),
+    "sockets-py": ("wasi:cli/command@0.2.12", ()),
     "blobstore-splice-py": ("wasmfleet:tests/blobstore-guest", ("blobstore",)),
 }
 
@@ -219,6 +221,7 @@ _BUILDERS = {
     "text-front-js": _build_js_with_demo,
     **{name: _build_wat for name in LINK_WAT},
     "blobstore-py": _build_py,
+    "sockets-py": _build_py,
     "blobstore-splice-py": _build_py_one_io,
     "keyvalue-js": _build_js,
     "service-c": _build_c,

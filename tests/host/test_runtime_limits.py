@@ -2,10 +2,10 @@
 
 Checks: a guest trap answers 500 and the server keeps serving; an infinite loop is stopped by the
 epoch deadline and answers 504 within about the configured timeout; a memory bomb hits the
-per-instance memory limit and answers 500; ungranted imports fail only the call (500) while the
-component still instantiates; fresh instance per request by default; poolSize keeps warm
-instances (few instantiations for many requests); maxInvocations retires an instance after N
-calls; a trap retires a pooled instance.
+per-instance memory limit and answers 500; ungranted imports (outgoing HTTP) fail only the call
+(500) while the component still instantiates, and wasi:sockets, granted to all, answers; fresh
+instance per request by default; poolSize keeps warm instances (few instantiations for many
+requests); maxInvocations retires an instance after N calls; a trap retires a pooled instance.
 """
 
 from __future__ import annotations
@@ -56,11 +56,14 @@ async def test_memory_bomb_hits_the_memory_limit_and_is_500(server: WasmServer, 
 
 async def test_ungranted_import_fails_only_the_call(server: WasmServer, hello_wat: Path) -> None:
     await server.route("w1", ["*"], make_spec(hello_wat))
-    status, body = await get(server, "/network")
+    # wasi:http/outgoing-handler needs a grant.
+    request = b"GET /out HTTP/1.1\r\nHost: limits.test\r\nX-Target: 127.0.0.1:9\r\nConnection: close\r\n\r\n"
+    status, body = await raw_request(server.port, request)
     assert status == 500
     assert b"not granted" in body
-    # Granted-by-default WASI (wasi:random) works in the same component.
+    # Granted-by-default WASI (wasi:random, wasi:sockets) works in the same component.
     assert await get(server, "/random") == (200, b"random ok\n")
+    assert (await get(server, "/network"))[0] == 200
 
 
 async def test_pool_size_reuses_warm_instances(server: WasmServer, hello_wat: Path) -> None:

@@ -4,7 +4,8 @@ Checks: HTTP hostnames come from the wasi:http incoming-handler entry's config.h
 comma, lower-cased, de-duplicated, other entries ignored); every hostInterfaces entry becomes a
 Grant with its version/name/config; limits <= 0 mean unset; volume mounts become preopens (emptyDir
 -> a per-workload dir, hostPath -> that dir, readOnly kept) and mistakes are one-line
-InvalidWorkload errors; pull secrets and policies map to the fetcher's types.
+InvalidWorkload errors; pull secrets and policies map to the fetcher's types; the socket policy
+(allowedIpNameLookups, allowedHostLoopbackPorts) and the private loopback (<scratch>/net) reach the spec.
 """
 
 from __future__ import annotations
@@ -68,6 +69,21 @@ def test_component_spec_maps_resources_and_treats_nonpositive_limits_as_unset(tm
     assert len(spec.grants) == 3
     unnamed = translation.component_spec("w1", messages.Component(image="x"), 2, tmp_path / "c.wasm", wl, {})
     assert unnamed.name == "component-2"
+
+
+def test_component_spec_carries_the_private_loopback_and_socket_policy(tmp_path: Path) -> None:
+    component = messages.Component.model_validate({
+        "name": "api", "image": "x",
+        "localResources": {"allowedHosts": ["db.internal"], "allowedIpNameLookups": ["*.svc"],
+                           "allowedHostLoopbackPorts": ["5432", "53/udp"]},
+    })
+    loopback = translation.loopback_dir(tmp_path / "scratch")
+    spec = translation.component_spec("w1", component, 0, tmp_path / "c.wasm", workload(), {}, loopback)
+    assert loopback == tmp_path / "scratch" / "net"  # removed with the scratch dir on stop
+    assert spec.network.loopback_dir == loopback
+    assert spec.network.allowed_ip_name_lookups == ("*.svc",)
+    assert spec.network.allowed_host_loopback_ports == ("5432", "53/udp")
+    assert spec.allowed_hosts == ("db.internal",)
 
 
 def test_volumes_become_preopens(tmp_path: Path) -> None:

@@ -5,7 +5,10 @@ only (none inherited unless named: `--env NAME`), the `--dir` preopens, and this
 stdout and stderr. The process exits with the guest's exit code (wasi:cli/exit; run returning
 err is 1; a trap is 134 with the reason on stderr). It links like a host does (runtime.commands:
 the same engine, cache, grants and WASI), so the WASI core is granted and anything else needs
-`--grant`. Ctrl-C / SIGTERM cancel the guest (exit 130).
+`--grant`. wasi:sockets is granted like on hosts: the run gets its own private loopback (a
+temporary directory removed afterwards; binds to 0.0.0.0 or 127.0.0.1 land there, so nothing
+outside the run can connect), and other addresses need `--allow-host` (as allowedHosts).
+Ctrl-C / SIGTERM cancel the guest (exit 130).
 
 A component that cannot run (missing file, not a component, no wasi:cli/run export, an import
 the host lacks) is one line on stderr and exit status 2.
@@ -77,7 +80,8 @@ def _preopens(values: tuple[str, ...], read_only: bool, option: str) -> list[spe
               help="Preopen read-only (writes fail with read-only).")
 @click.option("--grant", "grants", multiple=True, metavar="NS:PKG[/IFACE]", help="Grant a host interface.")
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="HOST",
-              help="Allow outgoing HTTP to HOST; grants outgoing-handler.")
+              help="Allow outgoing HTTP and sockets to HOST (name, address or pattern; * = any); "
+                   "grants outgoing-handler.")
 @click.option("--memory-limit-mb", type=click.IntRange(min=1), default=512, show_default=True,
               help="Linear memory limit.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Compiled component cache.")
@@ -89,33 +93,35 @@ def run(component: Path, args: tuple[str, ...], env: tuple[str, ...], dirs: tupl
     \b
     Example:
         wasmfleet run --dir data::/data --env GREETING=hi tool.wasm --verbose input.txt"""
-    spec = specs.ComponentSpec(
-        workload_id="run",
-        name=component.stem,
-        wasm_path=component.resolve(),
-        grants=_grants(grants, allow_hosts),
-        environment=_environment(env),
-        allowed_hosts=allow_hosts,
-        preopens=tuple(_preopens(dirs, False, "--dir") + _preopens(dirs_ro, True, "--dir-ro")),
-        memory_limit_mb=memory_limit_mb,
-    )
-    engine = specs.EngineSettings.from_environment(os.environ)
-    settings = (specs.RuntimeSettings(cache_dir=cache_dir, engine=engine) if cache_dir
-                else specs.RuntimeSettings(engine=engine))
-    try:
-        command = commands.Command(spec, settings)
-    except errors.ComponentError as exc:
-        click.echo(f"wasmfleet run: error: {exc}", err=True)
-        sys.exit(USAGE_EXIT)
-    try:
-        outcome = _run_cancellable(command, [component.name, *args])
-    finally:
-        command.close()
-    if outcome.cancelled:
-        sys.exit(CANCELLED_EXIT)
-    if outcome.trap is not None:
-        click.echo(f"wasmfleet run: {component.name} trapped: {outcome.trap}", err=True)
-    sys.exit(outcome.exit_code)
+    with commands.private_loopback_dir() as loopback:
+        spec = specs.ComponentSpec(
+            workload_id="run",
+            name=component.stem,
+            wasm_path=component.resolve(),
+            grants=_grants(grants, allow_hosts),
+            environment=_environment(env),
+            allowed_hosts=allow_hosts,
+            network=specs.NetworkAccess(loopback_dir=loopback),
+            preopens=tuple(_preopens(dirs, False, "--dir") + _preopens(dirs_ro, True, "--dir-ro")),
+            memory_limit_mb=memory_limit_mb,
+        )
+        engine = specs.EngineSettings.from_environment(os.environ)
+        settings = (specs.RuntimeSettings(cache_dir=cache_dir, engine=engine) if cache_dir
+                    else specs.RuntimeSettings(engine=engine))
+        try:
+            command = commands.Command(spec, settings)
+        except errors.ComponentError as exc:
+            click.echo(f"wasmfleet run: error: {exc}", err=True)
+            sys.exit(USAGE_EXIT)
+        try:
+            outcome = _run_cancellable(command, [component.name, *args])
+        finally:
+            command.close()
+        if outcome.cancelled:
+            sys.exit(CANCELLED_EXIT)
+        if outcome.trap is not None:
+            click.echo(f"wasmfleet run: {component.name} trapped: {outcome.trap}", err=True)
+        sys.exit(outcome.exit_code)
 
 
 def _run_cancellable(command: commands.Command, argv: list[str]) -> commands.Outcome:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from wasmfleet.host.runtime import errors, specs
+from wasmfleet.host.runtime import commands, errors, specs
 from wasmfleet.host.runtime.server import WasmServer
 
 
@@ -135,32 +135,35 @@ def serve(component: Path, addr: str, workers: int, config: tuple[str, ...], env
     Example:
         wasmfleet serve hello.wasm --addr 127.0.0.1:8080 --workers 2 --config host=hello.localhost"""
     host, port = _addr(addr)
-    spec = specs.ComponentSpec(
-        workload_id="serve",
-        name=component.stem,
-        wasm_path=component.resolve(),
-        grants=_grants(grants, allow_hosts, keyvalue),
-        config=_pairs(config, "--config"),
-        environment=_pairs(env, "--env"),
-        allowed_hosts=allow_hosts,
-        preopens=_preopens(dirs),
-        pool_size=pool_size,
-        max_invocations=max_invocations,
-        request_timeout_s=timeout_s,
-        memory_limit_mb=memory_limit_mb,
-    )
-    engine = specs.EngineSettings.from_environment(os.environ)
-    settings = (specs.RuntimeSettings(cache_dir=cache_dir, engine=engine) if cache_dir
-                else specs.RuntimeSettings(engine=engine))
-    _show_guest_output()
-    try:
-        asyncio.run(_serve(spec, host, port, workers, settings))
-    except errors.ComponentError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except OSError as exc:
-        click.echo(f"error: cannot listen on {addr}: {exc.strerror or exc}", err=True)
-        sys.exit(1)
+    # One private loopback (wasi:sockets) shared by every worker process, removed afterwards.
+    with commands.private_loopback_dir() as loopback:
+        spec = specs.ComponentSpec(
+            workload_id="serve",
+            name=component.stem,
+            wasm_path=component.resolve(),
+            grants=_grants(grants, allow_hosts, keyvalue),
+            config=_pairs(config, "--config"),
+            environment=_pairs(env, "--env"),
+            allowed_hosts=allow_hosts,
+            network=specs.NetworkAccess(loopback_dir=loopback),
+            preopens=_preopens(dirs),
+            pool_size=pool_size,
+            max_invocations=max_invocations,
+            request_timeout_s=timeout_s,
+            memory_limit_mb=memory_limit_mb,
+        )
+        engine = specs.EngineSettings.from_environment(os.environ)
+        settings = (specs.RuntimeSettings(cache_dir=cache_dir, engine=engine) if cache_dir
+                    else specs.RuntimeSettings(engine=engine))
+        _show_guest_output()
+        try:
+            asyncio.run(_serve(spec, host, port, workers, settings))
+        except errors.ComponentError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            click.echo(f"error: cannot listen on {addr}: {exc.strerror or exc}", err=True)
+            sys.exit(1)
 
 
 async def _serve(spec: specs.ComponentSpec, host: str, port: int, workers: int,

@@ -276,7 +276,8 @@ class Workloads:
         if service is not None:
             service_got, fetched = fetched[-1], fetched[:-1]
         component_specs = [
-            translation.component_spec(record.workload_id, component, index, got.path, workload, volumes)
+            translation.component_spec(record.workload_id, component, index, got.path, workload, volumes,
+                                       translation.loopback_dir(record.scratch))
             for index, (component, got) in enumerate(zip(components, fetched, strict=True))
         ]
         record.message = "compiling components"
@@ -285,7 +286,8 @@ class Workloads:
         if service is not None:
             # Before any route: the components may call the service from their first request.
             record.message = "starting the service"
-            service_spec = translation.service_spec(record.workload_id, service, service_got.path, workload, volumes)
+            service_spec = translation.service_spec(record.workload_id, service, service_got.path, workload, volumes,
+                                                    translation.loopback_dir(record.scratch))
             await self._start_service(record, service_spec, service)
         entry = prepared.http_entry
         if record.hostnames:

@@ -95,6 +95,22 @@ def preopens(
     return tuple(result)
 
 
+def loopback_dir(scratch: Path) -> Path:
+    """The workload's private loopback for wasi:sockets (see `host.wasi.private_loopback`): under
+    its scratch directory, so it is removed with it when the workload stops. Every component and
+    the service of the workload must get this same directory (`network_access`)."""
+    return scratch / "net"
+
+
+def network_access(resources: messages.LocalResources, loopback: Path | None) -> specs.NetworkAccess:
+    """What wasi:sockets may reach besides the private loopback (allowedHosts is separate)."""
+    return specs.NetworkAccess(
+        loopback_dir=loopback,
+        allowed_ip_name_lookups=tuple(resources.allowed_ip_name_lookups),
+        allowed_host_loopback_ports=tuple(resources.allowed_host_loopback_ports),
+    )
+
+
 def component_name(component: messages.Component, index: int) -> str:
     return component.name or f"component-{index}"
 
@@ -106,8 +122,10 @@ def component_spec(
     wasm_path: Path,
     workload: messages.Workload,
     volumes: dict[str, Path],
+    loopback: Path | None = None,
 ) -> specs.ComponentSpec:
-    """The runtime's description of one component. Limits <= 0 mean "unset" on the wire."""
+    """The runtime's description of one component. Limits <= 0 mean "unset" on the wire.
+    `loopback`: the workload's private loopback directory (`loopback_dir(scratch)`)."""
     name = component_name(component, index)
     resources = component.local_resources
     return specs.ComponentSpec(
@@ -118,6 +136,7 @@ def component_spec(
         config=dict(resources.config),
         environment=dict(resources.environment),
         allowed_hosts=tuple(resources.allowed_hosts),
+        network=network_access(resources, loopback),
         preopens=preopens(resources, volumes, f"component {name}"),
         pool_size=max(component.pool_size, 0),
         max_invocations=max(component.max_invocations, 0),
@@ -132,7 +151,7 @@ SERVICE_NAME = "service"
 
 def service_spec(
     workload_id: str, service: messages.Service, wasm_path: Path, workload: messages.Workload,
-    volumes: dict[str, Path],
+    volumes: dict[str, Path], loopback: Path | None = None,
 ) -> specs.ComponentSpec:
     """The runtime's description of the workload's service: the same grants as its components (the
     workload's hostInterfaces) and its own localResources (config, environment, volumeMounts as
@@ -147,6 +166,7 @@ def service_spec(
         config=dict(resources.config),
         environment=dict(resources.environment),
         allowed_hosts=tuple(resources.allowed_hosts),
+        network=network_access(resources, loopback),  # the components' private loopback
         preopens=preopens(resources, volumes, SERVICE_NAME),  # errors say "service: ..."
         memory_limit_mb=max(resources.memory_limit_mb, 0),
     )

@@ -10,7 +10,7 @@
 ;;   /l...   an infinite loop (stopped by the host's epoch deadline)
 ;;   /m...   a memory bomb: grows memory until refused, then traps
 ;;   /r...   calls wasi:random/random.get-random-u64 (granted to every component) -> "random ok"
-;;   /n...   calls wasi:sockets/instance-network (never granted: the call traps -> 500)
+;;   /n...   calls wasi:sockets/instance-network (granted to every component) then answers as /
 ;;   /a...   200 and the request's authority as the body (the Host the request was sent to, as the
 ;;           guest sees it; empty when the request had none)
 ;;   /o...   outgoing GET http://<x-target header>/up; answers the upstream's status and body, or

@@ -7,6 +7,7 @@ interruption only stops code running inside wasm, not a host call that waits.
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +49,10 @@ class WasiContext:
     stdio: Any = None
     """A command run's stdin/stdout/stderr (runtime.commands.CommandStdio: three stream factories);
     None: empty stdin, stdout/stderr to the log (components serving HTTP)."""
+    network: Any = None
+    """What wasi:sockets may reach (wasi.socket_policy.NetworkAccess; None: the defaults)."""
+    sockets: Any = None
+    """This store's wasi:sockets state (made by wasi.sockets on first use)."""
     deadline: float = float("inf")
     """time.monotonic() after which blocking host calls fail."""
     before_wait: Callable[[], None] | None = None
@@ -84,6 +89,21 @@ class WasiContext:
         with cond:
             if until is None or not until():
                 cond.wait(min(timeout, 1.0))
+
+    def wait_fds(self, fds: list[tuple[int, int]], timeout: float) -> None:
+        """Waits until one of (fd, poll events) is ready, at most `timeout` seconds or the deadline.
+
+        Sockets are waited for in the kernel rather than on `cond`. A cancelled command lowers
+        the deadline without being able to wake the poll: `timeout` is bounded by the caller."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded("request deadline exceeded while waiting in a host call")
+        if self.before_wait is not None:
+            self.before_wait()
+        poller = select.poll()
+        for fd, events in fds:
+            poller.register(fd, events)
+        poller.poll(max(0, int(min(timeout, remaining) * 1000)))
 
     def notify(self) -> None:
         with self.cond:

@@ -1,15 +1,13 @@
 """What this host can link, for heartbeats (`HostHeartbeat.imports/exports`): the installed plugins.
 
-Grouped by package, at each plugin's version. wasi:sockets is known to the linker but never served,
-so it is not advertised.
+Grouped by package, at each plugin's version (wasi:sockets included: it is served, under each
+workload's network policy).
 """
 
 from __future__ import annotations
 
 from wasmfleet.host.runtime import plugin_registry
 from wasmfleet.host.runtime.specs import Grant
-
-_NEVER_SERVED = {("wasi", "sockets")}
 
 
 def provided_interfaces() -> list[Grant]:
@@ -22,8 +20,6 @@ def provided_interfaces() -> list[Grant]:
     for name, version in names:
         ns, _, rest = name.partition(":")
         package, _, interface = rest.partition("/")
-        if (ns, package) in _NEVER_SERVED:
-            continue
         by_package.setdefault((ns, package, version), []).append(interface)
     return [
         Grant(namespace=ns, package=package, interfaces=tuple(sorted(ifaces)), version=version)

@@ -35,7 +35,7 @@ from wasmfleet.host.plugin_api.interfaces import Interface
 from wasmfleet.host.runtime import engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
-from wasmfleet.host.wasi import filesystem, io, wasi_table
+from wasmfleet.host.wasi import filesystem, io, private_loopback, wasi_table
 
 RUN_EXPORT = "wasi:cli/run"
 TRAP_EXIT_CODE = 134
@@ -179,7 +179,7 @@ class Outcome:
 
 _EpochCallback = ctypes.CFUNCTYPE(
     ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64),
-    ctypes.POINTER(ctypes.c_int),
+    ctypes.POINTER(ctypes.c_uint8),  # wasmtime_update_deadline_kind_t is uint8_t: a wider write clobbers the stack
 )
 _CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
 _VP = ctypes.c_void_p
@@ -240,7 +240,7 @@ class Command:
         state = store_state.WasiContext(
             workload_id=spec.workload_id, component=spec.name,
             environment=list(spec.environment.items()), arguments=list(args), preopens=self.preopens,
-            allowed_hosts=spec.allowed_hosts, config=spec.config, grants=spec.grants,
+            allowed_hosts=spec.allowed_hosts, network=spec.network, config=spec.config, grants=spec.grants,
             log_name=f"{spec.workload_id}/{spec.name}", stdio=stdio, guest_log=guest_log,
         )
         table = handle_tables.ResourceTable(state)
@@ -290,6 +290,11 @@ class Command:
         lifecycle, self._lifecycle = self._lifecycle, None
         if lifecycle is not None:
             lifecycle.component_closed(self.spec)
+
+
+private_loopback_dir = private_loopback.temporary
+"""`with private_loopback_dir() as path:` a fresh private loopback directory for one command run
+(`wasmfleet run`: its wasi:sockets ports), removed afterwards."""
 
 
 def _interfaces(component: cm.Component, spec: ComponentSpec) -> dict[str, Interface]:

@@ -168,7 +168,8 @@ class Provider:
         spec = self.spec
         state = store_state.WasiContext(
             workload_id=spec.workload_id, component=spec.name, environment=self.environment,
-            preopens=self.preopens, allowed_hosts=spec.allowed_hosts, config=spec.config, grants=spec.grants,
+            preopens=self.preopens, allowed_hosts=spec.allowed_hosts, network=spec.network, config=spec.config,
+            grants=spec.grants,
             log_name=self.log_name, guest_log=self.guest_log, deadline=deadline,
         )
         inst = ProviderInstance(store, ctx, handle_tables.ResourceTable(state))

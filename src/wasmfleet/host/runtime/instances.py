@@ -327,6 +327,7 @@ class LoadedComponent:
             environment=self.environment,
             preopens=self.preopens,
             allowed_hosts=self.spec.allowed_hosts,
+            network=self.spec.network,
             config=self.spec.config,
             grants=self.spec.grants,
             log_name=self.log_name,

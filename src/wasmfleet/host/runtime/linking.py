@@ -6,9 +6,11 @@ linked with the Python implementation when granted, and with stubs that trap ("n
 when not, so the component still instantiates and only the forbidden call fails.
 
 Granted without asking (the WASI "core" a component needs to exist at all): wasi:io, wasi:clocks,
-wasi:random, wasi:cli, wasi:filesystem (which sees only the spec's preopens, none by default) and
-wasi:http/types. Everything else needs a Grant: wasi:http/outgoing-handler (then also checked
-against allowedHosts per request). wasi:sockets is never served.
+wasi:random, wasi:cli, wasi:filesystem (which sees only the spec's preopens, none by default),
+wasi:sockets (which reaches only the workload's private loopback unless allowedHosts /
+allowedHostLoopbackPorts say more, see `wasi.socket_policy`; upstream manifests grant it no
+hostInterfaces entry either) and wasi:http/types. Everything else needs a Grant:
+wasi:http/outgoing-handler (then also checked against allowedHosts per request).
 
 Within a workload (`resolve_workload`), an import is satisfied by another component's export when
 the interface name and version match exactly; such imports are linked to forwarders (`crossing`)
@@ -35,7 +37,8 @@ from wasmfleet.host.runtime import crossing, engines, hostfuncs
 from wasmfleet.host.runtime.errors import ComponentError
 from wasmfleet.host.runtime.specs import ComponentSpec
 
-ALWAYS_GRANTED = {("wasi", "io"), ("wasi", "clocks"), ("wasi", "random"), ("wasi", "cli"), ("wasi", "filesystem")}
+ALWAYS_GRANTED = {("wasi", "io"), ("wasi", "clocks"), ("wasi", "random"), ("wasi", "cli"), ("wasi", "filesystem"),
+                  ("wasi", "sockets")}
 ALWAYS_GRANTED_INTERFACES = {("wasi", "http", "types")}
 INCOMING_HANDLER = "wasi:http/incoming-handler"
 MESSAGING_HANDLER = "wasmcloud:messaging/handler"
@@ -79,8 +82,6 @@ def is_granted(spec: ComponentSpec, name: ImportName) -> bool:
         return True
     if (name.namespace, name.package, name.interface) in ALWAYS_GRANTED_INTERFACES:
         return True
-    if name.namespace == "wasi" and name.package == "sockets":
-        return False
     return spec.grants_interface(name.namespace, name.package, name.interface)
 
 

@@ -255,7 +255,8 @@ class HandlerComponent:
         _store_limiter(store, self.memory_bytes, -1, -1, -1, -1)
         state = store_state.WasiContext(
             workload_id=self.spec.workload_id, component=self.spec.name, environment=self.environment,
-            preopens=self.preopens, allowed_hosts=self.spec.allowed_hosts, config=self.spec.config,
+            preopens=self.preopens, allowed_hosts=self.spec.allowed_hosts, network=self.spec.network,
+            config=self.spec.config,
             grants=self.spec.grants, log_name=self.log_name, guest_log=self.guest_log,
         )
         inst = _Instance(store, ctx, handle_tables.ResourceTable(state))

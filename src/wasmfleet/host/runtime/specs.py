@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from wasmfleet.host.plugin_api.host_plugins import HostContext
+from wasmfleet.host.wasi.socket_policy import NetworkAccess
+
+__all__ = ["ComponentSpec", "EngineSettings", "Grant", "NetworkAccess", "Preopen", "RuntimeSettings"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ class ComponentSpec:
     config: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     environment: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     allowed_hosts: tuple[str, ...] = ()
+    network: NetworkAccess = field(default_factory=NetworkAccess)
+    """wasi:sockets: the workload's private loopback directory, allowedIpNameLookups and
+    allowedHostLoopbackPorts (allowedHosts is `allowed_hosts`). Every component and the service
+    of one workload must carry the same `loopback_dir` (see `wasi.private_loopback`)."""
     preopens: tuple[Preopen, ...] = ()
     pool_size: int = 0
     max_invocations: int = 0

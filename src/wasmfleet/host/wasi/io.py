@@ -23,6 +23,11 @@ WRITE_BUDGET = 1 << 20
 
 CLOSED = err(("closed", None))
 
+FD_WAIT_LIMIT = 0.25
+"""Longest single kernel wait in `poll` (a cancel is noticed within it)."""
+FD_WAIT_SHARED = 0.005
+"""Kernel wait in `poll` when other, notification-driven pollables are polled too."""
+
 
 class IoError:
     """wasi:io/error.error: an opaque error with a debug string."""
@@ -39,6 +44,11 @@ class Pollable:
         """Seconds until this pollable becomes ready by itself (timers), None if unknown."""
         return None
 
+    def wait_fd(self) -> tuple[int, int] | None:
+        """(file descriptor, select.poll events) whose readiness makes this pollable ready, when
+        there is one (sockets): `poll` then waits in the kernel instead of on the store's condition."""
+        return None
+
 
 class TimerPollable(Pollable):
     def __init__(self, deadline_ns: int) -> None:
@@ -52,11 +62,16 @@ class TimerPollable(Pollable):
 
 
 class CallbackPollable(Pollable):
-    def __init__(self, is_ready: Callable[[], bool]) -> None:
+    def __init__(self, is_ready: Callable[[], bool],
+                 fd_wait: Callable[[], tuple[int, int] | None] | None = None) -> None:
         self.is_ready = is_ready
+        self.fd_wait = fd_wait
 
     def ready(self) -> bool:
         return self.is_ready()
+
+    def wait_fd(self) -> tuple[int, int] | None:
+        return self.fd_wait() if self.fd_wait is not None else None
 
 
 class InputStream:
@@ -228,7 +243,16 @@ def _poll(pollables: list[Pollable]) -> list[int]:
         if ready:
             return ready
         timeouts = [t for t in (p.wait_timeout() for p in pollables) if t is not None]
-        ctx.wait(min(timeouts) if timeouts else 0.05)
+        fds = [w for w in (p.wait_fd() for p in pollables) if w is not None]
+        if not fds:
+            ctx.wait(min(timeouts) if timeouts else 0.05)
+            continue
+        # Sockets: wait in the kernel. Other pollables that only a notification makes ready
+        # (HTTP bodies, name lookups) are rechecked every few milliseconds meanwhile, and the
+        # wait is bounded so a cancelled run notices within FD_WAIT_LIMIT.
+        others = len(fds) + len(timeouts) < len(pollables)
+        limit = FD_WAIT_SHARED if others else FD_WAIT_LIMIT
+        ctx.wait_fds(fds, min([limit, *timeouts]))
 
 
 def _block(p: Pollable) -> None:
@@ -276,7 +300,7 @@ def _blocking_skip(s: InputStream, n: int) -> tuple[str, Any]:
 
 
 def _in_subscribe(s: InputStream) -> Pollable:
-    return CallbackPollable(s.ready)
+    return CallbackPollable(s.ready, getattr(s, "wait_fd", None))
 
 
 # --- wasi:io/streams: output -----------------------------------------------------------------
@@ -310,7 +334,7 @@ def _flush(s: OutputStream) -> tuple[str, Any]:
 
 
 def _out_subscribe(s: OutputStream) -> Pollable:
-    return CallbackPollable(s.ready)
+    return CallbackPollable(s.ready, getattr(s, "wait_fd", None))
 
 
 def _write_zeroes(s: OutputStream, n: int) -> tuple[str, Any]:

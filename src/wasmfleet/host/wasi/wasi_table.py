@@ -26,7 +26,7 @@ def all_interfaces() -> dict[str, Interface]:
 
 
 class WasiPlugin(HostPlugin):
-    """WASI 0.2: io, clocks, random, cli, filesystem, http (sockets known, never served)."""
+    """WASI 0.2: io, clocks, random, cli, filesystem, sockets, http."""
 
     name = "wasi"
     version = WASI_VERSION
