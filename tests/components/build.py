@@ -21,6 +21,7 @@ Guests (each a directory here):
   blobstore-splice-py  blobstore-py's app built with one wasi:io (the blobstore WIT's io@0.2.1 rewritten
                        to 0.2.12 in a temporary copy), so it can splice HTTP bodies to and from objects
   sockets-py  componentize-py wasi:cli command using wasi:sockets (tests/host/test_sockets*.py, bench)
+  sockets-http-py  componentize-py HTTP guest asking a TCP port on its workload's private loopback
   keyvalue-js  componentize-js twin of keyvalue-py (same paths and answers)
   service-c  a C command (wasi:cli/run) for the service tests: serves, exits, traps or spins as its
              environment says; clang + wasi-libc + the preview1 command adapter, exactly as the
@@ -53,7 +54,7 @@ LINK_WAT = ("link-calc-wat", "link-front-wat", "link-ping-wat", "link-pong-wat",
 GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "messaging-wat", "no-body-wat",
           "kv-getset-wat", "hello-py", "hello-js",
           "config-logging-py", "greeter-py", "keyvalue-py", "keyvalue-js", "text-lib-py", "text-front-js",
-          "blobstore-py", "blobstore-splice-py", "sockets-py", "service-c", *LINK_WAT)
+          "blobstore-py", "blobstore-splice-py", "sockets-py", "sockets-http-py", "service-c", *LINK_WAT)
 
 PY_WORLDS = {
     "hello-py": ("wasi:http/proxy@0.2.12", ()),
@@ -63,6 +64,7 @@ PY_WORLDS = {
     "text-lib-py": ("wasmfleet:demo/text-library@0.1.0", ("demo", "config")),
     "blobstore-py": ("wasmfleet:tests/blobstore-guest", ("blobstore", "io-0.2.1")),
     "sockets-py": ("wasi:cli/command@0.2.12", ()),
+    "sockets-http-py": ("wasmfleet:sockets-http/guest", ("sockets-http",)),
     "blobstore-splice-py": ("wasmfleet:tests/blobstore-guest", ("blobstore",)),
 }
 
@@ -222,6 +224,7 @@ _BUILDERS = {
     **{name: _build_wat for name in LINK_WAT},
     "blobstore-py": _build_py,
     "sockets-py": _build_py,
+    "sockets-http-py": _build_py,
     "blobstore-splice-py": _build_py_one_io,
     "keyvalue-js": _build_js,
     "service-c": _build_c,
