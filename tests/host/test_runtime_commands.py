@@ -170,3 +170,47 @@ def test_a_component_without_wasi_cli_run_is_refused(settings: specs.RuntimeSett
     with pytest.raises(ComponentError, match="does not export wasi:cli/run") as info:
         commands.Command(_spec(wasm), settings)
     assert str(wasm) in str(info.value)
+
+
+def _spin_for(command: commands.Command, seconds: float) -> tuple[float, float]:
+    """Runs `spin cpu` for `seconds` of wall time on a thread of its own, then cancels it; returns
+    (wall seconds, CPU seconds of the guest's thread)."""
+    pipes = Pipes(close_stdin=False)
+    cancel = commands.Cancel()
+    measured: list[tuple[float, float]] = []
+
+    def body() -> None:
+        wall0, cpu0 = time.monotonic(), time.thread_time()
+        command.run(["spin", "cpu"], pipes.stdio, cancel)
+        measured.append((time.monotonic() - wall0, time.thread_time() - cpu0))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    try:
+        assert _wait_for_output(pipes.out_r) == b"started\n"
+        time.sleep(seconds)
+        cancel.cancel()
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        pipes.outputs()
+    return measured[0]
+
+
+def test_a_cpu_limit_holds_the_guest_to_its_share_of_a_core(settings: specs.RuntimeSettings) -> None:
+    """cpuLimit 200 millicores: the guest's thread uses at most a fifth of the wall time (plus one
+    accounting period), and the throttling is counted. Without a limit the same guest uses most of
+    a core (the control, so the bound is shown to bite)."""
+    capped = commands.Command(_spec(_program("spin"), cpu_limit_millicores=200), settings)
+    free = commands.Command(_spec(_program("spin")), settings)
+    try:
+        wall, cpu = _spin_for(capped, 1.5)
+        assert capped.quota is not None
+        assert cpu <= 0.2 * wall + 0.15, (wall, cpu)
+        assert capped.quota.throttling.periods >= 3 and capped.quota.throttling.seconds > 0
+        wall, cpu = _spin_for(free, 1.0)
+        assert free.quota is None
+        assert cpu >= 0.5 * wall, (wall, cpu)
+    finally:
+        capped.close()
+        free.close()

@@ -103,6 +103,10 @@ def _http_addr(value: str, option: str = "--http-addr") -> tuple[str, int]:
 @click.option("--max-component-memory-mb", default=0, show_default=True, type=click.IntRange(min=0),
               help="Cap of a component's memoryLimitMb, and its limit when it sets none and the "
                    "runtime's 512 MB default is above it (0: no cap).")
+@click.option("--max-component-cpu", "max_component_cpu", default=0, show_default=True, type=click.IntRange(min=0),
+              metavar="MILLICORES",
+              help="Cap of a component's or service's cpuLimit in millicores (1000 = one core per guest "
+                   "thread), and its limit when it sets none (0: no cap).")
 @click.option("--allow-shared-hosting", is_flag=True,
               help="Take workloads of other environments too (label "
                    f"{SHARED_HOSTING_LABEL}=true); without it a host with --environment takes only its own.")
@@ -122,7 +126,8 @@ def host(
     data_dir: Path | None, cache_dir: Path | None, drain_timeout: float, insecure: tuple[str, ...],
     mirror_values: tuple[str, ...],
     metrics_addr: str | None, log_level: str, file_roots: tuple[Path, ...], host_paths: tuple[Path, ...],
-    max_component_memory_mb: int, allow_shared_hosting: bool, metrics_auth: bool, kubeconfig: Path | None,
+    max_component_memory_mb: int, max_component_cpu: int, allow_shared_hosting: bool, metrics_auth: bool,
+    kubeconfig: Path | None,
     data_nats_url: str, nats_connection: NatsConnectionOptions, data_nats_connection: NatsConnectionOptions | None,
 ) -> None:
     """Join the fleet over NATS and run the workloads the operator places on this host.
@@ -179,7 +184,8 @@ def host(
         artifacts=artifacts,
         engine=EngineSettings.from_environment(os.environ),
         policy=HostPolicy(file_roots=_absolute(file_roots), host_path_prefixes=_absolute(host_paths),
-                          max_component_memory_mb=max_component_memory_mb),
+                          max_component_memory_mb=max_component_memory_mb,
+                          max_component_cpu_millicores=max_component_cpu),
     )
     if metrics_auth:
         if kubeconfig is None or not kubeconfig.is_file():

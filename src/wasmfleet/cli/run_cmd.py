@@ -84,10 +84,12 @@ def _preopens(values: tuple[str, ...], read_only: bool, option: str) -> list[spe
                    "grants outgoing-handler.")
 @click.option("--memory-limit-mb", type=click.IntRange(min=1), default=512, show_default=True,
               help="Linear memory limit.")
+@click.option("--cpu-limit", type=click.IntRange(min=0), default=0, show_default=True, metavar="MILLICORES",
+              help="CPU quota of the guest's thread in millicores (1000 = one core; 0: none).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Compiled component cache.")
 def run(component: Path, args: tuple[str, ...], env: tuple[str, ...], dirs: tuple[str, ...],
         dirs_ro: tuple[str, ...], grants: tuple[str, ...], allow_hosts: tuple[str, ...],
-        memory_limit_mb: int, cache_dir: Path | None) -> None:
+        memory_limit_mb: int, cpu_limit: int, cache_dir: Path | None) -> None:
     """Run a command component (wasi:cli/run) with ARGS; exit with its exit code.
 
     \b
@@ -104,6 +106,7 @@ def run(component: Path, args: tuple[str, ...], env: tuple[str, ...], dirs: tupl
             network=specs.NetworkAccess(loopback_dir=loopback),
             preopens=tuple(_preopens(dirs, False, "--dir") + _preopens(dirs_ro, True, "--dir-ro")),
             memory_limit_mb=memory_limit_mb,
+            cpu_limit_millicores=cpu_limit,
         )
         engine = specs.EngineSettings.from_environment(os.environ)
         settings = (specs.RuntimeSettings(cache_dir=cache_dir, engine=engine) if cache_dir

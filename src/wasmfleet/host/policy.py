@@ -1,4 +1,4 @@
-"""What a start request may ask of this host: local files, host directories, memory.
+"""What a start request may ask of this host: local files, host directories, memory, CPU.
 
 Whoever can send `workload.start` chooses images and volumes, so the host decides what it lends:
 
@@ -7,13 +7,15 @@ Whoever can send `workload.start` chooses images and volumes, so the host decide
   and be a directory;
 - a component's memoryLimitMb at most `--max-component-memory-mb`; a component that sets none gets
   the cap as its limit when the runtime's default (512 MB) is above it (otherwise leaving the field
-  out would lift the cap).
+  out would lift the cap);
+- a component's or the service's cpuLimit (millicores) at most `--max-component-cpu`; one that sets
+  none gets the cap. The runtime enforces it as a per-guest-thread quota (runtime.cpu_quota).
 
 Paths are compared after resolving symlinks and `..`, so /allowed/link-to-etc is judged by where it
 points. With no flags nothing from the local filesystem is allowed (`wasmfleet up` allows its own
 examples and data directories). `check` runs before anything is fetched or created, and a refusal
-names the option that would allow it. cpuLimit is not capped: the runtime does not enforce it (CPU
-per request is bounded by the request timeout), so a cap would only pretend.
+names the option that would allow it. Upstream leaves cpuLimit's unit open; wasmfleet reads it as
+millicores, as Kubernetes writes CPU.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ class HostPolicy:
     max_component_memory_mb: int = 0
     """Upper bound of a component's memoryLimitMb, and its limit when it sets none and the runtime's
     default is larger; 0 = no cap."""
+    max_component_cpu_millicores: int = 0
+    """Upper bound of a component's or the service's cpuLimit, and its limit when it sets none;
+    0 = no cap."""
 
     @staticmethod
     def allowing(*roots: Path) -> HostPolicy:
@@ -69,18 +74,20 @@ class HostPolicy:
         if workload.service is not None:
             self._check_image(workload.service.image, "service")
             self._check_memory(workload.service.local_resources, "service")
+            self._check_cpu(workload.service.local_resources, "service")
         for index, component in enumerate(components):
             name = component.name or f"component-{index}"
             self._check_image(component.image, f"component {name}")
             self._check_memory(component.local_resources, f"component {name}")
+            self._check_cpu(component.local_resources, f"component {name}")
         for volume in workload.volumes:
             if volume.host_path is not None:
                 self._check_host_path(volume.name, volume.host_path.local_path)
-        if not self.max_component_memory_mb:
+        if not self.max_component_memory_mb and not self.max_component_cpu_millicores:
             return workload
-        capped = [self._with_memory_cap(component) for component in components]
+        capped = [self._with_caps(component) for component in components]
         world = workload.wit_world.model_copy(update={"components": capped})
-        service = self._with_memory_cap(workload.service) if workload.service is not None else None
+        service = self._with_caps(workload.service) if workload.service is not None else None
         return workload.model_copy(update={"wit_world": world, "service": service})
 
     def _check_image(self, image: str, what: str) -> None:
@@ -120,13 +127,27 @@ class HostPolicy:
                 "see the host's --max-component-memory-mb"
             )
 
-    def _with_memory_cap(self, part: _Runnable) -> _Runnable:
-        """A component or the service, with the cap as its limit when it sets none."""
+    def _check_cpu(self, resources: messages.LocalResources, what: str) -> None:
+        cap = self.max_component_cpu_millicores
+        if cap and resources.cpu_limit > cap:
+            raise PolicyRefusal(
+                f"{what}: cpuLimit {resources.cpu_limit} millicores exceeds this host's cap of {cap}; "
+                "see the host's --max-component-cpu"
+            )
+
+    def _with_caps(self, part: _Runnable) -> _Runnable:
+        """A component or the service, with the caps as its limits where it sets none."""
         resources = part.local_resources
-        if resources.memory_limit_mb > 0 or self.max_component_memory_mb >= RUNTIME_DEFAULT_MEMORY_MB:
-            return part  # its own limit (checked), or the runtime's default, which is within the cap
-        limited = resources.model_copy(update={"memory_limit_mb": self.max_component_memory_mb})
-        return part.model_copy(update={"local_resources": limited})
+        update: dict[str, int] = {}
+        # Its own memory limit (checked), or the runtime's default when that is within the cap.
+        memory_cap = self.max_component_memory_mb
+        if memory_cap and resources.memory_limit_mb <= 0 and memory_cap < RUNTIME_DEFAULT_MEMORY_MB:
+            update["memory_limit_mb"] = memory_cap
+        if self.max_component_cpu_millicores and resources.cpu_limit <= 0:
+            update["cpu_limit"] = self.max_component_cpu_millicores
+        if not update:
+            return part
+        return part.model_copy(update={"local_resources": resources.model_copy(update=update)})
 
 
 def _resolved(path: Path) -> Path:

@@ -142,6 +142,7 @@ def component_spec(
         max_invocations=max(component.max_invocations, 0),
         max_concurrency=component.max_concurrency if component.max_concurrency > 0 else 1,
         memory_limit_mb=max(resources.memory_limit_mb, 0),
+        cpu_limit_millicores=max(resources.cpu_limit, 0),
     )
 
 
@@ -169,4 +170,5 @@ def service_spec(
         network=network_access(resources, loopback),  # the components' private loopback
         preopens=preopens(resources, volumes, SERVICE_NAME),  # errors say "service: ..."
         memory_limit_mb=max(resources.memory_limit_mb, 0),
+        cpu_limit_millicores=max(resources.cpu_limit, 0),
     )

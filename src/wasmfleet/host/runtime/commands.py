@@ -27,12 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
-from wasmtime import _ffi
 from wasmtime import component as cm
 
 from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
 from wasmfleet.host.plugin_api.interfaces import Interface
-from wasmfleet.host.runtime import engines, hostfuncs, linking, plugin_registry
+from wasmfleet.host.runtime import cpu_quota, engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import filesystem, io, private_loopback, wasi_table
@@ -177,29 +176,19 @@ class Outcome:
     cancelled: bool = False
 
 
-_EpochCallback = ctypes.CFUNCTYPE(
-    ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64),
-    ctypes.POINTER(ctypes.c_uint8),  # wasmtime_update_deadline_kind_t is uint8_t: a wider write clobbers the stack
-)
-_CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
-_VP = ctypes.c_void_p
-_set_deadline_callback = handle_tables.c_function(
-    "wasmtime_store_epoch_deadline_callback", None, _VP, _EpochCallback, _VP, _VP
-)
+class _Cancelled(Exception):
+    """The run was cancelled (Cancel.cancel); `_ended` reports it as such."""
 
 
-def _epoch_callback(cancel: Cancel | None) -> Any:
-    """Called by wasmtime when the store's epoch deadline passes: trap if cancelled, else extend."""
+def _epoch_callback(cancel: Cancel | None, quota: cpu_quota.Quota | None) -> Any:
+    """Called by wasmtime when the store's epoch deadline passes: trap if cancelled, throttle to
+    the CPU quota, else extend (checks every tick under a quota, every CANCEL_CHECK_TICKS without)."""
 
-    def on_deadline(_ctx: int, _data: int, delta: Any, kind: Any) -> int:
-        if cancel is not None and cancel.cancelled:
-            error = _ffi.wasmtime_error_new(b"cancelled")
-            return ctypes.cast(error, ctypes.c_void_p).value or 0
-        delta[0] = CANCEL_CHECK_TICKS
-        kind[0] = _CONTINUE
-        return 0
+    def stop() -> BaseException | None:
+        return _Cancelled("cancelled") if cancel is not None and cancel.cancelled else None
 
-    return _EpochCallback(on_deadline)
+    ticks = cpu_quota.CHECK_TICKS if quota is not None else CANCEL_CHECK_TICKS
+    return cpu_quota.callback(stop, quota, ticks=ticks)
 
 
 class Command:
@@ -226,6 +215,7 @@ class Command:
         self.run_idx = run_idx
         self.linker, _ = linking.build_linker(self.component, spec, self.plan, known, settings.engine.fast_host_calls)
         self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20
+        self.quota = cpu_quota.Quota(spec.cpu_limit_millicores) if spec.cpu_limit_millicores > 0 else None
         self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
         self._lifecycle: plugin_registry.Lifecycle | None = None
         if plugin_hooks and spec.grants:  # plugins' workload hooks concern granted packages only
@@ -246,9 +236,9 @@ class Command:
         table = handle_tables.ResourceTable(state)
         store = wasmtime.Store(engines.engine())
         store.set_limits(memory_size=self.memory_bytes)
-        callback = _epoch_callback(cancel)  # referenced until the store is gone
-        _set_deadline_callback(ctypes.cast(store.ptr(), _VP), callback, None, None)
-        store.set_epoch_deadline(CANCEL_CHECK_TICKS)
+        callback = _epoch_callback(cancel, self.quota)  # referenced until the store is gone
+        cpu_quota.install(ctypes.cast(store.ptr(), ctypes.c_void_p).value or 0, callback)
+        store.set_epoch_deadline(cpu_quota.CHECK_TICKS if self.quota is not None else CANCEL_CHECK_TICKS)
         if cancel is not None:
             cancel._watch(state)
         previous = handle_tables.swap(table)

@@ -35,7 +35,7 @@ _CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
 _VP = ctypes.c_void_p
 EpochCallback = ctypes.CFUNCTYPE(
     ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64),
-    ctypes.POINTER(ctypes.c_int),
+    ctypes.POINTER(ctypes.c_uint8),  # wasmtime_update_deadline_kind_t is uint8_t: a wider write clobbers the stack
 )
 _set_deadline_callback = handle_tables.c_function(
     "wasmtime_store_epoch_deadline_callback", None, _VP, EpochCallback, _VP, _VP

@@ -79,6 +79,8 @@ class ComponentSpec:
     max_invocations: int = 0
     max_concurrency: int = 1
     memory_limit_mb: int = 0
+    cpu_limit_millicores: int = 0
+    """CPU per guest thread in thousandths of a core (cpu_quota); 0 = not throttled."""
     request_timeout_s: float = 0.0
     peers: tuple[ComponentSpec, ...] = field(default=(), hash=False, compare=False)
     """The workload's other components, in manifest order. This component's imports that one of
