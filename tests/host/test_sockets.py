@@ -370,9 +370,9 @@ def test_a_long_command_checks_for_cancel_once_per_ten_ticks(
     """The epoch-deadline callback of a command extends its deadline (it once wrote the uint8
     update kind as an int, clobbering the extension: past 100 ms every epoch check called back
     into Python and guests ran ~50x slower). Counted by wrapping the callback."""
-    from wasmfleet.host.runtime import commands
+    from wasmfleet.host.runtime import commands, cpu_quota
 
-    real = commands._EpochCallback
+    real = cpu_quota.EpochCallback
     calls = [0]
 
     def counting(fn: Any) -> Any:
@@ -382,7 +382,7 @@ def test_a_long_command_checks_for_cancel_once_per_ten_ticks(
 
         return real(wrapped)
 
-    monkeypatch.setattr(commands, "_EpochCallback", counting)
+    monkeypatch.setattr(cpu_quota, "EpochCallback", counting)
     w = dataclasses.replace(workload, loopback_dir=tmp_path / "long" / "net",
                             allowed_host_loopback_ports=(str(native_tcp.port),))
     started = time.monotonic()
