@@ -78,6 +78,10 @@ class NatsConnections:
                 self._clients[url] = client
             return client
 
+    def known(self, url: str, name: str) -> KeyValue | None:
+        """The bucket if it was opened before (from any thread: a dict read, no hop to the loop)."""
+        return self._buckets.get((url, name))
+
     async def open(self, url: str, name: str, create: bool) -> KeyValue:
         # A bucket once found is kept: guests open on every request, and asking JetStream each time
         # would add a round trip to every call (a bucket deleted meanwhile fails its operations).
@@ -100,7 +104,9 @@ class NatsConnections:
         except js_errors.InvalidBucketNameError:
             raise KeyValueFailure("other", f"invalid bucket name {name!r}") from None
         try:
-            kv = await js.create_key_value(bucket=name)
+            # direct: gets are answered by any replica through $JS.API.DIRECT.GET, without the
+            # stream API's JSON (upstream's clients create KV buckets so too).
+            kv = await js.create_key_value(bucket=name, direct=True)
         except js_errors.BadRequestError:  # created meanwhile by another host or workload
             kv = await js.key_value(name)
         return kv

@@ -165,7 +165,7 @@ class KeyValuePlugin(HostPlugin):
                 raise KeyValueFailure("other", "backend nats needs config.url on a host without NATS")
             bucket = name if create else config.get("bucket") or name
             connections = self._connections()
-            kv = connections.run(connections.open(url, bucket, create), deadline())
+            kv = connections.known(url, bucket) or connections.run(connections.open(url, bucket, create), deadline())
             return NatsBucket(connections, kv)
         if backend == "redis":
             url = config.get("url", "")

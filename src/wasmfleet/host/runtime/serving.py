@@ -1,9 +1,15 @@
-"""One serving process: the route table, loaded components, the HTTP listener and the wasm thread.
+"""One serving process: the route table, loaded components, the HTTP listener and the wasm threads.
 
-The event loop parses HTTP and moves bytes; guest calls run one at a time on a dedicated wasm
-thread (wasmtime-py calls block, and threads do not add throughput under the GIL: more cores
-come from worker processes, see `workers`). Responses travel back with `call_soon_threadsafe`,
-coalesced by `ThreadSink` so a small response costs one wake-up of the loop.
+The event loop parses HTTP and moves bytes. A guest that cannot wait on anything slow runs inline
+on the loop. A guest that may block in a host call (outgoing HTTP, wasi:keyvalue on NATS or Redis,
+blobstore: any interface declared `blocking`) runs on one of up to `RuntimeSettings.wasm_threads`
+wasm threads, each call in its own instance (poolSize/maxConcurrency semantics are unchanged: an
+instance serves one call at a time). Threads add no CPU under the GIL (more cores come from worker
+processes, see `workers`), but wasm runs with the GIL released and a guest waiting on a round trip
+to its backend holds none: with one thread, every request of the worker would queue behind that
+wait. Threads are started on demand, so a worker serving only inline guests has one. Responses
+travel back with `call_soon_threadsafe`, coalesced by `ThreadSink` so a small response costs one
+wake-up of the loop.
 """
 
 from __future__ import annotations
@@ -200,7 +206,10 @@ class ServingCore:
         self.server: asyncio.base_events.Server | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._wasm_thread, name="wasm", daemon=True)
+        self.threads: list[threading.Thread] = []
+        self._threads_lock = threading.Lock()
+        self._idle_threads = 0
+        """Wasm threads waiting for a job (under _threads_lock): none idle -> start another."""
         self.idle_event: asyncio.Event | None = None
         self.counters = {"requests": 0, "responses_5xx": 0, "rejected": 0}
         self.messaging: messaging_dispatch.MessagingDispatcher | None = None
@@ -212,7 +221,7 @@ class ServingCore:
         self.loop = asyncio.get_running_loop()
         self.idle_event = asyncio.Event()
         self.idle_event.set()
-        self.thread.start()
+        self._add_thread()
         self.server = await self.loop.create_server(self._new_connection, sock=sock, backlog=1024)
         self.loop.call_later(IDLE_TIMEOUT_S / 3, self._reap_idle)
 
@@ -248,7 +257,8 @@ class ServingCore:
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.close()
-        self.jobs.put(None)
+        for _ in self.threads:
+            self.jobs.put(None)
         if self.messaging is not None:
             await self.messaging.close(max(0.1, deadline - time.monotonic()))
         for route in list(self.routes.by_workload.values()):
@@ -339,10 +349,25 @@ class ServingCore:
             self._run(loop, component, conn, request)
 
         self.jobs.put(job)
+        if self._idle_threads == 0 and len(self.threads) < self.settings.wasm_threads:
+            self._add_thread()
+
+    def _add_thread(self) -> None:
+        with self._threads_lock:
+            if len(self.threads) >= max(1, self.settings.wasm_threads):
+                return
+            thread = threading.Thread(target=self._wasm_thread, name=f"wasm-{len(self.threads)}", daemon=True)
+            self.threads.append(thread)
+        thread.start()
 
     def _wasm_thread(self) -> None:
+        lock = self._threads_lock
         while True:
+            with lock:
+                self._idle_threads += 1
             job = self.jobs.get()
+            with lock:
+                self._idle_threads -= 1
             if job is None:
                 return
             try:
