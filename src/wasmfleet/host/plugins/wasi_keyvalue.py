@@ -165,8 +165,9 @@ class KeyValuePlugin(HostPlugin):
                 raise KeyValueFailure("other", "backend nats needs config.url on a host without NATS")
             bucket = name if create else config.get("bucket") or name
             connections = self._connections()
-            kv = connections.known(url, bucket) or connections.run(connections.open(url, bucket, create), deadline())
-            return NatsBucket(connections, kv)
+            kv = connections.known(url, bucket) or connections.run(
+                lambda: connections.open(url, bucket, create), deadline(), url)
+            return NatsBucket(connections, kv, url)
         if backend == "redis":
             url = config.get("url", "")
             prefix = config.get("prefix", "") + ("" if not create else f"{name}:")
