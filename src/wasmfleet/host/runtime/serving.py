@@ -18,6 +18,7 @@ import asyncio
 import logging
 import queue
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +45,12 @@ would cost more than the copy), and whatever is pending goes out before the gues
 
 QUEUED_HIGH = 4 << 20
 """Response bytes a guest on the wasm thread may hand to the loop ahead of the connection."""
+SWITCH_INTERVAL_S = 0.0005
+"""The process's GIL switch interval while it serves (Python's default: 5 ms). A thread woken from
+a wait (a wasm thread whose keyvalue reply came, the loop after a socket read) needs the GIL back,
+and another thread holding it gives it up only after this interval: with the default, every NATS
+round trip of a guest could wait up to 5 ms for it, which halved keyvalue throughput on the
+2-core CI machine (bench/keyvalue_bench.py); 0.5 ms costs CPU-bound threads little."""
 IDLE_TIMEOUT_S = 75.0
 """Keep-alive connections idle this long are closed (longer than typical client/proxy pools' 60 s)."""
 
@@ -219,6 +226,7 @@ class ServingCore:
 
     async def start(self, sock: socket.socket) -> None:
         self.loop = asyncio.get_running_loop()
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.idle_event = asyncio.Event()
         self.idle_event.set()
         self._add_thread()
