@@ -66,8 +66,9 @@ UNKNOWN_OUTCOME: tuple[type[BaseException], ...] = (
     js_errors.ServiceUnavailableError,
 )
 """Failures after which an idempotent operation is tried again (its outcome, if any, is unknown)."""
-NOT_APPLIED: tuple[type[BaseException], ...] = (nats.errors.NoRespondersError,)
-"""Failures that prove nothing was applied: any operation may be tried again."""
+NOT_APPLIED: tuple[type[BaseException], ...] = (nats.errors.NoRespondersError, js_errors.NoStreamResponseError)
+"""Failures that prove nothing was applied (no server took the request: e.g. the stream has no
+leader while the cluster elects one): any operation may be tried again."""
 
 
 class ConnectionLost(Exception):
