@@ -216,7 +216,9 @@ class ServingCore:
         self.threads: list[threading.Thread] = []
         self._threads_lock = threading.Lock()
         self._idle_threads = 0
-        """Wasm threads waiting for a job (under _threads_lock): none idle -> start another."""
+        self._queued = 0
+        """Wasm threads waiting for a job, and jobs not yet taken (both under _threads_lock): more
+        jobs than idle threads -> start another thread."""
         self.idle_event: asyncio.Event | None = None
         self.counters = {"requests": 0, "responses_5xx": 0, "rejected": 0}
         self.messaging: messaging_dispatch.MessagingDispatcher | None = None
@@ -356,14 +358,18 @@ class ServingCore:
         def job() -> None:
             self._run(loop, component, conn, request)
 
+        with self._threads_lock:
+            self._queued += 1
+            more = self._queued > self._idle_threads and len(self.threads) < self.settings.wasm_threads
         self.jobs.put(job)
-        if self._idle_threads == 0 and len(self.threads) < self.settings.wasm_threads:
+        if more:
             self._add_thread()
 
     def _add_thread(self) -> None:
         with self._threads_lock:
             if len(self.threads) >= max(1, self.settings.wasm_threads):
                 return
+            self._idle_threads += 1  # counted from now: a burst of jobs starts one thread each
             thread = threading.Thread(target=self._wasm_thread, name=f"wasm-{len(self.threads)}", daemon=True)
             self.threads.append(thread)
         thread.start()
@@ -371,17 +377,19 @@ class ServingCore:
     def _wasm_thread(self) -> None:
         lock = self._threads_lock
         while True:
-            with lock:
-                self._idle_threads += 1
             job = self.jobs.get()
             with lock:
                 self._idle_threads -= 1
+                if job is not None:
+                    self._queued -= 1
             if job is None:
                 return
             try:
                 job()
             except Exception:  # pragma: no cover - _run catches everything it expects
                 log.exception("wasm job failed")
+            with lock:
+                self._idle_threads += 1
 
     def _run(self, loop: asyncio.AbstractEventLoop, component: instances.LoadedComponent,
              conn: http1.Connection, request: http1.Request, inline: bool = False) -> None:
