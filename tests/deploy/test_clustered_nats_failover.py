@@ -241,7 +241,14 @@ async def prepare_bucket(urls: list[str]) -> None:
     try:
         js = nc.jetstream(timeout=10)
         kv = await js.create_key_value(bucket=BUCKET, replicas=3)
-        await kv.put("seed", b"seeded")
+        for _ in range(50):  # a new R3 stream may answer no one until its leader is elected
+            try:
+                await kv.put("seed", b"seeded")
+                break
+            except nats.js.errors.NoStreamResponseError:
+                await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the new bucket never accepted a write")
         info = await js.stream_info(f"KV_{BUCKET}")
         assert info.config.num_replicas == 3, info.config
     finally:
