@@ -4,10 +4,10 @@ server under load through the gateway, count what fails and what is lost.
 Three nats-servers form a JetStream cluster configured from the chart's rendered nats.conf (its
 `jetstream` block, its `cluster` block with routes over TLS between the servers, the generated
 server certificate) with the pod's paths and the cluster DNS names moved to loopback. Client TLS and
-the per-role accounts are left out of THIS test's config: the hosts' wasi:keyvalue NATS backend
-connects with the host's URL and no credentials or certificate until the data-plane identity
-(`--data-nats`) lands, so under the chart's authorization it could not reach JetStream at all
-(tests/deploy/test_chart_security.py checks the authorization on a real server instead). The
+the per-role accounts are left out of THIS test's config, which is about failover: the hosts reach
+JetStream on their own URL without a data-plane identity here (the chart's hosts log in to the DATA
+account with WASMFLEET_HOST_DATA_NATS_TLS_*: tests/deploy/test_chart_configuration_runs.py runs a
+keyvalue workload that way, and tests/deploy/test_chart_security.py checks the authorization). The
 servers advertise their loopback client addresses (the chart sets no_advertise, since pod IPs are
 not in the certificate; its clients get every server's name instead).
 
