@@ -8,7 +8,8 @@ An op is one set followed by one get of the same key (get+set pair):
   bucket.get("k") through the host's NATS backend (JetStream KV bucket `bench`); WAT so that the
   guest's own start costs microseconds and the plugin's cost shows;
 - peer: 10 concurrent nats-py tasks doing kv.put then kv.get of one key on the same bucket directly,
-  from this process (one connection, as a client library user would).
+  from this process (one connection, as a client library user would). The bucket is the one the
+  host created, with direct gets allowed, so both sides read through $JS.API.DIRECT.GET.
 
 Prints ops/s of each, the ratio guest/direct (issue target >= 0.5), and p50/p99 latency of one op.
 The guest path includes HTTP parsing, a fresh wasm instance per request and two host calls; the

@@ -8,14 +8,21 @@
   dir), loopback addresses for the cluster DNS names and free ports for the fixed ones;
 - the host joins NATS over TLS with its generated client certificate, the operator places a
   WorkloadDeployment of examples/hello (from a real local OCI registry) on it, and the gateway
-  answers a request with it.
+  answers a request with it;
+- the data plane: a WorkloadDeployment of tests/components/keyvalue-py (wasi:keyvalue, the host's
+  default NATS backend) sets and gets a key through the gateway. The host reaches JetStream only as
+  the data-plane identity the chart gives it (WASMFLEET_HOST_DATA_NATS_TLS_*: the control identity's
+  account has no JetStream), and the value is read back from the bucket with the data certificate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -31,10 +38,14 @@ from wasmfleet.testing.apiserver import running_apiserver
 from wasmfleet.testing.nats import free_port, nats_server_binary
 from wasmfleet.testing.oci_registry_server import push_wasm, running_registry
 
+sys.path.insert(0, str(REPO))
+from tests.components.build import build_component
+
 pytestmark = pytest.mark.timeout(240)
 
 WF = [sys.executable, "-m", "wasmfleet"]
 HOSTNAME = "hello.localhost"
+KV_HOSTNAME = "kv.localhost"
 
 
 def expand(value: str, env: dict[str, str]) -> str:
@@ -66,7 +77,7 @@ def test_rendered_configuration_serves_a_workload_over_tls_nats(tmp_path: Path) 
     objects = render()
     secrets = by_kind(objects, "Secret")
     deployments = by_kind(objects, "Deployment")
-    for role in ("nats", "operator", "host"):
+    for role in ("nats", "operator", "host", "data"):
         write_secret(secrets[f"wf-wasmfleet-{role}-tls"], tmp_path / f"{role}-tls")
 
     nats_port, monitor_port, gateway_port, metrics_port = free_port(), free_port(), free_port(), free_port()
@@ -95,7 +106,8 @@ def test_rendered_configuration_serves_a_workload_over_tls_nats(tmp_path: Path) 
         with contextlib.ExitStack() as stack:
             for role, (deployment, ports) in roles.items():
                 container = deployments[deployment]["spec"]["template"]["spec"]["containers"][0]
-                moves = {**in_cluster, **ports, "/etc/wasmfleet/nats-tls/": f"{tmp_path}/{role}-tls/"}
+                moves = {**in_cluster, **ports, "/etc/wasmfleet/nats-tls/": f"{tmp_path}/{role}-tls/",
+                         "/etc/wasmfleet/data-nats-tls/": f"{tmp_path}/data-tls/"}
                 env = pod_env(env_of(deployments[deployment]), {**downward, "POD_NAME": f"{deployment}-0"}, moves)
                 if role == "gateway":
                     env.update(WASMFLEET_GATEWAY_LISTEN="127.0.0.1", WASMFLEET_GATEWAY_PORT=str(gateway_port))
@@ -125,6 +137,53 @@ def test_rendered_configuration_serves_a_workload_over_tls_nats(tmp_path: Path) 
             assert "hostgroup-default-0" in hosts, hosts
             ready = get(f"http://127.0.0.1:{metrics_port}/readyz", "localhost")
             assert ready[0] == 200, ready
+
+            # The data plane: wasi:keyvalue on the host's default backend (NATS JetStream KV).
+            push_wasm(registry, "tests/keyvalue", "1", build_component("keyvalue-py").read_bytes())
+            kv_manifest = {
+                "apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "WorkloadDeployment",
+                "metadata": {"name": "kv", "namespace": NAMESPACE},
+                "spec": {"replicas": 1, "template": {"spec": {
+                    "hostSelector": {"hostgroup": "default"},
+                    "components": [{"name": "kv", "image": f"{registry.host}/tests/keyvalue:1"}],
+                    "hostInterfaces": [
+                        {"namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"],
+                         "config": {"host": KV_HOSTNAME}},
+                        {"namespace": "wasi", "package": "keyvalue", "version": "0.2.0-draft",
+                         "interfaces": ["store", "atomics", "batch"]},
+                    ]}}},
+            }
+            (tmp_path / "kv.yaml").write_text(yaml.safe_dump(kv_manifest))
+            applied = subprocess.run([kubectl, "apply", "-f", str(tmp_path / "kv.yaml")], env=kubectl_env,
+                                     capture_output=True, text=True)
+            assert applied.returncode == 0, applied.stderr
+            gateway = f"http://127.0.0.1:{gateway_port}"
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                status, _, body = get(f"{gateway}/set?id=chartkv&key=k&value=on-the-data-plane", KV_HOSTNAME)
+                if status == 200:
+                    break
+                time.sleep(0.5)
+            logs = "".join(f"--- {p.name}\n{p.read_text()[-2500:]}\n" for p in sorted(tmp_path.glob("*.log")))
+            assert status == 200 and json.loads(body) == {"ok": None}, f"{status} {body[:300]}\n{logs}"
+            status, _, body = get(f"{gateway}/get?id=chartkv&key=k", KV_HOSTNAME)
+            assert json.loads(body) == {"ok": b"on-the-data-plane".hex()}, body
+            stored = asyncio.run(read_as_data_plane(f"tls://localhost:{nats_port}", tmp_path / "data-tls"))
+            assert stored == b"on-the-data-plane", stored
+
+
+async def read_as_data_plane(url: str, certs: Path) -> bytes:
+    """Key k of bucket chartkv, read with the data plane's client certificate."""
+    import nats
+
+    context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    context.load_cert_chain(str(certs / "tls.crt"), str(certs / "tls.key"))
+    nc = await nats.connect(url, tls=context, connect_timeout=5)
+    try:
+        entry = await (await nc.jetstream().key_value("chartkv")).get("k")
+        return bytes(entry.value or b"")
+    finally:
+        await nc.close()
 
 
 def get(url: str, host: str) -> tuple[int, dict[str, str], str]:

@@ -32,7 +32,7 @@ import helm_python as helm
 import nats
 import nats.errors
 import pytest
-from chart_rendering import CHART, REPO, by_kind, env_of, local_nats_conf, process, render, write_secret
+from chart_rendering import CHART, NAMESPACE, REPO, by_kind, env_of, local_nats_conf, process, render, write_secret
 from nats.aio.client import Client as NATS
 
 from wasmfleet.bus import permissions
@@ -213,3 +213,21 @@ def test_hosts_carry_the_data_plane_certificate() -> None:
     assert volumes["data-nats-tls"]["secret"]["secretName"] == "wf-wasmfleet-data-tls"
     assert os.path.basename("/etc/wasmfleet/data-nats-tls") in {
         Path(m["mountPath"]).name for m in host["containers"][0]["volumeMounts"]}
+    env = {e["name"]: e.get("value") for e in host["containers"][0]["env"]}
+    assert env["WASMFLEET_HOST_DATA_NATS"] == env["WASMFLEET_HOST_NATS"] == f"tls://wf-wasmfleet-nats.{NAMESPACE}.svc:4222"
+    assert env["WASMFLEET_HOST_DATA_NATS_TLS_CA"] == "/etc/wasmfleet/data-nats-tls/ca.crt"
+    assert env["WASMFLEET_HOST_DATA_NATS_TLS_CERT"] == "/etc/wasmfleet/data-nats-tls/tls.crt"
+    assert env["WASMFLEET_HOST_DATA_NATS_TLS_KEY"] == "/etc/wasmfleet/data-nats-tls/tls.key"
+    # The control identity stays the host's own.
+    assert env["WASMFLEET_HOST_NATS_TLS_CERT"] == "/etc/wasmfleet/nats-tls/tls.crt"
+
+
+def test_hosts_data_plane_url_is_a_value_and_needs_no_certificate_without_tls() -> None:
+    values = {"nats": {"enabled": False, "url": "nats://control.example:4222"}, "tls": {"enabled": False},
+              "hosts": {"dataNats": {"url": "nats://data-1.example:4222,nats://data-2.example:4222"}}}
+    host = by_kind(render(values), "Deployment")["hostgroup-default"]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in host["containers"][0]["env"]}
+    assert env["WASMFLEET_HOST_NATS"] == "nats://control.example:4222"
+    assert env["WASMFLEET_HOST_DATA_NATS"] == "nats://data-1.example:4222,nats://data-2.example:4222"
+    assert not any(name.startswith("WASMFLEET_HOST_DATA_NATS_TLS") for name in env), env
+    assert "data-nats-tls" not in {v["name"] for v in host["volumes"]}

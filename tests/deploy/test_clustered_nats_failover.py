@@ -4,10 +4,10 @@ server under load through the gateway, count what fails and what is lost.
 Three nats-servers form a JetStream cluster configured from the chart's rendered nats.conf (its
 `jetstream` block, its `cluster` block with routes over TLS between the servers, the generated
 server certificate) with the pod's paths and the cluster DNS names moved to loopback. Client TLS and
-the per-role accounts are left out of THIS test's config: the hosts' wasi:keyvalue NATS backend
-connects with the host's URL and no credentials or certificate until the data-plane identity
-(`--data-nats`) lands, so under the chart's authorization it could not reach JetStream at all
-(tests/deploy/test_chart_security.py checks the authorization on a real server instead). The
+the per-role accounts are left out of THIS test's config, which is about failover: the hosts reach
+JetStream on their own URL without a data-plane identity here (the chart's hosts log in to the DATA
+account with WASMFLEET_HOST_DATA_NATS_TLS_*: tests/deploy/test_chart_configuration_runs.py runs a
+keyvalue workload that way, and tests/deploy/test_chart_security.py checks the authorization). The
 servers advertise their loopback client addresses (the chart sets no_advertise, since pod IPs are
 not in the certificate; its clients get every server's name instead).
 
@@ -25,11 +25,13 @@ Checks:
 - every write the guest acknowledged (HTTP 200 with {"ok": ...}) is readable with its value from the
   surviving servers afterwards: lost acknowledged writes must be 0 (JetStream acknowledges after a
   quorum of replicas stored it);
-- service recovers: every request started RECOVERED_AFTER_S after the kill succeeds; the failed
-  requests (reads and writes, with when they started and how long they took), the stream leader
-  elections and host A's reconnection time are printed. Failed requests during the failover are
-  reported, not asserted to be 0: a request in flight on the killed server's connection, or waiting
-  for a new stream leader, can outlast its deadline (see docs/install.md for measured figures).
+- no request fails: reads and writes are idempotent, and a keyvalue operation in flight on the
+  killed server's connection, or waiting for the new stream leader, is retried by the host on its
+  reconnected connection within the request's deadline (host/plugins/keyvalue_nats.py), so failed
+  requests must be 0; the failures (if any, with when they started and how long they took), the
+  stream leader elections and host A's reconnection time are printed;
+- host A's keyvalue connection was on the killed server when it died (warm-up requests reach both
+  replicas first), so the in-flight case is exercised, not only new requests after the kill.
 """
 
 from __future__ import annotations
@@ -69,9 +71,9 @@ HOSTNAME = "kv.localhost"
 BUCKET = "fleetkv"
 LOAD_BEFORE_KILL_S = 3.0
 LOAD_AFTER_KILL_S = 16.0
-RECOVERED_AFTER_S = 12.0
-"""Every request started this long after the kill must succeed: the stream has a new leader (a Raft
-election, 4-9 s in nats-server) and the clients are reconnected. The time in between is reported."""
+WARM_UP_REQUESTS = 20
+"""Reads through the gateway before the kill, so both replicas' hosts have opened their keyvalue
+connection (the gateway spreads requests over the replicas)."""
 CONCURRENCY = 6
 
 
@@ -239,7 +241,14 @@ async def prepare_bucket(urls: list[str]) -> None:
     try:
         js = nc.jetstream(timeout=10)
         kv = await js.create_key_value(bucket=BUCKET, replicas=3)
-        await kv.put("seed", b"seeded")
+        for _ in range(50):  # a new R3 stream may answer no one until its leader is elected
+            try:
+                await kv.put("seed", b"seeded")
+                break
+            except nats.js.errors.NoStreamResponseError:
+                await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the new bucket never accepted a write")
         info = await js.stream_info(f"KV_{BUCKET}")
         assert info.config.num_replicas == 3, info.config
     finally:
@@ -370,6 +379,8 @@ def test_killing_a_nats_node_under_load_loses_no_acknowledged_write(tmp_path: Pa
                     return False
 
             wait_for(seed_served, 30, "the seed key through the gateway", logs)
+            for _ in range(WARM_UP_REQUESTS):
+                assert seed_served(), "a warm-up read failed"
             before = placement(nodes)
             leader = asyncio.run(move_leader_to(all_urls, nodes[1].name))
 
@@ -409,9 +420,10 @@ def test_killing_a_nats_node_under_load_loses_no_acknowledged_write(tmp_path: Pa
             assert "wasmfleet-host host-a" in before[nodes[1].name], report
             assert "wasmfleet-host host-b" in before[nodes[2].name], report
             assert len(load.acked) > 50 and total_reads > 50, report  # the load was real
+            # Host A's keyvalue connection (unnamed) was on the killed server.
+            assert "(unnamed: keyvalue)" in before[nodes[1].name], report
             assert lost == [], report
-            late = [f for f in load.failures if f[0] >= killed_at + RECOVERED_AFTER_S]
-            assert late == [], report
+            assert load.reads_failed == 0 and load.writes_failed == 0, report
             # The control plane followed: the operator and host A are connected to a surviving server.
             names = " ".join(" ".join(v) for v in after.values())
             assert "wasmfleet-operator" in names and "host-a" in names, report

@@ -4,17 +4,32 @@ nats-py is asyncio and host functions are not: one event-loop thread per host pr
 connections (one per NATS URL, shared by every workload) and host functions wait for their
 operation there, at most until the request's deadline. nats-py's exceptions are mapped here, at
 this one boundary, to `KeyValueFailure` (error::other with the cause, error::no-such-store).
+
+Hand-off: a host function puts its operation on a queue and blocks on a plain lock that the loop
+releases when the operation ends; the loop is woken (a write to its self-pipe) only when the queue
+was empty, so concurrent guests share wake-ups (several wasm threads per worker, see
+runtime.serving). asyncio's run_coroutine_threadsafe costs a wake-up per call and a Condition per
+future, which showed up as a large part of a request's time (bench/keyvalue_bench.py).
+
+Failover: operations that are idempotent (get, exists, list-keys, set and delete by key, their
+batch forms) are retried within the request's deadline when the attempt's outcome is unknown: the
+connection dropped (attempts in flight on it are interrupted at once instead of waiting for a reply
+that cannot come), no reply within ATTEMPT_TIMEOUT_S, no responders, or JetStream unavailable (a
+stream without a leader while the cluster elects one). increment is retried only when the failure
+proves its write was not applied (no responders): a retried compare-and-swap whose first attempt
+succeeded unseen would add its delta twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import nats
 import nats.errors
@@ -30,13 +45,48 @@ PAGE = 1000
 """Keys per list-keys page (as upstream's NATS backend)."""
 
 OPERATION_TIMEOUT_S = 10.0
-"""Bound of one operation when the calling request has no nearer deadline."""
+"""Bound of one operation (retries included) when the calling request has no nearer deadline."""
+
+ATTEMPT_TIMEOUT_S = 3.0
+"""Bound of one attempt's JetStream request: an idempotent operation whose reply does not come in
+this time is sent again (a stream leader that died never answers; its successor is elected in
+seconds)."""
 
 MAX_CAS_ATTEMPTS = 1000
 """Bound of one increment's compare-and-swap retries (each retry means another writer won)."""
 
+RETRY_PAUSE_S = (0.02, 0.5)
+"""First and longest pause between attempts (doubling): lets a reconnection or an election finish."""
+
 T = TypeVar("T")
 
+UNKNOWN_OUTCOME: tuple[type[BaseException], ...] = (
+    nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError, nats.errors.ConnectionReconnectingError, TimeoutError, OSError,
+    js_errors.ServiceUnavailableError,
+)
+"""Failures after which an idempotent operation is tried again (its outcome, if any, is unknown)."""
+NOT_APPLIED: tuple[type[BaseException], ...] = (nats.errors.NoRespondersError, js_errors.NoStreamResponseError)
+"""Failures that prove nothing was applied (no server took the request: e.g. the stream has no
+leader while the cluster elects one): any operation may be tried again."""
+
+
+class ConnectionLost(Exception):
+    """An attempt was in flight on a connection that dropped: its reply will never come."""
+
+
+class _Waiter:
+    """One blocked host call: the loop releases `done` once `result`/`error` is set."""
+
+    __slots__ = ("cancelled", "done", "error", "result", "task")
+
+    def __init__(self) -> None:
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.cancelled = False
 
 
 class NatsConnections:
@@ -49,23 +99,119 @@ class NatsConnections:
         self._thread.start()
         self._clients: dict[str, Any] = {}
         self._buckets: dict[tuple[str, str], KeyValue] = {}
-        """Only touched on the loop thread."""
+        """Only written on the loop thread."""
         self._connecting = asyncio.Lock()
+        self._submitted: collections.deque[tuple[_Waiter, Callable[[], Coroutine[Any, Any, Any]]]] = collections.deque()
+        self._submit_lock = threading.Lock()
+        self._wake_pending = False
+        self._in_flight: dict[str, set[asyncio.Task[Any]]] = {}
+        """Retryable attempts per connection URL (loop thread only), interrupted when it drops."""
+        self._interrupted: set[asyncio.Task[Any]] = set()
 
-    def run(self, coro: Coroutine[Any, Any, T], deadline: float) -> T:
-        """Runs `coro` on the loop, waiting at most until `deadline` (time.monotonic())."""
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return future.result(max(0.05, deadline - time.monotonic()))
-        except FutureTimeout:
-            future.cancel()
+    # ---- hand-off between host functions and the loop ---------------------------------------
+
+    def run(self, operation: Callable[[], Awaitable[T]], deadline: float, url: str = "",
+            idempotent: bool = False) -> T:
+        """Runs `operation()` on the loop, waiting at most until `deadline` (time.monotonic()).
+        With `url` and `idempotent`, attempts whose outcome is unknown are retried (see module doc);
+        without `idempotent`, only those that provably did nothing."""
+        waiter = _Waiter()
+
+        async def attempts() -> T:
+            return await self._attempts(operation, deadline, url, idempotent)
+
+        with self._submit_lock:
+            self._submitted.append((waiter, attempts))
+            wake, self._wake_pending = not self._wake_pending, True
+        if wake:
+            self._loop.call_soon_threadsafe(self._start_submitted)
+        if not waiter.done.acquire(timeout=max(0.05, deadline - time.monotonic())):
+            waiter.cancelled = True
+            self._loop.call_soon_threadsafe(self._cancel, waiter)
+            raise KeyValueFailure("other", "NATS did not answer before the request's deadline")
+        if waiter.error is None:
+            return waiter.result  # type: ignore[no-any-return]
+        self._failure(waiter.error)
+
+    def _start_submitted(self) -> None:
+        """On the loop: starts every operation submitted since the last wake-up."""
+        with self._submit_lock:
+            batch = list(self._submitted)
+            self._submitted.clear()
+            self._wake_pending = False
+        for waiter, attempts in batch:
+            if waiter.cancelled:
+                continue
+            task: asyncio.Task[Any] = self._loop.create_task(attempts())
+            waiter.task = task
+            task.add_done_callback(lambda t, w=waiter: self._finish(w, t))  # type: ignore[misc]
+
+    @staticmethod
+    def _finish(waiter: _Waiter, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            waiter.error = FutureTimeout()
+        elif (error := task.exception()) is not None:
+            waiter.error = error
+        else:
+            waiter.result = task.result()
+        waiter.done.release()
+
+    @staticmethod
+    def _cancel(waiter: _Waiter) -> None:
+        if waiter.task is not None:
+            waiter.task.cancel()
+
+    @staticmethod
+    def _failure(exc: BaseException) -> NoReturn:
+        """Raises the KeyValueFailure of a nats-py (or our own) exception: the one mapping boundary."""
+        if isinstance(exc, KeyValueFailure):
+            raise exc
+        if isinstance(exc, FutureTimeout):
             raise KeyValueFailure("other", "NATS did not answer before the request's deadline") from None
-        except KeyValueFailure:
-            raise
-        except js_errors.InvalidKeyError as exc:
+        if isinstance(exc, js_errors.InvalidKeyError):
             raise KeyValueFailure("other", f"invalid key: {exc}") from None
-        except (nats.errors.Error, OSError, TimeoutError) as exc:
+        if isinstance(exc, ConnectionLost):
+            raise KeyValueFailure("other", "NATS: the connection dropped with the operation in flight") from None
+        if isinstance(exc, (nats.errors.Error, OSError, TimeoutError)):
             raise KeyValueFailure("other", f"NATS: {type(exc).__name__}: {exc}".rstrip(": ")) from None
+        raise exc
+
+    async def _attempts(self, operation: Callable[[], Awaitable[T]], deadline: float, url: str,
+                        idempotent: bool) -> T:
+        """On the loop: `operation()` until it succeeds, fails for good, or the deadline nears."""
+        task = asyncio.current_task()
+        assert task is not None
+        retryable = (UNKNOWN_OUTCOME + NOT_APPLIED) if idempotent else NOT_APPLIED
+        pause = RETRY_PAUSE_S[0]
+        in_flight = self._in_flight.setdefault(url, set()) if idempotent and url else None
+        while True:
+            if in_flight is not None:
+                in_flight.add(task)
+            try:
+                return await operation()
+            except asyncio.CancelledError:
+                if task not in self._interrupted:
+                    raise  # the caller gave up
+                self._interrupted.discard(task)
+                task.uncancel()
+                failure: BaseException = ConnectionLost()
+            except retryable as exc:
+                failure = exc
+            finally:
+                if in_flight is not None:
+                    in_flight.discard(task)
+            if time.monotonic() + pause >= deadline:
+                raise failure
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_PAUSE_S[1])
+
+    def _interrupt(self, url: str) -> None:
+        """On the loop, when `url`'s connection drops: its idempotent attempts in flight start over
+        (their requests went out on the dead socket; a new attempt is sent once reconnected)."""
+        for task in self._in_flight.get(url, set()):
+            if not task.done():
+                self._interrupted.add(task)
+                task.cancel()
 
     async def _client(self, url: str) -> Any:
         async with self._connecting:
@@ -73,10 +219,19 @@ class NatsConnections:
             if client is None or client.is_closed:
                 # A comma list names the servers of a cluster: the client fails over among them.
                 servers = [part.strip() for part in url.split(",") if part.strip()]
+
+                async def disconnected() -> None:
+                    self._interrupt(url)
+
                 client = await nats.connect(servers=servers, connect_timeout=2, max_reconnect_attempts=-1,
-                                            reconnect_time_wait=0.5, **self._host.nats_connect_kwargs(url))
+                                            reconnect_time_wait=0.5, disconnected_cb=disconnected,
+                                            **self._host.nats_connect_kwargs(url))
                 self._clients[url] = client
             return client
+
+    def known(self, url: str, name: str) -> KeyValue | None:
+        """The bucket if it was opened before (from any thread: a dict read, no hop to the loop)."""
+        return self._buckets.get((url, name))
 
     async def open(self, url: str, name: str, create: bool) -> KeyValue:
         # A bucket once found is kept: guests open on every request, and asking JetStream each time
@@ -89,7 +244,7 @@ class NatsConnections:
         return kv
 
     async def _lookup(self, url: str, name: str, create: bool) -> KeyValue:
-        js = (await self._client(url)).jetstream()
+        js = (await self._client(url)).jetstream(timeout=ATTEMPT_TIMEOUT_S)
         kv: KeyValue
         try:
             kv = await js.key_value(name)
@@ -100,7 +255,9 @@ class NatsConnections:
         except js_errors.InvalidBucketNameError:
             raise KeyValueFailure("other", f"invalid bucket name {name!r}") from None
         try:
-            kv = await js.create_key_value(bucket=name)
+            # direct: gets are answered by any replica through $JS.API.DIRECT.GET, without the
+            # stream API's JSON (upstream's clients create KV buckets so too).
+            kv = await js.create_key_value(bucket=name, direct=True)
         except js_errors.BadRequestError:  # created meanwhile by another host or workload
             kv = await js.key_value(name)
         return kv
@@ -162,48 +319,57 @@ async def _increment(kv: KeyValue, key: str, delta: int) -> int:
 class NatsBucket:
     """One JetStream KV bucket: the functions of wasi:keyvalue/store, atomics and batch."""
 
-    def __init__(self, connections: NatsConnections, kv: KeyValue) -> None:
+    def __init__(self, connections: NatsConnections, kv: KeyValue, url: str = "") -> None:
         self._nats = connections
         self._kv = kv
+        self._url = url
+
+    def _idempotent(self, operation: Callable[[], Awaitable[T]]) -> T:
+        return self._nats.run(operation, deadline(), self._url, idempotent=True)
 
     def get(self, key: str) -> bytes | None:
-        return self._nats.run(_get(self._kv, key), deadline())
+        kv = self._kv
+        return self._idempotent(lambda: _get(kv, key))
 
     def set(self, key: str, value: bytes) -> None:
-        self._nats.run(self._kv.put(key, value), deadline())
+        kv = self._kv
+        self._idempotent(lambda: kv.put(key, value))
 
     def delete(self, key: str) -> None:
-        self._nats.run(self._kv.delete(key), deadline())
+        kv = self._kv
+        self._idempotent(lambda: kv.delete(key))
 
     def exists(self, key: str) -> bool:
         return self.get(key) is not None
 
     def list_keys(self, cursor: int) -> tuple[list[str], int | None]:
-        keys = self._nats.run(_list_keys(self._kv), deadline())
+        kv = self._kv
+        keys = self._idempotent(lambda: _list_keys(kv))
         following = cursor + PAGE
         return keys[cursor:following], (following if following < len(keys) else None)
 
     def increment(self, key: str, delta: int) -> int:
-        return self._nats.run(_increment(self._kv, key, delta), deadline())
+        kv = self._kv
+        return self._nats.run(lambda: _increment(kv, key, delta), deadline(), self._url)
 
     def get_many(self, keys: list[str]) -> list[tuple[str, bytes] | None]:
         async def get_all() -> list[bytes | None]:
             return list(await asyncio.gather(*(_get(self._kv, k) for k in keys)))
 
-        values = self._nats.run(get_all(), deadline())
+        values = self._idempotent(get_all)
         return [(k, v) if v is not None else None for k, v in zip(keys, values, strict=True)]
 
     def set_many(self, pairs: list[tuple[str, bytes]]) -> None:
         async def put_all() -> None:
             await asyncio.gather(*(self._kv.put(k, v) for k, v in pairs))
 
-        self._nats.run(put_all(), deadline())
+        self._idempotent(put_all)
 
     def delete_many(self, keys: list[str]) -> None:
         async def delete_all() -> None:
             await asyncio.gather(*(self._kv.delete(k) for k in keys))
 
-        self._nats.run(delete_all(), deadline())
+        self._idempotent(delete_all)
 
     def close(self) -> None:
         """A guest dropped its handle; the bucket stays."""

@@ -165,8 +165,10 @@ class KeyValuePlugin(HostPlugin):
                 raise KeyValueFailure("other", "backend nats needs config.url on a host without NATS")
             bucket = name if create else config.get("bucket") or name
             connections = self._connections()
-            kv = connections.run(connections.open(url, bucket, create), deadline())
-            return NatsBucket(connections, kv)
+            # Opening is idempotent (a lookup; a creation that finds the bucket made meanwhile uses it).
+            kv = connections.known(url, bucket) or connections.run(
+                lambda: connections.open(url, bucket, create), deadline(), url, idempotent=True)
+            return NatsBucket(connections, kv, url)
         if backend == "redis":
             url = config.get("url", "")
             prefix = config.get("prefix", "") + ("" if not create else f"{name}:")

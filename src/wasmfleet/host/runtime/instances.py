@@ -351,7 +351,7 @@ class LoadedComponent:
         if not _get_func(_byref(instance), ctx, self._handle_idx_addr, _byref(inst.func)):
             inst.close()
             raise GuestTrap("the handler export is not a function")
-        self.stats.instantiations += 1
+        self._count("instantiations")
         return inst
 
     def _acquire(self) -> WarmInstance:
@@ -380,7 +380,7 @@ class LoadedComponent:
 
     def invoke(self, request: http.IncomingRequest, sink: http.ResponseSink) -> http.ResponseOutparam:
         """Runs the guest's handler for one request; raises GuestTrap when the guest fails."""
-        self.stats.requests += 1
+        self._count("requests")
         inst = self._acquire()
         outparam = http.ResponseOutparam(sink)
         state: store_state.WasiContext = inst.table.state
@@ -416,13 +416,18 @@ class LoadedComponent:
             handle_tables.swap(previous)
             self._release(inst, healthy)
 
+    def _count(self, counter: str) -> None:
+        """Counts under the lock: calls of a blocking component run on several threads at once."""
+        with self.pool_lock:
+            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+
     def _trap(self, exc: wasmtime.WasmtimeError) -> GuestTrap:
         cause = hostfuncs.last_exception()
         text = " ".join(str(exc).split())
         if isinstance(cause, store_state.DeadlineExceeded) or "wasm trap: interrupt" in text:
-            self.stats.timeouts += 1
+            self._count("timeouts")
             return GuestTrap(f"request exceeded its {self.timeout_s:g}s deadline", deadline=True)
-        self.stats.traps += 1
+        self._count("traps")
         if isinstance(cause, store_state.GuestExit):
             return GuestTrap(str(cause))
         if cause is not None:

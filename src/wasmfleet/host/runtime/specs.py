@@ -143,6 +143,10 @@ class RuntimeSettings:
     max_request_body_mb: int = 64
     """Largest request body accepted (413 beyond): bodies are buffered between loop and guest."""
 
+    wasm_threads: int = 16
+    """Guest calls that may block on host I/O (see serving) run concurrently on at most this many
+    threads per serving process; more requests wait for a free thread."""
+
     drain_timeout_s: float = 10.0
     """Default bound of a graceful stop."""
 
