@@ -1,7 +1,8 @@
 """Limits and instance reuse, with the WAT guest over real HTTP.
 
 Checks: a guest trap answers 500 and the server keeps serving; an infinite loop is stopped by the
-epoch deadline and answers 504 within about the configured timeout; a memory bomb hits the
+epoch deadline and answers 504 within about the configured timeout, also under a CPU quota, which
+holds the looping guest back (throttled time counted); a memory bomb hits the
 per-instance memory limit and answers 500; ungranted imports (outgoing HTTP) fail only the call
 (500) while the component still instantiates, and wasi:sockets, granted to all, answers; fresh
 instance per request by default; poolSize keeps warm instances (few instantiations for many
@@ -44,6 +45,20 @@ async def test_infinite_loop_hits_the_deadline_and_is_504(server: WasmServer, he
     assert status == 504
     assert b"deadline" in body
     assert 0.25 < elapsed < 2.0
+    assert (await get(server, "/"))[0] == 200
+
+
+async def test_a_cpu_limit_throttles_a_looping_guest_until_its_deadline(server: WasmServer, hello_wat: Path) -> None:
+    """cpuLimit 100 millicores: the guest spins for its 1 s deadline but runs a tenth of each 100 ms
+    period and sleeps the rest, and the request still ends at its deadline (504)."""
+    await server.route("w1", ["*"], make_spec(hello_wat, request_timeout_s=1.0, cpu_limit_millicores=100))
+    started = time.monotonic()
+    status, body = await get(server, "/loop")
+    elapsed = time.monotonic() - started
+    assert status == 504 and b"deadline" in body
+    assert 0.9 < elapsed < 3.0
+    throttled = server.stats()["serving"]["workloads"]["w1"]["throttled_seconds"]
+    assert 0.3 < throttled <= elapsed, throttled
     assert (await get(server, "/"))[0] == 200
 
 

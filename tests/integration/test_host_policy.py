@@ -221,3 +221,21 @@ async def test_host_command_refuses_local_files_by_default(tmp_path: Path, roots
             proc.terminate()
             proc.wait(20)
             await nc.close()
+
+
+def test_the_cpu_cap_bounds_cpu_limits_and_fills_in_unset_ones(roots: dict[str, Path]) -> None:
+    """--max-component-cpu: a cpuLimit above it is refused naming the flag; a component or service
+    without one gets the cap; one within it keeps its own; the request itself is not changed."""
+    image = f"file://{roots['images'] / 'hello.wasm'}"
+    policy = HostPolicy(file_roots=(roots["images"],), max_component_cpu_millicores=500)
+    workload = request("w", image, image).workload
+    workload.wit_world.components[1].local_resources.cpu_limit = 250
+    workload.service = messages.Service(image=image)
+    checked = policy.check(workload)
+    assert [c.local_resources.cpu_limit for c in checked.wit_world.components] == [500, 250]
+    assert checked.service is not None and checked.service.local_resources.cpu_limit == 500
+    assert workload.wit_world.components[0].local_resources.cpu_limit == 0
+    workload.wit_world.components[1].local_resources.cpu_limit = 2000
+    with pytest.raises(PolicyRefusal, match=r"^component c1: cpuLimit 2000 millicores exceeds this host's cap "
+                                            r"of 500; see the host's --max-component-cpu$"):
+        policy.check(workload)

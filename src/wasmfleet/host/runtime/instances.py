@@ -22,6 +22,7 @@ import dataclasses
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from wasmtime import _ffi as ffi
 
 from wasmfleet.bus.messages import ComponentRole
 from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
-from wasmfleet.host.runtime import crossing, engines, hostfuncs, linking, plugin_registry
+from wasmfleet.host.runtime import cpu_quota, crossing, engines, hostfuncs, linking, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import filesystem, http, io
@@ -169,7 +170,7 @@ class WarmInstance:
     (and, when it imports from other components, the provider instances its calls are bound to
     in `linked`)."""
 
-    __slots__ = ("ctx", "func", "linked", "store", "table", "uses")
+    __slots__ = ("ctx", "epoch_callback", "func", "linked", "store", "table", "uses")
 
     def __init__(self, store: int, ctx: int, table: handle_tables.ResourceTable, func: Any) -> None:
         self.store = store
@@ -178,6 +179,7 @@ class WarmInstance:
         self.linked: crossing.LinkedStore | None = None
         self.func = func  # wasmtime_component_func_t
         self.uses = 0
+        self.epoch_callback: Any = None  # a CPU quota's callback, kept alive as long as the store
 
     def close(self) -> None:
         """Closes the host objects of the store, then frees the store (and its instance)."""
@@ -196,6 +198,17 @@ class Stats:
     traps: int = 0
     timeouts: int = 0
     instantiations: int = 0
+
+
+def _past_deadline(state: store_state.WasiContext) -> Callable[[], BaseException | None]:
+    """For a quota's callback: the trap cause once the store's request deadline has passed."""
+
+    def check() -> BaseException | None:
+        if time.monotonic() >= state.deadline:
+            return store_state.DeadlineExceeded("request deadline exceeded")
+        return None
+
+    return check
 
 
 class LoadedComponent:
@@ -238,6 +251,11 @@ class LoadedComponent:
         timeout = spec.request_timeout_s or settings.request_timeout_s
         self.deadline_ticks = max(1, math.ceil(timeout / engines.tick_seconds()))
         self.timeout_s = timeout
+        self.throttling = cpu_quota.Throttling()
+        self.quota = (cpu_quota.Quota(spec.cpu_limit_millicores, self.throttling)
+                      if spec.cpu_limit_millicores > 0 else None)
+        # Under a quota the deadline is checked by the quota's callback, every few ticks.
+        self.epoch_ticks = cpu_quota.CHECK_TICKS if self.quota is not None else self.deadline_ticks
         self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20  # providers: their own
         self.environment = list(spec.environment.items())
         self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
@@ -335,10 +353,14 @@ class LoadedComponent:
         )
         table = handle_tables.ResourceTable(state)
         inst = WarmInstance(store, ctx, table, ffi.wasmtime_component_func_t())
+        if self.quota is not None:
+            state.deadline = time.monotonic() + self.timeout_s  # instantiation is bounded too
+            inst.epoch_callback = cpu_quota.callback(_past_deadline(state), self.quota, lambda: state.deadline)
+            cpu_quota.install(store, inst.epoch_callback)
         if self.members:  # providers are bound on the first call to each (crossing.LinkedStore)
             inst.linked = crossing.LinkedStore(self.targets, state)
             crossing.register(ctx, inst.linked)
-        _set_epoch_deadline(ctx, self.deadline_ticks)
+        _set_epoch_deadline(ctx, self.epoch_ticks)
         instance = ffi.wasmtime_component_instance_t()
         previous = handle_tables.swap(table)
         try:
@@ -392,7 +414,7 @@ class LoadedComponent:
             # notifies when bytes arrive.
             state.cond = body.channel.cond
         ctx = inst.ctx
-        _set_epoch_deadline(ctx, self.deadline_ticks)
+        _set_epoch_deadline(ctx, self.epoch_ticks)
         healthy = False
         previous = handle_tables.swap(inst.table)
         args = _Args2()

@@ -315,7 +315,8 @@ class ServingCore:
             s = route.component.stats
             per[wid] = {"hostnames": list(route.hostnames), "requests": s.requests, "traps": s.traps,
                         "timeouts": s.timeouts, "instantiations": s.instantiations,
-                        "warm": len(route.component.idle)}
+                        "warm": len(route.component.idle),
+                        "throttled_seconds": round(route.component.throttling.seconds, 3)}
         out = {**self.counters, "inflight": self.inflight, "connections": len(self.connections), "workloads": per}
         if self.messaging is not None:
             out["messaging"] = self.messaging.stats()
