@@ -169,7 +169,7 @@ class WasmServer:
                     *(w.call("route", workload_id, hostnames, spec, artefact) for w in self._workers)
                 )
             self._routes[workload_id] = (list(hostnames), spec)
-        if engines.tier_of(artefact) == engines.BASELINE:
+        if engines.tier_of(artefact) == engines.BASELINE and self.settings.engine.compiler == "tiered":
             self._start_tier_up(workload_id)
 
     def _start_tier_up(self, workload_id: str) -> None:
