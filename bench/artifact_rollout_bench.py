@@ -18,7 +18,12 @@ on this machine's 2 cores). `--alternate` cycles two builds instead (a rollback-
 the first two rounds the hosts' compile caches hold both, so the figure is the delivery and rollout
 path alone. Rounds with a cold compile are reported apart.
 
+`--compiler` sets the hosts' WASMFLEET_COMPILER: "tiered" (the default: a new digest serves from
+Winch code, compiled several times faster, and Cranelift code replaces it in the background) or
+"cranelift" (the optimizing compile before the first request: the figure without tiering).
+
     .venv/bin/python bench/artifact_rollout_bench.py [--rounds 5] [--hosts 3] [--replicas 3] [--alternate]
+        [--compiler tiered|cranelift|winch]
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ async def run(args: argparse.Namespace) -> None:
     if wasm.count(BODY) == 0:
         raise SystemExit(f"{args.guest} does not answer {BODY.decode()!r}")
     print(f"guest {args.guest}: {len(wasm) / 1e6:.1f} MB; {args.hosts} hosts, {args.replicas} replicas; "
-          f"poll interval {args.poll:g}s", flush=True)
+          f"poll interval {args.poll:g}s; compiler {args.compiler}", flush=True)
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         with running_registry(tmp / "registry") as registry, \
@@ -112,7 +117,8 @@ async def run(args: argparse.Namespace) -> None:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 # Each host its own compile cache (the default is per user, shared by every host on
                 # this machine and across runs): every host compiles a digest it has not seen.
-                env={**os.environ, "XDG_CACHE_HOME": str(tmp / f"xdg{i}")}) for i in range(args.hosts)]
+                env={**os.environ, "XDG_CACHE_HOME": str(tmp / f"xdg{i}"), "WASMFLEET_COMPILER": args.compiler})
+                for i in range(args.hosts)]
             procs.append(subprocess.Popen(
                 [str(BIN / "wasmfleet"), "operator", "--kubeconfig", str(kubeconfig), "--nats", url,
                  "--listen", "127.0.0.1:0", "--artifact-poll-interval", str(args.poll), "--log-level", "warning"],
@@ -197,6 +203,8 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=1.0)
     parser.add_argument("--guest", default="hello-js")
     parser.add_argument("--alternate", action="store_true", help="cycle two builds (warm compile caches)")
+    parser.add_argument("--compiler", default="tiered", choices=["tiered", "cranelift", "winch"],
+                        help="the hosts' WASMFLEET_COMPILER")
     asyncio.run(run(parser.parse_args()))
 
 
