@@ -1,75 +1,64 @@
 """A re-pushed tag rolls out through an Artifact under steady load, end to end, with no failed request.
 
-One fleet started by `wasmfleet up` (nats-server with JetStream, the embedded API server, the
-operator with an artifact poll interval of 1 s, 3 hosts, the gateway; all real processes) and a
-real docker-registry. The component is the componentize-js hello guest (~13 MB) built from its
-source, so the new digest is one no host has compiled (tiered compilation: Winch code serves
-first, Cranelift code replaces it in the background while the load goes on).
+Real processes: nats-server with JetStream, the embedded API server, `wasmfleet operator` (artifact
+poll interval 1 s), 3 `wasmfleet host`s (each its own compile cache) and `wasmfleet gateway`, and a
+real docker-registry. (Not `wasmfleet up`: its NATS accounts give the operator no JetStream, so it
+cannot publish artifacts.) The component is the componentize-js hello guest (~13 MB) built from its
+source, so the new digest is one no host has compiled (tiered compilation: Winch code serves first,
+Cranelift code replaces it in the background while the load goes on).
 
 Checks:
-1. an Artifact for `<registry>/apps/hello:1` and a 3-replica WorkloadDeployment bound to it
-   (`kubectl apply`) serve the first build on 3 hosts;
+1. an Artifact for `<registry>/apps/hello:1` and a 3-replica WorkloadDeployment bound to it serve
+   the first build on 3 hosts;
 2. 4 clients loop through the gateway while the tag is re-pushed with a build that answers
    differently: every request is answered 200 with one of the two bodies, from the re-push until
    every replica serves the new body, and for 15 s more (the hosts swap in optimized code then);
-3. at the end all 3 Ready workloads belong to the new ReplicaSet and each answers the new body
-   on its own host.
+3. at the end the 3 Ready workloads belong to a new ReplicaSet and each answers the new body on
+   its own host.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
-import signal
+import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
+from wasmfleet.kube import client, rest_paths
+from wasmfleet.testing import nats as nats_helper
 from wasmfleet.testing.oci_registry_server import Registry, push_wasm, running_registry
 
 pytestmark = pytest.mark.timeout(420)
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import operator_harness as h  # noqa: E402
 from tests.components.build import build_component  # noqa: E402
 
+NS = "default"
 HOSTNAME = "rollout.localhost"
-WF = [sys.executable, "-c", "from wasmfleet.cli.main import main; main()"]
-BIN = Path(sys.executable).parent
+WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
 V1 = "hello from javascript\n"
 V2 = "hello from JAVASCRIPT\n"
 
 
 class Fleet:
-    def __init__(self, data: Path, proc: asyncio.subprocess.Process, output: list[str]) -> None:
-        self.data = data
-        self.proc = proc
-        self.output = output
-        self.gateway = "http://127.0.0.1:" + str(json.loads((data / "ports.json").read_text())["gateway"])
+    def __init__(self, kube: client.KubeClient, gateway: str) -> None:
+        self.kube = kube
+        self.gateway = gateway
 
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "KUBECONFIG": str(self.data / "kubeconfig"), "PATH": f"{BIN}:{os.environ['PATH']}"}
-
-    async def kubectl(self, *args: str, stdin: bytes | None = None) -> str:
-        proc = await asyncio.create_subprocess_exec(
-            str(BIN / "kubectl"), *args, env=self.env, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
-        assert proc.returncode == 0, f"kubectl {' '.join(args)} failed: {err.decode()}"
-        return out.decode()
-
-    async def items(self, kind: str) -> list[dict[str, Any]]:
-        return list(json.loads(await self.kubectl("get", kind, "-o", "json"))["items"])
+    async def items(self, path: str) -> list[dict[str, Any]]:
+        found, _ = await self.kube.list(path, NS)
+        return list(found)
 
 
 async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
@@ -84,50 +73,44 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) 
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Any:
+def registry(tmp_path: Path) -> Iterator[Registry]:
     with running_registry(tmp_path / "registry") as reg:
         yield reg
 
 
 @pytest.fixture
 async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
-    data = tmp_path / "fleet"
-    env = {**os.environ, "WASMFLEET_OPERATOR_ARTIFACT_POLL_INTERVAL": "1"}
-    proc = await asyncio.create_subprocess_exec(
-        *WF, "up", "--data-dir", str(data), "--host-groups", "default", "--hosts-per-group", "3", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    output: list[str] = []
-
-    async def read(until_up: bool) -> None:
-        assert proc.stdout is not None
-        while line := (await proc.stdout.readline()).decode():
-            output.append(line)
-            if until_up and "Ctrl-C stops everything" in line:
-                return
-        if until_up:
-            raise AssertionError("wasmfleet up exited:\n" + "".join(output))
-
-    await asyncio.wait_for(read(True), 120)
-    drain = asyncio.create_task(read(False))
-    try:
-        yield Fleet(data, proc, output)
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(proc.wait(), 60)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        drain.cancel()
-        children = json.loads((data / "children.json").read_text()) if (data / "children.json").exists() else {}
-        for info in children.values():  # never leave a child behind, even when the test failed
-            if info.get("pid"):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(info["pid"], signal.SIGKILL)
+    with nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
+        gateway_port = nats_helper.free_port()
+        argvs = [
+            *([WASMFLEET, "host", "--nats", url, "--name", f"rollout-host-000{i}", "--heartbeat-interval", "1",
+               "--data-dir", str(tmp_path / f"host{i}"), "--cache-dir", str(tmp_path / f"cache{i}")]
+              for i in range(1, 4)),
+            [WASMFLEET, "operator", "--kubeconfig", str(kubeconfig), "--nats", url, "--listen", "127.0.0.1:0",
+             "--artifact-poll-interval", "1"],
+            [WASMFLEET, "gateway", "--kubeconfig", str(kubeconfig), "--port", str(gateway_port)],
+        ]
+        procs = []
+        for n, argv in enumerate(argvs):
+            with open(tmp_path / f"process{n}.log", "ab") as log:
+                procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                              env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / f"xdg{n}")}))
+        kube = await h.kube_client(kubeconfig)
+        try:
+            yield Fleet(kube, f"http://127.0.0.1:{gateway_port}")
+        finally:
+            await kube.close()
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
-def manifests(image: str) -> bytes:
+def manifests(image: str) -> tuple[dict[str, Any], dict[str, Any]]:
     artifact = {"apiVersion": "runtime.wasmcloud.dev/v1alpha1", "kind": "Artifact",
                 "metadata": {"name": "hello", "namespace": "default"}, "spec": {"image": image}}
     deployment = {
@@ -139,7 +122,7 @@ def manifests(image: str) -> bytes:
                      "hostInterfaces": [{"namespace": "wasi", "package": "http", "interfaces": ["incoming-handler"],
                                          "config": {"host": HOSTNAME}}]}}},
     }
-    return yaml.safe_dump_all([artifact, deployment]).encode()
+    return artifact, deployment
 
 
 def ready(workload: dict[str, Any]) -> bool:
@@ -150,8 +133,8 @@ def ready(workload: dict[str, Any]) -> bool:
 
 async def replica_bodies(fleet: Fleet, session: aiohttp.ClientSession) -> tuple[list[str], set[str]]:
     """(the body each Ready replica answers on its own host, the ReplicaSets they belong to)."""
-    port_of = {h["hostId"]: h["httpPort"] for h in await fleet.items("hosts")}
-    workloads = [w for w in await fleet.items("workloads") if ready(w)]
+    port_of = {x["hostId"]: x["httpPort"] for x in await fleet.items(rest_paths.HOSTS)}
+    workloads = [w for w in await fleet.items(rest_paths.WORKLOADS) if ready(w)]
     out: list[str] = []
     for w in workloads:
         try:
@@ -171,7 +154,9 @@ async def test_repushed_tag_rolls_out_under_load_without_a_failed_request(
     assert wasm.count(V1.strip().encode()) >= 1
     v2 = wasm.replace(V1.strip().encode(), V2.strip().encode())
     push_wasm(registry, "apps/hello", "1", wasm)
-    await fleet.kubectl("apply", "-f", "-", stdin=manifests(f"{registry.host}/apps/hello:1"))
+    artifact, deployment = manifests(f"{registry.host}/apps/hello:1")
+    await fleet.kube.create(rest_paths.ARTIFACTS, NS, artifact)
+    await fleet.kube.create(rest_paths.DEPLOYMENTS, NS, deployment)
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
 
@@ -179,7 +164,11 @@ async def test_repushed_tag_rolls_out_under_load_without_a_failed_request(
             got, _ = await replica_bodies(fleet, session)
             return got == [body] * 3
 
-        await until(lambda: serving(V1), 180, "3 replicas serving the first build")
+        try:
+            await until(lambda: serving(V1), 180, "3 replicas serving the first build")
+        except AssertionError:
+            print(await fleet.items(rest_paths.ARTIFACTS), await fleet.items(rest_paths.WORKLOADS))
+            raise
         old_sets = (await replica_bodies(fleet, session))[1]
 
         answers: Counter[tuple[int, str]] = Counter()
