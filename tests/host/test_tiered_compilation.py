@@ -6,7 +6,8 @@ it (requests answered 200 before, during and after the swap, in-process and with
 processes, for the WAT and the JS guest); a component already compiled with Cranelift is served
 from it with no Winch step; "cranelift" and "winch" pin one tier and never tier up; the two tiers
 have different cache keys and an artefact renamed to the other tier is refused by wasmtime;
-a bad WASMFLEET_COMPILER names the variable and the accepted values.
+unrouting a workload kills its background compile (no Cranelift artefact, no tier-up); a bad
+WASMFLEET_COMPILER names the variable and the accepted values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import psutil
 import pytest
 from runtime_harness import build, make_spec, runtime_settings
 
@@ -134,3 +136,27 @@ def test_tiers_have_their_own_cache_keys_and_wasmtime_refuses_the_other_tier(
 def test_an_unknown_compiler_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match=r"WASMFLEET_COMPILER.*tiered, cranelift, winch.*'turbo'"):
         specs.EngineSettings.from_environment({"WASMFLEET_COMPILER": "turbo"})
+
+
+async def test_unrouting_kills_the_background_compile(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    server = WasmServer("127.0.0.1", 0, workers=1, settings=_settings(cache, "tiered"))
+    await server.start()
+    try:
+        await server.route("w1", ["*"], make_spec(build("hello-js")))
+
+        def compiling() -> list[psutil.Process]:
+            return [p for p in psutil.Process().children() if "wasmfleet.host.runtime.tiering" in " ".join(p.cmdline())]
+
+        deadline = time.monotonic() + 30
+        while not compiling():
+            assert time.monotonic() < deadline, "no background compile started"
+            await asyncio.sleep(0.05)
+        child = compiling()[0]
+        await server.unroute("w1")
+        await asyncio.to_thread(child.wait, 10)
+        assert not child.is_running()
+        await asyncio.sleep(0.5)
+        assert _tiers(cache) == {"winch"} and server.tier_ups == 0 and not server._tier_ups
+    finally:
+        await server.stop(2)

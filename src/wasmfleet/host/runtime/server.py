@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import logging
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ class WasmServer:
         """Serializes route changes and worker restarts, so a restarted worker misses no route."""
         self._supervisor: asyncio.Task[None] | None = None
         self.restarts = 0
-        self._tier_ups: dict[str, asyncio.Task[None]] = {}
+        self._tier_ups: dict[str, tuple[asyncio.Task[None], threading.Event]] = {}
         """Background Cranelift compiles of workloads serving Winch code, by workload id (`tiering`)."""
         self.tier_ups = 0
         """Routes switched to optimized code so far."""
@@ -159,6 +160,7 @@ class WasmServer:
         """Serves HTTP for `hostnames` with `spec` (replacing this workload's previous route).
         A spec with `peers` brings the components it imports from along (`instances.with_peers`)."""
         self._check_running()
+        self._cancel_tier_up(workload_id)  # optimizing the route this one replaces is wasted work
         key = (spec.workload_id, Path(spec.wasm_path))
         artefact = self._prepared.get(key) or str(await self.prepare(spec))
         async with self._lock:
@@ -173,13 +175,26 @@ class WasmServer:
             self._start_tier_up(workload_id)
 
     def _start_tier_up(self, workload_id: str) -> None:
-        if workload_id in self._tier_ups or self._stopped:
+        self._cancel_tier_up(workload_id)  # a compile for the route this one replaces
+        if self._stopped:
             return
-        task = asyncio.create_task(self._tier_up(workload_id), name=f"tier-up {workload_id}")
-        self._tier_ups[workload_id] = task
-        task.add_done_callback(lambda _: self._tier_ups.pop(workload_id, None))
+        cancel = threading.Event()
+        task = asyncio.create_task(self._tier_up(workload_id, cancel), name=f"tier-up {workload_id}")
+        self._tier_ups[workload_id] = (task, cancel)
 
-    async def _tier_up(self, workload_id: str) -> None:
+        def forget(_: object) -> None:
+            if self._tier_ups.get(workload_id, (None,))[0] is task:
+                del self._tier_ups[workload_id]
+
+        task.add_done_callback(forget)
+
+    def _cancel_tier_up(self, workload_id: str) -> None:
+        running = self._tier_ups.pop(workload_id, None)
+        if running is not None:
+            running[1].set()  # kills the compile process (tiering.optimize)
+            running[0].cancel()
+
+    async def _tier_up(self, workload_id: str, cancel: threading.Event) -> None:
         """Compiles the Winch-served components of a route with Cranelift (`tiering.optimize`),
         then routes it again on the optimized artefacts, unless the route changed meanwhile."""
         hostnames, spec = self._routes[workload_id]
@@ -189,7 +204,9 @@ class WasmServer:
         try:
             for key in baseline:
                 optimized[key] = str(await asyncio.to_thread(
-                    tiering.optimize, key[1], self.settings.cache_dir, self.settings.engine))
+                    tiering.optimize, key[1], self.settings.cache_dir, self.settings.engine, cancel))
+        except tiering.Cancelled:
+            return
         except Exception as exc:  # the Winch code keeps serving; nothing to undo
             log.warning("workload %s stays on baseline (winch) code: %s", workload_id, exc)
             return
@@ -212,6 +229,7 @@ class WasmServer:
 
     async def unroute(self, workload_id: str) -> None:
         self._check_running()
+        self._cancel_tier_up(workload_id)
         async with self._lock:
             if self._core is not None:
                 self._core.unroute(workload_id)
@@ -274,8 +292,8 @@ class WasmServer:
         self._stopped = True
         if self._supervisor is not None:
             self._supervisor.cancel()
-        for task in list(self._tier_ups.values()):
-            task.cancel()  # a compile already running ends on its own (niced, see tiering)
+        for workload_id in list(self._tier_ups):
+            self._cancel_tier_up(workload_id)
         grace = self.settings.drain_timeout_s if grace_s is None else grace_s
         if self._core is not None:
             await self._core.stop(grace)

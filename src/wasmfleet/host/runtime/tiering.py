@@ -31,22 +31,39 @@ NICENESS = 10
 _one_at_a_time = threading.Lock()
 
 
-def optimize(wasm_path: Path, cache_dir: Path, settings: EngineSettings, timeout_s: float = 900.0) -> Path:
+class Cancelled(Exception):
+    """The compile was no longer wanted (the workload was unrouted or routed anew)."""
+
+
+def optimize(wasm_path: Path, cache_dir: Path, settings: EngineSettings, cancel: threading.Event | None = None,
+             timeout_s: float = 900.0) -> Path:
     """The Cranelift artefact of `wasm_path` in `cache_dir`, compiled (in a niced child process)
-    unless cached. Blocking: run off the event loop. Raises ComponentError when it cannot be made."""
+    unless cached. Blocking: run off the event loop. `cancel` set ends the wait and kills the
+    compile (raises Cancelled): an old version's compile must not take CPU from the new one's.
+    Raises ComponentError when it cannot be made."""
+    cancel = cancel or threading.Event()
     with _one_at_a_time:
+        if cancel.is_set():
+            raise Cancelled()
         target = engines.artefact_path(cache_dir, engines.file_sha256(Path(wasm_path)))
         if target.exists():
             return target
         command = [sys.executable, "-m", "wasmfleet.host.runtime.tiering", str(wasm_path), str(cache_dir),
                    "--pooling" if settings.pooling_allocator else "--no-pooling", "--parent", str(os.getpid())]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            raise ComponentError(wasm_path, f"the optimizing compile took more than {timeout_s:.0f} s") from None
-        lines = done.stderr.strip().splitlines()
-        if done.returncode != 0 or not target.exists():
-            raise ComponentError(wasm_path, f"the optimizing compile failed: {lines[-1] if lines else done.returncode}")
+        deadline = time.monotonic() + timeout_s
+        with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as child:
+            while child.poll() is None:
+                if cancel.wait(0.1) or time.monotonic() > deadline:
+                    child.kill()
+                    child.wait()
+                    if cancel.is_set():
+                        raise Cancelled()
+                    raise ComponentError(wasm_path, f"the optimizing compile took more than {timeout_s:.0f} s")
+            assert child.stderr is not None
+            lines = child.stderr.read().strip().splitlines()
+        if child.returncode != 0 or not target.exists():
+            cause = lines[-1] if lines else f"exit status {child.returncode}"
+            raise ComponentError(wasm_path, f"the optimizing compile failed: {cause}")
         return target
 
 
