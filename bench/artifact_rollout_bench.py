@@ -102,7 +102,7 @@ async def bodies(session: aiohttp.ClientSession, kube: client.KubeClient, replic
 
 
 async def wait_all(session: aiohttp.ClientSession, kube: client.KubeClient, replicas: int, body: str,
-                   t0: float, digest: str | None = None) -> tuple[float, float]:
+                   t0: float, digest: str | None = None, limit_s: float = 120.0) -> tuple[float, float]:
     """(seconds until the Artifact shows `digest`, seconds until every replica answers `body`)."""
     detected = 0.0 if digest is None else -1.0
     while True:
@@ -114,8 +114,8 @@ async def wait_all(session: aiohttp.ClientSession, kube: client.KubeClient, repl
         # Every replica of the deployment (old ones are deleted once the new set is Ready).
         if got and len(got) == replicas and set(got) == {body}:
             return max(detected, 0.0), time.monotonic() - t0
-        if time.monotonic() - t0 > 120:
-            raise SystemExit(f"not every replica served {body!r} within 120 s (last: {got})")
+        if time.monotonic() - t0 > limit_s:
+            raise SystemExit(f"not every replica served {body!r} within {limit_s:g} s (last: {got})")
         await asyncio.sleep(0.05)
 
 
@@ -161,7 +161,7 @@ async def run(args: argparse.Namespace) -> None:
                                                      "config": {"host": "bench.localhost"}}]}}}})
                 timeout = aiohttp.ClientTimeout(total=5)
                 async with aiohttp.ClientSession(timeout=timeout) as session:
-                    _, first_s = await wait_all(session, kube, args.replicas, body, time.monotonic())
+                    _, first_s = await wait_all(session, kube, args.replicas, body, time.monotonic(), args.limit)
                     print(f"first rollout (cold: pull, publish, 3 compiles): {first_s:.2f}s", flush=True)
                     repush, detect, edit, cpu = [], [], [], []
                     host_procs = procs[:args.hosts]
@@ -175,7 +175,7 @@ async def run(args: argparse.Namespace) -> None:
                         cpu0 = hosts_cpu_s(host_procs)
                         digest = push_wasm(registry, "bench/hello", "1", data)
                         t0 = time.monotonic()
-                        found, served = await wait_all(session, kube, args.replicas, body, t0, digest)
+                        found, served = await wait_all(session, kube, args.replicas, body, t0, digest, args.limit)
                         used = hosts_cpu_s(host_procs) - cpu0
                         label = "warm-up, cold compile" if n <= warmup else "measured"
                         if n > warmup:
@@ -192,14 +192,14 @@ async def run(args: argparse.Namespace) -> None:
                         t0 = time.monotonic()
                         await kube.patch(rest_paths.DEPLOYMENTS, NS, "bench", {"spec": {"template": {"spec": {
                             "components": [{"name": "hello", "image": f"{registry.host}/bench/edit:{build}"}]}}}})
-                        _, served = await wait_all(session, kube, args.replicas, body, t0)
+                        _, served = await wait_all(session, kube, args.replicas, body, t0, None, args.limit)
                         if n > warmup:
                             edit.append(served)
                         print(f"round {n} ({label}): spec edit -> all serving {served:.2f}s", flush=True)
                         # Back to the Artifact (its ReplicaSet again), settled before the next round.
                         await kube.patch(rest_paths.DEPLOYMENTS, NS, "bench", {"spec": {"template": {"spec": {
                             "components": [{"name": "hello", "image": "artifact://app"}]}}}})
-                        await wait_all(session, kube, args.replicas, artifact_body, time.monotonic())
+                        await wait_all(session, kube, args.replicas, artifact_body, time.monotonic(), args.limit)
                         await asyncio.sleep(args.poll * 2)
                 med, worst = statistics.median(repush), max(repush)
                 print(f"re-push -> every replica serving: median {med:.2f}s, worst {worst:.2f}s "
@@ -230,6 +230,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=1.0)
     parser.add_argument("--guest", default="hello-js")
     parser.add_argument("--alternate", action="store_true", help="cycle two builds (warm compile caches)")
+    parser.add_argument("--limit", type=float, default=120.0, help="seconds a rollout may take before giving up")
     parser.add_argument("--compiler", default="tiered", choices=["tiered", "cranelift", "winch"],
                         help="the hosts' WASMFLEET_COMPILER")
     asyncio.run(run(parser.parse_args()))

@@ -197,6 +197,8 @@ class WasmServer:
     async def _tier_up(self, workload_id: str, cancel: threading.Event) -> None:
         """Compiles the Winch-served components of a route with Cranelift (`tiering.optimize`),
         then routes it again on the optimized artefacts, unless the route changed meanwhile."""
+        if workload_id not in self._routes:
+            return
         hostnames, spec = self._routes[workload_id]
         baseline = {key: artefact for key, artefact in self._prepared.items()
                     if key[0] == spec.workload_id and engines.tier_of(artefact) == engines.BASELINE}
