@@ -161,7 +161,7 @@ async def run(args: argparse.Namespace) -> None:
                                                      "config": {"host": "bench.localhost"}}]}}}})
                 timeout = aiohttp.ClientTimeout(total=5)
                 async with aiohttp.ClientSession(timeout=timeout) as session:
-                    _, first_s = await wait_all(session, kube, args.replicas, body, time.monotonic(), args.limit)
+                    _, first_s = await wait_all(session, kube, args.replicas, body, time.monotonic(), None, args.limit)
                     print(f"first rollout (cold: pull, publish, 3 compiles): {first_s:.2f}s", flush=True)
                     repush, detect, edit, cpu = [], [], [], []
                     host_procs = procs[:args.hosts]
@@ -199,7 +199,7 @@ async def run(args: argparse.Namespace) -> None:
                         # Back to the Artifact (its ReplicaSet again), settled before the next round.
                         await kube.patch(rest_paths.DEPLOYMENTS, NS, "bench", {"spec": {"template": {"spec": {
                             "components": [{"name": "hello", "image": "artifact://app"}]}}}})
-                        await wait_all(session, kube, args.replicas, artifact_body, time.monotonic(), args.limit)
+                        await wait_all(session, kube, args.replicas, artifact_body, time.monotonic(), None, args.limit)
                         await asyncio.sleep(args.poll * 2)
                 med, worst = statistics.median(repush), max(repush)
                 print(f"re-push -> every replica serving: median {med:.2f}s, worst {worst:.2f}s "
