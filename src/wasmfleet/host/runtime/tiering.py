@@ -49,7 +49,8 @@ def optimize(wasm_path: Path, cache_dir: Path, settings: EngineSettings, cancel:
         if target.exists():
             return target
         command = [sys.executable, "-m", "wasmfleet.host.runtime.tiering", str(wasm_path), str(cache_dir),
-                   "--pooling" if settings.pooling_allocator else "--no-pooling", "--parent", str(os.getpid())]
+                   "--pooling" if settings.pooling_allocator else "--no-pooling", "--parent", str(os.getpid()),
+                   "--nice", str(NICENESS)]
         deadline = time.monotonic() + timeout_s
         with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as child:
             while child.poll() is None:
@@ -82,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("cache_dir", type=Path)
     parser.add_argument("--pooling", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--parent", type=int, default=0)
+    parser.add_argument("--nice", type=int, default=NICENESS)
     args = parser.parse_args(argv)
-    os.nice(NICENESS)
+    os.nice(args.nice)
     if args.parent:
         threading.Thread(target=_exit_with_parent, args=(args.parent,), daemon=True).start()
     engines.configure(EngineSettings(pooling_allocator=args.pooling, compiler="cranelift"))
