@@ -6,7 +6,7 @@ it (requests answered 200 before, during and after the swap, in-process and with
 processes, for the WAT and the JS guest); a component already compiled with Cranelift is served
 from it with no Winch step; "cranelift" and "winch" pin one tier and never tier up; the two tiers
 have different cache keys and an artefact renamed to the other tier is refused by wasmtime;
-unrouting a workload kills its background compile (no Cranelift artefact, no tier-up); a bad
+unrouting a workload drops its background compile (no tier-up; a queued one is skipped); a bad
 WASMFLEET_COMPILER names the variable and the accepted values.
 """
 
@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import aiohttp
-import psutil
 import pytest
 from runtime_harness import build, make_spec, runtime_settings
 
@@ -141,25 +140,20 @@ def test_an_unknown_compiler_is_refused_by_name() -> None:
         specs.EngineSettings.from_environment({"WASMFLEET_COMPILER": "turbo"})
 
 
-async def test_unrouting_kills_the_background_compile(tmp_path: Path) -> None:
+async def test_unrouting_drops_the_background_compile(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     server = WasmServer("127.0.0.1", 0, workers=1, settings=_settings(cache, "tiered"))
     await server.start()
     try:
         await server.route("w1", ["*"], make_spec(build("hello-js")))
-
-        def compiling() -> list[psutil.Process]:
-            return [p for p in psutil.Process().children() if "wasmfleet.host.runtime.tiering" in " ".join(p.cmdline())]
-
-        deadline = time.monotonic() + 30
-        while not compiling():
-            assert time.monotonic() < deadline, "no background compile started"
-            await asyncio.sleep(0.05)
-        child = compiling()[0]
+        await server.route("w2", ["*"], make_spec(build("hello-py")))
+        assert set(server._tier_ups) == {"w1", "w2"}
         await server.unroute("w1")
-        await asyncio.to_thread(child.wait, 10)
-        assert not child.is_running()
-        await asyncio.sleep(0.5)
-        assert _tiers(cache) == {"winch"} and server.tier_ups == 0 and not server._tier_ups
+        await server.unroute("w2")  # queued behind w1's compile: skipped
+        await asyncio.to_thread(tiering.wait_idle)
+        await asyncio.sleep(0.2)
+        assert server.tier_ups == 0 and not server._tier_ups and not server.routes()
+        py_sha = engines.file_sha256(build("hello-py"))
+        assert not engines.artefact_path(cache, py_sha).exists()
     finally:
         await server.stop(2)

@@ -51,6 +51,9 @@ _COMPONENT_MAGIC = b"\0asm\x0d\x00\x01\x00"
 _MODULE_MAGIC = b"\0asm\x01\x00\x00\x00"
 
 _engines: dict[Tier, wasmtime.Engine] = {}
+_background: wasmtime.Engine | None = None
+"""Cranelift without parallel compilation, for `tiering`'s compiles on one niced thread; its
+artefacts load into the Cranelift engine (same code-affecting configuration)."""
 _engine_lock = threading.Lock()
 _settings = EngineSettings()
 """What the process's engines are (or will be) created with; set by `configure`."""
@@ -111,6 +114,21 @@ def engine(tier: Tier = OPTIMIZED, tick_s: float = 0.01) -> wasmtime.Engine:
                 _ticker = threading.Thread(target=_tick, args=(tick_s,), name="epoch-ticker", daemon=True)
                 _ticker.start()
         return eng
+
+
+def _background_engine() -> wasmtime.Engine:
+    global _background
+    with _engine_lock:
+        if _background is None:
+            config = wasmtime.Config()
+            config.wasm_component_model = True
+            config.epoch_interruption = True
+            ffi.wasmtime_config_strategy_set(config.ptr(), _STRATEGY[OPTIMIZED])
+            config.cranelift_opt_level = "speed"
+            config.parallel_compilation = False
+            # No pooling allocator: this engine only compiles (instances use `engine(OPTIMIZED)`).
+            _background = wasmtime.Engine(config)
+        return _background
 
 
 def engine_of(component: cm.Component) -> wasmtime.Engine:
@@ -202,13 +220,15 @@ def check_header(path: Path) -> None:
         raise ComponentError(path, "is not a WebAssembly component (bad magic number)")
 
 
-def compile_to_cache(path: Path, cache_dir: Path, retype_streams: bool = True, tier: Tier | None = None) -> Path:
+def compile_to_cache(path: Path, cache_dir: Path, retype_streams: bool = True, tier: Tier | None = None,
+                     background: bool = False) -> Path:
     """Compiles `path` once and returns the serialized artefact's path (blocking; run off-loop).
 
     `tier` None: the configured compiler's choice; for "tiered" that is the Cranelift artefact
     when it is cached already, else Winch code (fast to make; `tiering.optimize` then makes the
     Cranelift one). A component Winch cannot compile falls back to Cranelift (logged).
-    `retype_streams` False compiles the component as it is (no `byte_lists` rewrite)."""
+    `retype_streams` False compiles the component as it is (no `byte_lists` rewrite).
+    `background` (Cranelift only): compile on the calling thread alone (see `tiering`)."""
     path = Path(path)
     check_header(path)
     sha = file_sha256(path)
@@ -231,7 +251,7 @@ def compile_to_cache(path: Path, cache_dir: Path, retype_streams: bool = True, t
             log.warning("%s: winch cannot compile it (%s); compiling with cranelift", path, exc.cause)
             return compile_to_cache(path, cache_dir, retype_streams, OPTIMIZED)
     else:
-        compiled = _compile(path, original, retype_streams, OPTIMIZED)
+        compiled = _compile(path, original, retype_streams, OPTIMIZED, background)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(compiled.serialize())
@@ -239,25 +259,27 @@ def compile_to_cache(path: Path, cache_dir: Path, retype_streams: bool = True, t
     return target
 
 
-def _compile(path: Path, original: bytes, retype_streams: bool, tier: Tier) -> cm.Component:
-    compiled = _compile_retyped(original, tier) if retype_streams else None
+def _compile(path: Path, original: bytes, retype_streams: bool, tier: Tier,
+             background: bool = False) -> cm.Component:
+    eng = _background_engine() if background and tier == OPTIMIZED else engine(tier)
+    compiled = _compile_retyped(original, eng) if retype_streams else None
     if compiled is None:
         try:
-            compiled = cm.Component(engine(tier), original)
+            compiled = cm.Component(eng, original)
         except wasmtime.WasmtimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid component"
             raise ComponentError(path, f"invalid component: {first}") from None
     return compiled
 
 
-def _compile_retyped(original: bytes, tier: Tier) -> cm.Component | None:
+def _compile_retyped(original: bytes, eng: wasmtime.Engine) -> cm.Component | None:
     """The component compiled with its byte lists retyped (`byte_lists`), or None when there is
     nothing to retype or wasmtime refuses the rewrite: that is an optimisation, never a must."""
     retyped = byte_lists.retype(original)
     if retyped is None:
         return None
     try:
-        return cm.Component(engine(tier), retyped)
+        return cm.Component(eng, retyped)
     except wasmtime.WasmtimeError:
         return None
 

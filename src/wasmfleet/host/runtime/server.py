@@ -191,7 +191,7 @@ class WasmServer:
     def _cancel_tier_up(self, workload_id: str) -> None:
         running = self._tier_ups.pop(workload_id, None)
         if running is not None:
-            running[1].set()  # kills the compile process (tiering.optimize)
+            running[1].set()  # a queued compile is skipped, a running one's result dropped (tiering)
             running[0].cancel()
 
     async def _tier_up(self, workload_id: str, cancel: threading.Event) -> None:
@@ -206,7 +206,7 @@ class WasmServer:
         try:
             for key in baseline:
                 optimized[key] = str(await asyncio.to_thread(
-                    tiering.optimize, key[1], self.settings.cache_dir, self.settings.engine, cancel))
+                    tiering.optimize, key[1], self.settings.cache_dir, cancel))
         except tiering.Cancelled:
             return
         except Exception as exc:  # the Winch code keeps serving; nothing to undo
