@@ -191,10 +191,12 @@ def main() -> None:
         if key not in only:
             continue
         wasm = guests.build_component(guest)
-        # Warm the compiled-component cache (compilation is never on the request path).
+        # Warm the compiled-component cache (compilation is never on the request path) with the
+        # tier that serves in steady state (tiered compilation would otherwise swap mid-measurement).
+        tier = "winch" if os.environ.get("WASMFLEET_COMPILER") == "winch" else "cranelift"
         subprocess.run([str(BIN / "python"), "-c", "from wasmfleet.host.runtime import engines;"
                         f"engines.compile_to_cache(__import__('pathlib').Path({str(wasm)!r}), "
-                        f"__import__('pathlib').Path({str(CACHE)!r}))"], check=True)
+                        f"__import__('pathlib').Path({str(CACHE)!r}), tier={tier!r})"], check=True)
         peer_port, our_port = free_port(), free_port()
         peer = throughput(lambda p, w=wasm: start_wasmtime(w, p), peer_port, args.duration)
         ours = throughput(lambda p, w=wasm, pl=pool: start_wasmfleet(w, p, args.workers, pl), our_port,

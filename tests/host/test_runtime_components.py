@@ -70,7 +70,8 @@ def test_cache_compiles_once_and_is_keyed_by_wasmtime_version(
     second = instances.prepare_file(make_spec(hello_wat), settings)
     assert first == second
     assert second.stat().st_mtime_ns == mtime
-    assert first.name == f"{engines.cache_key(engines.file_sha256(hello_wat))}.cwasm"
+    tier = engines.tier_of(first)
+    assert first == engines.artefact_path(settings.cache_dir, engines.file_sha256(hello_wat), tier=tier)
     monkeypatch.setattr(engines, "wasmtime_version", lambda: "0.0.0-other")
     third = instances.prepare_file(make_spec(hello_wat), settings)
     assert third != first

@@ -204,7 +204,7 @@ class Command:
         self.component = engines.load(artefact)
         known = _interfaces(self.component, spec)
         self.plan = linking.plan(self.component, spec, known)
-        eng = engines.engine()
+        eng = engines.engine_of(self.component)
         export = next((n for n in self.component.type.exports(eng) if n.split("@")[0] == RUN_EXPORT), None)
         if export is None:
             raise ComponentError(spec.wasm_path, "does not export wasi:cli/run, so it is not a command component")
@@ -234,7 +234,7 @@ class Command:
             log_name=f"{spec.workload_id}/{spec.name}", stdio=stdio, guest_log=guest_log,
         )
         table = handle_tables.ResourceTable(state)
-        store = wasmtime.Store(engines.engine())
+        store = wasmtime.Store(engines.engine_of(self.component))
         store.set_limits(memory_size=self.memory_bytes)
         callback = _epoch_callback(cancel, self.quota)  # referenced until the store is gone
         cpu_quota.install(ctypes.cast(store.ptr(), ctypes.c_void_p).value or 0, callback)
@@ -294,7 +294,7 @@ def _interfaces(component: cm.Component, spec: ComponentSpec) -> dict[str, Inter
     if not spec.grants:
         wasi = plugin_registry.Installed()
         wasi.add(wasi_table.WasiPlugin())
-        imports = component.type.imports(engines.engine())
+        imports = component.type.imports(engines.engine_of(component))
         names = [linking.ImportName.parse(full) for full in imports]
         if all(n is not None and n.unversioned in wasi.interfaces for n in names):
             return wasi.interfaces

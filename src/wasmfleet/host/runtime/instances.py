@@ -75,7 +75,7 @@ def _error(err: int) -> wasmtime.WasmtimeError:
 def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
     """Compiles into the cache and checks imports against grants. Blocking: run off the loop."""
     engines.configure(settings.engine)
-    artefact = engines.compile_to_cache(spec.wasm_path, settings.cache_dir)
+    artefact = engines.compile_set([spec.wasm_path, *(p.wasm_path for p in spec.peers)], settings.cache_dir)[0]
     component = engines.load(artefact)
     if not spec.peers:  # with peers, LoadedComponent below links them and checks the same
         the_plan = linking.plan(component, spec, plugin_registry.installed().interfaces)
@@ -127,7 +127,7 @@ def prepare_workload(component_specs: list[ComponentSpec], settings: RuntimeSett
     Blocking: run off the loop. Raises ComponentError naming the component and the cause."""
     engines.configure(settings.engine)
     known = plugin_registry.installed().interfaces
-    artefacts = [engines.compile_to_cache(s.wasm_path, settings.cache_dir) for s in component_specs]
+    artefacts = engines.compile_set([s.wasm_path for s in component_specs], settings.cache_dir)
     loaded = [engines.load(a) for a in artefacts]
     links = linking.resolve_workload([(s.name, c) for s, c in zip(component_specs, loaded, strict=True)], known)
     for index, (spec, component) in enumerate(zip(component_specs, loaded, strict=True)):
@@ -221,6 +221,7 @@ class LoadedComponent:
         self.settings = settings
         engines.configure(settings.engine)
         self.component = engines.load(artefact)
+        self.tier = engines.tier_of(artefact)
         known = plugin_registry.installed().interfaces
         self.slot_count = 0
         self.members: list[crossing.Provider] = []
@@ -243,7 +244,7 @@ class LoadedComponent:
         self._handle_idx_addr = _address(handle_idx)
         self._linker_addr = _address(self.linker)
         self._component_addr = _address(self.component)
-        self._engine_addr = _address(engines.engine())
+        self._engine_addr = _address(engines.engine_of(self.component))
         self.request_type = self.type_ids.host_type("wasi:http/types#incoming-request")[0]
         self.outparam_type = self.type_ids.host_type("wasi:http/types#response-outparam")[0]
         self.lower_request = handle_tables.lower_own(self.request_type)
@@ -267,6 +268,7 @@ class LoadedComponent:
         `blocking` such as wasi:blobstore): never run it inline."""
         self.idle: list[WarmInstance] = []
         self.pool_lock = threading.Lock()
+        self.closed = False
         self.stats = Stats()
         self.log_name = f"{spec.workload_id}/{spec.name}"
         self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
@@ -283,7 +285,8 @@ class LoadedComponent:
         spec, settings = self.spec, self.settings
         specs_ = [spec, *spec.peers]
         components = [self.component] + [
-            engines.load(engines.compile_to_cache(p.wasm_path, settings.cache_dir)) for p in spec.peers
+            # Same tier as this component: one store holds them all, so one engine.
+            engines.load(engines.compile_to_cache(p.wasm_path, settings.cache_dir, tier=self.tier)) for p in spec.peers
         ]
         links = linking.resolve_workload([(s.name, c) for s, c in zip(specs_, components, strict=True)], known)
         order = links.closure(0)
@@ -387,7 +390,7 @@ class LoadedComponent:
         if inst.linked is not None:
             inst.linked.release(healthy)  # the request is over: so is its use of the providers
         spec = self.spec
-        if not healthy or spec.pool_size <= 0:
+        if not healthy or spec.pool_size <= 0 or self.closed:
             inst.close()
             return
         inst.uses += 1
@@ -395,7 +398,7 @@ class LoadedComponent:
             inst.close()
             return
         with self.pool_lock:
-            if len(self.idle) < spec.pool_size:
+            if not self.closed and len(self.idle) < spec.pool_size:
                 self.idle.append(inst)
                 return
         inst.close()
@@ -458,7 +461,10 @@ class LoadedComponent:
         return GuestTrap(text.rsplit("Caused by:", 1)[-1].strip()[:300])
 
     def close(self) -> None:
+        """Frees the idle instances; one still serving a request (the route was replaced, e.g.
+        by optimized code) is freed when that request ends (`_release`)."""
         with self.pool_lock:
+            self.closed = True
             for inst in self.idle:
                 inst.close()
             self.idle.clear()

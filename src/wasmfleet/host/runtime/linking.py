@@ -101,7 +101,7 @@ def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, Interfac
 
     `linked`: import names another component of the workload satisfies (see `resolve_workload`);
     they are not looked up among the host's interfaces."""
-    eng = engines.engine()
+    eng = engines.engine_of(component)
     ctype = component.type
     imports: list[tuple[str, ImportName, bool]] = []
     linked_names: list[str] = []
@@ -141,7 +141,7 @@ def build_linker(
 ) -> tuple[cm.Linker, handle_tables.TypeIds]:
     """`crossings`: for each import linked to another component, function name -> forwarder slot
     (`crossing.new_slot`); every import in `the_plan.linked` must have one."""
-    eng = engines.engine()
+    eng = engines.engine_of(component)
     linker = cm.Linker(eng)
     type_ids = handle_tables.TypeIds()
     seen: list[tuple[cm.ResourceType, str]] = []
@@ -242,7 +242,7 @@ def resolve_workload(members: Sequence[tuple[str, cm.Component]], known: Mapping
     two components, an import that neither a component nor the host provides, a linked interface
     whose functions differ between the two sides or that carries resources, and a cycle.
     """
-    eng = engines.engine()
+    eng = engines.engine_of(members[0][1]) if members else engines.engine()  # one tier per workload
     names = [name for name, _ in members]
     exported: dict[str, int] = {}
     exports: list[list[str]] = []

@@ -164,7 +164,7 @@ _KIND_U8 = bytes((codec.K_U8,))
 
 def handler_export(component: cm.Component) -> str | None:
     """The versioned name of the component's wasmcloud:messaging/handler export, if any."""
-    names = component.type.exports(engines.engine())
+    names = component.type.exports(engines.engine_of(component))
     return next((n for n in names if n.startswith(HANDLER_EXPORT + "@0.2.")), None)
 
 
@@ -214,9 +214,9 @@ class HandlerComponent:
         if func_idx is None:
             raise ComponentError(spec.wasm_path, f"exports {export} without {HANDLER_FUNC}")
         self._func_idx = func_idx
-        iface_type = self.component.type.exports(engines.engine())[export].ty
+        iface_type = self.component.type.exports(engines.engine_of(self.component))[export].ty
         assert isinstance(iface_type, cm.ComponentInstanceType)
-        fty = iface_type.exports(engines.engine())[HANDLER_FUNC].ty
+        fty = iface_type.exports(engines.engine_of(self.component))[HANDLER_FUNC].ty
         assert isinstance(fty, cm.FuncType)
         msg_type = fty.params[0][1]
         self._lower_msg: Any = (_MessageLowering([name.encode() for name, _ in msg_type.fields])  # type: ignore[attr-defined]
@@ -234,7 +234,7 @@ class HandlerComponent:
         self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
         self._linker_addr = _address(self.linker)
         self._component_addr = _address(self.component)
-        self._engine_addr = _address(engines.engine())
+        self._engine_addr = _address(engines.engine_of(self.component))
         self._func_idx_addr = _address(func_idx)
         self._lifecycle: plugin_registry.Lifecycle | None = None
         if plugin_hooks:

@@ -20,11 +20,12 @@ import asyncio
 import dataclasses
 import logging
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
 from wasmfleet.host.plugins import messaging_config
-from wasmfleet.host.runtime import engines, instances, messaging_dispatch, serving
+from wasmfleet.host.runtime import engines, instances, messaging_dispatch, serving, tiering
 from wasmfleet.host.runtime import workers as processes
 from wasmfleet.host.runtime.errors import RuntimeUnavailable
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
@@ -54,6 +55,10 @@ class WasmServer:
         """Serializes route changes and worker restarts, so a restarted worker misses no route."""
         self._supervisor: asyncio.Task[None] | None = None
         self.restarts = 0
+        self._tier_ups: dict[str, tuple[asyncio.Task[None], threading.Event]] = {}
+        """Background Cranelift compiles of workloads serving Winch code, by workload id (`tiering`)."""
+        self.tier_ups = 0
+        """Routes switched to optimized code so far."""
 
     async def start(self, routes: list[tuple[str, list[str], ComponentSpec]] | None = None) -> None:
         """Starts listening. `routes` (workload_id, hostnames, spec) are live before the port
@@ -155,6 +160,7 @@ class WasmServer:
         """Serves HTTP for `hostnames` with `spec` (replacing this workload's previous route).
         A spec with `peers` brings the components it imports from along (`instances.with_peers`)."""
         self._check_running()
+        self._cancel_tier_up(workload_id)  # optimizing the route this one replaces is wasted work
         key = (spec.workload_id, Path(spec.wasm_path))
         artefact = self._prepared.get(key) or str(await self.prepare(spec))
         async with self._lock:
@@ -165,9 +171,67 @@ class WasmServer:
                     *(w.call("route", workload_id, hostnames, spec, artefact) for w in self._workers)
                 )
             self._routes[workload_id] = (list(hostnames), spec)
+        if engines.tier_of(artefact) == engines.BASELINE and self.settings.engine.compiler == "tiered":
+            self._start_tier_up(workload_id)
+
+    def _start_tier_up(self, workload_id: str) -> None:
+        self._cancel_tier_up(workload_id)  # a compile for the route this one replaces
+        if self._stopped:
+            return
+        cancel = threading.Event()
+        task = asyncio.create_task(self._tier_up(workload_id, cancel), name=f"tier-up {workload_id}")
+        self._tier_ups[workload_id] = (task, cancel)
+
+        def forget(_: object) -> None:
+            if self._tier_ups.get(workload_id, (None,))[0] is task:
+                del self._tier_ups[workload_id]
+
+        task.add_done_callback(forget)
+
+    def _cancel_tier_up(self, workload_id: str) -> None:
+        running = self._tier_ups.pop(workload_id, None)
+        if running is not None:
+            running[1].set()  # a queued compile is skipped, a running one's result dropped (tiering)
+            running[0].cancel()
+
+    async def _tier_up(self, workload_id: str, cancel: threading.Event) -> None:
+        """Compiles the Winch-served components of a route with Cranelift (`tiering.optimize`),
+        then routes it again on the optimized artefacts, unless the route changed meanwhile."""
+        if workload_id not in self._routes:
+            return
+        hostnames, spec = self._routes[workload_id]
+        baseline = {key: artefact for key, artefact in self._prepared.items()
+                    if key[0] == spec.workload_id and engines.tier_of(artefact) == engines.BASELINE}
+        optimized: dict[tuple[str, Path], str] = {}
+        try:
+            for key in baseline:
+                optimized[key] = str(await asyncio.to_thread(
+                    tiering.optimize, key[1], self.settings.cache_dir, cancel))
+        except tiering.Cancelled:
+            return
+        except Exception as exc:  # the Winch code keeps serving; nothing to undo
+            log.warning("workload %s stays on baseline (winch) code: %s", workload_id, exc)
+            return
+        async with self._lock:
+            if self._stopped or self._routes.get(workload_id) != (hostnames, spec) or \
+                    any(self._prepared.get(k) != a for k, a in baseline.items()):
+                return  # unrouted or routed anew while compiling: that route decides its own tier
+            self._prepared.update(optimized)
+            artefact = optimized.get((spec.workload_id, Path(spec.wasm_path)))
+            if artefact is None:
+                return
+            if self._core is not None:
+                await self._core.route(workload_id, hostnames, spec, artefact)
+            else:
+                await asyncio.gather(
+                    *(w.call("route", workload_id, hostnames, spec, artefact) for w in self._workers)
+                )
+            self.tier_ups += 1
+        log.info("workload %s now serves optimized (cranelift) code", workload_id)
 
     async def unroute(self, workload_id: str) -> None:
         self._check_running()
+        self._cancel_tier_up(workload_id)
         async with self._lock:
             if self._core is not None:
                 self._core.unroute(workload_id)
@@ -230,6 +294,8 @@ class WasmServer:
         self._stopped = True
         if self._supervisor is not None:
             self._supervisor.cancel()
+        for workload_id in list(self._tier_ups):
+            self._cancel_tier_up(workload_id)
         grace = self.settings.drain_timeout_s if grace_s is None else grace_s
         if self._core is not None:
             await self._core.stop(grace)

@@ -92,6 +92,9 @@ class ComponentSpec:
         return any(g.covers(namespace, package, interface) for g in self.grants)
 
 
+COMPILERS = ("tiered", "cranelift", "winch")
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """How this process's wasmtime engine and host calls are set up (process-wide, see `engines`).
@@ -109,12 +112,25 @@ class EngineSettings:
     diagnosis or a tight address space. Fixed by the first engine a process creates.
     CLI: WASMFLEET_POOLING=0."""
 
+    compiler: str = "tiered"
+    """Which wasmtime compiler makes code for a component (see `engines`): "tiered" compiles a
+    component the host has not compiled before with Winch (baseline, about 5x faster to compile)
+    so it serves at once, and with Cranelift (optimizing) in the background, then swaps;
+    "cranelift" or "winch" use only that one. CLI: WASMFLEET_COMPILER."""
+
+    def __post_init__(self) -> None:
+        if self.compiler not in COMPILERS:
+            raise ValueError(f"WASMFLEET_COMPILER / EngineSettings.compiler must be one of "
+                             f"{', '.join(COMPILERS)}, not {self.compiler!r}")
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> EngineSettings:
-        """The documented switches: WASMFLEET_FASTHOST=0 and WASMFLEET_POOLING=0 turn each off."""
+        """The documented switches: WASMFLEET_FASTHOST=0 and WASMFLEET_POOLING=0 turn each off;
+        WASMFLEET_COMPILER=tiered|cranelift|winch picks the compiler (ValueError for another)."""
         return cls(
             fast_host_calls=environ.get("WASMFLEET_FASTHOST", "1") != "0",
             pooling_allocator=environ.get("WASMFLEET_POOLING", "1") != "0",
+            compiler=environ.get("WASMFLEET_COMPILER", "tiered").strip().lower() or "tiered",
         )
 
 
