@@ -114,7 +114,7 @@ class Provider:
         self.linker = linker
         self._component_addr = _address(component)
         self._linker_addr = _address(linker)
-        self._engine_addr = _address(engines.engine())
+        self._engine_addr = _address(engines.engine_of(component))
         self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20
         self.environment = list(spec.environment.items())
         self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
