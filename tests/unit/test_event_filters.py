@@ -1,10 +1,13 @@
-"""Which informer events queue work (wasmfleet.operator.reconciling, wasmfleet.kube.owners).
+"""Which informer events queue work, and what a read after our own write returns
+(wasmfleet.operator.reconciling, wasmfleet.kube.owners, wasmfleet.kube.freshness).
 
 Checks: a controller's own last write coming back as a watch event does not queue its object, any
 other version of it does (someone else's write, a resync of an older version), and a deletion
 forgets the write; a write by another controller to the same kind (the deployment controller
 scaling a replica set) is not taken for the set controller's own; a child's event queues its owner
-only when something the owner reads changed (ADDED and DELETED always), per child.
+only when something the owner reads changed (ADDED and DELETED always), per child; reads after our
+own write return the written copy until the watch delivers that version, then the cache (also when
+the watch was quicker than the write's reply).
 
 No API server is needed: the handlers are plain functions of (event, object); the informer and
 reader they sit behind are the real classes, never started.
@@ -90,3 +93,29 @@ def test_a_child_event_queues_its_owner_only_when_what_it_reads_changed() -> Non
     handler("ADDED", _obj("b", "5"))  # another child has its own record
     handler("DELETED", ready)
     assert queued == ["default/rs"] * 5
+
+
+def _reader() -> tuple[freshness.FreshReader, informing.Informer]:
+    informer = informing.Informer(None, rest_paths.WORKLOADS)  # type: ignore[arg-type]
+    return freshness.FreshReader(None, informer), informer  # type: ignore[arg-type]
+
+
+async def test_reads_after_our_write_return_the_written_copy_until_the_watch_shows_it() -> None:
+    reader, informer = _reader()
+    informer._apply("ADDED", _obj("a", "1"))  # the watch path the informer feeds its cache from
+    written = _obj("a", "2", hostId="h1")
+    reader.wrote(written)
+    assert await reader.read("default/a") is written  # the cache still has version 1
+    echo = _obj("a", "2", hostId="h1")
+    informer._apply("MODIFIED", echo)
+    assert await reader.read("default/a") is echo
+    informer._apply("MODIFIED", _obj("a", "3"))
+    assert (await reader.read("default/a") or {})["metadata"]["resourceVersion"] == "3"
+
+
+async def test_a_write_whose_echo_came_first_is_not_recorded() -> None:
+    reader, informer = _reader()
+    informer._apply("ADDED", _obj("a", "4"))
+    reader.wrote(_obj("a", "4"))  # the reply handled after the watch delivered the same version
+    informer._apply("MODIFIED", _obj("a", "5"))
+    assert (await reader.read("default/a") or {})["metadata"]["resourceVersion"] == "5"
