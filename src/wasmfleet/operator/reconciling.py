@@ -105,11 +105,16 @@ class Conditions:
 
     def __init__(self, conds: list[conditions.Condition], order: tuple[str, ...], generation: int | None) -> None:
         self.list, self.order, self.generation = conds, order, generation
+        self._now = ""  # one timestamp per reconcile (second precision), formatted when first needed
         statuses.ensure_order(conds, order, generation)
 
     def set(self, type_: str, status: conditions.ConditionStatus, reason: str, message: str = "") -> None:
+        current = conditions.get_condition(self.list, type_)
+        if current is None or current.status != status:  # only a transition stamps the time
+            self._now = self._now or conditions.now_rfc3339()
+        # Without a transition set_condition reads no time, so it is not formatted for nothing.
         conditions.set_condition(self.list, type_, status, reason=reason, message=message,
-                                 observed_generation=self.generation)
+                                 observed_generation=self.generation, now=self._now or "unused")
 
     def set_from(self, first: str, status: conditions.ConditionStatus, reason: str, message: str) -> None:
         """Set `first` and every later condition alike (a failed step explains the ones after it)."""
