@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import orjson
@@ -71,6 +71,8 @@ class KubeClient:
         timeout: aiohttp.ClientTimeout | float | None = 30.0,
     ) -> aiohttp.ClientResponse:
         """One authenticated request with the kubeconfig's credentials; the caller reads and releases it."""
+        if body is None or (isinstance(body, dict | list) and "json" in content_type):
+            return await self._json_request(method, path, query, body, content_type, accept, timeout)
         try:
             resp: aiohttp.ClientResponse = await self._api.call_api(
                 path,
@@ -82,6 +84,41 @@ class KubeClient:
                 _preload_content=False,
                 _request_timeout=timeout,
             )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise errors.Unreachable(0, "Unreachable", f"API server unreachable: {detail}") from exc
+        return resp
+
+    async def _json_request(
+        self, method: str, path: str, query: list[tuple[str, str]] | None, body: object | None,
+        content_type: str, accept: str, timeout: aiohttp.ClientTimeout | float | None,
+    ) -> aiohttp.ClientResponse:
+        """What kubernetes_asyncio's call_api does for a JSON body, on its session and credentials,
+        without its generic parameter handling: it walks every body dict (sanitize_for_serialization)
+        and serialises with the json module, about a tenth of the operator's CPU at scale."""
+        api = self._api
+        headers = {**api.default_headers, "Accept": accept, "Content-Type": content_type}
+        if api.cookie:
+            headers["Cookie"] = api.cookie
+        params = list(query or [])
+        rest = api.rest_client
+        kwargs: dict[str, Any] = {"headers": headers}
+        if isinstance(timeout, aiohttp.ClientTimeout):
+            kwargs["timeout"] = timeout
+        else:  # as kubernetes_asyncio: a number is the total, none means no limit
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout) if timeout else aiohttp.ClientTimeout()
+        if body is not None:
+            kwargs["data"] = orjson.dumps(body)
+        if rest.proxy:
+            kwargs["proxy"] = rest.proxy
+        if rest.proxy_headers:
+            kwargs["proxy_headers"] = rest.proxy_headers
+        if rest.server_hostname:
+            kwargs["server_hostname"] = rest.server_hostname
+        try:
+            await api.update_params_for_auth(headers, params, ["BearerToken"])  # may refresh a token
+            url = f"{api.configuration.host}{path}" + ("?" + urlencode(params) if params else "")
+            resp: aiohttp.ClientResponse = await rest.pool_manager.request(method, url, **kwargs)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             detail = str(exc) or type(exc).__name__
             raise errors.Unreachable(0, "Unreachable", f"API server unreachable: {detail}") from exc
