@@ -5,7 +5,9 @@ plus wasmfleet's own `wasmfleet.bus.v1` for the messages upstream lacks); `wasmf
 Python generated from them by scripts/gen-proto. The classes below are the pydantic models the
 operator and the host build and read; each names its generated message in `proto_type`. On the
 wire is protobuf's JSON mapping of those messages, which is what upstream writes and reads; the
-reference for it is protobuf's own json_format, and two faster paths follow it exactly:
+reference for it is protobuf's own json_format, and two faster paths follow it (same JSON values;
+keys in field order; a value assigned after construction with the wrong type, which pydantic does
+not check, is written as pydantic infers it, with a warning, where json_format refused it):
 `encode` is pydantic-core's JSON writer (the models' aliases are the JSON names and their
 serializers json_format's scalar forms), `decode` a converter compiled from each message's
 descriptor (bus/compiled_codec.py); anything but the canonical form goes through json_format:
