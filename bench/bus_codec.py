@@ -5,6 +5,8 @@ publishes every interval (built as a real host builds it, with the interfaces it
 full WorkloadStartRequest (two components, credentials, volumes, host interfaces).
 
 Peers measured in the same run, for ratios:
+- `earlier codec`: the hand-written pydantic mapping the .proto schema replaced
+  (bench/legacy_bus_codec.py, on the same values): the codec must be at least as fast as it.
 - `pb json_format`: protobuf's JSON mapping alone on the generated message (no pydantic model):
   what the codec costs at least while it uses json_format.
 - `pydantic json`: pydantic's own JSON (model_dump_json / model_validate_json) on the same models,
@@ -20,6 +22,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+import legacy_bus_codec as legacy
 
 from wasmfleet.bus import messages
 
@@ -103,6 +107,12 @@ def measure(name: str, msg: messages.Message, seconds: float) -> None:
     rows: list[tuple[str, float, float]] = []
     rows.append(("messages.encode/decode", rate(lambda: messages.encode(msg), seconds),
                  rate(lambda: messages.decode(cls, wire), seconds)))
+    old_cls = getattr(legacy, cls.__name__)
+    old_msg = old_cls.model_validate(msg.model_dump())
+    old_wire = legacy.encode(old_msg)
+    assert old_cls.model_validate(legacy.decode(old_cls, wire).model_dump()) == old_msg  # same values
+    rows.append(("earlier codec", rate(lambda: legacy.encode(old_msg), seconds),
+                 rate(lambda: legacy.decode(old_cls, old_wire), seconds)))
     if json_format is not None and hasattr(messages, "to_proto"):
         proto = messages.to_proto(msg)
         pb_cls = type(proto)

@@ -3,9 +3,14 @@
 The schema is the .proto files under proto/ (upstream wasmCloud v2's `wasmcloud.runtime.v2` package,
 plus wasmfleet's own `wasmfleet.bus.v1` for the messages upstream lacks); `wasmfleet.bus.pb` is the
 Python generated from them by scripts/gen-proto. The classes below are the pydantic models the
-operator and the host build and read; each names its generated message in `proto_type`, and they
-carry no wire logic: `encode`/`decode` go through protobuf's own JSON mapping (json_format), which
-is what upstream puts on the wire:
+operator and the host build and read; each names its generated message in `proto_type`. On the
+wire is protobuf's JSON mapping of those messages, which is what upstream writes and reads; the
+reference for it is protobuf's own json_format, and two faster paths follow it (same JSON values;
+keys in field order; a value assigned after construction with the wrong type, which pydantic does
+not check, is written as pydantic infers it, with a warning, where json_format refused it):
+`encode` is pydantic-core's JSON writer (the models' aliases are the JSON names and their
+serializers json_format's scalar forms), `decode` a converter compiled from each message's
+descriptor (bus/compiled_codec.py); anything but the canonical form goes through json_format:
 
 - field names are lowerCamelCase on output; the proto (snake_case) name is accepted on input;
 - 64-bit integers (uint64/int64) are written as JSON strings and accepted as strings or numbers;
@@ -29,9 +34,22 @@ from typing import Annotated, Any, ClassVar, TypeVar
 import orjson
 from google.protobuf import json_format
 from google.protobuf.message import Message as ProtoMessage
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+from wasmfleet.bus import compiled_codec
 from wasmfleet.bus.pb.wasmcloud.runtime.v2 import (
     host_heartbeat_pb2,
     wit_interface_pb2,
@@ -50,13 +68,19 @@ def _aware_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-Timestamp = Annotated[datetime, AfterValidator(_aware_utc)]
-"""google.protobuf.Timestamp: an aware datetime in memory, RFC 3339 in UTC on the wire."""
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_aware_utc),
+    PlainSerializer(compiled_codec.timestamp_to_json, return_type=str, when_used="json"),
+]
+"""google.protobuf.Timestamp: an aware datetime in memory, RFC 3339 in UTC on the wire (json_format's
+digits: 0, 3 or 6 fractional)."""
 
-Int64 = int
-"""A uint64/int64 field: a string on the wire (json_format's rule), an int in memory."""
+UInt64 = Annotated[int, PlainSerializer(compiled_codec.uint64_to_json, return_type=str, when_used="json")]
+"""A uint64 field: a decimal string on the wire (json_format's rule), an int in memory."""
 
-Float = float
+Float32 = Annotated[float, PlainSerializer(compiled_codec.shortest_float32, return_type=float, when_used="json")]
+"""A float field: on the wire, the value rounded to 32 bits in its shortest round-trip form."""
 
 
 def _is_false(value: object) -> bool:
@@ -193,11 +217,11 @@ class HostHeartbeat(Message):
     os_arch: str = ""
     os_name: str = ""
     os_kernel: str = ""
-    system_cpu_usage: Float = 0.0
-    system_memory_total: Int64 = 0
-    system_memory_free: Int64 = 0
-    component_count: Int64 = 0
-    workload_count: Int64 = 0
+    system_cpu_usage: Float32 = 0.0
+    system_memory_total: UInt64 = 0
+    system_memory_free: UInt64 = 0
+    component_count: UInt64 = 0
+    workload_count: UInt64 = 0
     imports: list[WitInterface] = Field(default_factory=list)
     exports: list[WitInterface] = Field(default_factory=list)
     http_port: int = 0
@@ -274,7 +298,7 @@ class Service(Message):
 
     image: str = ""
     local_resources: LocalResources = Field(default_factory=LocalResources)
-    max_restarts: Int64 = 0
+    max_restarts: UInt64 = 0
     image_pull_secret: ImagePullSecret | None = None
     image_pull_policy: ImagePullPolicy = ImagePullPolicy.UNSPECIFIED
 
@@ -304,6 +328,14 @@ class Volume(Message):
     name: str = ""
     host_path: HostPathVolume | None = None
     empty_dir: EmptyDirVolume | None = None
+
+    @model_serializer(mode="wrap")
+    def _one_volume_type(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # Both members set: json_format keeps the last one (setting a oneof member clears the
+        # others); the encoder's fallback path (through to_proto, not JSON mode) does that.
+        if info.mode_is_json() and self.host_path is not None and self.empty_dir is not None:
+            raise compiled_codec.Unsupported
+        return handler(self)
 
 
 class Workload(Message):
@@ -490,17 +522,26 @@ def from_proto(message_type: type[M], proto: ProtoMessage) -> M:
     return message_type.model_validate(json_format.MessageToDict(proto, preserving_proto_field_name=True))
 
 
-EXTENSION_FIELDS_FROM = 100
-"""wasmfleet's fields in upstream's messages are numbered from here (docs/protocol.md)."""
+EXTENSION_FIELDS_FROM = compiled_codec.EXTENSION_FIELDS_FROM
+
+
+def reference_to_dict(msg: Message) -> dict[str, Any]:
+    """`to_dict` through json_format on the generated message: the reference the compiled codec
+    follows, and the path it hands anything unusual to."""
+    proto = to_proto(msg)
+    out = json_format.MessageToDict(proto, always_print_fields_with_no_presence=True)
+    _drop_empty_extensions(proto, out)
+    return out
 
 
 def to_dict(msg: Message) -> dict[str, Any]:
     """The JSON object `encode` writes, as a dict (every field without presence, set or not,
     except wasmfleet's repeated extension fields, which are left out when empty)."""
-    proto = to_proto(msg)
-    out = json_format.MessageToDict(proto, always_print_fields_with_no_presence=True)
-    _drop_empty_extensions(proto, out)
-    return out
+    try:
+        out: dict[str, Any] = msg.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return out
+    except (ValueError, compiled_codec.Unsupported):
+        return reference_to_dict(msg)  # a value the schema's type does not take as it is: json_format decides
 
 
 def _drop_empty_extensions(proto: ProtoMessage, out: dict[str, Any]) -> None:
@@ -523,22 +564,54 @@ def _drop_empty_extensions(proto: ProtoMessage, out: dict[str, Any]) -> None:
 
 def encode(msg: Message) -> bytes:
     """protobuf-JSON bytes of a message (camelCase, int64 as strings, enums by name; unset
-    optional sub-messages left out)."""
-    return orjson.dumps(to_dict(msg))
+    optional sub-messages left out).
+
+    pydantic-core writes the JSON (the models' aliases are the fields' json_name, their serializers
+    json_format's scalar forms, checked at import by compiled_codec); a value the field's type does
+    not take as it is goes through json_format instead, which converts or refuses it."""
+    try:
+        return msg.__pydantic_serializer__.to_json(msg, by_alias=True, exclude_none=True)
+    except (ValueError, compiled_codec.Unsupported):
+        return orjson.dumps(reference_to_dict(msg))
 
 
-def decode(message_type: type[M], data: bytes | str) -> M:
-    """Parse protobuf-JSON into `message_type`; an empty payload is the empty message."""
-    name = message_type.__name__
+def _parse_json(name: str, data: bytes | str) -> dict[str, Any] | None:
+    """The JSON object in `data`; None for an empty payload (the empty message)."""
     raw = data.encode() if isinstance(data, str) else bytes(data)
     if not raw.strip():
-        return message_type()
+        return None
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"{name}: not JSON ({exc.msg} at char {exc.pos})") from exc
     if not isinstance(obj, dict):
         raise DecodeError(f"{name}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def decode(message_type: type[M], data: bytes | str) -> M:
+    """Parse protobuf-JSON into `message_type`; an empty payload is the empty message."""
+    obj = _parse_json(message_type.__name__, data)
+    if obj is None:
+        return message_type()
+    decoder = _DECODERS.get(message_type)
+    if decoder is not None:
+        try:
+            decoded: M = decoder(obj)
+            return decoded
+        except compiled_codec.Unsupported:
+            pass  # not the plain canonical form (or not valid): json_format decides and words errors
+    return _reference_from_dict(message_type, obj)
+
+
+def reference_decode(message_type: type[M], data: bytes | str) -> M:
+    """`decode` through json_format alone: the reference the compiled codec follows."""
+    obj = _parse_json(message_type.__name__, data)
+    return message_type() if obj is None else _reference_from_dict(message_type, obj)
+
+
+def _reference_from_dict(message_type: type[M], obj: dict[str, Any]) -> M:
+    name = message_type.__name__
     proto = message_type.proto_type()
     try:
         json_format.ParseDict(obj, proto, ignore_unknown_fields=True)
@@ -565,3 +638,10 @@ def _reason(exc: json_format.ParseError) -> str:
         text = text[match.end():]
     text = _PATH_SUFFIX.sub("", text.rstrip(".")).rstrip(".")
     return f"field {'.'.join(path)}: {text}" if path else text
+
+
+# Compiled once, for every model above (straight-line decoders; see compiled_codec).
+_DECODERS = compiled_codec.compile_decoders(
+    model for model in list(globals().values())
+    if isinstance(model, type) and issubclass(model, Message) and model is not Message
+)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+import orjson
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
@@ -42,7 +46,10 @@ class KubeClient:
             raise ValueError(f"cannot load kubeconfig {path}: {detail}") from exc
         # Many controllers share one client: allow enough parallel connections for watches + writes.
         cfg.connection_pool_maxsize = 64
-        return cls(k8s_client.ApiClient(configuration=cfg))
+        api = k8s_client.ApiClient(configuration=cfg)
+        if not _environment_applies(str(cfg.host)):
+            _skip_environment_lookups(api)
+        return cls(api)
 
     @property
     def host(self) -> str:
@@ -71,6 +78,8 @@ class KubeClient:
         timeout: aiohttp.ClientTimeout | float | None = 30.0,
     ) -> aiohttp.ClientResponse:
         """One authenticated request with the kubeconfig's credentials; the caller reads and releases it."""
+        if body is None or (isinstance(body, dict | list) and "json" in content_type):
+            return await self._json_request(method, path, query, body, content_type, accept, timeout)
         try:
             resp: aiohttp.ClientResponse = await self._api.call_api(
                 path,
@@ -87,6 +96,41 @@ class KubeClient:
             raise errors.Unreachable(0, "Unreachable", f"API server unreachable: {detail}") from exc
         return resp
 
+    async def _json_request(
+        self, method: str, path: str, query: list[tuple[str, str]] | None, body: object | None,
+        content_type: str, accept: str, timeout: aiohttp.ClientTimeout | float | None,
+    ) -> aiohttp.ClientResponse:
+        """What kubernetes_asyncio's call_api does for a JSON body, on its session and credentials,
+        without its generic parameter handling: it walks every body dict (sanitize_for_serialization)
+        and serialises with the json module, about a tenth of the operator's CPU at scale."""
+        api = self._api
+        headers = {**api.default_headers, "Accept": accept, "Content-Type": content_type}
+        if api.cookie:
+            headers["Cookie"] = api.cookie
+        params = list(query or [])
+        rest = api.rest_client
+        kwargs: dict[str, Any] = {"headers": headers}
+        if isinstance(timeout, aiohttp.ClientTimeout):
+            kwargs["timeout"] = timeout
+        else:  # as kubernetes_asyncio: a number is the total, none means no limit
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout) if timeout else aiohttp.ClientTimeout()
+        if body is not None:
+            kwargs["data"] = orjson.dumps(body)
+        if rest.proxy:
+            kwargs["proxy"] = rest.proxy
+        if rest.proxy_headers:
+            kwargs["proxy_headers"] = rest.proxy_headers
+        if rest.server_hostname:
+            kwargs["server_hostname"] = rest.server_hostname
+        try:
+            await api.update_params_for_auth(headers, params, ["BearerToken"])  # may refresh a token
+            url = f"{api.configuration.host}{path}" + ("?" + urlencode(params) if params else "")
+            resp: aiohttp.ClientResponse = await rest.pool_manager.request(method, url, **kwargs)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise errors.Unreachable(0, "Unreachable", f"API server unreachable: {detail}") from exc
+        return resp
+
     async def _call(self, method: str, path: str, **kw: Any) -> Obj:
         resp = await self.raw(method, path, **kw)
         try:
@@ -97,7 +141,7 @@ class KubeClient:
             resp.release()
         if not 200 <= resp.status < 300:
             raise errors.from_status(resp.status, data)
-        parsed = json.loads(data) if data else {}
+        parsed = _loads(data) if data else {}
         return parsed if isinstance(parsed, dict) else {}
 
     async def get(self, res: rest_paths.Resource, namespace: str | None, name: str) -> Obj:
@@ -178,10 +222,42 @@ class KubeClient:
                     return
                 if not line.strip():
                     continue
-                event = json.loads(line)
+                event = _loads(line)
                 if event.get("type") == "ERROR":
                     status = event.get("object") or {}
                     raise errors.from_status(int(status.get("code", 500)), json.dumps(status))
                 yield event
         finally:
             resp.release()
+
+
+def _loads(data: bytes) -> Any:
+    # orjson: several times faster than json on the watch streams and replies, which every object
+    # the operator writes comes back through.
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise errors.KubeError(0, "BadResponse", f"API server sent invalid JSON: {exc}") from exc
+
+
+def _environment_applies(host: str) -> bool:
+    """Whether a proxy from the environment (HTTPS_PROXY and friends) or a netrc file could apply to
+    requests to `host`: the lookups aiohttp makes per request when trusting the environment."""
+    if os.environ.get("NETRC") or (Path.home() / ".netrc").exists():
+        return True
+    parts = urlsplit(host)
+    proxies = urllib.request.getproxies()
+    if parts.scheme not in proxies:
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+def _skip_environment_lookups(api: k8s_client.ApiClient) -> None:
+    """kubernetes_asyncio opens its aiohttp session with trust_env=True, so every request looks for
+    an environment proxy and reads the netrc file, in a thread (a quarter of the operator's CPU at
+    scale). When neither exists, the same session without those lookups behaves the same."""
+    rest = api.rest_client
+    trusting: aiohttp.ClientSession = rest.pool_manager
+    connector = trusting.connector
+    trusting.detach()  # hand its connector (and the TLS settings in it) to the new session
+    rest.pool_manager = aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**21)

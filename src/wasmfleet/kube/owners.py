@@ -6,7 +6,7 @@ owner); the owner's controller is told about every change to a child through `en
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from wasmfleet.kube import client, rest_paths
@@ -44,11 +44,27 @@ def owner_uids(obj: client.Obj) -> list[str]:
     return [str(ref["uid"]) for ref in obj.get("metadata", {}).get("ownerReferences") or [] if "uid" in ref]
 
 
-def enqueue_owner(kind: str, add: Callable[[str], None]) -> Callable[[str, client.Obj], None]:
-    """An informer handler that queues the key of the child's controlling `kind` owner."""
+def enqueue_owner(
+    kind: str, add: Callable[[str], None], relevant: Callable[[client.Obj], Hashable] | None = None
+) -> Callable[[str, client.Obj], None]:
+    """An informer handler that queues the key of the child's controlling `kind` owner.
 
-    def handler(_event: str, obj: client.Obj) -> None:
+    `relevant`, when given, names what the owner reads of a child: a MODIFIED event that leaves it
+    unchanged (a child's own bookkeeping, e.g. an annotation only its controller reads) does not
+    queue the owner. ADDED and DELETED always do."""
+    seen: dict[str, Hashable] = {}
+
+    def handler(event: str, obj: client.Obj) -> None:
         ref = controller_of(obj, kind)
+        if relevant is not None:
+            key = rest_paths.key_of(obj)
+            if event == "DELETED":
+                seen.pop(key, None)
+            else:
+                digest = relevant(obj)
+                if event == "MODIFIED" and key in seen and seen[key] == digest:
+                    return
+                seen[key] = digest
         if ref is not None:
             ns = obj["metadata"].get("namespace")
             add(f"{ns}/{ref['name']}" if ns else str(ref["name"]))

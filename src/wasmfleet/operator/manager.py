@@ -209,10 +209,11 @@ class Operator:
         self._workloads = workloads.WorkloadController(ctx)
         self._deployments = deployments.DeploymentController(ctx)
         self._artifacts = artifacts.ArtifactController(ctx)
+        replica_sets = replicasets.ReplicaSetController(ctx)
         recs: dict[str, tuple[Callable[[str], Awaitable[float | None]], int]] = {
             "hosts": (hosts.HostController(ctx).reconcile, n.hosts),
             "workloads": (self._workloads.reconcile, n.workloads),
-            "replicasets": (replicasets.ReplicaSetController(ctx).reconcile, n.replicasets),
+            "replicasets": (replica_sets.reconcile, n.replicasets),
             "deployments": (self._deployments.reconcile, n.deployments),
             "artifacts": (self._artifacts.reconcile, n.artifacts),
         }
@@ -224,12 +225,13 @@ class Operator:
         q = ctx.enqueue
         wls = self._workloads
         infs.hosts.add_handler(owners.enqueue_self(q["hosts"]))
-        infs.workloads.add_handler(owners.enqueue_self(q["workloads"]))
-        infs.workloads.add_handler(owners.enqueue_owner("WorkloadReplicaSet", q["replicasets"]))
+        infs.workloads.add_handler(wls.enqueue_self(q["workloads"]))
+        infs.workloads.add_handler(owners.enqueue_owner("WorkloadReplicaSet", q["replicasets"],
+                                                        replicasets.what_the_owner_reads))
         infs.workloads.add_handler(wls.track)
-        infs.replicasets.add_handler(owners.enqueue_self(q["replicasets"]))
+        infs.replicasets.add_handler(replica_sets.enqueue_self(q["replicasets"]))
         infs.replicasets.add_handler(owners.enqueue_owner("WorkloadDeployment", q["deployments"]))
-        infs.deployments.add_handler(owners.enqueue_self(q["deployments"]))
+        infs.deployments.add_handler(self._deployments.enqueue_self(q["deployments"]))
         infs.artifacts.add_handler(owners.enqueue_self(q["artifacts"]))
         infs.artifacts.add_handler(self._deployments.artifact_changed)
         infs.artifacts.add_handler(lambda _e, o: wls.source_changed("Artifact", o))

@@ -14,6 +14,7 @@ import logging
 import time
 from calendar import timegm
 from collections import Counter
+from collections.abc import Hashable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,15 @@ def child_name(rs_name: str, rs_uid: str, ordinal: int) -> str:
 def is_ready(wl: dict[str, Any]) -> bool:
     conds = (wl.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+def what_the_owner_reads(wl: dict[str, Any]) -> Hashable:
+    """Everything of a child Workload this controller's reconcile looks at (besides its name and
+    creation time, which do not change): its events that leave these alone need not wake its set."""
+    meta = wl["metadata"]
+    status = wl.get("status") or {}
+    return (bool(meta.get("deletionTimestamp")), status.get("hostId"), is_ready(wl),
+            (meta.get("annotations") or {}).get(REPLACE_ANNOTATION), meta.get("uid"))
 
 
 def children_of(ctx: context.Context, owner: dict[str, Any]) -> list[dict[str, Any]]:
