@@ -119,3 +119,15 @@ async def test_a_write_whose_echo_came_first_is_not_recorded() -> None:
     reader.wrote(_obj("a", "4"))  # the reply handled after the watch delivered the same version
     informer._apply("MODIFIED", _obj("a", "5"))
     assert (await reader.read("default/a") or {})["metadata"]["resourceVersion"] == "5"
+
+
+async def test_a_write_overtaken_by_a_later_change_before_its_reply_is_not_recorded() -> None:
+    """The watch delivered our version and then someone else's newer one before our write's reply
+    was handled: the cache is current, and a copy of our write must not shadow it (no event is left
+    to correct it: a Recreate rollout once waited on a stale ReplicaSet copy for good)."""
+    reader, informer = _reader()
+    informer._apply("ADDED", _obj("a", "6"))
+    informer._apply("MODIFIED", _obj("a", "7"))  # our write
+    informer._apply("MODIFIED", _obj("a", "8", hostId="h2"))  # another controller's, right after
+    reader.wrote(_obj("a", "7"))
+    assert (await reader.read("default/a") or {})["metadata"]["resourceVersion"] == "8"
