@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 from componentize_py_types import Err, Ok
 from wit_world import exports
-from wit_world.imports import instance_network, network, poll, streams, tcp, tcp_create_socket
+from wit_world.imports import instance_network, network, poll, streams, tcp_create_socket
 from wit_world.imports.network import IpAddressFamily
 from wit_world.imports.types import Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam
 
