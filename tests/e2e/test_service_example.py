@@ -147,5 +147,5 @@ async def test_service_example(fleet: Fleet, example_dir: Path) -> None:
         assert (status, body) == (502, "service unreachable on 127.0.0.1:7000: connection-refused")
         assert await get(session, fleet, HOSTNAME, "/get/hits") == (200, "3")
 
-    logs = await fleet.run(*WF, "logs", "kv-service")
+    logs = await fleet.run(*WF, "logs", "kv-service", "--data-dir", str(fleet.data))
     assert "service listening on 127.0.0.1:7000 (key/value)" in logs, logs
