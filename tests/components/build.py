@@ -26,6 +26,8 @@ Guests (each a directory here):
   service-c  a C command (wasi:cli/run) for the service tests: serves, exits, traps or spins as its
              environment says; clang + wasi-libc + the preview1 command adapter, exactly as the
              conformance programs (tests/conformance/build_programs.py; about 1 s)
+  service-example, service-example-front  examples/service built from its sources there: the
+             componentize-py TCP service and the HTTP component asking it (about 25 s each)
 
 The cache directory is `<repo>/.cache/components` (gitignored) unless WASMFLEET_COMPONENT_CACHE
 is set. A build happens once per source change; concurrent builders are serialized by a lock file.
@@ -54,7 +56,8 @@ LINK_WAT = ("link-calc-wat", "link-front-wat", "link-ping-wat", "link-pong-wat",
 GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "messaging-wat", "no-body-wat",
           "kv-getset-wat", "hello-py", "hello-js",
           "config-logging-py", "greeter-py", "keyvalue-py", "keyvalue-js", "text-lib-py", "text-front-js",
-          "blobstore-py", "blobstore-splice-py", "sockets-py", "sockets-http-py", "service-c", *LINK_WAT)
+          "blobstore-py", "blobstore-splice-py", "sockets-py", "sockets-http-py", "service-c", "service-example",
+          "service-example-front", *LINK_WAT)
 
 PY_WORLDS = {
     "hello-py": ("wasi:http/proxy@0.2.12", ()),
@@ -68,8 +71,12 @@ PY_WORLDS = {
     "blobstore-splice-py": ("wasmfleet:tests/blobstore-guest", ("blobstore",)),
 }
 
-SOURCE_DIRS = {"blobstore-splice-py": "blobstore-py"}
-"""Guests built from another guest's sources (a different WIT, the same app)."""
+SOURCE_DIRS: dict[str, str | Path] = {
+    "blobstore-splice-py": "blobstore-py",
+    "service-example": REPO / "examples" / "service" / "service",
+    "service-example-front": REPO / "examples" / "service" / "front",
+}
+"""Guests built from another guest's sources (a different WIT, the same app), or from an example's."""
 """componentize-py guests: (world, WIT packages beyond WASI 0.2 their world uses)."""
 
 
@@ -111,7 +118,7 @@ def _sources_hash(name: str) -> str:
             h.update(root.read_bytes())
             continue
         for path in sorted(p for p in root.rglob("*") if p.is_file() and "node_modules" not in p.parts):
-            h.update(str(path.relative_to(HERE)).encode())
+            h.update(str(path.relative_to(HERE if path.is_relative_to(HERE) else REPO)).encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -153,6 +160,20 @@ def _build_py_one_io(src: Path, out: Path, work: Path) -> None:
     package = wit / "deps" / "blobstore" / "package.wit"
     package.write_text(re.sub(r"(wasi:io/[a-z-]+)@0\.2\.1\b", r"\1@0.2.12", package.read_text()))
     _build_py(HERE / SOURCE_DIRS[src.name], out, work, wit, PY_WORLDS[src.name][0])
+
+
+def _build_example_py(src: Path, out: Path, work: Path) -> None:
+    """An examples/service guest from its app directory there: a command on the tests' WIT, or, with
+    its own world.wit, that world next to a copy of the WASI packages (its WIT stays in the example)."""
+    src = Path(SOURCE_DIRS[src.name])
+    if not (src / "world.wit").exists():
+        _build_py(src, out, work, WIT, "wasi:cli/command@0.2.12")
+        return
+    wit = work / "wit"
+    for package in WASI_PACKAGES:
+        shutil.copytree(WIT / "deps" / package, wit / "deps" / package)
+    shutil.copy(src / "world.wit", wit / "world.wit")
+    _build_py(src, out, work, wit, "wasmfleet:service-example/front")
 
 
 def componentize_js_bin() -> Path:
@@ -228,6 +249,8 @@ _BUILDERS = {
     "blobstore-splice-py": _build_py_one_io,
     "keyvalue-js": _build_js,
     "service-c": _build_c,
+    "service-example": _build_example_py,
+    "service-example-front": _build_example_py,
 }
 
 
