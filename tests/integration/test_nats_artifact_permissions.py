@@ -19,16 +19,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import nats
+import nats.aio.client
 import nats.errors
 import nats.js.api
 import nats.js.errors
 import pytest
 
-from wasmfleet.artifacts import object_store
+from wasmfleet.artifacts import object_store, references
 from wasmfleet.artifacts.errors import ArtifactError
 from wasmfleet.artifacts.fetching import ArtifactSettings, Fetcher, PullPolicy
 from wasmfleet.bus import permissions, subjects
@@ -79,8 +80,12 @@ class Client:
         raise AssertionError(f"no permissions violation for {subject}: {self.errors}")
 
 
+Connect = Callable[..., Awaitable[Client]]
+"""connect(user, inbox_prefix=None): a Client logged in as that identity of the fleet."""
+
+
 @pytest.fixture
-async def connect(bus: NatsServer, fleet_auth: nats_auth.FleetAuth) -> AsyncIterator[object]:
+async def connect(bus: NatsServer, fleet_auth: nats_auth.FleetAuth) -> AsyncIterator[Connect]:
     opened: list[nats.aio.client.Client] = []
 
     async def open_as(user: str, inbox_prefix: str | None = None) -> Client:
@@ -112,7 +117,7 @@ async def publish_component(operator: Client, tmp_path: Path, content: bytes) ->
     return digest
 
 
-async def test_operator_publishes_and_a_host_reads(connect, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_operator_publishes_and_a_host_reads(connect: Connect, tmp_path: Path) -> None:
     operator = await connect(permissions.OPERATOR)
     content = b"\0asm" + bytes(range(256)) * 2000  # ~500 KB: several 128 KB chunks
     digest = await publish_component(operator, tmp_path, content)
@@ -142,7 +147,7 @@ async def test_operator_publishes_and_a_host_reads(connect, tmp_path: Path) -> N
     assert operator.violations() == []
 
 
-async def test_a_host_only_reads(connect, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_host_only_reads(connect: Connect, tmp_path: Path) -> None:
     operator = await connect(permissions.OPERATOR)
     digest = await publish_component(operator, tmp_path, b"\0asm original")
     host = await connect(permissions.host_user(HOST_A), subjects.host_inbox(HOST_A))
@@ -158,11 +163,11 @@ async def test_a_host_only_reads(connect, tmp_path: Path) -> None:  # type: igno
                        f"$JS.API.STREAM.UPDATE.{STREAM}")
     await host.refused(js.delete_stream(STREAM), f"$JS.API.STREAM.DELETE.{STREAM}")
     # Nothing changed: the object still reads back whole.
-    assert (await object_store.stat(operator.nc, object_store.references.NatsRef(
+    assert (await object_store.stat(operator.nc, references.NatsRef(
         permissions.ARTIFACTS_BUCKET, digest))) is not None
 
 
-async def test_the_operator_creates_no_other_stream(connect, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_operator_creates_no_other_stream(connect: Connect, tmp_path: Path) -> None:
     operator = await connect(permissions.OPERATOR)
     await publish_component(operator, tmp_path, b"\0asm any")
     js = operator.nc.jetstream(timeout=SHORT)
@@ -175,7 +180,7 @@ async def test_the_operator_creates_no_other_stream(connect, tmp_path: Path) -> 
     assert info.config.subjects == [f"$O.{permissions.ARTIFACTS_BUCKET}.C.>", f"$O.{permissions.ARTIFACTS_BUCKET}.M.>"]
 
 
-async def test_the_data_identity_does_not_see_the_bucket(connect, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_data_identity_does_not_see_the_bucket(connect: Connect, tmp_path: Path) -> None:
     operator = await connect(permissions.OPERATOR)
     await publish_component(operator, tmp_path, b"\0asm private")
     data = await connect(permissions.DATA)
