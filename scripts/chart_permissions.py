@@ -21,11 +21,11 @@ OUTPUT = Path(__file__).resolve().parents[1] / "deploy" / "chart" / "files" / "n
 
 
 def document() -> dict[str, Any]:
-    """accounts (with whether JetStream is on) and users (role -> account and permissions block)."""
+    """accounts (JetStream: true, a map of account limits, or false) and users (role -> account, permissions)."""
     return {
         "_generated": "by scripts/chart_permissions.py from src/wasmfleet/bus/permissions.py; do not edit",
         "accounts": {
-            permissions.CONTROL_ACCOUNT: {"jetstream": False},
+            permissions.CONTROL_ACCOUNT: {"jetstream": dict(permissions.CONTROL_JETSTREAM)},
             permissions.DATA_ACCOUNT: {"jetstream": True},
         },
         "users": {

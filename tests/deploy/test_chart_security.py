@@ -7,8 +7,10 @@
   verify_and_map) lets the operator's certificate publish a workload start to a host, which a
   subscriber with the host certificate receives; refuses the host certificate publishing to another
   host's command subjects (or any start); refuses a client without a certificate, and one whose
-  certificate the CA did not sign; keeps JetStream to the data-plane certificate (a KV write works
-  there and is refused to the host identity);
+  certificate the CA did not sign; keeps workloads' JetStream to the data-plane certificate (a KV
+  write works there and is refused to the host identity); the operator's certificate publishes a
+  component to the artifacts Object Store (CONTROL account) and the host certificate, on its
+  _HOSTINBOX prefix, downloads it, but cannot delete it or create a stream capturing runtime.>;
 - metrics auth is on by default: operator, gateway and hosts get --metrics-auth, each role's
   ServiceAccount is bound to system:auth-delegator, hosts get a token and a kubeconfig for that
   alone (and no other binding), a ClusterRole grants get on /metrics; metricsAuth.enabled false
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 import ssl
@@ -35,7 +38,8 @@ import pytest
 from chart_rendering import CHART, NAMESPACE, REPO, by_kind, env_of, local_nats_conf, process, render, write_secret
 from nats.aio.client import Client as NATS
 
-from wasmfleet.bus import permissions
+from wasmfleet.artifacts import cache, object_store, references
+from wasmfleet.bus import permissions, subjects
 from wasmfleet.testing.nats import free_port, nats_server_binary
 
 pytestmark = pytest.mark.timeout(180)
@@ -68,7 +72,7 @@ def client_tls(directory: Path | None, ca: Path) -> ssl.SSLContext:
     return context
 
 
-async def connect(port: int, tls: ssl.SSLContext) -> Any:
+async def connect(port: int, tls: ssl.SSLContext, **options: Any) -> Any:
     errors: list[Exception] = []
 
     async def on_error(exc: Exception) -> None:
@@ -77,7 +81,7 @@ async def connect(port: int, tls: ssl.SSLContext) -> Any:
     nc = NATS()
     try:
         await nc.connect(f"tls://localhost:{port}", tls=tls, allow_reconnect=False, connect_timeout=3,
-                         max_reconnect_attempts=0, error_cb=on_error)
+                         max_reconnect_attempts=0, error_cb=on_error, **options)
     except BaseException:
         await nc.close()  # a refused connect leaves its transport open otherwise (ResourceWarning)
         raise
@@ -112,6 +116,7 @@ def test_real_nats_server_enforces_the_roles(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         operator = await connect(port, client_tls(tmp_path / "operator-tls", ca))
+        operator.test_port, operator.test_ca = port, ca
         host = await connect(port, client_tls(tmp_path / "host-tls", ca))
         data = await connect(port, client_tls(tmp_path / "data-tls", ca))
         try:
@@ -141,6 +146,7 @@ def test_real_nats_server_enforces_the_roles(tmp_path: Path) -> None:
                 await host.jetstream(timeout=2).key_value("chartcheck")
             assert not await refused_publish(data, "app.events")
             assert await refused_publish(data, "runtime.host.h1.workload.start")
+            await artifacts_written_by_operator_read_by_hosts(operator, tmp_path)
         finally:
             for nc in (operator, host, data):
                 await nc.close()
@@ -153,6 +159,28 @@ def test_real_nats_server_enforces_the_roles(tmp_path: Path) -> None:
                  {"POD_NAME": "wf-wasmfleet-nats-0"}, tmp_path / "nats.log"):
         wait_listening(port, tmp_path / "nats.log")
         asyncio.run(scenario())
+
+
+async def artifacts_written_by_operator_read_by_hosts(operator: Any, tmp_path: Path) -> None:
+    content = b"\0asm chart artifact"
+    component = tmp_path / "component.wasm"
+    component.write_bytes(content)
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    await object_store.upload(operator, digest, component, source="registry.test/a:1", media_type="application/wasm")
+    host = await connect(operator.test_port, client_tls(tmp_path / "host-tls", operator.test_ca),
+                         inbox_prefix=subjects.host_inbox("h1"))
+    try:
+        blobs = cache.BlobCache(tmp_path / "blobs")
+        writer = blobs.writer()
+        await object_store.download(host, references.NatsRef(permissions.ARTIFACTS_BUCKET, digest), writer,
+                                    max_bytes=1 << 20)
+        assert writer.commit(digest) == digest
+        assert blobs.blob_path(digest).read_bytes() == content
+        assert await refused_publish(host, f"$O.{permissions.ARTIFACTS_BUCKET}.M.forged")
+        assert await refused_publish(host, "$JS.API.STREAM.CREATE.capture")
+        assert await refused_publish(operator, "$JS.API.STREAM.CREATE.capture")
+    finally:
+        await host.close()
 
 
 def wait_listening(port: int, log: Path) -> None:

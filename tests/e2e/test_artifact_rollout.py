@@ -2,8 +2,8 @@
 
 Real processes: nats-server with JetStream, the embedded API server, `wasmfleet operator` (artifact
 poll interval 1 s), 3 `wasmfleet host`s (each its own compile cache) and `wasmfleet gateway`, and a
-real docker-registry. (Not `wasmfleet up`: its NATS accounts give the operator no JetStream, so it
-cannot publish artifacts.) The component is the componentize-js hello guest (~13 MB) built from its
+real docker-registry. (Artifacts under `wasmfleet up`'s authorized NATS: tests/e2e/test_fleet_artifacts.py.)
+The component is the componentize-js hello guest (~13 MB) built from its
 source, so the new digest is one no host has compiled (tiered compilation: Winch code serves first,
 Cranelift code replaces it in the background while the load goes on).
 

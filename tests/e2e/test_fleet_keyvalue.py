@@ -4,7 +4,7 @@
 authorization, 2 hosts in group default) and then, through the gateway:
 - the counter answers cache=1 sessions=1, then 2, 3 ...: both replicas increment the same JetStream KV
   buckets on the host's default (NATS) backend, which the hosts reach with up's `data` login (their
-  own control login may not use JetStream: tests/integration/test_nats_permissions.py);
+  own control login may use JetStream only to read the artifacts bucket: bus/permissions.py);
 - the buckets `cache` and `sessions` hold the count as a big-endian u64, read with nats-py as the
   data identity from DATA_DIR/nats/credentials.json.
 """

@@ -23,11 +23,18 @@ tls {
   timeout: 5
 }
 {{- $table := $.Files.Get "files/nats-permissions.json" | fromJson }}
-# Control (runtime.>) and data plane (JetStream, workloads' subjects) are separate accounts.
+# Control (runtime.>, the artifacts bucket) and data plane (JetStream, workloads' subjects) are separate accounts.
 accounts {
   {{- range $account, $spec := $table.accounts }}
   {{ $account }} {
-    {{- if $spec.jetstream }}
+    {{- if kindIs "map" $spec.jetstream }}
+    # JetStream with account limits (CONTROL: the artifacts bucket's one stream, bus/permissions.py).
+    jetstream {
+      {{- range $limit, $value := $spec.jetstream }}
+      {{ $limit }}: {{ $value }}
+      {{- end }}
+    }
+    {{- else if $spec.jetstream }}
     jetstream: enabled
     {{- end }}
     users: [

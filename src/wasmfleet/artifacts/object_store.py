@@ -29,8 +29,10 @@ import nats.js.errors
 
 from wasmfleet.artifacts import cache, references
 from wasmfleet.artifacts.errors import ArtifactError
+from wasmfleet.bus import permissions
 
-BUCKET = "wasmfleet-artifacts"
+BUCKET = permissions.ARTIFACTS_BUCKET
+"""The bucket `wasmfleet up`'s NATS permissions (and the chart's) open to the operator and hosts."""
 SOURCE_HEADER = "Wasmfleet-Source"
 MEDIA_TYPE_HEADER = "Wasmfleet-Media-Type"
 

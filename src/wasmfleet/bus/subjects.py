@@ -116,3 +116,17 @@ def command_from_host_subject(subject: str, host_id: str) -> str:
     """The command part of runtime.host.<hostID>.<command...> ('' when the subject is not ours)."""
     prefix = f"{HOST_PREFIX}.{host_id}."
     return subject[len(prefix):] if subject.startswith(prefix) else ""
+
+
+HOST_INBOX_PREFIX = "_HOSTINBOX"
+"""Where a host's own request replies arrive: `_HOSTINBOX.<hostID>.<...>`, never under `_INBOX.>`.
+
+A host's control connection requests nothing of other clients; its only requests are JetStream API
+calls to read artifacts from the Object Store (bus.permissions.ARTIFACTS_BUCKET). Giving them a
+per-host prefix outside `_INBOX.>` lets its identity subscribe to its own replies and to nothing
+that the operator or the `logs` CLI receive, and keeps other identities from reading its deliveries."""
+
+
+def host_inbox(host_id: str) -> str:
+    """The inbox prefix of a host's control connection (nats-py `inbox_prefix`)."""
+    return f"{HOST_INBOX_PREFIX}.{check_host_id(host_id)}"

@@ -60,7 +60,8 @@ def server_config(*, host: str, port: int, store_dir: Path, logins: dict[str, Lo
                   table: dict[str, permissions.Permissions]) -> dict[str, Any]:
     """The nats-server configuration: accounts from the permission table, one user per identity."""
     accounts: dict[str, Any] = {
-        permissions.CONTROL_ACCOUNT: {"users": []},
+        # JetStream in CONTROL holds only the artifacts bucket (bus.permissions: CONTROL_JETSTREAM).
+        permissions.CONTROL_ACCOUNT: {"jetstream": dict(permissions.CONTROL_JETSTREAM), "users": []},
         permissions.DATA_ACCOUNT: {"jetstream": "enabled", "users": []},
     }
     for user, perms in table.items():

@@ -179,6 +179,8 @@ class Agent:
                     disconnected_cb=disconnected,
                     reconnected_cb=reconnected,
                     error_cb=error,
+                    # Replies to its Object Store reads arrive where only this host's identity may listen.
+                    inbox_prefix=subjects.host_inbox(self.host_id),
                     **bus.connection.connect_kwargs(),
                 )
             except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
