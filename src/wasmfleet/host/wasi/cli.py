@@ -18,8 +18,15 @@ from wasmfleet.host.wasi.io import InputStream, OutputStream
 log = logging.getLogger("wasmfleet.guest")
 
 
+LINE_MAX_BYTES = 16 << 10
+"""Output without a newline is logged in pieces of this size (bounded memory per stream)."""
+
+
 class LogOutput(OutputStream):
-    """Buffers bytes and logs complete lines (and the rest when flushed or dropped)."""
+    """Buffers bytes and logs complete lines, and the rest when the stream is dropped.
+
+    A flush is not a line end: wasi-libc flushes after every write, so `printf("x\n")` arrives as
+    "x", flush, "\n", flush, and logging at flush made two lines of it ("x" and an empty one)."""
 
     def __init__(self, name: str, level: int, sink: guestlogs.GuestLog | None = None) -> None:
         self.name = name
@@ -34,8 +41,14 @@ class LogOutput(OutputStream):
             *lines, self.pending = self.pending.split(b"\n")
             for line in lines:
                 self._emit(line)
+        while len(self.pending) >= LINE_MAX_BYTES:
+            self._emit(self.pending[:LINE_MAX_BYTES])
+            self.pending = self.pending[LINE_MAX_BYTES:]
 
     def flush(self) -> None:
+        """Nothing to do: complete lines are logged as they arrive, the rest at close."""
+
+    def _emit_rest(self) -> None:
         if self.pending:
             self._emit(self.pending)
             self.pending = b""
@@ -47,7 +60,7 @@ class LogOutput(OutputStream):
             self.sink.write(self.stream, text)
 
     def close(self) -> None:
-        self.flush()
+        self._emit_rest()
 
 
 def _output(level: int) -> OutputStream:
