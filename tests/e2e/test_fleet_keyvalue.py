@@ -74,6 +74,10 @@ async def counter_fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
                     os.killpg(info["pid"], signal.SIGKILL)
 
 
+async def _reported_serving(fleet: Fleet) -> bool:
+    return any("counter.localhost is serving" in line for line in fleet.output)
+
+
 async def test_counter_keeps_its_count_in_nats_as_the_data_identity(counter_fleet: Fleet) -> None:
     fleet = counter_fleet
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
@@ -88,8 +92,11 @@ async def test_counter_keeps_its_count_in_nats_as_the_data_identity(counter_flee
             status, body = await get()
             return body if status == 200 else ""
 
-        # `up --apply` itself requests the counter once it serves (to report it), so it may start at 2.
-        body = await until(first, 90, "the counter serving through the gateway")
+        # `up --apply` itself requests the counter until one answer comes (to report that it
+        # serves): wait for that report, so no request of up's runs alongside ours (two requests
+        # at once interleave their two increments, and an answer may read cache=3 sessions=2).
+        await until(lambda: _reported_serving(fleet), 90, "up reporting the counter serving")
+        body = await until(first, 30, "the counter serving through the gateway")
         start = int(body.split()[0].removeprefix("cache="))
         assert start in (1, 2) and body == f"cache={start} sessions={start}\n", body
         for n in range(start + 1, start + 7):
