@@ -80,15 +80,15 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) 
         await asyncio.sleep(0.2)
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
-    data = tmp_path / "fleet"
+@contextlib.asynccontextmanager
+async def running_up(data: Path, *args: str, graceful: bool = False) -> AsyncIterator[Fleet]:
+    """`wasmfleet up --data-dir DATA ARGS...` until it reports it is up; stopped afterwards (SIGINT
+    with `graceful`, else SIGKILL), and none of its children left behind, even when a test failed."""
     proc = await asyncio.create_subprocess_exec(
-        *WF, "up", "--data-dir", str(data), "--host-groups", "default", "--hosts-per-group", "3",
+        *WF, "up", "--data-dir", str(data), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     output: list[str] = []
-    assert proc.stdout is not None
 
     async def read_until_up() -> None:
         assert proc.stdout is not None
@@ -108,13 +108,24 @@ async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
         yield fleet
     finally:
         if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+            if graceful:
+                proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 30 if graceful else 0)
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
         drain.cancel()
-        for info in fleet.children().values():  # never leave a child behind, even when the test failed
+        for info in fleet.children().values():
             if info["pid"]:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(info["pid"], signal.SIGKILL)
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
+    async with running_up(tmp_path / "fleet", "--host-groups", "default", "--hosts-per-group", "3") as f:
+        yield f
 
 
 async def _drain(proc: asyncio.subprocess.Process, output: list[str]) -> None:

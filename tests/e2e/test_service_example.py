@@ -16,12 +16,7 @@ examples/service/workload.yaml (its `file:` images are relative to it), in a dir
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import os
 import shutil
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,7 +28,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.components.build import build_component
-from tests.e2e.test_fleet import REPO, WF, Fleet, _drain, until
+from tests.e2e.test_fleet import REPO, WF, Fleet, running_up, until
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -55,43 +50,9 @@ def example_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def fleet(tmp_path: Path, example_dir: Path) -> AsyncIterator[Fleet]:
-    data = tmp_path / "fleet"
-    proc = await asyncio.create_subprocess_exec(
-        *WF, "up", "--data-dir", str(data), "--host-groups", "default", "--hosts-per-group", "1",
-        "--allow-file-root", str(example_dir),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    output: list[str] = []
-
-    async def read_until_up() -> None:
-        assert proc.stdout is not None
-        while True:
-            line = (await proc.stdout.readline()).decode()
-            if not line:
-                raise AssertionError("wasmfleet up exited:\n" + "".join(output))
-            output.append(line)
-            if "Ctrl-C stops everything" in line:
-                return
-
-    await asyncio.wait_for(read_until_up(), 120)
-    drain = asyncio.create_task(_drain(proc, output))
-    gateway = "http://127.0.0.1:" + str(json.loads((data / "ports.json").read_text())["gateway"])
-    fleet = Fleet(data, proc, gateway, output)
-    try:
+    async with running_up(tmp_path / "fleet", "--host-groups", "default", "--hosts-per-group", "1",
+                          "--allow-file-root", str(example_dir), graceful=True) as fleet:
         yield fleet
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        drain.cancel()
-        for info in fleet.children().values():  # never leave a child behind, even when the test failed
-            if info["pid"]:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(info["pid"], signal.SIGKILL)
 
 
 async def get(session: aiohttp.ClientSession, fleet: Fleet, host: str, path: str) -> tuple[int, str]:
