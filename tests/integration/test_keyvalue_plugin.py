@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import nats
+import nats.errors
 import pytest
 
 from wasmfleet.bus import messages, subjects
@@ -86,7 +87,13 @@ async def start(nc: Any, agent: Agent, workload_id: str, image: Path, entries: l
             host_interfaces=[http, *entries],
         )),
     ))
-    reply = await nc.request(subjects.workload_start(agent.host_id), body, timeout=120)
+    subject = subjects.workload_start(agent.host_id)
+    try:
+        reply = await nc.request(subject, body, timeout=120)
+    except nats.errors.NoRespondersError as exc:  # seen once in CI, never reproduced: say what each side knew
+        raise AssertionError(
+            f"no responders on {subject}: host connected={agent.nc.is_connected} stats={agent.nc.stats}; "
+            f"test client connected={nc.is_connected} stats={nc.stats}") from exc
     status: dict = json.loads(reply.data)["workloadStatus"]
     return status
 

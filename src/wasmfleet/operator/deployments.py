@@ -80,6 +80,19 @@ class DeploymentController(reconciling.Reconciler[models.WorkloadDeployment]):
             if name in referenced_artifacts(wd):
                 self.ctx.enqueue["deployments"](rest_paths.key_of(wd))
 
+    def workload_gone(self, event: str, obj: client.Obj) -> None:
+        """A Workload was deleted: a Recreate rollout waiting for its old set's last replica to go
+        may proceed. The set's own event does not say so: its status counts only live replicas, so
+        it changed when the replica began terminating and not again when it went."""
+        if event != "DELETED":
+            return
+        ref = owners.controller_of(obj, "WorkloadReplicaSet")
+        ns = obj["metadata"].get("namespace")
+        rs = self.ctx.informers.replicasets.get(f"{ns}/{ref['name']}") if ref else None
+        wd_ref = owners.controller_of(rs, "WorkloadDeployment") if rs else None
+        if wd_ref is not None:
+            self.ctx.enqueue["deployments"](f"{ns}/{wd_ref['name']}")
+
     async def converge(self, obj: client.Obj, wd: models.WorkloadDeployment) -> float | None:
         ctx = self.ctx
         ns, name = wd.metadata.namespace, wd.metadata.name or ""

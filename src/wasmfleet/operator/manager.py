@@ -229,6 +229,7 @@ class Operator:
         infs.workloads.add_handler(owners.enqueue_owner("WorkloadReplicaSet", q["replicasets"],
                                                         replicasets.what_the_owner_reads))
         infs.workloads.add_handler(wls.track)
+        infs.workloads.add_handler(self._deployments.workload_gone)
         infs.replicasets.add_handler(replica_sets.enqueue_self(q["replicasets"]))
         infs.replicasets.add_handler(owners.enqueue_owner("WorkloadDeployment", q["deployments"]))
         infs.deployments.add_handler(self._deployments.enqueue_self(q["deployments"]))

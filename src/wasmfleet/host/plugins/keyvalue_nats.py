@@ -33,6 +33,7 @@ from typing import Any, NoReturn, TypeVar
 
 import nats
 import nats.errors
+import nats.js.api as js_api
 import nats.js.errors as js_errors
 from nats.js.kv import KeyValue
 
@@ -290,11 +291,42 @@ async def _get(kv: KeyValue, key: str) -> bytes | None:
     return bytes(entry.value or b"")
 
 
+_DELETED_OPERATIONS = frozenset({"DEL", "PURGE"})
+"""KV-Operation header values of a key's delete or purge marker."""
+_DELETED_REASONS = frozenset({"MaxAge", "Purge", "Remove"})
+"""Nats-Marker-Reason values (nats-server 2.11+) of markers the server places itself."""
+
+
 async def _list_keys(kv: KeyValue) -> list[str]:
+    """The bucket's live keys, sorted.
+
+    Not nats-py's KeyValue.keys(): it decides that it has seen every key from a consumer_info
+    taken while its push consumer is already delivering, and can end early (a list of 1,500 keys
+    came back with a few hundred). Here a pull consumer is fetched until the pending count of the
+    last message delivered is zero, which cannot end early.
+    """
+    config = js_api.ConsumerConfig(
+        deliver_policy=js_api.DeliverPolicy.LAST_PER_SUBJECT,
+        ack_policy=js_api.AckPolicy.NONE,
+        headers_only=True,
+        inactive_threshold=ATTEMPT_TIMEOUT_S,  # the server removes it if an attempt is abandoned
+    )
+    js, stream, prefix = kv._js, kv._stream, kv._pre  # nats-py keeps them private
+    sub = await js.pull_subscribe(f"{prefix}>", stream=stream, config=config)
     try:
-        return sorted(await kv.keys())
-    except js_errors.NoKeysError:
-        return []
+        pending = (await sub.consumer_info()).num_pending
+        keys: list[str] = []
+        while pending:
+            for msg in await sub.fetch(min(pending, PAGE), timeout=ATTEMPT_TIMEOUT_S):
+                pending = msg.metadata.num_pending
+                headers = msg.headers or {}
+                if (headers.get("KV-Operation") not in _DELETED_OPERATIONS
+                        and headers.get("Nats-Marker-Reason") not in _DELETED_REASONS):
+                    keys.append(msg.subject[len(prefix):])
+        return sorted(keys)
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await sub.unsubscribe()
 
 
 async def _increment(kv: KeyValue, key: str, delta: int) -> int:
