@@ -5,6 +5,8 @@ Checks:
   unreachable server raises Unreachable; a missing kubeconfig is a one-line ValueError.
 - An informer syncs, reports ADDED / MODIFIED / DELETED, resumes a stopped watch from its last
   resourceVersion, and relists after 410 Gone (seeing deletions that happened meanwhile).
+- Informers stopped while their watches stream (a process stopping) leave no socket to the garbage
+  collector: the TLS connections are closed before the event loop ends.
 - EventRecorder folds identical events into one Event whose count grows.
 - Leader election: one of two candidates leads; the other takes over after the leader stops
   renewing (within the lease duration) and at once after a release.
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +138,31 @@ async def test_informer_events_resume_and_relist_after_gone(kube: client.KubeCli
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def test_stopped_informers_leave_no_socket_behind(kubeconfig: Path) -> None:
+    async def start_and_stop(round_: int) -> None:
+        kube = await client.KubeClient.from_kubeconfig(kubeconfig)
+        infs = [informing.Informer(kube, rest_paths.CONFIGMAPS, NS) for _ in range(3)]
+        tasks = [asyncio.create_task(inf.run()) for inf in infs]
+        for inf in infs:
+            await asyncio.wait_for(inf.wait_synced(), 10)
+        # Once this arrives, every watch is streaming: stopping now interrupts the streams.
+        await kube.create(rest_paths.CONFIGMAPS, NS, cm(f"stop-{round_}"))
+        while any(inf.get(f"{NS}/stop-{round_}") is None for inf in infs):
+            await asyncio.sleep(0.01)
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+        await kube.close()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for round_ in range(3):  # each its own event loop, ended right after the client closed
+            asyncio.run(start_and_stop(round_))
+            gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not leaks, leaks
 
 
 async def test_event_recorder_folds_repeats(kube: client.KubeClient) -> None:

@@ -210,6 +210,7 @@ class KubeClient:
         # No total timeout: the stream is long-lived; a silent socket is bounded by sock_read.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_s + 30)
         resp = await self.raw("GET", res.path(namespace), query=query, timeout=timeout)
+        ended = False
         try:
             if not 200 <= resp.status < 300:
                 raise errors.from_status(resp.status, await resp.read())
@@ -219,6 +220,7 @@ class KubeClient:
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     raise errors.Unreachable(0, "Unreachable", f"watch stream broke: {exc}") from exc
                 if not line:
+                    ended = True
                     return
                 if not line.strip():
                     continue
@@ -228,7 +230,19 @@ class KubeClient:
                     raise errors.from_status(int(status.get("code", 500)), json.dumps(status))
                 yield event
         finally:
-            resp.release()
+            # A stream the server ended leaves a reusable connection. One we stop reading (the
+            # informer cancelled, an error) is aborted: release() or close() start a TLS goodbye
+            # that needs more turns of the loop, and a loop that ends first (a stopping process)
+            # leaves the socket to the garbage collector (ResourceWarning). A watch stopped while
+            # its request still waits for the response head is closed by aiohttp itself, gracefully:
+            # that narrow window can still leave one.
+            if ended:
+                resp.release()
+            else:
+                transport = resp.connection.transport if resp.connection is not None else None
+                if transport is not None:
+                    transport.abort()
+                resp.close()
 
 
 def _loads(data: bytes) -> Any:
