@@ -1,7 +1,8 @@
 """The chart's read-only dashboard (deploy/chart/templates/dashboard.yaml), rendered offline with the
 Helm v4 SDK and run for real. Checks:
 
-- off by default: no dashboard object, NetworkPolicy or Secret is rendered;
+- off by default: no dashboard object, NetworkPolicy or Secret is rendered; `helm lint` with it on
+  finds no warning or error;
 - on: ServiceAccount, ClusterRole and binding, Deployment (non-root, read-only root fs, no capabilities,
   resources, /healthz readiness), ClusterIP Service on 8088, a NetworkPolicy for its port, every
   object valid (kubernetes-validate, strict), the ci/dashboard-values.yaml variant too;
@@ -65,6 +66,11 @@ def token_ref(objects: list[dict[str, Any]]) -> dict[str, str] | None:
 def test_disabled_by_default() -> None:
     objects = render()
     assert [o["metadata"]["name"] for o in objects if "dashboard" in o["metadata"]["name"]] == []
+
+
+def test_lint_with_the_dashboard_on_is_clean() -> None:
+    report = helm.lint(str(CHART), values=ON)
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [] and report["errors"] == [], report
 
 
 @pytest.mark.parametrize("values", [ON, yaml.safe_load((CHART / "ci" / "dashboard-values.yaml").read_text())])
