@@ -46,7 +46,8 @@ def test_lint_is_clean() -> None:
     assert problems == [] and report["errors"] == [], report
 
 
-@pytest.mark.parametrize("values_file", [None, "external-nats-values.yaml", "clustered-nats-values.yaml"])
+@pytest.mark.parametrize("values_file", [None, "external-nats-values.yaml", "clustered-nats-values.yaml",
+                                         "dashboard-values.yaml"])
 def test_every_rendered_object_is_valid(values_file: str | None) -> None:
     objects = render(ci_values(values_file) if values_file else None)
     assert len(objects) > 20

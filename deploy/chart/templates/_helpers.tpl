@@ -106,6 +106,7 @@ nats-server writes it, RFC 2253). tls.clientSubjects overrides it for certificat
 {{- if not (has .Values.gateway.service.type (list "ClusterIP" "NodePort" "LoadBalancer")) -}}
 {{- fail (printf "gateway.service.type must be ClusterIP, NodePort or LoadBalancer, not %q" .Values.gateway.service.type) -}}
 {{- end -}}
+{{- include "wasmfleet.validateDashboard" . -}}
 {{- end -}}
 
 {{/* Volumes and variables every wasmfleet pod that talks to NATS shares. .role: operator or host. */}}
@@ -145,4 +146,62 @@ nats-server writes it, RFC 2253). tls.clientSubjects overrides it for certificat
 - name: kubeconfig
   configMap:
     name: {{ include "wasmfleet.fullname" . }}-kubeconfig
+{{- end -}}
+
+{{/* The Secret holding the dashboard's viewer token ("" when it has none: dashboard.authHeader alone,
+an authenticating proxy in front). */}}
+{{- define "wasmfleet.dashboardTokenSecret" -}}
+{{- $values := .Values.dashboard -}}
+{{- if $values.existingSecret -}}
+{{- $values.existingSecret -}}
+{{- else if or $values.token (and $values.generateToken (not $values.authHeader)) -}}
+{{- printf "%s-dashboard-token" (include "wasmfleet.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The /metrics URLs the dashboard charts traffic from, as a JSON list: the gateway's Service
+(dashboard.scrapeGateway) and dashboard.metricsUrls. */}}
+{{- define "wasmfleet.dashboardMetricsUrls" -}}
+{{- $urls := list -}}
+{{- if .Values.dashboard.scrapeGateway -}}
+{{- $urls = append $urls (printf "http://%s-gateway.%s.svc:%d/metrics" (include "wasmfleet.fullname" .) .Release.Namespace (int .Values.gateway.service.port)) -}}
+{{- end -}}
+{{- $urls = concat $urls (.Values.dashboard.metricsUrls | default list) -}}
+{{- toJson $urls -}}
+{{- end -}}
+
+{{/* Checks of the dashboard's values (only when it is enabled). */}}
+{{- define "wasmfleet.validateDashboard" -}}
+{{- $values := .Values.dashboard -}}
+{{- if $values.enabled -}}
+{{- if and (not $values.token) (not $values.existingSecret) (not $values.authHeader) (not $values.generateToken) -}}
+{{- fail "dashboard: it listens on 0.0.0.0, so viewers need a token or an authenticating proxy: set dashboard.token, dashboard.existingSecret, dashboard.authHeader, or leave dashboard.generateToken true" -}}
+{{- end -}}
+{{- if and $values.token $values.existingSecret -}}
+{{- fail "dashboard.token and dashboard.existingSecret are alternatives: give one (the token, or the Secret holding it)" -}}
+{{- end -}}
+{{- if and $values.existingSecret (not $values.existingSecretKey) -}}
+{{- fail "dashboard.existingSecretKey must name the key of dashboard.existingSecret that holds the token" -}}
+{{- end -}}
+{{- if and $values.authHeader (not (regexMatch "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" $values.authHeader)) -}}
+{{- fail (printf "dashboard.authHeader must be an HTTP header name (e.g. X-Forwarded-User), not %q" $values.authHeader) -}}
+{{- end -}}
+{{- if and $values.namespace (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $values.namespace)) -}}
+{{- fail (printf "dashboard.namespace must be a namespace name (a DNS label), not %q" $values.namespace) -}}
+{{- end -}}
+{{- range $url := $values.metricsUrls | default list -}}
+{{- if not (regexMatch "^https?://" $url) -}}
+{{- fail (printf "dashboard.metricsUrls: %q is not an http(s) URL" $url) -}}
+{{- end -}}
+{{- end -}}
+{{- range $key := list "port" "service.port" -}}
+{{- $port := int (ternary $values.port $values.service.port (eq $key "port")) -}}
+{{- if or (lt $port 1) (gt $port 65535) -}}
+{{- fail (printf "dashboard.%s must be a port number (1-65535)" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- if lt (float64 $values.metricsInterval) 0.2 -}}
+{{- fail "dashboard.metricsInterval must be at least 0.2 (seconds between scrapes)" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
