@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import nats
 import nats.errors
 import pytest
 import yaml
+
+from wasmfleet.bus import single_attempt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.e2e.test_fleet import EXAMPLE, HOSTNAME, WF, Fleet, fleet, until  # noqa: F401 - fleet is a fixture
@@ -51,7 +52,7 @@ async def test_up_fleet_is_locked_down_and_usable(fleet: Fleet, tmp_path: Path) 
         return None
 
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        await nats.connect(nats_url, allow_reconnect=False, error_cb=quiet)
+        await single_attempt.connect_once(nats_url, error_cb=quiet)  # leaves no socket behind
 
     out = await fleet.run(*WF, "apply", "-f", str(EXAMPLE))
     assert "hello created" in out
