@@ -6,8 +6,8 @@ old) triggers a fresh list; an unreachable server is retried with backoff while 
 serving its last known state (stale data is better than no data for a level-triggered controller).
 
 Cached objects leave out metadata.managedFields (as client-go users do with a transform): no
-controller reads field ownership, and on objects written by several managers it is about a third
-of each object, held for every object of the kind.
+controller reads field ownership, and keeping it for every object of every kind cost the operator a
+quarter of its peak RSS at 10,000 deployments (bench/operator_scale.py: 491 MB with it, 373 without).
 """
 
 from __future__ import annotations
