@@ -17,6 +17,8 @@ Checks:
   at the library's own poolSize (never because the entry is pooled); a trap retires it. A chain
   (front -> pong -> ping-leaf) binds each provider's own providers the same way.
 - route() of a spec with peers that was never prepared links it too; unroute forgets every artefact.
+- Nothing outlives its route: a library instance released after the route closed is freed, and a
+  route cancelled or stopped while its component loads closes that component.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,7 +36,7 @@ import pytest
 from runtime_harness import build, host_request, raw_request
 
 from wasmfleet.host.runtime import crossing, instances, specs
-from wasmfleet.host.runtime.errors import ComponentError
+from wasmfleet.host.runtime.errors import ComponentError, RuntimeUnavailable
 from wasmfleet.host.runtime.server import WasmServer
 from wasmfleet.host.wasi import http, io
 
@@ -316,3 +320,71 @@ def test_a_chain_of_libraries_binds_each_level(settings: specs.RuntimeSettings) 
     finally:
         loaded.close()
     assert not crossing._ACTIVE
+
+
+def test_a_library_instance_released_after_its_route_closed_is_freed(settings: specs.RuntimeSettings) -> None:
+    """A call in flight when its route is replaced (a tier-up, a new version) releases its library
+    instance after the route closed: it is freed, not parked in a pool nothing will close."""
+    members = [component("front", "link-front-wat"), component("calc", "link-calc-wat", pool_size=2)]
+    prepared = prepare(settings, *members)
+    loaded = instances.LoadedComponent(instances.with_peers(members, 0), settings,
+                                       prepared.components[0].artefact, plugin_hooks=False)
+    loaded.warm_up()
+    calc = loaded.members[0]
+    in_flight = calc.acquire(time.monotonic() + 5)
+    loaded.close()
+    calc.release(in_flight, True)
+    assert not calc.idle and in_flight.store == 0
+
+
+async def test_a_route_cancelled_or_stopped_while_loading_frees_its_instances(
+        settings: specs.RuntimeSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A route whose caller goes away while its component loads on a thread (a tier-up cancelled
+    by stop, a route replaced) closes that component when the thread ends: before, it was dropped
+    with its warm instances, and a linked one's stayed registered for the forwarders. The warm-up
+    is held on an event to make the race deterministic; everything else is real."""
+    loading, resume = threading.Event(), threading.Event()
+    real_warm_up = instances.LoadedComponent.warm_up
+
+    def held_warm_up(self: instances.LoadedComponent) -> None:
+        real_warm_up(self)
+        loading.set()
+        resume.wait(10)
+
+    monkeypatch.setattr(instances.LoadedComponent, "warm_up", held_warm_up)
+    members = [component("front", "link-front-wat", pool_size=2), component("calc", "link-calc-wat")]
+    srv = WasmServer("127.0.0.1", 0, workers=1, settings=settings)
+    await srv.start()
+    try:
+        await srv.prepare_workload(members)  # checks by instantiating once, also through warm_up
+        loading.clear()
+        resume.clear()
+        routing = asyncio.create_task(srv.route("linked", ["pair.test"], instances.with_peers(members, 0)))
+        assert await asyncio.to_thread(loading.wait, 10)
+        assert crossing._ACTIVE  # the pooled front's warm instance, registered for its calls
+        routing.cancel()
+        resume.set()
+        with pytest.raises(asyncio.CancelledError):
+            await routing
+        await _until_no_store_registered()
+
+        loading.clear()
+        resume.clear()
+        routing = asyncio.create_task(srv.route("linked", ["pair.test"], instances.with_peers(members, 0)))
+        assert await asyncio.to_thread(loading.wait, 10)
+        await srv.stop(2)
+        resume.set()
+        with pytest.raises(RuntimeUnavailable, match="stopping"):
+            await routing
+        assert not crossing._ACTIVE
+    finally:
+        resume.set()
+        await srv.stop(2)
+
+
+async def _until_no_store_registered() -> None:
+    for _ in range(200):
+        if not crossing._ACTIVE:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"stores still registered: {crossing._ACTIVE}")

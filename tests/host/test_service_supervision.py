@@ -103,6 +103,10 @@ async def test_output_reaches_the_guest_log_and_a_reset_backoff_stays_short(
     assert supervisor.status().restart_count == 3
     lines, _ = guestlogs.tail(tmp_path, "w-reset", 0)
     assert [(ln.stream, ln.component, ln.text) for ln in lines] == [("stdout", "service", "service exiting with 1")] * 4
+    # The owner stops it, as the host does: the supervising task ends and closes the log (left
+    # to the event loop's teardown, the file was left open).
+    assert await supervisor.stop() is True
+    assert sink._file is None
 
 
 async def test_stop_abandons_a_run_it_cannot_wait_for_and_the_cancel_still_ends_it(

@@ -127,6 +127,7 @@ class Provider:
         self.plan_imports: list[Any] = []
         self.idle: list[ProviderInstance] = []
         self.lock = threading.Lock()
+        self.closed = False
         self.instantiations = 0
 
     def provide(self, func_idx: Any) -> int:
@@ -156,7 +157,8 @@ class Provider:
         if healthy and inst.healthy and spec.pool_size > 0 and not (
                 spec.max_invocations and inst.uses >= spec.max_invocations):
             with self.lock:
-                if len(self.idle) < spec.pool_size:
+                # Once closed (the route was replaced while this call ran), nothing would free it.
+                if not self.closed and len(self.idle) < spec.pool_size:
                     self.idle.append(inst)
                     return
         inst.close()
@@ -202,7 +204,9 @@ class Provider:
         self.release(self.acquire(time.monotonic() + 60), True)
 
     def close(self) -> None:
+        """Frees the idle instances; one bound to a call in flight is freed when released."""
         with self.lock:
+            self.closed = True
             idle, self.idle = self.idle, []
         for inst in idle:
             inst.close()

@@ -40,7 +40,7 @@ from wasmtime import component as cm
 from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
 from wasmfleet.host.plugins import messaging_config
 from wasmfleet.host.plugins.wasmcloud_messaging import MessagingBus, MessagingUnavailable, data_connection, open_bus
-from wasmfleet.host.runtime import codec, engines, hostfuncs, linking, plugin_registry
+from wasmfleet.host.runtime import codec, engines, hostfuncs, linking, owned_loading, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap, RuntimeUnavailable
 from wasmfleet.host.runtime.handler_threads import HandlerThreads
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
@@ -230,6 +230,7 @@ class HandlerComponent:
         self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
         self.idle: list[_Instance] = []
         self.pool_lock = threading.Lock()
+        self.closed = False
         self.log_name = f"{spec.workload_id}/{spec.name}"
         self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
         self._linker_addr = _address(self.linker)
@@ -288,7 +289,8 @@ class HandlerComponent:
             inst.uses += 1 if count else 0
             if not spec.max_invocations or inst.uses < spec.max_invocations:
                 with self.pool_lock:
-                    if len(self.idle) < spec.pool_size:
+                    # Once closed (a handler outlived the drain), nothing would free it.
+                    if not self.closed and len(self.idle) < spec.pool_size:
                         self.idle.append(inst)
                         return
         inst.close()
@@ -339,6 +341,7 @@ class HandlerComponent:
 
     def close(self) -> None:
         with self.pool_lock:
+            self.closed = True
             for inst in self.idle:
                 inst.close()
             self.idle.clear()
@@ -414,18 +417,23 @@ class MessagingDispatcher:
             handler.warm_up()
             return handler
 
-        handler = await asyncio.to_thread(load)
-        bus = open_bus(self.settings.plugin_host)  # the plugin's host start opened it already
-        if self._pool is None:
-            self._bus = bus
-            self._host_bound = host_slots
-            # This process's share of the CPUs, as it has of the host's bound (worker processes
-            # split both alike): about one handler thread per CPU on the whole host.
-            cpus = (os.cpu_count() or 2) * host_slots / messaging_config.HOST_MAX_IN_FLIGHT
-            self._pool = HandlerThreads(max(1, host_slots), target=max(1, round(cpus)))
-            self._host_slots = await self._on_bus(self._make_semaphore(host_slots))
-        entry = Subscribed(workload_id, handler, plan, await self._on_bus(self._make_semaphore(plan.max_in_flight)),
-                           idle=await self._on_bus(self._make_event()))
+        handler = await owned_loading.load_owned(load)
+        try:
+            bus = open_bus(self.settings.plugin_host)  # the plugin's host start opened it already
+            if self._pool is None:
+                self._bus = bus
+                self._host_bound = host_slots
+                # This process's share of the CPUs, as it has of the host's bound (worker processes
+                # split both alike): about one handler thread per CPU on the whole host.
+                cpus = (os.cpu_count() or 2) * host_slots / messaging_config.HOST_MAX_IN_FLIGHT
+                self._pool = HandlerThreads(max(1, host_slots), target=max(1, round(cpus)))
+                self._host_slots = await self._on_bus(self._make_semaphore(host_slots))
+            entry = Subscribed(workload_id, handler, plan,
+                               await self._on_bus(self._make_semaphore(plan.max_in_flight)),
+                               idle=await self._on_bus(self._make_event()))
+        except BaseException:
+            handler.close()  # nothing refers to it yet
+            raise
         entry.idle.set()
         try:
             for subject in plan.subjects:

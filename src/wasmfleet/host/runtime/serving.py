@@ -30,8 +30,8 @@ import wasmtime
 from wasmfleet.bus import http_routing
 from wasmfleet.host.plugin_api import store_state
 from wasmfleet.host.plugins.messaging_config import Subscriptions
-from wasmfleet.host.runtime import http1, instances, messaging_dispatch, plugin_registry
-from wasmfleet.host.runtime.errors import GuestTrap
+from wasmfleet.host.runtime import http1, instances, messaging_dispatch, owned_loading, plugin_registry
+from wasmfleet.host.runtime.errors import GuestTrap, RuntimeUnavailable
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import http, io
 
@@ -287,7 +287,10 @@ class ServingCore:
             loaded.warm_up()
             return loaded
 
-        component = await asyncio.to_thread(load)
+        component = await owned_loading.load_owned(load)
+        if self.stopping:  # `stop` has closed the routes already; this one would never be
+            component.close()
+            raise RuntimeUnavailable("the wasm runtime is stopping")
         hosts = tuple(sorted({http_routing.normalize_hostname(h) for h in hostnames}))
         old = self.routes.set(workload_id, Route(hosts, component))
         if old is not None:
