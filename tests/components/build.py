@@ -10,6 +10,7 @@ Guests (each a directory here):
   print-wat  WAT guest printing each request's path on stdout/stderr (same build)
   unknown-import-wat, no-handler-wat  bad-input fixtures (WAT, same build)
   messaging-wat  wasmcloud:messaging handler in WAT (replies upper-cased; "trap"/"spin" bodies fail)
+  messaging-ask-wat  handler in WAT answering with the reply of its own consumer.request to ask.backend
   kv-getset-wat  wasi:keyvalue open, set and get per request (WAT; bench/keyvalue_bench.py)
   no-body-wat  answers 204 (or 200 on /2...) without ever creating a response body (WAT)
   hello-py   componentize-py app (about 25 s the first time)
@@ -53,7 +54,8 @@ WIT = HERE / "wit"
 LINK_WAT = ("link-calc-wat", "link-front-wat", "link-ping-wat", "link-pong-wat", "link-counters-wat",
             "link-counters-user-wat", "link-next-user-wat", "link-ping-leaf-wat")
 """WAT fixtures of linked components (worlds in wit/deps/linktest*, see tests/host/test_linking.py)."""
-GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "messaging-wat", "no-body-wat",
+GUESTS = ("hello-wat", "print-wat", "unknown-import-wat", "no-handler-wat", "messaging-wat", "messaging-ask-wat",
+          "no-body-wat",
           "kv-getset-wat", "hello-py", "hello-js",
           "config-logging-py", "greeter-py", "keyvalue-py", "keyvalue-js", "text-lib-py", "text-front-js",
           "blobstore-py", "blobstore-splice-py", "sockets-py", "sockets-http-py", "service-c", "service-example",
@@ -233,6 +235,7 @@ _BUILDERS = {
     "unknown-import-wat": _build_wat,
     "no-handler-wat": _build_wat,
     "messaging-wat": _build_wat,
+    "messaging-ask-wat": _build_wat,
     "no-body-wat": _build_wat,
     "kv-getset-wat": _build_wat,
     "hello-py": _build_py,

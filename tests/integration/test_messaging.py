@@ -16,6 +16,9 @@ Checks:
 - after stop, the subscriptions are gone (NATS has no interest: no responders);
 - a malformed subject, a bad consumer_group or an over-long admission_wait fail the start naming
   the key; the heartbeat advertises wasmcloud:messaging/handler as an export.
+- a handler that only publishes runs inline on the NATS loop after INLINE_AFTER quick calls, and
+  back on the handler threads after a slow one; one that calls consumer.request (messaging-ask-wat)
+  never runs inline, and its requests are answered.
 """
 
 from __future__ import annotations
@@ -318,3 +321,54 @@ async def test_a_flood_stays_within_the_bounds_and_every_message_is_accounted_fo
 
     await eventually(accounted, timeout=120)
     assert peak <= 2
+
+
+async def messaging_figures(agent: Agent, workload_id: str) -> dict[str, int]:
+    """The dispatcher's counters of one workload on a one-process host (workers=1)."""
+    assert agent.server is not None
+    stats = await agent.server.stats_async()
+    figures: dict[str, int] = stats["workers"][0]["messaging"]["workloads"][workload_id]
+    return figures
+
+
+async def test_a_quick_handler_runs_inline_until_a_call_is_slow(agent2: Agent, nc: Any, handler: Path) -> None:
+    """messaging-wat only publishes: after INLINE_AFTER quick calls it runs inline on the NATS loop.
+    A spin (interrupted at its deadline) sends it back to the handler threads, where it earns its
+    way back with quick calls; every message is answered throughout."""
+    from wasmfleet.host.runtime.messaging_dispatch import INLINE_AFTER
+
+    status = await start(nc, agent2, "inl1", handler, {"subscriptions": "inl", "handler_timeout": "0.5"})
+    assert status["workloadState"] == "WORKLOAD_STATE_RUNNING", status
+
+    async def ask(n: int) -> None:
+        for i in range(n):
+            assert (await nc.request("inl", f"m{i}".encode(), timeout=10)).data == f"M{i}".encode()
+
+    await ask(INLINE_AFTER + 10)
+    figures = await messaging_figures(agent2, "inl1")
+    assert figures["inline"] == 10 and figures["handled"] == INLINE_AFTER + 10, figures
+    with pytest.raises(nats.errors.TimeoutError):
+        await nc.request("inl", b"spin", timeout=2)  # inline: holds the loop until its 0.5 s deadline
+    await ask(INLINE_AFTER)  # on the handler threads again, each call quick
+    figures = await messaging_figures(agent2, "inl1")
+    assert figures["inline"] == 11 and figures["dropped_deadline"] == 1, figures
+    await ask(5)
+    assert (await messaging_figures(agent2, "inl1"))["inline"] == 16
+
+
+async def test_a_handler_that_makes_requests_runs_on_the_threads(agent2: Agent, nc: Any) -> None:
+    """messaging-ask-wat calls consumer.request (it waits for a reply): it never runs inline on the
+    NATS loop, where waiting for a reply that the same loop must deliver could never end."""
+    async def reverse(msg: Any) -> None:
+        await nc.publish(msg.reply, msg.data[::-1])
+
+    backend = await nc.subscribe("ask.backend", cb=reverse)
+    await nc.flush()
+    status = await start(nc, agent2, "ask1", build_component("messaging-ask-wat"), {"subscriptions": "ask"})
+    assert status["workloadState"] == "WORKLOAD_STATE_RUNNING", status
+    count = 40  # more than INLINE_AFTER quick calls
+    for i in range(count):
+        assert (await nc.request("ask", f"q{i}".encode(), timeout=10)).data == f"q{i}".encode()[::-1]
+    figures = await messaging_figures(agent2, "ask1")
+    assert figures["handled"] == count and figures["inline"] == 0, figures
+    await backend.unsubscribe()

@@ -104,7 +104,7 @@ class HostMetrics:
                 for key, value in figures.items():
                     if key == "inflight":
                         inflight += int(value)
-                    else:
+                    elif key != "inline":  # how, not an outcome: a share of the others
                         into[key] = into.get(key, 0) + int(value)
         self.messages.clear()
         for workload_id, figures in totals.items():

@@ -19,6 +19,10 @@ class Interface:
     blocking: bool = False
     """Its functions may wait on a remote service (a NATS object store): a component granted it
     always runs on the wasm thread, never inline on the server's event loop."""
+    blocking_functions: frozenset[str] = frozenset()
+    """Those of its functions that may wait when the others never do (wasmcloud:messaging's
+    request, not publish): only a component importing one of them runs on the wasm thread. A
+    component imports just the functions it calls, so a publisher stays inline."""
 
 
 OK: tuple[str, None] = ("ok", None)

@@ -139,8 +139,13 @@ class MessagingBus:
             if self._draining:
                 return
             self._draining = True
-        # One wake-up of the loop per batch, however many publishes it carries.
-        self.loop.call_soon_threadsafe(self._start_drain)
+        if self.on_loop_thread():  # a handler running inline on the loop
+            self.loop.call_soon(self._start_drain)
+        else:  # one wake-up of the loop per batch, however many publishes it carries
+            self.loop.call_soon_threadsafe(self._start_drain)
+
+    def on_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
 
     def _start_drain(self) -> None:
         task = self.loop.create_task(self._drain())
@@ -232,6 +237,8 @@ def _request(subject: str, body: bytes, timeout_ms: int) -> tuple[str, Any]:
         return err(f"request timed out after {timeout_ms} ms")
     try:
         bus = current_bus()
+        if bus.on_loop_thread():  # a guest run inline must not wait for the loop it holds (never so)
+            return err("request failed: not allowed from a handler running on the NATS loop")
         reply = bus.run(bus.request(subject, bytes(body), min(timeout_s, budget)), min(timeout_s, budget) + 1)
     except (TimeoutError, nats.errors.TimeoutError):
         return err(f"request timed out after {timeout_ms} ms")
@@ -259,7 +266,9 @@ class MessagingPlugin(HostPlugin):
     def interfaces(self) -> tuple[Interface, ...]:
         return (
             Interface("wasmcloud:messaging/types", {}),
-            Interface("wasmcloud:messaging/consumer", {"publish": _publish, "request": _request}),
+            # request waits for the reply; publish only queues the message (`publish_soon`).
+            Interface("wasmcloud:messaging/consumer", {"publish": _publish, "request": _request},
+                      blocking_functions=frozenset({"request"})),
         )
 
     def config_problems(self, config: Mapping[str, str]) -> list[str]:

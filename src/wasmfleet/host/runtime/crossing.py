@@ -124,7 +124,8 @@ class Provider:
         """Export index of each function callers reach (position = `Target.position`)."""
         self.targets: list[tuple[Provider, int]] | None = None
         """The workload's forwarder targets, when this provider itself imports from others."""
-        self.plan_imports: list[Any] = []
+        self.may_block = False
+        """Its own imports may wait on something slow (`linking.Plan.may_block`)."""
         self.idle: list[ProviderInstance] = []
         self.lock = threading.Lock()
         self.closed = False

@@ -260,12 +260,9 @@ class LoadedComponent:
         self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20  # providers: their own
         self.environment = list(spec.environment.items())
         self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
-        self.may_block = any(
-            granted and (parsed.unversioned == "wasi:http/outgoing-handler" or known[parsed.unversioned].blocking)
-            for _, parsed, granted in [*self.plan.imports, *(i for m in self.members for i in m.plan_imports)]
-        )
-        """True when the guest may wait on something slow (outgoing HTTP, an interface declared
-        `blocking` such as wasi:blobstore): never run it inline."""
+        self.may_block = self.plan.may_block or any(m.may_block for m in self.members)
+        """True when the guest or a component it calls may wait on something slow (outgoing HTTP,
+        wasi:blobstore, wasmcloud:messaging's request: `linking.Plan.may_block`): never run it inline."""
         self.idle: list[WarmInstance] = []
         self.pool_lock = threading.Lock()
         self.closed = False
@@ -313,7 +310,7 @@ class LoadedComponent:
                 components[index], mspec, mplan, known, settings.engine.fast_host_calls, crossings
             )
             member = crossing.Provider(mspec, components[index], linker, settings)
-            member.plan_imports = mplan.imports
+            member.may_block = mplan.may_block
             if crossings:
                 member.targets = targets
             members[index] = member

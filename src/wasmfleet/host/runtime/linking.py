@@ -93,6 +93,10 @@ class Plan:
     handler_export: str | None
     linked: list[str] = field(default_factory=list)
     """Imports satisfied by another component of the workload (not by the host)."""
+    may_block: bool = False
+    """A granted import may wait on something slow (an interface declared `blocking`, such as
+    outgoing HTTP, or a function listed in its `blocking_functions`): never run it inline on an
+    event loop."""
 
 
 def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, Interface],
@@ -105,6 +109,7 @@ def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, Interfac
     ctype = component.type
     imports: list[tuple[str, ImportName, bool]] = []
     linked_names: list[str] = []
+    may_block = False
     for full, ext in ctype.imports(eng).items():
         if full in linked:
             linked_names.append(full)
@@ -123,9 +128,12 @@ def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, Interfac
                 spec.wasm_path,
                 f"imports {full}, but this host implements {parsed.unversioned}@{provided.version}",
             )
-        imports.append((full, parsed, is_granted(spec, parsed)))
+        granted = is_granted(spec, parsed)
+        imports.append((full, parsed, granted))
+        if granted and (provided.blocking or not provided.blocking_functions.isdisjoint(item.exports(eng))):
+            may_block = True
     handler = next((n for n in ctype.exports(eng) if n.startswith(INCOMING_HANDLER + "@")), None)
-    return Plan(imports, handler, linked_names)
+    return Plan(imports, handler, linked_names, may_block)
 
 
 def _stub(error: type[Exception], message: str) -> Callable[..., Any]:

@@ -491,5 +491,5 @@ TYPES = {
 
 INTERFACES = {
     "wasi:http/types": Interface("wasi:http/types", TYPES),
-    "wasi:http/outgoing-handler": Interface("wasi:http/outgoing-handler", {"handle": _handle}),
+    "wasi:http/outgoing-handler": Interface("wasi:http/outgoing-handler", {"handle": _handle}, blocking=True),
 }
