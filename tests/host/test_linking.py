@@ -143,11 +143,13 @@ async def test_the_front_calls_the_library_in_the_same_request(
     stats = await srv.stats_async()
     requests = sum(w["workloads"]["linked"]["requests"] for w in stats["workers"])
     made = sum(w["workloads"]["linked"]["instantiations"] for w in stats["workers"])
-    assert requests == 25
+    assert requests == 25  # whether or not optimized code replaced the route meanwhile (tier-up)
     if pool_size == 0:
-        assert made == 25 + workers  # one instance set per request, plus the warm-up of each process
-    else:
-        assert made <= 2 * workers + workers  # reused: at most the pool (per process) and its warm-up
+        # One instance set per request, plus the warm-up of each process (a tier-up's warm-up
+        # instantiates in the new route's figures, before they continue the old ones).
+        assert made == 25 + workers
+    else:  # reused: at most the pool (per process), its warm-up, and a tier-up's pool
+        assert made <= 2 * workers + workers + 2 * workers
 
 
 async def test_a_trap_in_the_library_fails_that_request_only(linked_server: tuple[WasmServer, int]) -> None:

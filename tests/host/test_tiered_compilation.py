@@ -2,8 +2,8 @@
 
 Checks: with compiler "tiered" and an empty cache a route is served at once from a Winch artefact
 (`.winch.cwasm`), the Cranelift artefact is compiled in the background and the route switches to
-it (requests answered 200 before, during and after the swap, in-process and with worker
-processes, for the WAT and the JS guest); a component already compiled with Cranelift is served
+it (requests answered 200 before, during and after the swap, and counted in the workload's
+figures across it, in-process and with worker processes, for the WAT and the JS guest); a component already compiled with Cranelift is served
 from it with no Winch step; "cranelift" and "winch" pin one tier and never tier up; the two tiers
 have different cache keys and an artefact renamed to the other tier is refused by wasmtime;
 unrouting a workload drops its background compile (no tier-up; a queued one is skipped); a bad
@@ -84,6 +84,8 @@ async def test_baseline_serves_first_then_optimized_code_takes_over(
         assert _tiers(cache) == {"winch", "cranelift"}
         assert statuses and set(statuses) == {200}
         assert len(texts) == 1 and (body is None or texts == {body})
+        stats = await server.stats_async()  # the workload's figures go on across the swap
+        assert sum(w["workloads"]["w1"]["requests"] for w in stats["workers"]) == len(statuses)
         if server._core is not None:
             assert server._core.routes.by_workload["w1"].component.tier == "cranelift"
     finally:

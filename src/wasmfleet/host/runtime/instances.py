@@ -267,6 +267,7 @@ class LoadedComponent:
         self.pool_lock = threading.Lock()
         self.closed = False
         self.stats = Stats()
+        self.counting_lock = threading.Lock()
         self.log_name = f"{spec.workload_id}/{spec.name}"
         self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
         self._lifecycle: plugin_registry.Lifecycle | None = None
@@ -440,8 +441,17 @@ class LoadedComponent:
 
     def _count(self, counter: str) -> None:
         """Counts under the lock: calls of a blocking component run on several threads at once."""
-        with self.pool_lock:
+        with self.counting_lock:
             setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+
+    def count_on(self, previous: LoadedComponent) -> None:
+        """Continues `previous`'s figures (they are the workload's: a tier-up to optimized code or
+        a new version of the route must not reset them). Calls still running on `previous` count
+        into the same figures, under the same lock."""
+        self.stats, self.counting_lock = previous.stats, previous.counting_lock
+        self.throttling = previous.throttling
+        if self.quota is not None:
+            self.quota.throttling = previous.throttling
 
     def _trap(self, exc: wasmtime.WasmtimeError) -> GuestTrap:
         cause = hostfuncs.last_exception()

@@ -292,6 +292,9 @@ class ServingCore:
             component.close()
             raise RuntimeUnavailable("the wasm runtime is stopping")
         hosts = tuple(sorted({http_routing.normalize_hostname(h) for h in hostnames}))
+        previous = self.routes.by_workload.get(workload_id)
+        if previous is not None:
+            component.count_on(previous.component)
         old = self.routes.set(workload_id, Route(hosts, component))
         if old is not None:
             old.close()
