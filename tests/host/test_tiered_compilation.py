@@ -1,13 +1,13 @@
 """Tiered compilation: Winch code first, Cranelift code swapped in from a background compile.
 
 Checks: with compiler "tiered" and an empty cache a route is served at once from a Winch artefact
-(`.winch.cwasm`), the Cranelift artefact is compiled in the background and the route switches to
-it (requests answered 200 before, during and after the swap, and counted in the workload's
-figures across it, in-process and with worker processes, for the WAT and the JS guest); a component already compiled with Cranelift is served
-from it with no Winch step; "cranelift" and "winch" pin one tier and never tier up; the two tiers
-have different cache keys and an artefact renamed to the other tier is refused by wasmtime;
-unrouting a workload drops its background compile (no tier-up; a queued one is skipped); a bad
-WASMFLEET_COMPILER names the variable and the accepted values.
+(`.winch.cwasm`), the Cranelift artefact is compiled in the background and the route switches to it
+(requests answered 200 before, during and after the swap, and counted in the workload's figures
+across it, in-process and with worker processes, for the WAT and the JS guest); a component already
+compiled with Cranelift is served from it with no Winch step; "cranelift" and "winch" pin one tier
+and never tier up; the two tiers have different cache keys and an artefact renamed to the other tier
+is refused by wasmtime; unrouting a workload drops its background compile (no tier-up; a queued one
+is skipped); a bad WASMFLEET_COMPILER names the variable and the accepted values.
 """
 
 from __future__ import annotations
