@@ -130,7 +130,8 @@ def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, Interfac
             )
         granted = is_granted(spec, parsed)
         imports.append((full, parsed, granted))
-        if granted and (provided.blocking or not provided.blocking_functions.isdisjoint(item.exports(eng))):
+        if granted and (provided.blocking or (  # the import's own functions only when it matters
+                provided.blocking_functions and not provided.blocking_functions.isdisjoint(item.exports(eng)))):
             may_block = True
     handler = next((n for n in ctype.exports(eng) if n.startswith(INCOMING_HANDLER + "@")), None)
     return Plan(imports, handler, linked_names, may_block)
