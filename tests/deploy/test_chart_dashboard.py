@@ -30,6 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -213,8 +214,10 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def _first_metrics_event(url: str, token: str, timeout_s: float) -> dict[str, Any]:
-    """The first `event: metrics` of an SSE stream after a scrape round (one target is never reachable)."""
+def _first_metrics_event(url: str, token: str, timeout_s: float,
+                         settled: Callable[[dict[str, Any]], bool] = lambda _: True) -> dict[str, Any]:
+    """The first `event: metrics` of an SSE stream after a scrape round (one target is never reachable)
+    that `settled` accepts; the last one seen when none did within `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -228,7 +231,7 @@ def _first_metrics_event(url: str, token: str, timeout_s: float) -> dict[str, An
                 elif line.startswith("data: ") and name == "metrics":
                     last = json.loads(line[6:])
                     # Every URL is scraped each round: once one shows an error, a round has run.
-                    if any(t["error"] for t in last["targets"]):
+                    if any(t["error"] for t in last["targets"]) and settled(last):
                         return last
                 if time.monotonic() > deadline:
                     break
@@ -305,7 +308,12 @@ def test_rendered_configuration_starts_a_working_dashboard(tmp_path: Path) -> No
             status, page = _get(f"{base}/workloads", {"Authorization": f"Bearer {token}"})
             assert status == 200 and "shown" in page, page[:500]
 
-            event = _first_metrics_event(f"{base}/stream?page=/workloads/default/shown", token, 30)
+            # The dashboard may scrape before the gateway listens (both just started): wait for a
+            # round that reached it; if none does, the assertions below show the last round's errors.
+            gateway_metrics = f"http://127.0.0.1:{gateway_port}/metrics"
+            event = _first_metrics_event(
+                f"{base}/stream?page=/workloads/default/shown", token, 30,
+                settled=lambda ev: any(t["url"] == gateway_metrics and not t["error"] for t in ev["targets"]))
             targets = {t["url"]: t["error"] for t in event.get("targets", [])}
             logs = "".join(f"--- {p.name}\n{p.read_text()[-2500:]}\n" for p in sorted(tmp_path.glob("*.log")))
             assert set(targets) == {f"http://127.0.0.1:{gateway_port}/metrics",
