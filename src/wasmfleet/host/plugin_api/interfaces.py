@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,10 @@ class Interface:
     """Those of its functions that may wait when the others never do (wasmcloud:messaging's
     request, not publish): only a component importing one of them runs on the wasm thread. A
     component imports just the functions it calls, so a publisher stays inline."""
+    blocking_with: Callable[[Sequence[Mapping[str, str]]], bool] | None = None
+    """Decides `blocking` per component instead, from the config of each of the component's
+    grants of this interface: wasi:keyvalue waits on a NATS or Redis backend, never on its
+    in-memory one, whose guests can then run inline."""
 
 
 OK: tuple[str, None] = ("ok", None)

@@ -20,7 +20,7 @@ own) and disappear when it stops. Failures of the store come back as error::othe
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -72,6 +72,14 @@ def _call(fn: Callable[..., Any]) -> Callable[..., tuple[str, Any]]:
             return _error(exc)
 
     return call
+
+
+def _may_wait(configs: Sequence[Mapping[str, str]]) -> bool:
+    """A call may wait on NATS, Redis or a disk unless every entry the component has keeps its data
+    in memory (an entry without `backend` gets the host's default, unknown when this is asked): such
+    a guest runs on a wasm thread, never inline on the worker's event loop (which would stall every
+    other request there)."""
+    return not configs or any(config.get("backend") != "in-memory" for config in configs)
 
 
 class KeyValuePlugin(HostPlugin):
@@ -185,8 +193,6 @@ class KeyValuePlugin(HostPlugin):
     # ---- interfaces ---------------------------------------------------------------------------
 
     def interfaces(self) -> tuple[Interface, ...]:
-        # blocking: a call may wait on NATS or Redis, so a granted guest runs on the wasm thread,
-        # never inline on the worker's event loop (which would stall every other request there).
         def list_keys(bucket: Bucket, cursor: int | None) -> tuple[list[str], int | None]:
             return bucket.list_keys(cursor or 0)
 
@@ -202,10 +208,10 @@ class KeyValuePlugin(HostPlugin):
                     "[method]bucket.list-keys": _call(list_keys),
                 },
                 ("bucket",),
-                blocking=True,
+                blocking_with=_may_wait,
             ),
             Interface("wasi:keyvalue/atomics", {"increment": _call(lambda b, k, d: b.increment(k, d))},
-                      blocking=True),
+                      blocking_with=_may_wait),
             Interface(
                 "wasi:keyvalue/batch",
                 {
@@ -213,6 +219,6 @@ class KeyValuePlugin(HostPlugin):
                     "set-many": _call(lambda b, pairs: b.set_many([(k, bytes(v)) for k, v in pairs])),
                     "delete-many": _call(lambda b, keys: b.delete_many(list(keys))),
                 },
-                blocking=True,
+                blocking_with=_may_wait,
             ),
         )

@@ -130,11 +130,22 @@ def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, Interfac
             )
         granted = is_granted(spec, parsed)
         imports.append((full, parsed, granted))
-        if granted and (provided.blocking or (  # the import's own functions only when it matters
-                provided.blocking_functions and not provided.blocking_functions.isdisjoint(item.exports(eng)))):
+        if granted and _may_block(provided, spec, parsed, item, eng):
             may_block = True
     handler = next((n for n in ctype.exports(eng) if n.startswith(INCOMING_HANDLER + "@")), None)
     return Plan(imports, handler, linked_names, may_block)
+
+
+def _may_block(provided: Interface, spec: ComponentSpec, name: ImportName, item: cm.ComponentInstanceType,
+               eng: wasmtime.Engine) -> bool:
+    """Whether a granted import may wait on something slow (`Interface.blocking` and its kin)."""
+    if provided.blocking_with is not None:
+        return provided.blocking_with([g.config for g in spec.grants
+                                       if g.covers(name.namespace, name.package, name.interface)])
+    if provided.blocking:
+        return True
+    # The import's own functions are read only when they matter (it costs a walk of its type).
+    return bool(provided.blocking_functions) and not provided.blocking_functions.isdisjoint(item.exports(eng))
 
 
 def _stub(error: type[Exception], message: str) -> Callable[..., Any]:
