@@ -27,8 +27,9 @@ Checks:
   quorum of replicas stored it);
 - no request fails: reads and writes are idempotent, and a keyvalue operation in flight on the
   killed server's connection, or waiting for the new stream leader, is retried by the host on its
-  reconnected connection within the request's deadline (host/plugins/keyvalue_nats.py), so failed
-  requests must be 0; the failures (if any, with when they started and how long they took), the
+  reconnected connection within the request's deadline (host/plugins/keyvalue_nats.py; gets and
+  sets on the lane of host/plugins/nats_blocking.py, which reconnects to a server the cluster
+  advertised), so failed requests must be 0; the failures (if any, with when they started and how long they took), the
   stream leader elections and host A's reconnection time are printed;
 - host A's keyvalue connection was on the killed server when it died (warm-up requests reach both
   replicas first), so the in-flight case is exercised, not only new requests after the kill.
@@ -420,8 +421,12 @@ def test_killing_a_nats_node_under_load_loses_no_acknowledged_write(tmp_path: Pa
             assert "wasmfleet-host host-a" in before[nodes[1].name], report
             assert "wasmfleet-host host-b" in before[nodes[2].name], report
             assert len(load.acked) > 50 and total_reads > 50, report  # the load was real
-            # Host A's keyvalue connection (unnamed) was on the killed server.
+            # Host A's keyvalue connections were on the killed server: nats-py's (unnamed, for
+            # opening buckets) and the lane its wasm threads send gets and sets on.
             assert "(unnamed: keyvalue)" in before[nodes[1].name], report
+            assert "wasmfleet-host host-a keyvalue" in before[nodes[1].name], report
+            # The lane learnt the other servers from the cluster (host A was given only node 1's URL).
+            assert any("wasmfleet-host host-a keyvalue" in names for names in after.values()), report
             assert lost == [], report
             assert load.reads_failed == 0 and load.writes_failed == 0, report
             # The control plane followed: the operator and host A are connected to a surviving server.

@@ -5,6 +5,13 @@ connections (one per NATS URL, shared by every workload) and host functions wait
 operation there, at most until the request's deadline. nats-py's exceptions are mapped here, at
 this one boundary, to `KeyValueFailure` (error::other with the cause, error::no-such-store).
 
+Fast lane: get, set, delete and exists go out from the calling thread on its own blocking
+connection (plugins.nats_blocking), with no hand-off at all; the rest (list-keys, increment,
+batches, bucket lookup) and logins the lane cannot do (a creds file) take the event loop. The lane
+keeps the failover rules below: every one of its operations is idempotent, so it tries again
+within the deadline whatever the failure, except a server's refusal (-ERR: a permissions
+violation is error::access-denied).
+
 Hand-off: a host function puts its operation on a queue and blocks on a plain lock that the loop
 releases when the operation ends; the loop is woken (a write to its self-pipe) only when the queue
 was empty, so concurrent guests share wake-ups (several wasm threads per worker, see
@@ -23,11 +30,14 @@ succeeded unseen would add its delta twice.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
+import json
+import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, NoReturn, TypeVar
 
@@ -41,6 +51,15 @@ from wasmfleet.host.plugin_api import store_state
 from wasmfleet.host.plugin_api.host_plugins import HostContext
 from wasmfleet.host.plugins.keyvalue_errors import KeyValueFailure
 from wasmfleet.host.plugins.keyvalue_memory import counter_bytes, counter_value
+from wasmfleet.host.plugins.nats_blocking import (
+    BlockingConnection,
+    NotSent,
+    OutcomeUnknown,
+    Refused,
+    Reply,
+    decode_headers,
+)
+from wasmfleet.host.plugins.nats_blocking import supports as lane_supports
 
 PAGE = 1000
 """Keys per list-keys page (as upstream's NATS backend)."""
@@ -108,6 +127,32 @@ class NatsConnections:
         self._in_flight: dict[str, set[asyncio.Task[Any]]] = {}
         """Retryable attempts per connection URL (loop thread only), interrupted when it drops."""
         self._interrupted: set[asyncio.Task[Any]] = set()
+        self._lanes = threading.local()
+        """Per thread: URL -> its BlockingConnection, or None when the login needs nats-py."""
+        self._every_lane: list[BlockingConnection] = []
+        self._lane_servers: dict[str, list[str]] = {}
+        self._closed = False
+
+    def lane(self, url: str) -> BlockingConnection | None:
+        """The calling thread's blocking connection to `url` (made on first use), or None when the
+        login it needs is one only nats-py does."""
+        by_url: dict[str, BlockingConnection | None] | None = getattr(self._lanes, "by_url", None)
+        if by_url is None:
+            by_url = self._lanes.by_url = {}
+        if url in by_url:
+            return by_url[url]
+        kwargs = self._host.nats_connect_kwargs(url)
+        lane = None
+        if lane_supports(kwargs) and not self._closed:
+            # One list per URL for every thread's lane: a server the cluster advertised to one of
+            # them (after the one named in the URL died, say) is known to all.
+            servers = self._lane_servers.setdefault(url, [part.strip() for part in url.split(",") if part.strip()])
+            name = " ".join(part for part in ("wasmfleet-host", self._host.host_id, "keyvalue") if part)
+            lane = BlockingConnection(servers, kwargs, name=name)
+            with self._submit_lock:
+                self._every_lane.append(lane)
+        by_url[url] = lane
+        return lane
 
     # ---- hand-off between host functions and the loop ---------------------------------------
 
@@ -264,6 +309,12 @@ class NatsConnections:
         return kv
 
     def close(self) -> None:
+        self._closed = True
+        with self._submit_lock:
+            lanes, self._every_lane = self._every_lane, []
+        for lane in lanes:
+            lane.close()
+
         async def close_all() -> None:
             for client in self._clients.values():
                 if not client.is_closed:
@@ -348,6 +399,91 @@ async def _increment(kv: KeyValue, key: str, delta: int) -> int:
     raise KeyValueFailure("other", f"increment of {key!r} lost {MAX_CAS_ATTEMPTS} compare-and-swap races")
 
 
+_VALID_KEY = re.compile(r"[-/_=.a-zA-Z0-9]+")
+"""JetStream KV keys (ADR-8, as nats-py checks them): these characters, not starting or ending with '.'."""
+_DELETE_HEADERS = {"KV-Operation": "DEL"}
+
+
+def _checked(key: str) -> str:
+    """`key`, when it is a valid KV key (it becomes a subject token: anything else would corrupt the
+    protocol line, or address another key)."""
+    if not _VALID_KEY.fullmatch(key) or key.startswith(".") or key.endswith("."):
+        raise KeyValueFailure("other", f"invalid key {key!r}: use letters, digits and -/_=. (no '.' first or last)")
+    return key
+
+
+def _on_lane(lane: BlockingConnection, subject: str, payload: bytes, headers: dict[str, str] | None,
+             outcome: Callable[[Reply], T]) -> T:
+    """One lane request and `outcome(reply)`, tried again within the deadline while it fails in a
+    way that may pass (every lane operation is idempotent; `outcome` raises NotSent for a reply
+    that asks for another try)."""
+    end = deadline()
+    pause = RETRY_PAUSE_S[0]
+    while True:
+        try:
+            return outcome(lane.request(subject, payload, headers, min(end, time.monotonic() + ATTEMPT_TIMEOUT_S)))
+        except Refused as exc:
+            code = "access-denied" if "permissions violation" in str(exc).lower() else "other"
+            raise KeyValueFailure(code, f"NATS: {exc}") from None
+        except (NotSent, OutcomeUnknown) as exc:
+            failure = exc
+        if time.monotonic() + pause >= end:
+            raise KeyValueFailure("other", f"NATS: {failure}") from None
+        time.sleep(pause)
+        pause = min(pause * 2, RETRY_PAUSE_S[1])
+
+
+def _entry_value(reply: Reply) -> bytes | None:
+    """The value of a direct get's reply: None for no entry or a delete/purge/expiry marker."""
+    if reply.status == 404:
+        return None
+    if reply.status:
+        raise KeyValueFailure("other", f"NATS: direct get answered status {reply.status}")
+    if (reply.headers.get("KV-Operation") in _DELETED_OPERATIONS
+            or reply.headers.get("Nats-Marker-Reason") in _DELETED_REASONS):
+        return None
+    return reply.payload
+
+
+def _stream_entry_value(reply: Reply) -> bytes | None:
+    """The value in a stream API message-get answer (JSON, headers and data in base64)."""
+    answer = _json(reply)
+    error = answer.get("error")
+    if error is not None:
+        if error.get("code") == 404:
+            return None
+        _api_error(error)
+    message = answer.get("message") or {}
+    _, headers = decode_headers(base64.b64decode(message.get("hdrs") or ""))
+    if (headers.get("KV-Operation") in _DELETED_OPERATIONS
+            or headers.get("Nats-Marker-Reason") in _DELETED_REASONS):
+        return None
+    return base64.b64decode(message.get("data") or "")
+
+
+def _json(reply: Reply) -> dict[str, Any]:
+    try:
+        answer = json.loads(reply.payload)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise KeyValueFailure("other", f"NATS: not a JetStream answer: {reply.payload[:80]!r}")
+    return answer
+
+
+def _api_error(error: Mapping[str, Any]) -> NoReturn:
+    if error.get("code") == 503:  # JetStream unavailable (e.g. the stream is electing a leader)
+        raise NotSent(f"JetStream: {error.get('description', 'unavailable')}")
+    raise KeyValueFailure("other", f"NATS JetStream: {error.get('description', error)}")
+
+
+def _stored(reply: Reply) -> None:
+    """Checks a JetStream publish acknowledgement."""
+    error = _json(reply).get("error")
+    if error is not None:
+        _api_error(error)
+
+
 class NatsBucket:
     """One JetStream KV bucket: the functions of wasi:keyvalue/store, atomics and batch."""
 
@@ -355,21 +491,45 @@ class NatsBucket:
         self._nats = connections
         self._kv = kv
         self._url = url
+        # The lane's subjects, as nats-py's KeyValue forms them (it keeps them private). A bucket
+        # without direct gets is read through the stream API, which answers in JSON.
+        self._key_prefix: str = kv._pre
+        self._direct = bool(kv._direct)
+        api = kv._js._prefix
+        self._get_subject = f"{api}.DIRECT.GET.{kv._stream}." if self._direct else f"{api}.STREAM.MSG.GET.{kv._stream}"
 
     def _idempotent(self, operation: Callable[[], Awaitable[T]]) -> T:
         return self._nats.run(operation, deadline(), self._url, idempotent=True)
 
+    def _lane(self) -> BlockingConnection | None:
+        return self._nats.lane(self._url)
+
     def get(self, key: str) -> bytes | None:
-        kv = self._kv
-        return self._idempotent(lambda: _get(kv, key))
+        lane = self._lane()
+        if lane is None:
+            kv = self._kv
+            return self._idempotent(lambda: _get(kv, key))
+        subject = f"{self._key_prefix}{_checked(key)}"
+        if self._direct:
+            return _on_lane(lane, f"{self._get_subject}{subject}", b"", None, _entry_value)
+        request = json.dumps({"last_by_subj": subject}).encode()
+        return _on_lane(lane, self._get_subject, request, None, _stream_entry_value)
 
     def set(self, key: str, value: bytes) -> None:
-        kv = self._kv
-        self._idempotent(lambda: kv.put(key, value))
+        lane = self._lane()
+        if lane is None:
+            kv = self._kv
+            self._idempotent(lambda: kv.put(key, value))
+            return
+        _on_lane(lane, f"{self._key_prefix}{_checked(key)}", value, None, _stored)
 
     def delete(self, key: str) -> None:
-        kv = self._kv
-        self._idempotent(lambda: kv.delete(key))
+        lane = self._lane()
+        if lane is None:
+            kv = self._kv
+            self._idempotent(lambda: kv.delete(key))
+            return
+        _on_lane(lane, f"{self._key_prefix}{_checked(key)}", b"", _DELETE_HEADERS, _stored)
 
     def exists(self, key: str) -> bool:
         return self.get(key) is not None

@@ -1,0 +1,206 @@
+"""The keyvalue backend's blocking NATS lane (host/plugins/nats_blocking.py) against real nats-servers.
+
+- every login it takes: anonymous, user/password (options or URL), token (options or URL), nkey
+  seed, and TLS with a client certificate; a wrong secret is Refused, naming the server's reason;
+- replies with headers and status; no responders is NotSent; a reply that comes after its
+  attempt gave up is skipped, never taken for the next request's;
+- a permissions violation is Refused at once (not waited out);
+- a stopped server fails the request well before its deadline, and the next request after the
+  server is back connects again; a connection the server closed as stale while it sat unused (its
+  PINGs unanswered) is made again for the next request, which succeeds;
+- through the keyvalue NATS backend: a creds-file login, which the lane cannot do, takes nats-py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import nkeys
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.deploy.test_nats_connection_options import configured_server, pki, tls_block  # noqa: F401 - pki fixture
+
+from wasmfleet.bus.connection_options import NatsConnectionOptions
+from wasmfleet.host.plugin_api.host_plugins import HostContext
+from wasmfleet.host.plugins.keyvalue_nats import NatsConnections
+from wasmfleet.host.plugins.nats_blocking import BlockingConnection, NotSent, OutcomeUnknown, Refused
+from wasmfleet.testing.nats import NatsServer, nats_server
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def soon(seconds: float = 3.0) -> float:
+    return time.monotonic() + seconds
+
+
+async def ask(lane: BlockingConnection, subject: str, payload: bytes, seconds: float = 3.0) -> Any:
+    """One lane request, from a thread as a host function makes it (the loop stays free)."""
+    return await asyncio.to_thread(lane.request, subject, payload, None, soon(seconds))
+
+
+@contextlib.asynccontextmanager
+async def echo(url: str, options: dict[str, Any] | None = None, delay: float = 0.0) -> AsyncIterator[Any]:
+    """A nats-py responder on test.echo answering "echo:<payload>" (after `delay`), with a header."""
+    nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False, max_reconnect_attempts=0,
+                            **(options or {}))
+
+    async def answer(msg: Any) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        await nc.publish(msg.reply, b"echo:" + msg.data, headers={"Who": "echo"})
+
+    await nc.subscribe("test.echo", cb=answer)
+    await nc.flush()
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def bus(tmp_path: Path) -> Iterator[NatsServer]:
+    with nats_server(tmp_path / "nats") as server:
+        yield server
+
+
+RESPONDER_LOGIN = {"u1:p%2F1@": {"user": "u1", "password": "p/1"}, "s3cret@": {"token": "s3cret"}}
+
+
+async def test_logins(tmp_path: Path, pki: Path) -> None:  # noqa: F811 - the pki fixture
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    other_seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    tls = NatsConnectionOptions(tls_ca=pki / "ca.pem", tls_cert=pki / "client.pem",
+                                tls_key=pki / "client-key.pem").connect_kwargs()["tls"]
+    cases: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
+        # (server config, URL userinfo, lane kwargs, wrong kwargs, what the refusal says)
+        ("", "", {}, {}, ""),
+        ('authorization { users: [ { user: "u1", password: "p/1" } ] }', "", {"user": "u1", "password": "p/1"},
+         {"user": "u1", "password": "wrong"}, "authorization violation"),
+        ('authorization { users: [ { user: "u1", password: "p/1" } ] }', "u1:p%2F1@", {}, {}, ""),  # decoded
+        ('authorization { token: "s3cret" }', "", {"token": "s3cret"}, {"token": "nope"}, "authorization violation"),
+        ('authorization { token: "s3cret" }', "s3cret@", {}, {}, ""),
+        (f'authorization {{ users: [ {{ nkey: "{public}" }} ] }}', "", {"nkeys_seed_str": seed.decode()},
+         {"nkeys_seed_str": other_seed.decode()}, "authorization violation"),
+        (tls_block(pki) + '\nauthorization { users: [ { user: "u1", password: "p1" } ] }', "",
+         {"tls": tls, "user": "u1", "password": "p1"}, {"tls": tls, "user": "u1", "password": "p2"},
+         "authorization violation"),
+    ]
+    for index, (config, userinfo, kwargs, wrong, refusal) in enumerate(cases):
+        where = tmp_path / str(index)
+        where.mkdir()
+        with configured_server(where, config) as addr:
+            # The responder is nats-py, logged in the same way (it does not decode %-escapes in URLs).
+            async with echo(f"nats://{addr}", kwargs or RESPONDER_LOGIN.get(userinfo, {})):
+                lane = BlockingConnection([f"nats://{userinfo}{addr}"], kwargs)
+                try:
+                    reply = await ask(lane, "test.echo", b"hi")
+                    assert (reply.payload, reply.headers.get("Who"), reply.status) == (b"echo:hi", "echo", 0), config
+                    assert (await ask(lane, "test.echo", b"again")).payload == b"echo:again"
+                finally:
+                    lane.close()
+            if wrong:
+                bad = BlockingConnection([f"nats://{addr}"], wrong)
+                with pytest.raises(Refused) as refused:
+                    await ask(bad, "test.echo", b"hi")
+                assert refusal in str(refused.value).lower() and addr in str(refused.value), refused.value
+
+
+async def test_status_no_responders_and_late_replies(bus: NatsServer) -> None:
+    lane = BlockingConnection([bus.url], {})
+    try:
+        with pytest.raises(NotSent, match="no responders"):
+            await ask(lane, "nobody.listens", b"x")
+        async with echo(bus.url, delay=0.5):
+            began = time.monotonic()
+            with pytest.raises(OutcomeUnknown, match="no reply in time"):
+                await ask(lane, "test.echo", b"first", seconds=0.2)
+            assert time.monotonic() - began < 0.45
+            # The late reply to "first" arrives while this one waits: it is not taken for its own.
+            assert (await ask(lane, "test.echo", b"second", seconds=3)).payload == b"echo:second"
+        # A JetStream direct get of a missing message: a reply with a status line and no body.
+        nc = await nats.connect(bus.url)
+        try:
+            await nc.jetstream().create_key_value(bucket="lane", direct=True)
+        finally:
+            await nc.close()
+        missing = await ask(lane, "$JS.API.DIRECT.GET.KV_lane.$KV.lane.nothing", b"")
+        assert (missing.status, missing.payload) == (404, b""), missing
+    finally:
+        lane.close()
+
+
+async def test_permissions_violation_is_refused_at_once(tmp_path: Path) -> None:
+    config = ('authorization { users: [ { user: "u1", password: "p1", permissions: '
+              '{ publish: ["allowed.>"], subscribe: ["_INBOX.>"] } } ] }')
+    with configured_server(tmp_path, config) as addr:
+        lane = BlockingConnection([f"nats://{addr}"], {"user": "u1", "password": "p1"})
+        try:
+            began = time.monotonic()
+            with pytest.raises(Refused, match=r"(?i)permissions violation"):
+                await ask(lane, "denied.subject", b"x", seconds=10)
+            assert time.monotonic() - began < 2
+        finally:
+            lane.close()
+
+
+async def test_server_down_and_back(bus: NatsServer) -> None:
+    lane = BlockingConnection([bus.url], {})
+    try:
+        async with echo(bus.url):
+            assert (await ask(lane, "test.echo", b"1")).payload == b"echo:1"
+        bus.stop()
+        began = time.monotonic()
+        with pytest.raises((NotSent, OutcomeUnknown)) as down:
+            await ask(lane, "test.echo", b"2", seconds=5)
+        assert time.monotonic() - began < 2, "a stopped server must fail the request at once"
+        assert bus.url.removeprefix("nats://") in str(down.value) or "connection" in str(down.value), down.value
+        bus.start()
+        async with echo(bus.url):
+            assert (await ask(lane, "test.echo", b"3")).payload == b"echo:3"
+    finally:
+        lane.close()
+
+
+async def test_a_connection_dropped_while_unused_is_made_again(tmp_path: Path) -> None:
+    with configured_server(tmp_path, 'ping_interval: "100ms"\nping_max: 1\ndebug: true') as addr:
+        async with echo(f"nats://{addr}"):
+            lane = BlockingConnection([f"nats://{addr}"], {})
+            try:
+                assert (await ask(lane, "test.echo", b"1")).payload == b"echo:1"
+                await asyncio.sleep(1.5)  # the server pings, gets no PONG, and closes it as stale
+                began = time.monotonic()
+                assert (await ask(lane, "test.echo", b"2")).payload == b"echo:2"
+                assert time.monotonic() - began < 1
+            finally:
+                lane.close()
+        assert "stale connection" in (tmp_path / "nats.log").read_text().lower()
+
+
+def test_a_creds_login_takes_nats_py(tmp_path: Path) -> None:
+    creds = tmp_path / "user.creds"
+    creds.write_text("-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n")
+    url = "nats://127.0.0.1:4222"
+    connections = NatsConnections(HostContext(nats_url=url, nats_connection=NatsConnectionOptions(creds=creds)))
+    try:
+        assert connections.lane(url) is None
+        # Another server named by an entry's config.url uses no host login: it gets a lane, one per thread.
+        mine = connections.lane("nats://127.0.0.1:4333")
+        assert mine is not None and connections.lane("nats://127.0.0.1:4333") is mine
+        theirs: list[Any] = []
+        thread = threading.Thread(target=lambda: theirs.append(connections.lane("nats://127.0.0.1:4333")))
+        thread.start()
+        thread.join()
+        assert theirs[0] is not None and theirs[0] is not mine
+    finally:
+        connections.close()
