@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -33,6 +32,7 @@ from typing import Any
 
 import aiohttp
 import psutil
+import wrk_load  # bench/wrk_load.py (this script's folder is on sys.path)
 import yaml
 
 from wasmfleet.cli import resources_api, resources_cmd
@@ -106,18 +106,10 @@ async def first_200(base: str, host: str, timeout: float = 60.0) -> float:
 
 
 def wrk(url: str, host: str, seconds: int, connections: int) -> tuple[float, float]:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {host}", url],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
-    assert p50 is not None
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p50.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        print(f"   warning: {errors.group(1)} non-2xx responses from {url}")
-    return rps, float(p50.group(1)) * scale
+    result = wrk_load.wrk(url, host, seconds, connections)
+    if result.failed:
+        print(f"   warning: {result.failed} failed requests (non-2xx or socket errors) from {url}")
+    return result.rps, result.p50_ms
 
 
 async def main() -> None:
