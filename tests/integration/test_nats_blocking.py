@@ -8,7 +8,8 @@
 - a stopped server fails the request well before its deadline, and the next request after the
   server is back connects again; a connection the server closed as stale while it sat unused (its
   PINGs unanswered) is made again for the next request, which succeeds;
-- through the keyvalue NATS backend: a creds-file login, which the lane cannot do, takes nats-py.
+- through the keyvalue NATS backend: a creds-file login and a ws:// server, which the lane cannot
+  do, take nats-py.
 """
 
 from __future__ import annotations
@@ -187,13 +188,14 @@ async def test_a_connection_dropped_while_unused_is_made_again(tmp_path: Path) -
         assert "stale connection" in (tmp_path / "nats.log").read_text().lower()
 
 
-def test_a_creds_login_takes_nats_py(tmp_path: Path) -> None:
+def test_a_creds_login_and_websocket_take_nats_py(tmp_path: Path) -> None:
     creds = tmp_path / "user.creds"
     creds.write_text("-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n")
     url = "nats://127.0.0.1:4222"
     connections = NatsConnections(HostContext(nats_url=url, nats_connection=NatsConnectionOptions(creds=creds)))
     try:
         assert connections.lane(url) is None
+        assert connections.lane("ws://127.0.0.1:4444") is None  # WebSocket: nats-py's transport
         # Another server named by an entry's config.url uses no host login: it gets a lane, one per thread.
         mine = connections.lane("nats://127.0.0.1:4333")
         assert mine is not None and connections.lane("nats://127.0.0.1:4333") is mine

@@ -128,14 +128,14 @@ class NatsConnections:
         """Retryable attempts per connection URL (loop thread only), interrupted when it drops."""
         self._interrupted: set[asyncio.Task[Any]] = set()
         self._lanes = threading.local()
-        """Per thread: URL -> its BlockingConnection, or None when the login needs nats-py."""
+        """Per thread: URL -> its BlockingConnection, or None when it needs nats-py (see `lane`)."""
         self._every_lane: list[BlockingConnection] = []
         self._lane_servers: dict[str, list[str]] = {}
         self._closed = False
 
     def lane(self, url: str) -> BlockingConnection | None:
-        """The calling thread's blocking connection to `url` (made on first use), or None when the
-        login it needs is one only nats-py does."""
+        """The calling thread's blocking connection to `url` (made on first use), or None when only
+        nats-py reaches it (WebSocket, a creds-file login)."""
         by_url: dict[str, BlockingConnection | None] | None = getattr(self._lanes, "by_url", None)
         if by_url is None:
             by_url = self._lanes.by_url = {}
@@ -143,10 +143,11 @@ class NatsConnections:
             return by_url[url]
         kwargs = self._host.nats_connect_kwargs(url)
         lane = None
-        if lane_supports(kwargs) and not self._closed:
+        given = [part.strip() for part in url.split(",") if part.strip()]
+        if lane_supports(given, kwargs) and not self._closed:
             # One list per URL for every thread's lane: a server the cluster advertised to one of
             # them (after the one named in the URL died, say) is known to all.
-            servers = self._lane_servers.setdefault(url, [part.strip() for part in url.split(",") if part.strip()])
+            servers = self._lane_servers.setdefault(url, given)
             name = " ".join(part for part in ("wasmfleet-host", self._host.host_id, "keyvalue") if part)
             lane = BlockingConnection(servers, kwargs, name=name)
             with self._submit_lock:

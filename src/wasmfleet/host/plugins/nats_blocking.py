@@ -8,8 +8,8 @@ against 17.9k pairs/s (10 threads, one nats-server, this 2-core machine). No mai
 NATS client exists for Python (nats-py-sync wraps the same event-loop hand-off), so this module
 speaks the little of the client protocol that one request needs: INFO, CONNECT (anonymous,
 user/password, token or nkey seed; TLS when asked for), one SUB on its own inbox, PUB/HPUB with a
-reply subject, MSG/HMSG, PING/PONG. Everything else (subscriptions, creds-file logins, JetStream
-administration) stays with nats-py.
+reply subject, MSG/HMSG, PING/PONG. Everything else (subscriptions, creds-file logins, WebSocket,
+JetStream administration) stays with nats-py.
 
 A connection serves one thread; nothing here is shared or locked. One request is outstanding at
 a time, so a reply for another subject is a late one of an attempt given up on, and is skipped.
@@ -80,9 +80,11 @@ class Reply:
     payload: bytes
 
 
-def supports(connect_kwargs: Mapping[str, Any]) -> bool:
-    """Whether a connection here logs in as nats.connect(**connect_kwargs) would."""
-    return set(connect_kwargs) <= LOGINS
+def supports(servers: list[str], connect_kwargs: Mapping[str, Any]) -> bool:
+    """Whether a connection here reaches `servers` and logs in as nats.connect(**connect_kwargs)
+    would (not over WebSocket, ws:// and wss://, nor with a creds file)."""
+    schemes = {server.partition("://")[0].lower() if "://" in server else "nats" for server in servers}
+    return schemes <= {"nats", "tls"} and set(connect_kwargs) <= LOGINS
 
 
 def encode_headers(headers: Mapping[str, str]) -> bytes:
