@@ -7,7 +7,9 @@
 - a permissions violation is Refused at once (not waited out);
 - a stopped server fails the request well before its deadline, and the next request after the
   server is back connects again; a connection the server closed as stale while it sat unused (its
-  PINGs unanswered) is made again for the next request, which succeeds;
+  PINGs unanswered) is made again for the next request, which succeeds; a listener that takes the
+  connection but never speaks (a plain socket standing in for a hung server: a real nats-server
+  cannot be made to hang so) is given up after 2 s for the next server of the list;
 - through the keyvalue NATS backend: a creds-file login and a ws:// server, which the lane cannot
   do, take nats-py.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 import threading
 import time
@@ -186,6 +189,20 @@ async def test_a_connection_dropped_while_unused_is_made_again(tmp_path: Path) -
             finally:
                 lane.close()
         assert "stale connection" in (tmp_path / "nats.log").read_text().lower()
+
+
+async def test_a_hung_server_is_left_for_the_next(bus: NatsServer) -> None:
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        lane = BlockingConnection([f"nats://127.0.0.1:{hung.getsockname()[1]}", bus.url], {})
+        try:
+            async with echo(bus.url):
+                began = time.monotonic()
+                assert (await ask(lane, "test.echo", b"hi", seconds=8)).payload == b"echo:hi"
+                assert 1.9 < time.monotonic() - began < 4
+        finally:
+            lane.close()
 
 
 def test_a_creds_login_and_websocket_take_nats_py(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ user/password, token or nkey seed; TLS when asked for), one SUB on its own inbox
 reply subject, MSG/HMSG, PING/PONG. Everything else (subscriptions, creds-file logins, WebSocket,
 JetStream administration) stays with nats-py.
 
-A connection serves one thread; nothing here is shared or locked. One request is outstanding at
+A connection serves one thread, and nothing here is locked: the server list, which the caller may
+share among the connections to one cluster, is only appended to. One request is outstanding at
 a time, so a reply for another subject is a late one of an attempt given up on, and is skipped.
 Any failure closes the connection (its state is unknown): the next request connects afresh, to
 the next server of the list, which is how a restarted or failed-over server is found again.
@@ -46,7 +47,8 @@ a thread switch when other threads want it); a TLS socket uses Python's timeout 
 OpenSSL retries a blocking read that timed out in C, where no deadline is looked at."""
 
 CONNECT_TIMEOUT_S = 2.0
-"""Longest wait for one server to take a connection (as nats-py's default): then the next is tried."""
+"""Longest wait for one server to take a connection and the login (nats-py's default connect
+timeout): then the next is tried."""
 
 IDLE_CHECK_S = 1.0
 """A connection unused this long is looked at before its next request: nobody reads it between
@@ -129,12 +131,13 @@ class BlockingConnection:
     def _connect(self, deadline: float) -> None:
         """Connects to the next server of the list that takes us, trying each once."""
         causes, refused = [], False
-        self._deadline = deadline
         for _ in self._servers:
             server = self._servers[self._next_server % len(self._servers)]
             self._next_server += 1
+            # A server that takes the connection but never answers is left for the next in time.
+            self._deadline = min(deadline, time.monotonic() + CONNECT_TIMEOUT_S)
             try:
-                self._handshake(server, deadline)
+                self._handshake(server, self._deadline)
                 self._current = server
                 return
             except (OSError, ValueError, NotSent) as exc:
@@ -146,8 +149,7 @@ class BlockingConnection:
     def _handshake(self, server: str, deadline: float) -> None:
         url = urlsplit(server if "://" in server else f"nats://{server}")
         host, port = url.hostname or "127.0.0.1", url.port or 4222
-        wait = min(CONNECT_TIMEOUT_S, deadline - time.monotonic())
-        sock = socket.create_connection((host, port), timeout=max(0.01, wait))
+        sock = socket.create_connection((host, port), timeout=max(0.01, deadline - time.monotonic()))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._use(sock, tls=False)
         line = self._readline()
@@ -179,7 +181,7 @@ class BlockingConnection:
     def _learn(self, info: Mapping[str, Any], url: Any) -> None:
         """Adds the cluster's other servers that `info` advertises (connect_urls) to the list, as
         nats-py does: a client given one server's URL fails over to the others. They are reached
-        with the scheme and login of the URL they were learnt from."""
+        with the scheme and login of the URL they were learnt from (the same cluster's servers)."""
         userinfo = url.netloc.rpartition("@")[0]
         for address in info.get("connect_urls") or ():
             server = f"{url.scheme}://{userinfo + '@' if userinfo else ''}{address}"
