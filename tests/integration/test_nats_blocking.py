@@ -11,7 +11,7 @@
   connection but never speaks (a plain socket standing in for a hung server: a real nats-server
   cannot be made to hang so) is given up after 2 s for the next server of the list;
 - through the keyvalue NATS backend: a creds-file login and a ws:// server, which the lane cannot
-  do, take nats-py.
+  do, take nats-py; once the host's connections close, a lane fails instead of connecting again.
 """
 
 from __future__ import annotations
@@ -223,3 +223,14 @@ def test_a_creds_login_and_websocket_take_nats_py(tmp_path: Path) -> None:
         assert theirs[0] is not None and theirs[0] is not mine
     finally:
         connections.close()
+
+
+async def test_lanes_stop_with_the_host(bus: NatsServer) -> None:
+    connections = NatsConnections(HostContext(nats_url=bus.url))
+    lane = connections.lane(bus.url)
+    assert lane is not None
+    async with echo(bus.url):
+        assert (await ask(lane, "test.echo", b"1")).payload == b"echo:1"
+        connections.close()
+        with pytest.raises(Refused, match="stopping"):
+            await ask(lane, "test.echo", b"2")

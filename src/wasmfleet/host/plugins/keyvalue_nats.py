@@ -314,7 +314,7 @@ class NatsConnections:
         with self._submit_lock:
             lanes, self._every_lane = self._every_lane, []
         for lane in lanes:
-            lane.close()
+            lane.shut()
 
         async def close_all() -> None:
             for client in self._clients.values():

@@ -125,6 +125,7 @@ class BlockingConnection:
         self._inbox = ""
         self._sequence = 0
         self._last_used = 0.0
+        self._shut = False
 
     # ---- connecting ------------------------------------------------------------------------
 
@@ -223,6 +224,8 @@ class BlockingConnection:
         if self._sock is not None and time.monotonic() - self._last_used > IDLE_CHECK_S:
             self._catch_up()
         if self._sock is None:
+            if self._shut:
+                raise Refused("the host is stopping")
             self._connect(deadline)
         self._deadline = deadline
         self._sequence += 1
@@ -340,6 +343,12 @@ class BlockingConnection:
         data = bytes(self._buf[:size])
         del self._buf[:size]
         return data
+
+    def shut(self) -> None:
+        """Closes the connection for good (the host stops): a request under way, or made later,
+        fails instead of connecting again."""
+        self._shut = True
+        self.close()
 
     def close(self) -> None:
         sock, self._sock = self._sock, None
