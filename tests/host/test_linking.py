@@ -40,6 +40,21 @@ from wasmfleet.host.runtime.errors import ComponentError, RuntimeUnavailable
 from wasmfleet.host.runtime.server import WasmServer
 from wasmfleet.host.wasi import http, io
 
+_BEFORE: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _stores_before() -> None:
+    """Stores registered when the test starts belong to earlier tests (an in-process server whose
+    stop timed out under load may leave one): each test answers only for its own."""
+    _BEFORE.clear()
+    _BEFORE.update(crossing._ACTIVE)
+
+
+def registered() -> dict[int, crossing.LinkedStore]:
+    """The linked stores registered since this test started."""
+    return {ctx: store for ctx, store in crossing._ACTIVE.items() if ctx not in _BEFORE}
+
 
 def component(name: str, guest: str, **kw: object) -> specs.ComponentSpec:
     return specs.ComponentSpec(workload_id="linked", name=name, wasm_path=build(guest), **kw)  # type: ignore[arg-type]
@@ -215,7 +230,6 @@ def test_memory_stays_flat_over_many_linked_requests(settings: specs.RuntimeSett
             assert sink.status == 200
 
     process = psutil.Process()
-    earlier = set(crossing._ACTIVE)  # stores of other tests' components are theirs to answer for
     try:
         batch(2000)
         gc.collect()
@@ -223,7 +237,7 @@ def test_memory_stays_flat_over_many_linked_requests(settings: specs.RuntimeSett
         batch(10000)
         gc.collect()
         grown = process.memory_info().rss - before
-        assert not set(crossing._ACTIVE) - earlier, "a store is still registered after its request"
+        assert not registered(), "a store is still registered after its request"
     finally:
         loaded.close()
     assert grown < 1 << 20, f"resident memory grew {grown / 1e6:.1f} MB over 10,000 linked requests"
@@ -295,10 +309,10 @@ def test_library_instances_follow_the_library_own_pool_size(
             assert _call(loaded, "/t") == 500  # double(999) traps inside calc: that instance retires
             assert _call(loaded, "/1") == 200
             assert calc.instantiations == 2
-        assert not crossing._ACTIVE or front_pool > 0  # only a pooled entry's idle stores stay registered
+        assert not registered() or front_pool > 0  # only a pooled entry's idle stores stay registered
     finally:
         loaded.close()
-    assert not crossing._ACTIVE
+    assert not registered()
 
 
 def test_a_chain_of_libraries_binds_each_level(settings: specs.RuntimeSettings) -> None:
@@ -322,7 +336,7 @@ def test_a_chain_of_libraries_binds_each_level(settings: specs.RuntimeSettings) 
         assert pong.instantiations == 1 + 5 and leaf.instantiations == 1  # fresh / warm at its poolSize
     finally:
         loaded.close()
-    assert not crossing._ACTIVE
+    assert not registered()
 
 
 def test_a_library_instance_released_after_its_route_closed_is_freed(settings: specs.RuntimeSettings) -> None:
@@ -364,7 +378,7 @@ async def test_a_route_cancelled_or_stopped_while_loading_frees_its_instances(
         resume.clear()
         routing = asyncio.create_task(srv.route("linked", ["pair.test"], instances.with_peers(members, 0)))
         assert await asyncio.to_thread(loading.wait, 10)
-        assert crossing._ACTIVE  # the pooled front's warm instance, registered for its calls
+        assert registered()  # the pooled front's warm instance, registered for its calls
         routing.cancel()
         resume.set()
         with pytest.raises(asyncio.CancelledError):
@@ -379,7 +393,7 @@ async def test_a_route_cancelled_or_stopped_while_loading_frees_its_instances(
         resume.set()
         with pytest.raises(RuntimeUnavailable, match="stopping"):
             await routing
-        assert not crossing._ACTIVE
+        assert not registered()
     finally:
         resume.set()
         await srv.stop(2)
@@ -387,7 +401,7 @@ async def test_a_route_cancelled_or_stopped_while_loading_frees_its_instances(
 
 async def _until_no_store_registered() -> None:
     for _ in range(200):
-        if not crossing._ACTIVE:
+        if not registered():
             return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"stores still registered: {crossing._ACTIVE}")
+    raise AssertionError(f"stores still registered: {registered()}")
