@@ -2,9 +2,9 @@
 
 Why not nats-py: it is asyncio-only, so a host function on a wasm thread that waits for a reply
 through it hands its request to an event-loop thread and must be woken when the reply is there.
-Under the GIL those two thread switches cost more than the request: 254 µs of process CPU per
-set+get pair through the hand-off against 47 µs on a socket of the calling thread, and 4.1k
-against 17.9k pairs/s (10 threads, one nats-server, this 2-core machine). No maintained synchronous
+Under the GIL those two thread switches cost more than the request: 247 µs of process CPU per
+set+get pair through the hand-off against 84 µs on this module's connection of the calling
+thread, and 4.1k against 11.4k pairs/s (10 threads, one nats-server, this 2-core machine). No maintained synchronous
 NATS client exists for Python (nats-py-sync wraps the same event-loop hand-off), so this module
 speaks the little of the client protocol that one request needs: INFO, CONNECT (anonymous,
 user/password, token or nkey seed; TLS when asked for), one SUB on its own inbox, PUB/HPUB with a
