@@ -91,6 +91,11 @@ NOT_APPLIED: tuple[type[BaseException], ...] = (nats.errors.NoRespondersError, j
 leader while the cluster elects one): any operation may be tried again."""
 
 
+def server_list(url: str) -> list[str]:
+    """The servers of a comma-separated URL list (a cluster's: clients fail over among them)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 class ConnectionLost(Exception):
     """An attempt was in flight on a connection that dropped: its reply will never come."""
 
@@ -143,7 +148,7 @@ class NatsConnections:
             return by_url[url]
         kwargs = self._host.nats_connect_kwargs(url)
         lane = None
-        given = [part.strip() for part in url.split(",") if part.strip()]
+        given = server_list(url)
         if lane_supports(given, kwargs) and not self._closed:
             # One list per URL for every thread's lane: a server the cluster advertised to one of
             # them (after the one named in the URL died, say) is known to all.
@@ -265,7 +270,7 @@ class NatsConnections:
             client = self._clients.get(url)
             if client is None or client.is_closed:
                 # A comma list names the servers of a cluster: the client fails over among them.
-                servers = [part.strip() for part in url.split(",") if part.strip()]
+                servers = server_list(url)
 
                 async def disconnected() -> None:
                     self._interrupt(url)
@@ -349,6 +354,12 @@ _DELETED_REASONS = frozenset({"MaxAge", "Purge", "Remove"})
 """Nats-Marker-Reason values (nats-server 2.11+) of markers the server places itself."""
 
 
+def _marks_deletion(headers: Mapping[str, str]) -> bool:
+    """Whether a KV entry with these headers is a delete, purge or server-placed marker (no value)."""
+    return (headers.get("KV-Operation") in _DELETED_OPERATIONS
+            or headers.get("Nats-Marker-Reason") in _DELETED_REASONS)
+
+
 async def _list_keys(kv: KeyValue) -> list[str]:
     """The bucket's live keys, sorted.
 
@@ -372,8 +383,7 @@ async def _list_keys(kv: KeyValue) -> list[str]:
             for msg in await sub.fetch(min(pending, PAGE), timeout=ATTEMPT_TIMEOUT_S):
                 pending = msg.metadata.num_pending
                 headers = msg.headers or {}
-                if (headers.get("KV-Operation") not in _DELETED_OPERATIONS
-                        and headers.get("Nats-Marker-Reason") not in _DELETED_REASONS):
+                if not _marks_deletion(headers):
                     keys.append(msg.subject[len(prefix):])
         return sorted(keys)
     finally:
@@ -440,8 +450,7 @@ def _entry_value(reply: Reply) -> bytes | None:
         return None
     if reply.status:
         raise KeyValueFailure("other", f"NATS: direct get answered status {reply.status}")
-    if (reply.headers.get("KV-Operation") in _DELETED_OPERATIONS
-            or reply.headers.get("Nats-Marker-Reason") in _DELETED_REASONS):
+    if _marks_deletion(reply.headers):
         return None
     return reply.payload
 
@@ -456,8 +465,7 @@ def _stream_entry_value(reply: Reply) -> bytes | None:
         _api_error(error)
     message = answer.get("message") or {}
     _, headers = decode_headers(base64.b64decode(message.get("hdrs") or ""))
-    if (headers.get("KV-Operation") in _DELETED_OPERATIONS
-            or headers.get("Nats-Marker-Reason") in _DELETED_REASONS):
+    if _marks_deletion(headers):
         return None
     return base64.b64decode(message.get("data") or "")
 
