@@ -17,6 +17,8 @@ Also: the unnamed path on Redis and filesystem keeps buckets apart by identifier
 with '/', '..' and '%' stay inside root and list back exactly; missing url/root and unknown backends
 fail the workload start naming the entry and the key; a stopped Redis or NATS gives error::other with
 the cause well before the request deadline, and the same workload works again once it is back.
+keyvalue-js on NATS runs suspended on the worker's loop (runtime.suspension), so these checks cover
+that path too; the others run on wasm threads or inline.
 """
 
 from __future__ import annotations
@@ -132,6 +134,16 @@ class Store:
         return None  # in memory: only the guest sees it
 
 
+async def answer_once_back(kv: Guest, store: str, key: str) -> dict[str, Any]:
+    """The guest's get of `key` once its backend answers again (within 20 s)."""
+    deadline = time.monotonic() + 20
+    while True:  # nats-py reconnects every 0.5 s
+        got: dict[str, Any] = await kv("/get", id=store, key=key)
+        if "ok" in got or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.5)
+
+
 @pytest.mark.parametrize(("guest_name", "backend"), CASES)
 async def test_backend_semantics(guest_name: str, backend: str, tmp_path: Path, bus: NatsServer,
                                  redis_srv: RedisServer, nc: Any) -> None:
@@ -196,6 +208,13 @@ async def test_backend_semantics(guest_name: str, backend: str, tmp_path: Path, 
                     break
                 assert len(got["ok"]["keys"]) == page and cursor == len(seen)
             assert pages == 2 and seen == expected
+        # Where the guest ran: keyvalue-js on NATS suspended on the loop while NATS answered (its
+        # imports wait on nothing else); keyvalue-py imports wasi:sockets, so it runs on threads.
+        runs = {("keyvalue-js", "nats"): "suspended", ("keyvalue-js", "in-memory"): "inline"}
+        assert agent.server is not None
+        stats = await agent.server.stats_async()
+        assert {w["workloads"][f"kv-{backend}"]["runs"] for w in stats["workers"]} == {
+            runs.get((guest_name, backend), "thread")}, stats
     finally:
         store.redis.close()
         await agent.shutdown()
@@ -285,12 +304,46 @@ async def test_backend_down_and_back(tmp_path: Path, bus: NatsServer, redis_srv:
             assert down["error"] == "other" and "NATS" in down["detail"], down
             assert time.monotonic() - began < 15
             bus.start()
-            deadline = time.monotonic() + 20
-            while True:  # nats-py reconnects every 0.5 s
-                got = await kv("/get", id="n", key="k")
-                if "ok" in got or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.5)
-            assert got == {"ok": b"v".hex()}
+            assert await answer_once_back(kv, "n", "k") == {"ok": b"v".hex()}
+    finally:
+        await agent.shutdown()
+
+
+async def test_suspended_guest_waits_for_nats_without_holding_the_worker(
+        tmp_path: Path, bus: NatsServer, nc: Any) -> None:
+    """keyvalue-js on NATS alone runs suspended on the worker's loop. With NATS stopped, its get
+    waits (retrying) and then answers error::other; meanwhile another workload of the same single
+    worker process answers at once. Once NATS is back, the same workload works again."""
+    guest = build_component("keyvalue-js")
+    agent = await make_agent(tmp_path, bus, workers=1)
+    try:
+        await nc.jetstream().create_key_value(bucket="down")
+        waiting = await start(nc, agent, "waiting", guest, [keyvalue({"backend": "nats", "bucket": "down"}, name="n")])
+        other = await start(nc, agent, "other", guest, [keyvalue({"backend": "in-memory"}, name="m")])
+        assert waiting["workloadState"] == other["workloadState"] == "WORKLOAD_STATE_RUNNING", (waiting, other)
+        assert agent.server is not None
+        stats = await agent.server.stats_async()
+        assert stats["workers"][0]["workloads"]["waiting"]["runs"] == "suspended", stats
+        async with aiohttp.ClientSession() as session:
+            kv = Guest(session, agent.http_port, "waiting")
+            mem = Guest(session, agent.http_port, "other")
+            assert await kv("/set", id="n", key="k", value="v") == {"ok": None}
+
+            await nc.close()
+            bus.stop()
+            began = time.monotonic()
+            down = asyncio.ensure_future(kv("/get", id="n", key="k"))
+            await asyncio.sleep(0.5)
+            assert not down.done()  # still trying NATS
+            for i in range(5):  # the worker's loop is free: the other workload answers at once
+                asked = time.monotonic()
+                assert await mem("/set", id="m", key="k", value=str(i)) == {"ok": None}
+                assert time.monotonic() - asked < 1.0
+            answer = await down
+            assert answer["error"] == "other" and "NATS" in answer["detail"], answer
+            assert time.monotonic() - began < 15
+
+            bus.start()
+            assert await answer_once_back(kv, "n", "k") == {"ok": b"v".hex()}
     finally:
         await agent.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,23 @@ class Interface:
     """Decides `blocking` per component instead, from the config of each of the component's
     grants of this interface: wasi:keyvalue waits on a NATS or Redis backend, never on its
     in-memory one, whose guests can then run inline."""
+    suspends_with: Callable[[Sequence[Mapping[str, str]]], bool] | None = None
+    """For an interface that may block: whether, with these grants' configs, every one of its
+    functions can also answer without blocking when the guest runs on an event loop
+    (`store_state.WasiContext.loop` is set): then it returns its value at once, or a `Later`, and
+    the guest waits suspended on that loop instead of holding a wasm thread. wasi:keyvalue can on
+    its NATS and in-memory backends, not on Redis or a disk."""
+
+
+@dataclass(frozen=True, slots=True)
+class Later:
+    """A host function's answer that is not there yet: the guest is suspended until `future` is
+    done, and its result (the function's WIT value, as it would have been returned) is the
+    answer. Only for a guest that runs on an event loop (`store_state.WasiContext.loop`), and
+    only from an interface whose `suspends_with` said so. A failed or cancelled future traps the
+    guest with that cause."""
+
+    future: asyncio.Future[Any]
 
 
 OK: tuple[str, None] = ("ok", None)

@@ -7,6 +7,7 @@ interruption only stops code running inside wasm, not a host call that waits.
 
 from __future__ import annotations
 
+import asyncio
 import select
 import threading
 import time
@@ -57,6 +58,12 @@ class WasiContext:
     """time.monotonic() after which blocking host calls fail."""
     before_wait: Callable[[], None] | None = None
     """Called before a host call blocks (the response sink sends what the guest has written)."""
+    loop: asyncio.AbstractEventLoop | None = None
+    """The event loop the guest runs on when it can be suspended (runtime.suspension): host
+    functions of interfaces that suspend start their work there and answer with a `Later`
+    instead of waiting. None: the guest runs on a thread of its own, and host functions block."""
+    waiting: asyncio.Future[Any] | None = None
+    """The `Later` future the suspended guest waits on (set by the host-call entry)."""
     _cond: threading.Condition | None = None
 
     @property

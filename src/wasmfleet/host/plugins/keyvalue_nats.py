@@ -18,6 +18,11 @@ was empty, so concurrent guests share wake-ups (several wasm threads per worker,
 runtime.serving). asyncio's run_coroutine_threadsafe costs a wake-up per call and a Condition per
 future, which showed up as a large part of a request's time (bench/keyvalue_bench.py).
 
+Suspended guests: a guest that runs on a serving event loop (`store_state.WasiContext.loop`, see
+runtime.suspension) gets a `NatsConnections` of that loop, and each operation is a coroutine
+there (`NatsBucket` returns it; the plugin answers the guest with a `Later`): no thread, no
+hand-off, no lane.
+
 Failover: operations that are idempotent (get, exists, list-keys, set and delete by key, their
 batch forms) are retried within the request's deadline when the attempt's outcome is unknown: the
 connection dropped (attempts in flight on it are interrupted at once instead of waiting for a reply
@@ -39,7 +44,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import nats
 import nats.errors
@@ -79,6 +84,8 @@ RETRY_PAUSE_S = (0.02, 0.5)
 """First and longest pause between attempts (doubling): lets a reconnection or an election finish."""
 
 T = TypeVar("T")
+Answer: TypeAlias = T | Coroutine[Any, Any, T]
+"""A bucket operation's value, or the coroutine of it on a serving loop (NatsBucket)."""
 
 UNKNOWN_OUTCOME: tuple[type[BaseException], ...] = (
     nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.StaleConnectionError,
@@ -115,13 +122,20 @@ class _Waiter:
 
 
 class NatsConnections:
-    """The host process's event-loop thread and its NATS connections, by URL."""
+    """An event loop's NATS connections, by URL: the host process's own loop thread, or (`loop`
+    given) a serving loop whose guests run suspended, which use `attempt` instead of `run`."""
 
-    def __init__(self, host: HostContext) -> None:
+    def __init__(self, host: HostContext, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._host = host
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="keyvalue-nats", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        self.on_loop = loop is not None
+        """The connections belong to a serving loop: operations are coroutines run there."""
+        if loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="keyvalue-nats", daemon=True)
+            self._thread.start()
+        else:
+            self._loop = loop
         self._clients: dict[str, Any] = {}
         self._buckets: dict[tuple[str, str], KeyValue] = {}
         """Only written on the loop thread."""
@@ -137,6 +151,7 @@ class NatsConnections:
         self._every_lane: list[BlockingConnection] = []
         self._lane_servers: dict[str, list[str]] = {}
         self._closed = False
+        self._closing: asyncio.Task[None] | None = None
 
     def lane(self, url: str) -> BlockingConnection | None:
         """The calling thread's blocking connection to `url` (made on first use), or None when only
@@ -184,6 +199,15 @@ class NatsConnections:
         if waiter.error is None:
             return waiter.result  # type: ignore[no-any-return]
         self._failure(waiter.error)
+
+    async def attempt(self, operation: Callable[[], Awaitable[T]], deadline: float, url: str = "",
+                      idempotent: bool = False) -> T:
+        """`run`'s work, awaited on the connections' own loop (`on_loop`): no hand-off."""
+        try:
+            async with asyncio.timeout(max(0.05, deadline - time.monotonic())):
+                return await self._attempts(operation, deadline, url, idempotent)
+        except Exception as exc:
+            self._failure(exc)
 
     def _start_submitted(self) -> None:
         """On the loop: starts every operation submitted since the last wake-up."""
@@ -326,6 +350,9 @@ class NatsConnections:
                 if not client.is_closed:
                     await client.close()
 
+        if self._thread is None:
+            self._close_on_serving_loop(close_all())
+            return
         # A server that is down leaves nothing to close cleanly.
         with contextlib.suppress(FutureTimeout, nats.errors.Error, OSError):
             asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(5)
@@ -333,6 +360,22 @@ class NatsConnections:
         self._thread.join(5)
         if not self._thread.is_alive():
             self._loop.close()
+
+    def _close_on_serving_loop(self, closing: Coroutine[Any, Any, None]) -> None:
+        """Closes the clients of a serving loop: there, from whichever thread asks, if it still runs."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            task = loop.create_task(closing)
+            self._closing = task  # keeps the task referenced until it ends
+        elif loop.is_running() and not loop.is_closed():
+            with contextlib.suppress(FutureTimeout, nats.errors.Error, OSError):
+                asyncio.run_coroutine_threadsafe(closing, loop).result(5)
+        else:
+            closing.close()
 
 
 def deadline() -> float:
@@ -494,7 +537,10 @@ def _stored(reply: Reply) -> None:
 
 
 class NatsBucket:
-    """One JetStream KV bucket: the functions of wasi:keyvalue/store, atomics and batch."""
+    """One JetStream KV bucket: the functions of wasi:keyvalue/store, atomics and batch.
+
+    On connections of a serving loop (`NatsConnections.on_loop`) each returns a coroutine of its
+    answer instead of the answer (see the module doc)."""
 
     def __init__(self, connections: NatsConnections, kv: KeyValue, url: str = "") -> None:
         self._nats = connections
@@ -507,70 +553,102 @@ class NatsBucket:
         api = kv._js._prefix
         self._get_subject = f"{api}.DIRECT.GET.{kv._stream}." if self._direct else f"{api}.STREAM.MSG.GET.{kv._stream}"
 
-    def _idempotent(self, operation: Callable[[], Awaitable[T]]) -> T:
-        return self._nats.run(operation, deadline(), self._url, idempotent=True)
+    def _do(self, operation: Callable[[], Awaitable[T]], idempotent: bool = True) -> Answer[T]:
+        """`operation` on the event loop within the request's deadline: its answer, or (serving
+        loop) the coroutine of it."""
+        if self._nats.on_loop:
+            return self._nats.attempt(operation, deadline(), self._url, idempotent)
+        return self._nats.run(operation, deadline(), self._url, idempotent)
 
     def _lane(self) -> BlockingConnection | None:
-        return self._nats.lane(self._url)
+        return None if self._nats.on_loop else self._nats.lane(self._url)
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> Answer[bytes | None]:
         lane = self._lane()
         if lane is None:
             kv = self._kv
-            return self._idempotent(lambda: _get(kv, key))
+            return self._do(lambda: _get(kv, key))
         subject = f"{self._key_prefix}{_checked(key)}"
         if self._direct:
             return _on_lane(lane, f"{self._get_subject}{subject}", b"", None, _entry_value)
         request = json.dumps({"last_by_subj": subject}).encode()
         return _on_lane(lane, self._get_subject, request, None, _stream_entry_value)
 
-    def set(self, key: str, value: bytes) -> None:
+    def set(self, key: str, value: bytes) -> Answer[None]:
         lane = self._lane()
         if lane is None:
             kv = self._kv
-            self._idempotent(lambda: kv.put(key, value))
-            return
-        _on_lane(lane, f"{self._key_prefix}{_checked(key)}", value, None, _stored)
 
-    def delete(self, key: str) -> None:
+            async def put() -> None:
+                await kv.put(key, value)
+
+            return self._do(put)
+        return _on_lane(lane, f"{self._key_prefix}{_checked(key)}", value, None, _stored)
+
+    def delete(self, key: str) -> Answer[None]:
         lane = self._lane()
         if lane is None:
             kv = self._kv
-            self._idempotent(lambda: kv.delete(key))
-            return
-        _on_lane(lane, f"{self._key_prefix}{_checked(key)}", b"", _DELETE_HEADERS, _stored)
 
-    def exists(self, key: str) -> bool:
-        return self.get(key) is not None
+            async def delete() -> None:
+                await kv.delete(key)
 
-    def list_keys(self, cursor: int) -> tuple[list[str], int | None]:
+            return self._do(delete)
+        return _on_lane(lane, f"{self._key_prefix}{_checked(key)}", b"", _DELETE_HEADERS, _stored)
+
+    def exists(self, key: str) -> Answer[bool]:
+        return then(self.get(key), _is_some)
+
+    def list_keys(self, cursor: int) -> Answer[tuple[list[str], int | None]]:
         kv = self._kv
-        keys = self._idempotent(lambda: _list_keys(kv))
-        following = cursor + PAGE
-        return keys[cursor:following], (following if following < len(keys) else None)
 
-    def increment(self, key: str, delta: int) -> int:
+        def page(keys: list[str]) -> tuple[list[str], int | None]:
+            following = cursor + PAGE
+            return keys[cursor:following], (following if following < len(keys) else None)
+
+        return then(self._do(lambda: _list_keys(kv)), page)
+
+    def increment(self, key: str, delta: int) -> Answer[int]:
         kv = self._kv
-        return self._nats.run(lambda: _increment(kv, key, delta), deadline(), self._url)
+        return self._do(lambda: _increment(kv, key, delta), idempotent=False)
 
-    def get_many(self, keys: list[str]) -> list[tuple[str, bytes] | None]:
+    def get_many(self, keys: list[str]) -> Answer[list[tuple[str, bytes] | None]]:
         async def get_all() -> list[bytes | None]:
             return list(await asyncio.gather(*(_get(self._kv, k) for k in keys)))
 
-        values = self._idempotent(get_all)
-        return [(k, v) if v is not None else None for k, v in zip(keys, values, strict=True)]
+        def pairs(values: list[bytes | None]) -> list[tuple[str, bytes] | None]:
+            return [(k, v) if v is not None else None for k, v in zip(keys, values, strict=True)]
 
-    def set_many(self, pairs: list[tuple[str, bytes]]) -> None:
+        return then(self._do(get_all), pairs)
+
+    def set_many(self, pairs: list[tuple[str, bytes]]) -> Answer[None]:
         async def put_all() -> None:
             await asyncio.gather(*(self._kv.put(k, v) for k, v in pairs))
 
-        self._idempotent(put_all)
+        return self._do(put_all)
 
-    def delete_many(self, keys: list[str]) -> None:
+    def delete_many(self, keys: list[str]) -> Answer[None]:
         async def delete_all() -> None:
             await asyncio.gather(*(self._kv.delete(k) for k in keys))
 
-        self._idempotent(delete_all)
+        return self._do(delete_all)
 
     def close(self) -> None:
         """A guest dropped its handle; the bucket stays."""
+
+
+def _is_some(value: bytes | None) -> bool:
+    return value is not None
+
+
+U = TypeVar("U")
+
+
+def then(answer: Answer[T], step: Callable[[T], U]) -> Answer[U]:
+    """`step` applied to an answer, now or (a coroutine's) once it is there."""
+    if isinstance(answer, Coroutine):
+        async def later() -> U:
+            return step(await answer)
+
+        return later()
+    return step(answer)

@@ -13,24 +13,31 @@ Which backend `open(identifier)` uses (upstream's rules):
   Redis prefix `<prefix><identifier>:`);
 - no entry matches: error::access-denied.
 
+A guest whose entries all keep their data in NATS or in memory is suspended while a NATS operation
+runs, on its serving loop (`suspends_with`, runtime.suspension); with Redis or a filesystem entry
+it runs on a wasm thread and the operations block it there.
+
 In-memory buckets belong to the workload (per host process: `--workers` processes each hold their
 own) and disappear when it stops. Failures of the store come back as error::other with the cause.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from nats.js.kv import KeyValue
+
 from wasmfleet.host.plugin_api import store_state
 from wasmfleet.host.plugin_api.host_plugins import ConfigKey, HostContext, HostPlugin, WorkloadContext
-from wasmfleet.host.plugin_api.interfaces import Interface, err, ok
+from wasmfleet.host.plugin_api.interfaces import Interface, Later, err, ok
 from wasmfleet.host.plugins import keyvalue_filesystem
 from wasmfleet.host.plugins.keyvalue_errors import KeyValueFailure
 from wasmfleet.host.plugins.keyvalue_memory import MemoryBuckets
-from wasmfleet.host.plugins.keyvalue_nats import NatsBucket, NatsConnections, deadline
+from wasmfleet.host.plugins.keyvalue_nats import Answer, NatsBucket, NatsConnections, deadline
 from wasmfleet.host.plugins.keyvalue_redis import RedisBucket, RedisPools
 
 BACKENDS = ("in-memory", "nats", "redis", "filesystem")
@@ -45,15 +52,17 @@ ALLOWED = {
 
 
 class Bucket(Protocol):
-    def get(self, key: str) -> bytes | None: ...
-    def set(self, key: str, value: bytes) -> None: ...
-    def delete(self, key: str) -> None: ...
-    def exists(self, key: str) -> bool: ...
-    def list_keys(self, cursor: int) -> tuple[list[str], int | None]: ...
-    def increment(self, key: str, delta: int) -> int: ...
-    def get_many(self, keys: list[str]) -> list[tuple[str, bytes] | None]: ...
-    def set_many(self, pairs: list[tuple[str, bytes]]) -> None: ...
-    def delete_many(self, keys: list[str]) -> None: ...
+    """A bucket's operations; NATS buckets of a suspended guest answer with coroutines (`Answer`)."""
+
+    def get(self, key: str) -> Answer[bytes | None]: ...
+    def set(self, key: str, value: bytes) -> Answer[None]: ...
+    def delete(self, key: str) -> Answer[None]: ...
+    def exists(self, key: str) -> Answer[bool]: ...
+    def list_keys(self, cursor: int) -> Answer[tuple[list[str], int | None]]: ...
+    def increment(self, key: str, delta: int) -> Answer[int]: ...
+    def get_many(self, keys: list[str]) -> Answer[list[tuple[str, bytes] | None]]: ...
+    def set_many(self, pairs: list[tuple[str, bytes]]) -> Answer[None]: ...
+    def delete_many(self, keys: list[str]) -> Answer[None]: ...
     def close(self) -> None: ...
 
 
@@ -62,16 +71,29 @@ def _error(exc: KeyValueFailure) -> tuple[str, Any]:
     return err((exc.case, str(exc)) if exc.case == "other" else (exc.case, None))
 
 
-def _call(fn: Callable[..., Any]) -> Callable[..., tuple[str, Any]]:
-    """Wraps a bucket operation: its value as ok, a KeyValueFailure as the WIT error."""
+def _call(fn: Callable[..., Any]) -> Callable[..., tuple[str, Any] | Later]:
+    """Wraps a bucket operation: its value as ok, a KeyValueFailure as the WIT error; a coroutine
+    (a suspended guest's NATS operation) as a Later of the same."""
 
-    def call(*args: Any) -> tuple[str, Any]:
+    def call(*args: Any) -> tuple[str, Any] | Later:
         try:
-            return ok(fn(*args))
+            value = fn(*args)
         except KeyValueFailure as exc:
             return _error(exc)
+        if isinstance(value, Coroutine):
+            loop = store_state.state().loop
+            assert loop is not None  # only NATS buckets of a suspended guest answer so
+            return Later(loop.create_task(_settled(value)))
+        return ok(value)
 
     return call
+
+
+async def _settled(operation: Coroutine[Any, Any, Any]) -> tuple[str, Any]:
+    try:
+        return ok(await operation)
+    except KeyValueFailure as exc:
+        return _error(exc)
 
 
 def _may_wait(configs: Sequence[Mapping[str, str]]) -> bool:
@@ -80,6 +102,16 @@ def _may_wait(configs: Sequence[Mapping[str, str]]) -> bool:
     a guest runs on a wasm thread, never inline on the worker's event loop (which would stall every
     other request there)."""
     return not configs or any(config.get("backend") != "in-memory" for config in configs)
+
+
+def _may_suspend(configs: Sequence[Mapping[str, str]]) -> bool:
+    """Whether every entry keeps its data in NATS or in memory (an entry without `backend`: the
+    host's default, one of those two): a guest can then be suspended instead of blocked."""
+    return all(config.get("backend", "nats") in ("nats", "in-memory") for config in configs)
+
+
+async def _bucket_of(connections: NatsConnections, opening: Coroutine[Any, Any, KeyValue], url: str) -> NatsBucket:
+    return NatsBucket(connections, await opening, url)
 
 
 class KeyValuePlugin(HostPlugin):
@@ -96,6 +128,8 @@ class KeyValuePlugin(HostPlugin):
     def __init__(self) -> None:
         self._host = HostContext()
         self._nats: NatsConnections | None = None
+        self._nats_of_loop: dict[asyncio.AbstractEventLoop, NatsConnections] = {}
+        """Connections of the serving loops whose guests run suspended."""
         self._redis = RedisPools()
         self._lock = threading.Lock()
         self._memory: dict[str, MemoryBuckets] = {}
@@ -121,8 +155,11 @@ class KeyValuePlugin(HostPlugin):
     def stop_host(self) -> None:
         with self._lock:
             connections, self._nats = self._nats, None
-        if connections is not None:
-            connections.close()
+            of_loops = list(self._nats_of_loop.values())
+            self._nats_of_loop.clear()
+        for each in [connections, *of_loops]:
+            if each is not None:
+                each.close()
         self._redis.close()
 
     def start_workload(self, workload: WorkloadContext) -> None:
@@ -136,15 +173,21 @@ class KeyValuePlugin(HostPlugin):
         with self._lock:
             return self._memory.setdefault(workload_id, MemoryBuckets())
 
-    def _connections(self) -> NatsConnections:
+    def _connections(self, loop: asyncio.AbstractEventLoop | None = None) -> NatsConnections:
+        """The host process's connections, or those of the serving `loop` a suspended guest runs on."""
         with self._lock:
+            if loop is not None:
+                connections = self._nats_of_loop.get(loop)
+                if connections is None:
+                    connections = self._nats_of_loop[loop] = NatsConnections(self._host, loop)
+                return connections
             if self._nats is None:
                 self._nats = NatsConnections(self._host)
             return self._nats
 
     # ---- store.open ---------------------------------------------------------------------------
 
-    def _open(self, identifier: str) -> Bucket:
+    def _open(self, identifier: str) -> Answer[Bucket]:
         state = store_state.state()
         entries = [g for g in state.grants if (g.namespace, g.package) == ("wasi", "keyvalue")]
         named = next((g for g in entries if g.name == identifier), None)
@@ -166,17 +209,23 @@ class KeyValuePlugin(HostPlugin):
         return {"backend": "nats"} if self._host.nats_url else {"backend": "in-memory"}
 
     def _bucket(self, backend: str, config: Mapping[str, str], name: str, workload_id: str,
-                create: bool) -> Bucket:
+                create: bool) -> Answer[Bucket]:
         if backend == "nats":
             url = config.get("url") or self._host.nats_url
             if not url:
                 raise KeyValueFailure("other", "backend nats needs config.url on a host without NATS")
             bucket = name if create else config.get("bucket") or name
-            connections = self._connections()
+            connections = self._connections(store_state.state().loop)
+            known = connections.known(url, bucket)
+            if known is not None:
+                return NatsBucket(connections, known, url)
             # Opening is idempotent (a lookup; a creation that finds the bucket made meanwhile uses it).
-            kv = connections.known(url, bucket) or connections.run(
-                lambda: connections.open(url, bucket, create), deadline(), url, idempotent=True)
-            return NatsBucket(connections, kv, url)
+            def opening() -> Coroutine[Any, Any, KeyValue]:
+                return connections.open(url, bucket, create)
+
+            if connections.on_loop:
+                return _bucket_of(connections, connections.attempt(opening, deadline(), url, idempotent=True), url)
+            return NatsBucket(connections, connections.run(opening, deadline(), url, idempotent=True), url)
         if backend == "redis":
             url = config.get("url", "")
             prefix = config.get("prefix", "") + ("" if not create else f"{name}:")
@@ -193,7 +242,7 @@ class KeyValuePlugin(HostPlugin):
     # ---- interfaces ---------------------------------------------------------------------------
 
     def interfaces(self) -> tuple[Interface, ...]:
-        def list_keys(bucket: Bucket, cursor: int | None) -> tuple[list[str], int | None]:
+        def list_keys(bucket: Bucket, cursor: int | None) -> Answer[tuple[list[str], int | None]]:
             return bucket.list_keys(cursor or 0)
 
         return (
@@ -209,9 +258,10 @@ class KeyValuePlugin(HostPlugin):
                 },
                 ("bucket",),
                 blocking_with=_may_wait,
+                suspends_with=_may_suspend,
             ),
             Interface("wasi:keyvalue/atomics", {"increment": _call(lambda b, k, d: b.increment(k, d))},
-                      blocking_with=_may_wait),
+                      blocking_with=_may_wait, suspends_with=_may_suspend),
             Interface(
                 "wasi:keyvalue/batch",
                 {
@@ -220,5 +270,6 @@ class KeyValuePlugin(HostPlugin):
                     "delete-many": _call(lambda b, keys: b.delete_many(list(keys))),
                 },
                 blocking_with=_may_wait,
+                suspends_with=_may_suspend,
             ),
         )

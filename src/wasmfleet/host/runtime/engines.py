@@ -50,6 +50,9 @@ _WINCH_SUFFIX = ".winch.cwasm"
 _COMPONENT_MAGIC = b"\0asm\x0d\x00\x01\x00"
 _MODULE_MAGIC = b"\0asm\x01\x00\x00\x00"
 
+ASYNC_STACK_RESIDENT = 128 << 10
+"""Bytes of each pooled fiber stack kept resident between uses (see `_enable_pooling`)."""
+
 _engines: dict[Tier, wasmtime.Engine] = {}
 _background: wasmtime.Engine | None = None
 """Cranelift without parallel compilation, for `tiering`'s compiles on one niced thread; its
@@ -164,6 +167,9 @@ def _enable_pooling(config: wasmtime.Config) -> None:
     b._wasmtime_pooling_allocation_config_table_elements_set(pool, 200_000)
     b._wasmtime_pooling_allocation_config_max_memory_size_set(pool, 4 << 30)
     b._wasmtime_pooling_allocation_config_max_unused_warm_slots_set(pool, 100)
+    # The fiber stack of a suspended call (runtime.suspension) is taken for every request: keep
+    # its first pages resident when it goes back to the pool, or each request faults them in again.
+    b._wasmtime_pooling_allocation_config_async_stack_keep_resident_set(pool, ASYNC_STACK_RESIDENT)
     b._wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
     b._wasmtime_pooling_allocation_config_delete(pool)
 

@@ -7,11 +7,17 @@ the type is read once (at link time) and compiled either into a program for the 
 remembered per thread so the caller can report the real cause (wasmtime-py keeps it in a module
 global, not thread-safe). Arguments are owned by wasmtime (it frees them after the callback
 returns): never free them here. Entries are released by wasmtime's finalizer (`_finalize`).
+
+Functions of interfaces that suspend (`Interface.suspends_with`) are linked as wasmtime async
+host functions (`add_func(..., suspending=True)`, Python entry only): one that answers with a
+`Later` suspends the guest's fiber, and wasmtime asks `_continue` on each poll of the call
+(`runtime.suspension`) whether the answer is there; the result is lowered then.
 """
 
 from __future__ import annotations
 
 import ctypes
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +26,8 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.plugin_api import handle_tables
+from wasmfleet.host.plugin_api import handle_tables, store_state
+from wasmfleet.host.plugin_api.interfaces import Later
 from wasmfleet.host.runtime import codec, fasthost
 
 HostFunc = Callable[..., Any]
@@ -40,8 +47,11 @@ class _Entry:
         self.call: Callable[[int, int], Any] | None = None
         self.lower: codec.Lower | None = None
 
-    def compile(self, ty_ptr: Any) -> None:
-        self.compile_type(cm.FuncType._from_ptr(ty_ptr, owner=self))  # borrowed: never deleted here
+    def compiled(self, ty: int) -> Callable[[int, int], Any]:
+        """The call, compiled from the function type at address `ty` (on a first call)."""
+        self.compile_type(cm.FuncType._from_ptr(ctypes.cast(ty, _FuncTypePtr), owner=self))  # borrowed
+        assert self.call is not None
+        return self.call
 
     def compile_type(self, fty: cm.FuncType) -> None:
         params = [t for _, t in fty.params]
@@ -113,12 +123,7 @@ def _trampoline(data: int, ctx: int, ty: int, args: int, nargs: int, results: in
     entry = _ENTRIES[data]
     assert entry is not None
     try:
-        call = entry.call
-        if call is None:
-            entry.compile(ctypes.cast(ty, _FuncTypePtr))
-            call = entry.call
-            assert call is not None
-        result = call(ctx, args)
+        result = (entry.call or entry.compiled(ty))(ctx, args)
         lower = entry.lower
         if lower is not None:
             lower(ctx, result, _VAL.from_address(results))
@@ -127,12 +132,99 @@ def _trampoline(data: int, ctx: int, ty: int, args: int, nargs: int, results: in
         return _fail(exc)
 
 
+# wasmtime_component_func_async_callback_t, with plain addresses as above; the last two are where
+# an error may be stored (a wasmtime_error_t*) and the wasmtime_async_continuation_t to fill in.
+_ASYNC_CALLBACK = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.POINTER(ffi.wasmtime_async_continuation_t),
+)
+_CONTINUATION = ffi.wasmtime_func_async_continuation_callback_t
+_CONTINUATION_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+class _Waiting:
+    """A host call that answered with a `Later`: what `_continue` needs to lower its answer."""
+
+    __slots__ = ("ctx", "future", "lower", "results")
+
+    def __init__(self, future: Any, lower: codec.Lower | None, ctx: int, results: int) -> None:
+        self.future = future
+        self.lower = lower
+        self.ctx = ctx
+        self.results = results
+
+
+_WAITING: dict[int, _Waiting] = {}
+"""Host calls waiting on a Later, by a key of their own (the continuation's env). Touched inside a
+poll of the suspended call (on its event loop) or when wasmtime drops it."""
+_keys = itertools.count(1)
+
+
+@_ASYNC_CALLBACK  # type: ignore[untyped-decorator]
+def _async_trampoline(data: int, ctx: int, ty: int, args: int, nargs: int, results: int, nresults: int,
+                      err_ret: int, continuation: Any) -> None:
+    entry = _ENTRIES[data]
+    assert entry is not None
+    cont = continuation.contents
+    try:
+        result = (entry.call or entry.compiled(ty))(ctx, args)
+        if isinstance(result, Later):
+            state = store_state.state()
+            state.waiting = result.future
+            if state.before_wait is not None:
+                state.before_wait()  # what the guest wrote goes out while it waits
+            key = next(_keys)
+            # The results array is wasmtime's, alive until the continuation says it is done.
+            _WAITING[key] = _Waiting(result.future, entry.lower, ctx, results)
+            cont.callback, cont.env, cont.finalizer = _CONTINUE, key, _FORGET
+            return
+        if entry.lower is not None:
+            entry.lower(ctx, result, _VAL.from_address(results))
+        cont.callback = _READY
+    except BaseException as exc:  # every failure must become a trap, never unwind into C
+        ctypes.c_void_p.from_address(err_ret).value = _fail(exc)
+        cont.callback = _READY
+
+
+@_CONTINUATION  # type: ignore[untyped-decorator]
+def _ready(env: int | None) -> bool:
+    return True
+
+
+@_CONTINUATION  # type: ignore[untyped-decorator]
+def _continue(env: int | None) -> bool:
+    waiting = _WAITING[env or 0]
+    if not waiting.future.done():
+        return False
+    try:
+        value = waiting.future.result()
+        if waiting.lower is not None:
+            waiting.lower(waiting.ctx, value, _VAL.from_address(waiting.results))
+    except BaseException as exc:
+        # A continuation cannot fail: the results stay unset, which wasmtime refuses as a type
+        # mismatch, so the guest traps, and `last_exception` gives the cause.
+        _local.exc = exc
+    return True
+
+
+@_CONTINUATION_FINALIZER  # type: ignore[untyped-decorator]
+def _forget(env: int | None) -> None:
+    _WAITING.pop(env or 0, None)
+
+
+_READY = ctypes.cast(_ready, _CONTINUATION)
+_CONTINUE = ctypes.cast(_continue, _CONTINUATION)
+_FORGET = ctypes.cast(_forget, _CONTINUATION_FINALIZER)
+
 # Callback and finalizer as plain addresses: the same prototype serves the C entry and the
 # Python trampoline.
 _add_func = ffi.dll._FuncPtr(("wasmtime_component_linker_instance_add_func", ffi.dll))
 _add_func.restype = ctypes.c_void_p
 _add_func.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p,
                       ctypes.c_void_p]
+_add_func_async = ffi.dll._FuncPtr(("wasmtime_component_linker_instance_add_func_async", ffi.dll))
+_add_func_async.restype = ctypes.c_void_p
+_add_func_async.argtypes = _add_func.argtypes
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
@@ -164,6 +256,7 @@ fasthost.setup(_fail)
 if fasthost.MODULE is not None:
     handle_tables.mirror_current_table(fasthost.MODULE.set_table)
 _TRAMPOLINE: int = ctypes.cast(_trampoline, ctypes.c_void_p).value or 0
+_ASYNC_TRAMPOLINE: int = ctypes.cast(_async_trampoline, ctypes.c_void_p).value or 0
 _FINALIZE: int = ctypes.cast(_finalize, ctypes.c_void_p).value or 0
 
 
@@ -238,13 +331,16 @@ def uses_c_entry(fast_host_calls: bool) -> bool:
 
 
 def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: handle_tables.TypeIds,
-             fty: cm.FuncType | None = None, latin1: bool = False, fast: bool = True) -> None:
+             fty: cm.FuncType | None = None, latin1: bool = False, fast: bool = True,
+             suspending: bool = False) -> None:
     """Links `fn` as `name`. With the import's type `fty`, its codecs are compiled now (at link
     time) rather than on the first call, keeping that work off the first request, and the call
     goes through the C entry (`_fasthost.c`) when it is built. `latin1`: the function's strings
     are byte lists retyped by `byte_lists` (fn sees and returns bytes). `fast` False keeps the
-    function on the Python trampoline (EngineSettings.fast_host_calls)."""
-    index = _register_fast(fn, fty, type_ids, latin1) if fty is not None and fast else None
+    function on the Python trampoline (EngineSettings.fast_host_calls). `suspending`: linked as an
+    async host function that may answer with a `Later` (see the module doc); its component must
+    be instantiated and called with wasmtime's async API (`runtime.suspension`)."""
+    index = _register_fast(fn, fty, type_ids, latin1) if fty is not None and fast and not suspending else None
     if index is not None:
         _link(instance, name, fasthost.trampoline_address(), index, fasthost.finalizer_address())
         return
@@ -258,7 +354,10 @@ def add_func(instance: cm.LinkerInstance, name: str, fn: HostFunc, type_ids: han
         else:
             _ENTRIES.append(entry)
             idx = len(_ENTRIES) - 1
-    _link(instance, name, _TRAMPOLINE, idx, _FINALIZE)
+    if suspending:
+        _link(instance, name, _ASYNC_TRAMPOLINE, idx, _FINALIZE, _add_func_async)
+    else:
+        _link(instance, name, _TRAMPOLINE, idx, _FINALIZE)
 
 
 def link_raw(instance: cm.LinkerInstance, name: str, callback: int, data: int, finalizer: int) -> None:
@@ -267,9 +366,10 @@ def link_raw(instance: cm.LinkerInstance, name: str, callback: int, data: int, f
     _link(instance, name, callback, data, finalizer)
 
 
-def _link(instance: cm.LinkerInstance, name: str, callback: int, data: int, finalizer: int) -> None:
+def _link(instance: cm.LinkerInstance, name: str, callback: int, data: int, finalizer: int,
+          add: Any = _add_func) -> None:
     encoded = name.encode()
-    err = _add_func(ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded), callback, data, finalizer)
+    err = add(ctypes.cast(instance.ptr(), ctypes.c_void_p), encoded, len(encoded), callback, data, finalizer)
     if err:
         raise WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
 

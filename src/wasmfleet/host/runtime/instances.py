@@ -5,7 +5,10 @@ kept warm and reused (retired after max_invocations calls, or at once after a tr
 gets an epoch deadline (-> `GuestTrap(deadline=True)`, answered 504) and each store a memory
 limit (growth beyond it fails inside the guest, which then traps -> 500).
 
-Calls run on the worker's wasm thread, never on the event loop.
+Calls run on the worker's wasm thread, or inline on its event loop when the guest cannot wait on
+anything slow. A guest whose slow imports can all suspend (`linking.Plan.suspending`) is called on
+the loop through `runtime.suspension` (`LoadedComponent.start`): it is suspended while a host
+call waits, and `invoke` is not used for it.
 
 A component whose spec lists `peers` (the other components of its workload) is loaded with every
 component it reaches through its imports (`linking.resolve_workload`): each is a
@@ -17,6 +20,7 @@ pool_size asks). The entry's pool_size pools the entry's instances only.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import dataclasses
 import math
@@ -32,7 +36,7 @@ from wasmtime import _ffi as ffi
 
 from wasmfleet.bus.messages import ComponentRole
 from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
-from wasmfleet.host.runtime import cpu_quota, crossing, engines, hostfuncs, linking, plugin_registry
+from wasmfleet.host.runtime import cpu_quota, crossing, engines, hostfuncs, linking, plugin_registry, suspension
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
 from wasmfleet.host.wasi import filesystem, http, io
@@ -70,6 +74,13 @@ def _address(obj: Any) -> int:
 
 def _error(err: int) -> wasmtime.WasmtimeError:
     return wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, _ErrPtr))
+
+
+def _free_handles(args: Any) -> None:
+    """Frees the handle boxes of a call's arguments: a call copies them, the caller still owns them."""
+    for arg in args:
+        if arg.kind == handle_tables.K_RESOURCE:
+            _val_delete(_addressof(arg))
 
 
 def prepare_file(spec: ComponentSpec, settings: RuntimeSettings) -> Path:
@@ -230,7 +241,10 @@ class LoadedComponent:
         crossings: dict[str, dict[str, int]] = {}
         if spec.peers:
             crossings = self._link_peers(known)
-        self.plan = linking.plan(self.component, spec, known, crossings)
+        # Suspended calls run on the loop: not with linked components (their calls are made from
+        # inside a host call, synchronously) nor under a CPU quota (which sleeps out the period).
+        suspend = not spec.peers and spec.cpu_limit_millicores <= 0
+        self.plan = linking.plan(self.component, spec, known, crossings, suspend=suspend)
         if self.plan.handler_export is None:
             raise ComponentError(spec.wasm_path, "does not export wasi:http/incoming-handler")
         self.linker, self.type_ids = linking.build_linker(
@@ -263,6 +277,9 @@ class LoadedComponent:
         self.may_block = self.plan.may_block or any(m.may_block for m in self.members)
         """True when the guest or a component it calls may wait on something slow (outgoing HTTP,
         wasi:blobstore, wasmcloud:messaging's request: `linking.Plan.may_block`): never run it inline."""
+        self.suspends = bool(self.plan.suspending)
+        """Its slow imports all suspend instead (wasi:keyvalue on NATS): call it with `start`, on
+        the loop."""
         self.idle: list[WarmInstance] = []
         self.pool_lock = threading.Lock()
         self.closed = False
@@ -363,11 +380,18 @@ class LoadedComponent:
             crossing.register(ctx, inst.linked)
         _set_epoch_deadline(ctx, self.epoch_ticks)
         instance = ffi.wasmtime_component_instance_t()
-        previous = handle_tables.swap(table)
-        try:
-            err = _instantiate(self._linker_addr, ctx, self._component_addr, _byref(instance))
-        finally:
-            handle_tables.swap(previous)
+        if self.plan.suspending:  # its linker has async functions: wasmtime refuses the sync API
+            try:
+                err = suspension.instantiate(self._linker_addr, ctx, self._component_addr, instance, table)
+            except suspension.NotSuspendable as exc:
+                inst.close()
+                raise GuestTrap(f"instantiation failed: {exc}") from None
+        else:
+            previous = handle_tables.swap(table)
+            try:
+                err = _instantiate(self._linker_addr, ctx, self._component_addr, _byref(instance))
+            finally:
+                handle_tables.swap(previous)
         if err:
             inst.close()
             raise GuestTrap(f"instantiation failed: {linking.describe_error(_error(err))}")
@@ -432,12 +456,53 @@ class LoadedComponent:
             healthy = True
             return outparam
         finally:
-            # func_call copies its arguments: the caller still owns the two handle boxes.
-            for arg in args:
-                if arg.kind == handle_tables.K_RESOURCE:
-                    _val_delete(_addressof(arg))
+            _free_handles(args)
             handle_tables.swap(previous)
             self._release(inst, healthy)
+
+    def start(self, request: http.IncomingRequest, sink: http.ResponseSink, loop: asyncio.AbstractEventLoop,
+              finish: Callable[[http.ResponseOutparam | None, GuestTrap | None], None]) -> None:
+        """Runs the handler for one request on `loop` (the calling thread's), suspended while its
+        host calls wait (`suspends` components); `finish(outparam, trap)` is called on the loop
+        when it ends (maybe before this returns)."""
+        self._count("requests")
+        try:
+            inst = self._acquire()
+        except GuestTrap as exc:
+            finish(None, exc)
+            return
+        outparam = http.ResponseOutparam(sink)
+        state: store_state.WasiContext = inst.table.state
+        state.deadline = time.monotonic() + self.timeout_s
+        state.before_wait = getattr(sink, "before_wait", None)
+        ctx = inst.ctx
+        _set_epoch_deadline(ctx, self.epoch_ticks)
+        args = _Args2()
+
+        def ended(error: int) -> None:
+            _free_handles(args)
+            self._release(inst, healthy=not error)
+            if not error:
+                finish(outparam, None)
+            elif call.timed_out:
+                hostfuncs.last_exception()  # the cancellation: the deadline is the cause
+                self._count("timeouts")
+                finish(None, GuestTrap(f"request exceeded its {self.timeout_s:g}s deadline", deadline=True))
+            else:
+                finish(None, self._trap(_error(error)))
+
+        call = suspension.SuspendedCall(loop, inst.table, ended)
+        previous = handle_tables.swap(inst.table)
+        try:
+            self.lower_request(ctx, request, args[0])
+            self.lower_outparam(ctx, outparam, args[1])
+        except BaseException:
+            _free_handles(args)
+            self._release(inst, healthy=False)
+            raise
+        finally:
+            handle_tables.swap(previous)
+        call.start(_byref(inst.func), ctx, args, 2)
 
     def _count(self, counter: str) -> None:
         """Counts under the lock: calls of a blocking component run on several threads at once."""

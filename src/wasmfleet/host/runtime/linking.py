@@ -97,19 +97,26 @@ class Plan:
     """A granted import may wait on something slow (an interface declared `blocking`, such as
     outgoing HTTP, or a function listed in its `blocking_functions`): never run it inline on an
     event loop."""
+    suspending: frozenset[str] = frozenset()
+    """Imports whose functions are linked to suspend the guest rather than block (planned with
+    `suspend`, for interfaces whose `suspends_with` holds): the component is instantiated and
+    called through `runtime.suspension`, on an event loop. They do not count in `may_block`."""
 
 
 def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, Interface],
-         linked: Collection[str] = ()) -> Plan:
+         linked: Collection[str] = (), suspend: bool = False) -> Plan:
     """Checks a component's imports and exports; raises ComponentError naming the first problem.
 
     `linked`: import names another component of the workload satisfies (see `resolve_workload`);
-    they are not looked up among the host's interfaces."""
+    they are not looked up among the host's interfaces. `suspend`: the caller can run the
+    component suspended on an event loop; a slow import that can suspend then goes into
+    `Plan.suspending` instead of making it `may_block`."""
     eng = engines.engine_of(component)
     ctype = component.type
     imports: list[tuple[str, ImportName, bool]] = []
     linked_names: list[str] = []
     may_block = False
+    suspending: set[str] = set()
     for full, ext in ctype.imports(eng).items():
         if full in linked:
             linked_names.append(full)
@@ -131,17 +138,25 @@ def plan(component: cm.Component, spec: ComponentSpec, known: dict[str, Interfac
         granted = is_granted(spec, parsed)
         imports.append((full, parsed, granted))
         if granted and _may_block(provided, spec, parsed, item, eng):
-            may_block = True
+            if suspend and provided.suspends_with is not None and provided.suspends_with(_configs(spec, parsed)):
+                suspending.add(full)
+            else:
+                may_block = True
     handler = next((n for n in ctype.exports(eng) if n.startswith(INCOMING_HANDLER + "@")), None)
-    return Plan(imports, handler, linked_names, may_block)
+    # A component that may block runs on a thread anyway, where its suspending imports block too.
+    return Plan(imports, handler, linked_names, may_block, frozenset() if may_block else frozenset(suspending))
+
+
+def _configs(spec: ComponentSpec, name: ImportName) -> list[Mapping[str, str]]:
+    """The config of each of the component's grants that cover the import `name`."""
+    return [g.config for g in spec.grants if g.covers(name.namespace, name.package, name.interface)]
 
 
 def _may_block(provided: Interface, spec: ComponentSpec, name: ImportName, item: cm.ComponentInstanceType,
                eng: wasmtime.Engine) -> bool:
     """Whether a granted import may wait on something slow (`Interface.blocking` and its kin)."""
     if provided.blocking_with is not None:
-        return provided.blocking_with([g.config for g in spec.grants
-                                       if g.covers(name.namespace, name.package, name.interface)])
+        return provided.blocking_with(_configs(spec, name))
     if provided.blocking:
         return True
     # The import's own functions are read only when they matter (it costs a walk of its type).
@@ -190,7 +205,7 @@ def build_linker(
                                 NotImplementedByHost, f"{full}#{name}: not implemented by this host"
                             )
                         hostfuncs.add_func(li, name, fn, type_ids, item, latin1=_is_streams(parsed),
-                                          fast=fast_host_calls)
+                                           fast=fast_host_calls, suspending=full in the_plan.suspending)
         for full in the_plan.linked:
             slots = (crossings or {}).get(full)
             if slots is None:

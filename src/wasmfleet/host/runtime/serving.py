@@ -318,8 +318,10 @@ class ServingCore:
     def stats(self) -> dict[str, Any]:
         per: dict[str, Any] = {}
         for wid, route in self.routes.by_workload.items():
-            s = route.component.stats
-            per[wid] = {"hostnames": list(route.hostnames), "requests": s.requests, "traps": s.traps,
+            component = route.component
+            s = component.stats
+            runs = "suspended" if component.suspends else "thread" if component.may_block else "inline"
+            per[wid] = {"hostnames": list(route.hostnames), "runs": runs, "requests": s.requests, "traps": s.traps,
                         "timeouts": s.timeouts, "instantiations": s.instantiations,
                         "warm": len(route.component.idle),
                         "throttled_seconds": round(route.component.throttling.seconds, 3)}
@@ -347,16 +349,18 @@ class ServingCore:
         loop = self.loop
         assert loop is not None
         if not component.may_block:
-            # The guest cannot wait on anything slow (no outgoing HTTP): once the whole request is
-            # here, run it right on the loop, saving the thread hand-overs (two per request, and
-            # one per body chunk). A body of bounded size is waited for first.
+            # The guest cannot wait on anything slow (no outgoing HTTP), or is suspended when it
+            # does (`instances.LoadedComponent.suspends`): once the whole request is here, run it
+            # right on the loop, saving the thread hand-overs (two per request, and one per body
+            # chunk). A body of bounded size is waited for first.
+            run = self._run_suspended if component.suspends else self._run_inline
             if request.body.eof:
-                self._run(loop, component, conn, request, inline=True)
+                run(loop, component, conn, request)
                 return
 
             def body_arrived(complete: bool) -> None:
                 if complete:
-                    self._run(loop, component, conn, request, inline=True)
+                    run(loop, component, conn, request)
                 else:  # the client went away before sending its body: nothing to run
                     self._finished()
 
@@ -417,6 +421,25 @@ class ServingCore:
             self._done(conn, sink, outparam, error, component)
         else:
             loop.call_soon_threadsafe(self._done, conn, sink, outparam, error, component)
+
+    def _run_inline(self, loop: asyncio.AbstractEventLoop, component: instances.LoadedComponent,
+                    conn: http1.Connection, request: http1.Request) -> None:
+        self._run(loop, component, conn, request, inline=True)
+
+    def _run_suspended(self, loop: asyncio.AbstractEventLoop, component: instances.LoadedComponent,
+                       conn: http1.Connection, request: http1.Request) -> None:
+        sink = ThreadSink(loop, conn, inline=True)
+        wreq = http.IncomingRequest(request.method, request.target, request.authority, request.headers,
+                                    io.ChannelInput(request.body))
+
+        def finish(outparam: http.ResponseOutparam | None, error: GuestTrap | None) -> None:
+            self._done(conn, sink, outparam, error, component)
+
+        try:
+            component.start(wreq, sink, loop, finish)
+        except Exception as exc:
+            log.exception("host error while serving %s", component.spec.workload_id)
+            finish(None, GuestTrap(f"host error: {type(exc).__name__}: {exc}"))
 
     def _finished(self) -> None:
         self.inflight -= 1
