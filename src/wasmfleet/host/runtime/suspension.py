@@ -120,4 +120,12 @@ class SuspendedCall:
             _delete(future)
         self.state.loop = None
         self._args = None
-        self.finish(self._err.value or 0)
+        # Drops the caller's callback before calling it: it usually refers back to this call, and
+        # a cycle per request would be left to the cyclic collector, whose full passes over a
+        # worker's heap showed as 40-50 ms stalls at the 99th percentile.
+        finish, self.finish = self.finish, _finished
+        finish(self._err.value or 0)
+
+
+def _finished(error: int) -> None:
+    raise AssertionError("a suspended call ended twice")
