@@ -20,8 +20,10 @@ future, which showed up as a large part of a request's time (bench/keyvalue_benc
 
 Suspended guests: a guest that runs on a serving event loop (`store_state.WasiContext.loop`, see
 runtime.suspension) gets a `NatsConnections` of that loop, and each operation is a coroutine
-there (`NatsBucket` returns it; the plugin answers the guest with a `Later`): no thread, no
-hand-off, no lane.
+there (`NatsBucket` returns it; the plugin answers the guest with a `Later`): no thread and no
+hand-off. Its get, set, delete and exists take that loop's lane (plugins.nats_loop_lane: many
+requests in flight on one connection), with the same retry rules as the blocking lane; the rest
+take nats-py on the loop, and so does a TLS or WebSocket URL or a creds-file login.
 
 Failover: operations that are idempotent (get, exists, list-keys, set and delete by key, their
 batch forms) are retried within the request's deadline when the attempt's outcome is unknown: the
@@ -65,6 +67,7 @@ from wasmfleet.host.plugins.nats_blocking import (
     decode_headers,
 )
 from wasmfleet.host.plugins.nats_blocking import supports as lane_supports
+from wasmfleet.host.plugins.nats_loop_lane import LoopLane
 
 PAGE = 1000
 """Keys per list-keys page (as upstream's NATS backend)."""
@@ -149,6 +152,8 @@ class NatsConnections:
         self._lanes = threading.local()
         """Per thread: URL -> its BlockingConnection, or None when it needs nats-py (see `lane`)."""
         self._every_lane: list[BlockingConnection] = []
+        self._loop_lanes: dict[str, LoopLane | None] = {}
+        """URL -> the serving loop's lane (`on_loop` only), or None when only nats-py reaches it."""
         self._lane_servers: dict[str, list[str]] = {}
         self._closed = False
         self._closing: asyncio.Task[None] | None = None
@@ -168,12 +173,28 @@ class NatsConnections:
             # One list per URL for every thread's lane: a server the cluster advertised to one of
             # them (after the one named in the URL died, say) is known to all.
             servers = self._lane_servers.setdefault(url, given)
-            name = " ".join(part for part in ("wasmfleet-host", self._host.host_id, "keyvalue") if part)
-            lane = BlockingConnection(servers, kwargs, name=name)
+            lane = BlockingConnection(servers, kwargs, name=self._lane_name())
             with self._submit_lock:
                 self._every_lane.append(lane)
         by_url[url] = lane
         return lane
+
+    def loop_lane(self, url: str) -> LoopLane | None:
+        """The serving loop's lane to `url` (`on_loop` only; connects on first use), or None when
+        only nats-py reaches it (TLS, WebSocket, a creds-file login)."""
+        if url in self._loop_lanes:
+            return self._loop_lanes[url]
+        kwargs = self._host.nats_connect_kwargs(url)
+        given = server_list(url)
+        lane = None
+        plain = all(s.partition("://")[0].lower() == "nats" for s in given if "://" in s)
+        if lane_supports(given, kwargs) and plain and "tls" not in kwargs and not self._closed:
+            lane = LoopLane(list(given), kwargs, name=self._lane_name())
+        self._loop_lanes[url] = lane
+        return lane
+
+    def _lane_name(self) -> str:
+        return " ".join(part for part in ("wasmfleet-host", self._host.host_id, "keyvalue") if part)
 
     # ---- hand-off between host functions and the loop ---------------------------------------
 
@@ -346,6 +367,9 @@ class NatsConnections:
             lane.shut()
 
         async def close_all() -> None:
+            for loop_lane in self._loop_lanes.values():
+                if loop_lane is not None:
+                    loop_lane.shut()
             for client in self._clients.values():
                 if not client.is_closed:
                     await client.close()
@@ -466,25 +490,49 @@ def _checked(key: str) -> str:
     return key
 
 
+class _Tries:
+    """The retry rule of a lane operation (every one is idempotent): try again, after a pause
+    that doubles, while a failure may pass and the deadline allows; a refusal is final."""
+
+    def __init__(self) -> None:
+        self.end = deadline()
+        self.pause = RETRY_PAUSE_S[0]
+
+    def attempt_deadline(self) -> float:
+        return min(self.end, time.monotonic() + ATTEMPT_TIMEOUT_S)
+
+    def pause_after(self, failure: Exception) -> float:
+        """The pause before the next try; raises the KeyValueFailure when there is none."""
+        if isinstance(failure, Refused):
+            code = "access-denied" if "permissions violation" in str(failure).lower() else "other"
+            raise KeyValueFailure(code, f"NATS: {failure}") from None
+        pause = self.pause
+        if time.monotonic() + pause >= self.end:
+            raise KeyValueFailure("other", f"NATS: {failure}") from None
+        self.pause = min(pause * 2, RETRY_PAUSE_S[1])
+        return pause
+
+
 def _on_lane(lane: BlockingConnection, subject: str, payload: bytes, headers: dict[str, str] | None,
              outcome: Callable[[Reply], T]) -> T:
-    """One lane request and `outcome(reply)`, tried again within the deadline while it fails in a
-    way that may pass (every lane operation is idempotent; `outcome` raises NotSent for a reply
-    that asks for another try)."""
-    end = deadline()
-    pause = RETRY_PAUSE_S[0]
+    """One lane request and `outcome(reply)`, tried again by the rule of `_Tries` (`outcome`
+    raises NotSent for a reply that asks for another try)."""
+    tries = _Tries()
     while True:
         try:
-            return outcome(lane.request(subject, payload, headers, min(end, time.monotonic() + ATTEMPT_TIMEOUT_S)))
-        except Refused as exc:
-            code = "access-denied" if "permissions violation" in str(exc).lower() else "other"
-            raise KeyValueFailure(code, f"NATS: {exc}") from None
+            return outcome(lane.request(subject, payload, headers, tries.attempt_deadline()))
         except (NotSent, OutcomeUnknown) as exc:
-            failure = exc
-        if time.monotonic() + pause >= end:
-            raise KeyValueFailure("other", f"NATS: {failure}") from None
-        time.sleep(pause)
-        pause = min(pause * 2, RETRY_PAUSE_S[1])
+            time.sleep(tries.pause_after(exc))
+
+
+async def _on_loop_lane(lane: LoopLane, tries: _Tries, subject: str, payload: bytes,
+                        headers: dict[str, str] | None, outcome: Callable[[Reply], T]) -> T:
+    """`_on_lane` on a serving loop's lane (`tries` made by the caller, in the host call)."""
+    while True:
+        try:
+            return outcome(await lane.request(subject, payload, headers, tries.attempt_deadline()))
+        except (NotSent, OutcomeUnknown) as exc:
+            await asyncio.sleep(tries.pause_after(exc))
 
 
 def _entry_value(reply: Reply) -> bytes | None:
@@ -536,6 +584,13 @@ def _stored(reply: Reply) -> None:
         _api_error(error)
 
 
+class _NoLane:
+    """No lane reaches the bucket's servers: nats-py does the operation."""
+
+
+NO_LANE = _NoLane()
+
+
 class NatsBucket:
     """One JetStream KV bucket: the functions of wasi:keyvalue/store, atomics and batch.
 
@@ -560,41 +615,51 @@ class NatsBucket:
             return self._nats.attempt(operation, deadline(), self._url, idempotent)
         return self._nats.run(operation, deadline(), self._url, idempotent)
 
-    def _lane(self) -> BlockingConnection | None:
-        return None if self._nats.on_loop else self._nats.lane(self._url)
+    def _via_lane(self, subject: str, payload: bytes, headers: dict[str, str] | None,
+                  outcome: Callable[[Reply], T]) -> Answer[T] | _NoLane:
+        """One request on this thread's lane or the serving loop's; NO_LANE when there is none
+        (then nats-py does the operation)."""
+        if self._nats.on_loop:
+            loop_lane = self._nats.loop_lane(self._url)
+            if loop_lane is None:
+                return NO_LANE
+            return _on_loop_lane(loop_lane, _Tries(), subject, payload, headers, outcome)
+        lane = self._nats.lane(self._url)
+        return NO_LANE if lane is None else _on_lane(lane, subject, payload, headers, outcome)
 
     def get(self, key: str) -> Answer[bytes | None]:
-        lane = self._lane()
-        if lane is None:
-            kv = self._kv
-            return self._do(lambda: _get(kv, key))
         subject = f"{self._key_prefix}{_checked(key)}"
         if self._direct:
-            return _on_lane(lane, f"{self._get_subject}{subject}", b"", None, _entry_value)
-        request = json.dumps({"last_by_subj": subject}).encode()
-        return _on_lane(lane, self._get_subject, request, None, _stream_entry_value)
+            answer = self._via_lane(f"{self._get_subject}{subject}", b"", None, _entry_value)
+        else:
+            request = json.dumps({"last_by_subj": subject}).encode()
+            answer = self._via_lane(self._get_subject, request, None, _stream_entry_value)
+        if not isinstance(answer, _NoLane):
+            return answer
+        kv = self._kv
+        return self._do(lambda: _get(kv, key))
 
     def set(self, key: str, value: bytes) -> Answer[None]:
-        lane = self._lane()
-        if lane is None:
-            kv = self._kv
+        answer = self._via_lane(f"{self._key_prefix}{_checked(key)}", value, None, _stored)
+        if not isinstance(answer, _NoLane):
+            return answer
+        kv = self._kv
 
-            async def put() -> None:
-                await kv.put(key, value)
+        async def put() -> None:
+            await kv.put(key, value)
 
-            return self._do(put)
-        return _on_lane(lane, f"{self._key_prefix}{_checked(key)}", value, None, _stored)
+        return self._do(put)
 
     def delete(self, key: str) -> Answer[None]:
-        lane = self._lane()
-        if lane is None:
-            kv = self._kv
+        answer = self._via_lane(f"{self._key_prefix}{_checked(key)}", b"", _DELETE_HEADERS, _stored)
+        if not isinstance(answer, _NoLane):
+            return answer
+        kv = self._kv
 
-            async def delete() -> None:
-                await kv.delete(key)
+        async def delete() -> None:
+            await kv.delete(key)
 
-            return self._do(delete)
-        return _on_lane(lane, f"{self._key_prefix}{_checked(key)}", b"", _DELETE_HEADERS, _stored)
+        return self._do(delete)
 
     def exists(self, key: str) -> Answer[bool]:
         return then(self.get(key), _is_some)

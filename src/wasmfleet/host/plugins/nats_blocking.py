@@ -126,6 +126,8 @@ class BlockingConnection:
         self._sequence = 0
         self._last_used = 0.0
         self._shut = False
+        self.max_payload = 1 << 20
+        """The largest message the current server takes (its INFO's max_payload)."""
 
     # ---- connecting ------------------------------------------------------------------------
 
@@ -158,6 +160,7 @@ class BlockingConnection:
             raise NotSent(f"not a NATS server (it said {line[:40]!r})")
         info = json.loads(line[5:])
         self._learn(info, url)
+        self.max_payload = int(info.get("max_payload") or self.max_payload)
         tls: ssl.SSLContext | None = self._kwargs.get("tls")
         if tls is None and (info.get("tls_required") or url.scheme == "tls"):
             tls = ssl.create_default_context()
@@ -177,7 +180,7 @@ class BlockingConnection:
             if line.startswith(b"PONG"):
                 return
             if line.startswith(b"-ERR"):
-                raise Refused(_error_text(line))
+                raise Refused(error_text(line))
 
     def _learn(self, info: Mapping[str, Any], url: Any) -> None:
         """Adds the cluster's other servers that `info` advertises (connect_urls) to the list, as
@@ -188,6 +191,10 @@ class BlockingConnection:
             server = f"{url.scheme}://{userinfo + '@' if userinfo else ''}{address}"
             if server not in self._servers:
                 self._servers.append(server)
+
+    def learn(self, info: Mapping[str, Any]) -> None:
+        """Takes in an INFO the current server sent after the login (servers joined the cluster)."""
+        self._learn(info, urlsplit(self._current))
 
     def _use(self, sock: socket.socket, tls: bool) -> None:
         if tls:
@@ -216,6 +223,22 @@ class BlockingConnection:
             return {"auth_token": unquote(url.username)}
         return {}
 
+    def hand_over(self, deadline: float) -> tuple[socket.socket, str, bytes]:
+        """Connects and logs in as a request would, then gives the connection up (to
+        nats_loop_lane, which multiplexes requests on an event loop): its plain socket, the inbox
+        it subscribed to, and the bytes read past the login's PONG. Refused for a server that
+        asked for TLS (that path does not do TLS: a tls:// URL takes nats-py instead)."""
+        self._connect(deadline)
+        sock, self._sock = self._sock, None
+        assert sock is not None
+        if isinstance(sock, ssl.SSLSocket):
+            with contextlib.suppress(OSError):
+                sock.close()
+            raise Refused(f"{self._current} requires TLS: name it with a tls:// URL")
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return sock, self._inbox, rest
+
     # ---- requests --------------------------------------------------------------------------
 
     def request(self, subject: str, payload: bytes, headers: Mapping[str, str] | None,
@@ -240,12 +263,12 @@ class BlockingConnection:
             self._send(message)
         except (OSError, ValueError) as exc:
             self.close()
-            raise OutcomeUnknown(_lost(exc)) from None
+            raise OutcomeUnknown(lost(exc)) from None
         try:
             return self._await_reply(reply_to)
         except (OSError, ValueError) as exc:
             self.close()
-            raise OutcomeUnknown(_lost(exc)) from None
+            raise OutcomeUnknown(lost(exc)) from None
         finally:
             self._last_used = time.monotonic()
 
@@ -262,7 +285,7 @@ class BlockingConnection:
                 if line.startswith(b"PING"):
                     self._send(b"PONG\r\n")
                 elif line.startswith(b"-ERR"):
-                    raise ValueError(_error_text(line))
+                    raise ValueError(error_text(line))
                 elif line.startswith(b"MSG ") or line.startswith(b"HMSG "):
                     self._message(line)  # the late reply of an attempt given up on
         except (OSError, ValueError):
@@ -281,12 +304,12 @@ class BlockingConnection:
                 self._send(b"PONG\r\n")
             elif line.startswith(b"-ERR"):
                 self.close()  # a permissions violation leaves it open; a fresh one is cheap
-                text = _error_text(line)
+                text = error_text(line)
                 if "violation" in text.lower():  # of permissions, of the maximum payload: this request's
                     raise Refused(text)
                 raise OutcomeUnknown(f"connection lost: {text}")  # e.g. 'Stale Connection
             elif line.startswith(b"INFO "):  # the cluster changed: servers may have joined
-                self._learn(json.loads(line[5:]), urlsplit(self._current))
+                self.learn(json.loads(line[5:]))
             # +OK, PONG: nothing to do
 
     def _message(self, line: bytes) -> Reply:
@@ -358,9 +381,9 @@ class BlockingConnection:
                 sock.close()
 
 
-def _lost(exc: BaseException) -> str:
+def lost(exc: BaseException) -> str:
     return "no reply in time" if isinstance(exc, TimeoutError) else f"connection lost: {exc}"
 
 
-def _error_text(line: bytes) -> str:
+def error_text(line: bytes) -> str:
     return line[4:].decode("utf-8", "replace").strip(" '\r\n")

@@ -1,0 +1,212 @@
+"""NATS requests on an event loop, many in flight on one connection: the keyvalue backend's lane for
+guests suspended on a serving loop (runtime.suspension).
+
+Why not nats-py there: per request it makes a future, a token, a flush through its flusher task,
+and on the way back parses headers into dicts and builds message and entry objects. On the 2-core
+machine that cost, twice per guest request, was most of what separated a suspended guest from the
+peer in bench/keyvalue_bench.py. This lane writes PUB/HPUB frames itself, coalesced per turn of the
+loop (guests resumed in one turn go out in one write), and resolves each request's future from
+the MSG/HMSG that answers its reply subject.
+
+It connects and logs in through `nats_blocking.BlockingConnection.hand_over` (in a thread: the
+login is the only blocking part, and rare), so both lanes know the same logins and fail over
+through the same server list, and then takes the plain socket onto the loop. A connection that
+drops fails the requests in flight on it (OutcomeUnknown) and the next request connects again, to
+the next server. TLS is not done here (a tls:// URL takes nats-py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from wasmfleet.host.plugins.nats_blocking import (
+    MAX_CONTROL_LINE,
+    BlockingConnection,
+    NotSent,
+    OutcomeUnknown,
+    Refused,
+    Reply,
+    decode_headers,
+    encode_headers,
+    error_text,
+    lost,
+)
+
+
+class LoopLane:
+    """Requests on the calling event loop over one NATS connection at a time (made on demand)."""
+
+    def __init__(self, servers: list[str], connect_kwargs: Mapping[str, Any], name: str = "wasmfleet") -> None:
+        self._login = BlockingConnection(servers, connect_kwargs, name=name)
+        """Makes each connection (hand_over) and keeps the server list; never sends a request."""
+        self._wire: _Wire | None = None
+        self._connecting: asyncio.Future[_Wire] | None = None
+        self._sequence = 0
+        self._shut = False
+
+    async def request(self, subject: str, payload: bytes, headers: Mapping[str, str] | None,
+                      deadline: float) -> Reply:
+        """Sends one request and waits for its reply until `deadline` (time.monotonic())."""
+        wire = self._wire
+        if wire is None or wire.transport is None:
+            wire = await self._connect(deadline)
+        if headers:
+            block = encode_headers(headers)
+            size = len(block) + len(payload)
+        else:
+            block, size = b"", len(payload)
+        if size > self._login.max_payload:
+            raise Refused(f"maximum payload exceeded ({size} > {self._login.max_payload} bytes)")
+        self._sequence += 1
+        reply_to = b"%s.%d" % (wire.inbox, self._sequence)
+        if headers:
+            frame = b"HPUB %s %s %d %d\r\n%s%s\r\n" % (subject.encode(), reply_to, len(block), size, block, payload)
+        else:
+            frame = b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply_to, size, payload)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        wire.pending[reply_to] = (future, subject)
+        wire.write(frame)
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                return await future
+        except TimeoutError:
+            raise OutcomeUnknown("no reply in time") from None
+        finally:
+            wire.pending.pop(reply_to, None)
+
+    async def _connect(self, deadline: float) -> _Wire:
+        """One connection attempt at a time: requests that find none wait for the same one."""
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._open(deadline))
+        attempt = self._connecting
+        try:
+            return await asyncio.shield(attempt)
+        finally:
+            if attempt.done() and self._connecting is attempt:
+                self._connecting = None
+
+    async def _open(self, deadline: float) -> _Wire:
+        if self._shut:
+            raise Refused("the host is stopping")
+        sock, inbox, rest = await asyncio.to_thread(self._login.hand_over, deadline)
+        wire = _Wire(inbox.encode(), self._login)
+        try:
+            await asyncio.get_running_loop().create_connection(lambda: wire, sock=sock)
+        except OSError as exc:
+            sock.close()
+            raise NotSent(f"connection lost: {exc}") from None
+        if rest:
+            wire.data_received(rest)
+        if self._shut:  # the host stopped meanwhile
+            wire.drop("the host is stopping")
+            raise Refused("the host is stopping")
+        self._wire = wire
+        return wire
+
+    def shut(self) -> None:
+        """Closes the connection for good (the host stops; on the lane's loop): later requests fail."""
+        self._shut = True
+        if self._wire is not None:
+            self._wire.drop("the host is stopping")
+
+
+class _Wire(asyncio.Protocol):
+    """One connection of a LoopLane and the requests in flight on it."""
+
+    def __init__(self, inbox: bytes, login: BlockingConnection) -> None:
+        self.inbox = inbox
+        self._login = login
+        self.transport: asyncio.Transport | None = None
+        self.pending: dict[bytes, tuple[asyncio.Future[Reply], str]] = {}
+        """Reply subject -> (the request's future, its subject)."""
+        self._buf = bytearray()
+        self._out: list[bytes] = []
+        """Frames written this turn of the loop, sent together by `_flush`."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._out.clear()
+        self._fail_all(OutcomeUnknown(lost(exc) if exc is not None else "connection lost: the server closed it"))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        while True:
+            end = buf.find(b"\r\n")
+            if end < 0:
+                if len(buf) > MAX_CONTROL_LINE:
+                    self.drop("protocol line too long")
+                return
+            if buf.startswith(b"MSG ") or buf.startswith(b"HMSG "):
+                parts = bytes(buf[:end]).split()
+                size = int(parts[-1])
+                if len(buf) < end + 4 + size:
+                    return  # the payload is not all here yet
+                body = bytes(buf[end + 2:end + 2 + size])
+                del buf[:end + 4 + size]
+                self._answer(parts, body)
+                continue
+            line = bytes(buf[:end])
+            del buf[:end + 2]
+            if line.startswith(b"PING"):
+                self.write(b"PONG\r\n")
+            elif line.startswith(b"-ERR"):
+                self._refused(error_text(line))
+            elif line.startswith(b"INFO "):  # the cluster changed: servers may have joined
+                self._login.learn(json.loads(line[5:]))
+            # +OK, PONG: nothing to do
+
+    def _answer(self, parts: list[bytes], body: bytes) -> None:
+        waiting = self.pending.get(parts[1])
+        if waiting is None or waiting[0].done():
+            return  # the late reply of a request given up on
+        future = waiting[0]
+        if parts[0] == b"MSG":
+            future.set_result(Reply(0, {}, body))
+            return
+        header_size = int(parts[-2])
+        status, headers = decode_headers(body[:header_size])
+        if status == 503:
+            future.set_exception(NotSent("no responders"))
+        else:
+            future.set_result(Reply(status, headers, body[header_size:]))
+
+    def _refused(self, text: str) -> None:
+        """An -ERR: a violation refuses the request it names (or all, when it names none); any
+        other means the server is closing the connection (e.g. 'Stale Connection')."""
+        if "violation" not in text.lower():
+            self.drop(f"connection lost: {text}")
+            return
+        named = [w for w in self.pending.values() if f'"{w[1]}"' in text]
+        for future, _ in named or list(self.pending.values()):
+            if not future.done():
+                future.set_exception(Refused(text))
+
+    def write(self, frame: bytes) -> None:
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(frame)
+
+    def _flush(self) -> None:
+        frames, self._out = self._out, []
+        if self.transport is not None and frames:
+            self.transport.write(b"".join(frames))
+
+    def _fail_all(self, exc: Exception) -> None:
+        for future, _ in list(self.pending.values()):
+            if not future.done():
+                future.set_exception(exc)
+
+    def drop(self, why: str) -> None:
+        transport, self.transport = self.transport, None
+        self._fail_all(OutcomeUnknown(why))
+        if transport is not None:
+            transport.abort()
