@@ -1,17 +1,23 @@
-"""The keyvalue backend's blocking NATS lane (host/plugins/nats_blocking.py) against real nats-servers.
+"""The keyvalue backend's NATS lanes against real nats-servers: the blocking one of a wasm thread
+(host/plugins/nats_blocking.py) and the multiplexed one of a serving loop (nats_loop_lane.py), which
+logs in through the first; every test below runs on both unless it says otherwise.
 
 - every login it takes: anonymous, user/password (options or URL), token (options or URL), nkey
-  seed, and TLS with a client certificate; a wrong secret is Refused, naming the server's reason;
+  seed, and TLS with a client certificate (blocking lane only: a server asking for TLS refuses the
+  loop lane, naming the fix); a wrong secret is Refused, naming the server's reason;
 - replies with headers and status; no responders is NotSent; a reply that comes after its
   attempt gave up is skipped, never taken for the next request's;
 - a permissions violation is Refused at once (not waited out);
 - a stopped server fails the request well before its deadline, and the next request after the
   server is back connects again; a connection the server closed as stale while it sat unused (its
-  PINGs unanswered) is made again for the next request, which succeeds; a listener that takes the
+  PINGs unanswered) is made again for the next request, which succeeds (the loop lane answers
+  PINGs as they come, so its connection is not dropped at all); a listener that takes the
   connection but never speaks (a plain socket standing in for a hung server: a real nats-server
   cannot be made to hang so) is given up after 2 s for the next server of the list;
 - through the keyvalue NATS backend: a creds-file login and a ws:// server, which the lane cannot
   do, take nats-py; once the host's connections close, a lane fails instead of connecting again.
+- the loop lane: many requests in flight on one connection each get their own reply; a payload
+  over the server's max_payload is Refused before it is sent.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ from tests.deploy.test_nats_connection_options import configured_server, pki, tl
 from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.host.plugin_api.host_plugins import HostContext
 from wasmfleet.host.plugins.keyvalue_nats import NatsConnections
-from wasmfleet.host.plugins.nats_blocking import BlockingConnection, NotSent, OutcomeUnknown, Refused
+from wasmfleet.host.plugins.nats_blocking import BlockingConnection, NotSent, OutcomeUnknown, Refused, Reply
+from wasmfleet.host.plugins.nats_loop_lane import LoopLane
 from wasmfleet.testing.nats import NatsServer, nats_server
 
 pytestmark = pytest.mark.timeout(120)
@@ -47,9 +54,36 @@ def soon(seconds: float = 3.0) -> float:
     return time.monotonic() + seconds
 
 
-async def ask(lane: BlockingConnection, subject: str, payload: bytes, seconds: float = 3.0) -> Any:
-    """One lane request, from a thread as a host function makes it (the loop stays free)."""
-    return await asyncio.to_thread(lane.request, subject, payload, None, soon(seconds))
+class Blocking:
+    """The blocking lane, asked from a thread as a host function on a wasm thread asks it."""
+
+    def __init__(self, servers: list[str], kwargs: dict[str, Any]) -> None:
+        self.lane = BlockingConnection(servers, kwargs)
+
+    async def ask(self, subject: str, payload: bytes, seconds: float = 3.0) -> Reply:
+        return await asyncio.to_thread(self.lane.request, subject, payload, None, soon(seconds))
+
+    def close(self) -> None:
+        self.lane.close()
+
+
+class OnLoop:
+    """The loop lane, asked on the test's event loop as a suspended guest's host call asks it."""
+
+    def __init__(self, servers: list[str], kwargs: dict[str, Any]) -> None:
+        self.lane = LoopLane(servers, kwargs)
+
+    async def ask(self, subject: str, payload: bytes, seconds: float = 3.0) -> Reply:
+        return await self.lane.request(subject, payload, None, soon(seconds))
+
+    def close(self) -> None:
+        self.lane.shut()
+
+
+@pytest.fixture(params=[Blocking, OnLoop], ids=["blocking", "loop"])
+def lane_kind(request: pytest.FixtureRequest) -> type[Blocking | OnLoop]:
+    kind: type[Blocking | OnLoop] = request.param
+    return kind
 
 
 @contextlib.asynccontextmanager
@@ -80,7 +114,7 @@ def bus(tmp_path: Path) -> Iterator[NatsServer]:
 RESPONDER_LOGIN = {"u1:p%2F1@": {"user": "u1", "password": "p/1"}, "s3cret@": {"token": "s3cret"}}
 
 
-async def test_logins(tmp_path: Path, pki: Path) -> None:  # noqa: F811 - the pki fixture
+async def test_logins(lane_kind: type[Blocking | OnLoop], tmp_path: Path, pki: Path) -> None:  # noqa: F811 - the pki fixture
     seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
     public = nkeys.from_seed(bytearray(seed)).public_key.decode()
     other_seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
@@ -106,100 +140,108 @@ async def test_logins(tmp_path: Path, pki: Path) -> None:  # noqa: F811 - the pk
         with configured_server(where, config) as addr:
             # The responder is nats-py, logged in the same way (it does not decode %-escapes in URLs).
             async with echo(f"nats://{addr}", kwargs or RESPONDER_LOGIN.get(userinfo, {})):
-                lane = BlockingConnection([f"nats://{userinfo}{addr}"], kwargs)
+                lane = lane_kind([f"nats://{userinfo}{addr}"], kwargs)
+                if "tls" in kwargs and lane_kind is OnLoop:  # TLS takes nats-py on a serving loop
+                    with pytest.raises(Refused, match="requires TLS: name it with a tls:// URL"):
+                        await lane.ask("test.echo", b"hi")
+                    continue
                 try:
-                    reply = await ask(lane, "test.echo", b"hi")
+                    reply = await lane.ask("test.echo", b"hi")
                     assert (reply.payload, reply.headers.get("Who"), reply.status) == (b"echo:hi", "echo", 0), config
-                    assert (await ask(lane, "test.echo", b"again")).payload == b"echo:again"
+                    assert (await lane.ask("test.echo", b"again")).payload == b"echo:again"
                 finally:
                     lane.close()
             if wrong:
-                bad = BlockingConnection([f"nats://{addr}"], wrong)
+                bad = lane_kind([f"nats://{addr}"], wrong)
                 with pytest.raises(Refused) as refused:
-                    await ask(bad, "test.echo", b"hi")
+                    await bad.ask("test.echo", b"hi")
                 assert refusal in str(refused.value).lower() and addr in str(refused.value), refused.value
 
 
-async def test_status_no_responders_and_late_replies(bus: NatsServer) -> None:
-    lane = BlockingConnection([bus.url], {})
+async def test_status_no_responders_and_late_replies(lane_kind: type[Blocking | OnLoop], bus: NatsServer) -> None:
+    lane = lane_kind([bus.url], {})
     try:
         with pytest.raises(NotSent, match="no responders"):
-            await ask(lane, "nobody.listens", b"x")
+            await lane.ask("nobody.listens", b"x")
         async with echo(bus.url, delay=0.5):
             began = time.monotonic()
             with pytest.raises(OutcomeUnknown, match="no reply in time"):
-                await ask(lane, "test.echo", b"first", seconds=0.2)
+                await lane.ask("test.echo", b"first", seconds=0.2)
             assert time.monotonic() - began < 0.45
             # The late reply to "first" arrives while this one waits: it is not taken for its own.
-            assert (await ask(lane, "test.echo", b"second", seconds=3)).payload == b"echo:second"
+            assert (await lane.ask("test.echo", b"second", seconds=3)).payload == b"echo:second"
         # A JetStream direct get of a missing message: a reply with a status line and no body.
         nc = await nats.connect(bus.url)
         try:
             await nc.jetstream().create_key_value(bucket="lane", direct=True)
         finally:
             await nc.close()
-        missing = await ask(lane, "$JS.API.DIRECT.GET.KV_lane.$KV.lane.nothing", b"")
+        missing = await lane.ask("$JS.API.DIRECT.GET.KV_lane.$KV.lane.nothing", b"")
         assert (missing.status, missing.payload) == (404, b""), missing
     finally:
         lane.close()
 
 
-async def test_permissions_violation_is_refused_at_once(tmp_path: Path) -> None:
+async def test_permissions_violation_is_refused_at_once(lane_kind: type[Blocking | OnLoop], tmp_path: Path) -> None:
     config = ('authorization { users: [ { user: "u1", password: "p1", permissions: '
               '{ publish: ["allowed.>"], subscribe: ["_INBOX.>"] } } ] }')
     with configured_server(tmp_path, config) as addr:
-        lane = BlockingConnection([f"nats://{addr}"], {"user": "u1", "password": "p1"})
+        lane = lane_kind([f"nats://{addr}"], {"user": "u1", "password": "p1"})
         try:
             began = time.monotonic()
             with pytest.raises(Refused, match=r"(?i)permissions violation"):
-                await ask(lane, "denied.subject", b"x", seconds=10)
+                await lane.ask("denied.subject", b"x", seconds=10)
             assert time.monotonic() - began < 2
         finally:
             lane.close()
 
 
-async def test_server_down_and_back(bus: NatsServer) -> None:
-    lane = BlockingConnection([bus.url], {})
+async def test_server_down_and_back(lane_kind: type[Blocking | OnLoop], bus: NatsServer) -> None:
+    lane = lane_kind([bus.url], {})
     try:
         async with echo(bus.url):
-            assert (await ask(lane, "test.echo", b"1")).payload == b"echo:1"
+            assert (await lane.ask("test.echo", b"1")).payload == b"echo:1"
         bus.stop()
         began = time.monotonic()
         with pytest.raises((NotSent, OutcomeUnknown)) as down:
-            await ask(lane, "test.echo", b"2", seconds=5)
+            await lane.ask("test.echo", b"2", seconds=5)
         assert time.monotonic() - began < 2, "a stopped server must fail the request at once"
         assert bus.url.removeprefix("nats://") in str(down.value) or "connection" in str(down.value), down.value
         bus.start()
         async with echo(bus.url):
-            assert (await ask(lane, "test.echo", b"3")).payload == b"echo:3"
+            assert (await lane.ask("test.echo", b"3")).payload == b"echo:3"
     finally:
         lane.close()
 
 
-async def test_a_connection_dropped_while_unused_is_made_again(tmp_path: Path) -> None:
+async def test_a_connection_dropped_while_unused_is_made_again(lane_kind: type[Blocking | OnLoop],
+                                                               tmp_path: Path) -> None:
     with configured_server(tmp_path, 'ping_interval: "100ms"\nping_max: 1\ndebug: true') as addr:
         async with echo(f"nats://{addr}"):
-            lane = BlockingConnection([f"nats://{addr}"], {})
+            lane = lane_kind([f"nats://{addr}"], {})
             try:
-                assert (await ask(lane, "test.echo", b"1")).payload == b"echo:1"
-                await asyncio.sleep(1.5)  # the server pings, gets no PONG, and closes it as stale
+                assert (await lane.ask("test.echo", b"1")).payload == b"echo:1"
+                # Unused, the blocking lane answers no PING: the server closes it as stale. The loop
+                # lane reads all the time and answers them.
+                await asyncio.sleep(1.5)
                 began = time.monotonic()
-                assert (await ask(lane, "test.echo", b"2")).payload == b"echo:2"
+                assert (await lane.ask("test.echo", b"2")).payload == b"echo:2"
                 assert time.monotonic() - began < 1
             finally:
                 lane.close()
-        assert "stale connection" in (tmp_path / "nats.log").read_text().lower()
+        stale = "stale connection" in (tmp_path / "nats.log").read_text().lower()
+        assert stale is (lane_kind is Blocking)
 
 
-async def test_a_hung_server_is_left_for_the_next(bus: NatsServer) -> None:
+async def test_a_hung_server_is_left_for_the_next(lane_kind: type[Blocking | OnLoop], bus: NatsServer) -> None:
     with socket.socket() as hung:
         hung.bind(("127.0.0.1", 0))
         hung.listen()
-        lane = BlockingConnection([f"nats://127.0.0.1:{hung.getsockname()[1]}", bus.url], {})
+        lane = lane_kind([f"nats://127.0.0.1:{hung.getsockname()[1]}", bus.url], {})
         try:
             async with echo(bus.url):
                 began = time.monotonic()
-                assert (await ask(lane, "test.echo", b"hi", seconds=8)).payload == b"echo:hi"
+                assert (await lane.ask("test.echo", b"hi", seconds=8)).payload == b"echo:hi"
                 assert 1.9 < time.monotonic() - began < 4
         finally:
             lane.close()
@@ -230,7 +272,45 @@ async def test_lanes_stop_with_the_host(bus: NatsServer) -> None:
     lane = connections.lane(bus.url)
     assert lane is not None
     async with echo(bus.url):
-        assert (await ask(lane, "test.echo", b"1")).payload == b"echo:1"
+        assert (await asyncio.to_thread(lane.request, "test.echo", b"1", None, soon())).payload == b"echo:1"
         connections.close()
         with pytest.raises(Refused, match="stopping"):
-            await ask(lane, "test.echo", b"2")
+            await asyncio.to_thread(lane.request, "test.echo", b"2", None, soon())
+
+
+async def test_loop_lanes_stop_with_the_host(bus: NatsServer) -> None:
+    """The serving loop's connections, closed from that loop as the host stops."""
+    connections = NatsConnections(HostContext(nats_url=bus.url), asyncio.get_running_loop())
+    lane = connections.loop_lane(bus.url)
+    assert lane is not None and connections.loop_lane(bus.url) is lane
+    async with echo(bus.url):
+        assert (await lane.request("test.echo", b"1", None, soon())).payload == b"echo:1"
+        connections.close()
+        await asyncio.sleep(0.1)  # the closing runs on this loop
+        with pytest.raises(Refused, match="stopping"):
+            await lane.request("test.echo", b"2", None, soon())
+
+
+async def test_loop_lane_many_in_flight_and_too_large(bus: NatsServer) -> None:
+    lane = OnLoop([bus.url], {})
+    try:
+        async with echo(bus.url):
+            replies = await asyncio.gather(*(lane.ask("test.echo", b"%d" % i) for i in range(200)))
+            assert [r.payload for r in replies] == [b"echo:%d" % i for i in range(200)]
+            with pytest.raises(Refused, match="maximum payload exceeded"):
+                await lane.ask("test.echo", b"x" * (2 << 20))
+            assert (await lane.ask("test.echo", b"after")).payload == b"echo:after"
+    finally:
+        lane.close()
+
+
+def test_tls_and_websocket_urls_take_nats_py_on_a_serving_loop() -> None:
+    loop = asyncio.new_event_loop()
+    connections = NatsConnections(HostContext(), loop)
+    try:
+        assert connections.loop_lane("tls://127.0.0.1:4222") is None
+        assert connections.loop_lane("ws://127.0.0.1:4444") is None
+        assert connections.loop_lane("nats://127.0.0.1:4222") is not None
+    finally:
+        connections.close()
+        loop.close()

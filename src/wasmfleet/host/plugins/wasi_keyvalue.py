@@ -99,8 +99,8 @@ async def _settled(operation: Coroutine[Any, Any, Any]) -> tuple[str, Any]:
 def _may_wait(configs: Sequence[Mapping[str, str]]) -> bool:
     """A call may wait on NATS, Redis or a disk unless every entry the component has keeps its data
     in memory (an entry without `backend` gets the host's default, unknown when this is asked): such
-    a guest runs on a wasm thread, never inline on the worker's event loop (which would stall every
-    other request there)."""
+    a guest never runs inline on the worker's event loop (which would stall every other request
+    there); it is suspended there instead when `_may_suspend` holds, else it runs on a wasm thread."""
     return not configs or any(config.get("backend") != "in-memory" for config in configs)
 
 

@@ -1,8 +1,10 @@
 """One serving process: the route table, loaded components, the HTTP listener and the wasm threads.
 
 The event loop parses HTTP and moves bytes. A guest that cannot wait on anything slow runs inline
-on the loop. A guest that may block in a host call (outgoing HTTP, wasi:keyvalue on NATS or Redis,
-blobstore: any interface declared `blocking`) runs on one of up to `RuntimeSettings.wasm_threads`
+on the loop; one whose waits can all suspend (wasi:keyvalue on NATS) runs on the loop too, suspended
+while it waits (`instances.LoadedComponent.start`, runtime.suspension). A guest that may block in a
+host call (outgoing HTTP, wasi:keyvalue on Redis or a disk, blobstore: any interface declared
+`blocking`) runs on one of up to `RuntimeSettings.wasm_threads`
 wasm threads, each call in its own instance (poolSize/maxConcurrency semantics are unchanged: an
 instance serves one call at a time). Threads add no CPU under the GIL (more cores come from worker
 processes, see `workers`), but wasm runs with the GIL released and a guest waiting on a round trip
