@@ -45,6 +45,10 @@ class Later:
     guest with that cause."""
 
     future: asyncio.Future[Any]
+    then: Callable[[asyncio.Future[Any]], Any] | None = None
+    """Given the done future, the answer instead of its result: the WIT value, or another Later
+    to wait on (a retry, say). Called on the loop as the guest resumes, so it spares a task when
+    the answer is a reply to map; an exception from it traps the guest like a failed future."""
 
 
 OK: tuple[str, None] = ("ok", None)

@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, NoReturn, TypeAlias, TypeVar
+from typing import Any, Generic, NoReturn, TypeAlias, TypeVar
 
 import nats
 import nats.errors
@@ -87,8 +87,22 @@ RETRY_PAUSE_S = (0.02, 0.5)
 """First and longest pause between attempts (doubling): lets a reconnection or an election finish."""
 
 T = TypeVar("T")
-Answer: TypeAlias = T | Coroutine[Any, Any, T]
-"""A bucket operation's value, or the coroutine of it on a serving loop (NatsBucket)."""
+
+
+class Pending(Generic[T]):
+    """An operation under way on a serving loop (`NatsConnections.on_loop`): once `future` is
+    done, `then(future)` gives its value, or the next Pending (a retry after a pause)."""
+
+    __slots__ = ("future", "then")
+
+    def __init__(self, future: asyncio.Future[Any],
+                 then: Callable[[asyncio.Future[Any]], T | Pending[T]] = asyncio.Future.result) -> None:
+        self.future = future
+        self.then = then
+
+
+Answer: TypeAlias = T | Pending[T]
+"""A bucket operation's value, or (on a serving loop) the Pending of it (NatsBucket)."""
 
 UNKNOWN_OUTCOME: tuple[type[BaseException], ...] = (
     nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.errors.StaleConnectionError,
@@ -220,6 +234,10 @@ class NatsConnections:
         if waiter.error is None:
             return waiter.result  # type: ignore[no-any-return]
         self._failure(waiter.error)
+
+    def started(self, coroutine: Coroutine[Any, Any, T]) -> Pending[T]:
+        """`coroutine` running as a task of the connections' loop (`on_loop`)."""
+        return Pending(self._loop.create_task(coroutine))
 
     async def attempt(self, operation: Callable[[], Awaitable[T]], deadline: float, url: str = "",
                       idempotent: bool = False) -> T:
@@ -525,14 +543,38 @@ def _on_lane(lane: BlockingConnection, subject: str, payload: bytes, headers: di
             time.sleep(tries.pause_after(exc))
 
 
-async def _on_loop_lane(lane: LoopLane, tries: _Tries, subject: str, payload: bytes,
-                        headers: dict[str, str] | None, outcome: Callable[[Reply], T]) -> T:
-    """`_on_lane` on a serving loop's lane (`tries` made by the caller, in the host call)."""
+def _on_loop_lane(connections: NatsConnections, lane: LoopLane, subject: str, payload: bytes,
+                  headers: dict[str, str] | None, outcome: Callable[[Reply], T]) -> Pending[T]:
+    """`_on_lane` on a serving loop's lane: the first try goes out at once and its reply is mapped
+    as the guest resumes (no task: that is most requests); a try that fails is tried again, after
+    its pause, by a task (`_loop_lane_retries`)."""
+    tries = _Tries()
+    try:
+        future = lane.send(subject, payload, headers, tries.attempt_deadline())
+    except Refused as exc:
+        tries.pause_after(exc)  # raises the KeyValueFailure
+        raise
+    if future is None:  # not connected yet: the task connects first
+        return connections.started(_loop_lane_retries(lane, tries, 0.0, subject, payload, headers, outcome))
+
+    def answered(done: asyncio.Future[Reply]) -> T | Pending[T]:
+        try:
+            return outcome(done.result())
+        except (NotSent, OutcomeUnknown) as exc:
+            pause = tries.pause_after(exc)
+            return connections.started(_loop_lane_retries(lane, tries, pause, subject, payload, headers, outcome))
+
+    return Pending(future, answered)
+
+
+async def _loop_lane_retries(lane: LoopLane, tries: _Tries, pause: float, subject: str, payload: bytes,
+                             headers: dict[str, str] | None, outcome: Callable[[Reply], T]) -> T:
     while True:
+        await asyncio.sleep(pause)
         try:
             return outcome(await lane.request(subject, payload, headers, tries.attempt_deadline()))
         except (NotSent, OutcomeUnknown) as exc:
-            await asyncio.sleep(tries.pause_after(exc))
+            pause = tries.pause_after(exc)
 
 
 def _entry_value(reply: Reply) -> bytes | None:
@@ -612,7 +654,7 @@ class NatsBucket:
         """`operation` on the event loop within the request's deadline: its answer, or (serving
         loop) the coroutine of it."""
         if self._nats.on_loop:
-            return self._nats.attempt(operation, deadline(), self._url, idempotent)
+            return self._nats.started(self._nats.attempt(operation, deadline(), self._url, idempotent))
         return self._nats.run(operation, deadline(), self._url, idempotent)
 
     def _via_lane(self, subject: str, payload: bytes, headers: dict[str, str] | None,
@@ -623,7 +665,7 @@ class NatsBucket:
             loop_lane = self._nats.loop_lane(self._url)
             if loop_lane is None:
                 return NO_LANE
-            return _on_loop_lane(loop_lane, _Tries(), subject, payload, headers, outcome)
+            return _on_loop_lane(self._nats, loop_lane, subject, payload, headers, outcome)
         lane = self._nats.lane(self._url)
         return NO_LANE if lane is None else _on_lane(lane, subject, payload, headers, outcome)
 
@@ -710,10 +752,8 @@ U = TypeVar("U")
 
 
 def then(answer: Answer[T], step: Callable[[T], U]) -> Answer[U]:
-    """`step` applied to an answer, now or (a coroutine's) once it is there."""
-    if isinstance(answer, Coroutine):
-        async def later() -> U:
-            return step(await answer)
-
-        return later()
+    """`step` applied to an answer, now or (a Pending's) once it is there."""
+    if isinstance(answer, Pending):
+        pending = answer
+        return Pending(pending.future, lambda future: then(pending.then(future), step))
     return step(answer)

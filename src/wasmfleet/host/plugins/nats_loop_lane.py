@@ -36,6 +36,10 @@ from wasmfleet.host.plugins.nats_blocking import (
     lost,
 )
 
+SWEEP_S = 0.05
+"""How often a connection with requests in flight looks for those past their deadline (so a
+request may fail up to this much after it)."""
+
 
 class LoopLane:
     """Requests on the calling event loop over one NATS connection at a time (made on demand)."""
@@ -48,12 +52,14 @@ class LoopLane:
         self._sequence = 0
         self._shut = False
 
-    async def request(self, subject: str, payload: bytes, headers: Mapping[str, str] | None,
-                      deadline: float) -> Reply:
-        """Sends one request and waits for its reply until `deadline` (time.monotonic())."""
+    def send(self, subject: str, payload: bytes, headers: Mapping[str, str] | None,
+             deadline: float) -> asyncio.Future[Reply] | None:
+        """Sends one request now, on the connection there is: the future of its reply, which
+        fails with OutcomeUnknown once `deadline` (time.monotonic()) passes without it. None when
+        there is no connection (`request` makes one). Refused for a payload the server would refuse."""
         wire = self._wire
         if wire is None or wire.transport is None:
-            wire = await self._connect(deadline)
+            return None
         if headers:
             block = encode_headers(headers)
             size = len(block) + len(payload)
@@ -67,16 +73,18 @@ class LoopLane:
             frame = b"HPUB %s %s %d %d\r\n%s%s\r\n" % (subject.encode(), reply_to, len(block), size, block, payload)
         else:
             frame = b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply_to, size, payload)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        wire.pending[reply_to] = (future, subject)
-        wire.write(frame)
-        try:
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                return await future
-        except TimeoutError:
-            raise OutcomeUnknown("no reply in time") from None
-        finally:
-            wire.pending.pop(reply_to, None)
+        return wire.send(reply_to, subject, frame, deadline)
+
+    async def request(self, subject: str, payload: bytes, headers: Mapping[str, str] | None,
+                      deadline: float) -> Reply:
+        """`send`, connecting first when there is no connection, and the reply."""
+        future = self.send(subject, payload, headers, deadline)
+        if future is None:
+            await self._connect(deadline)
+            future = self.send(subject, payload, headers, deadline)
+            if future is None:
+                raise OutcomeUnknown("connection lost: it dropped at once")
+        return await future
 
     async def _connect(self, deadline: float) -> _Wire:
         """One connection attempt at a time: requests that find none wait for the same one."""
@@ -121,8 +129,9 @@ class _Wire(asyncio.Protocol):
         self.inbox = inbox
         self._login = login
         self.transport: asyncio.Transport | None = None
-        self.pending: dict[bytes, tuple[asyncio.Future[Reply], str]] = {}
-        """Reply subject -> (the request's future, its subject)."""
+        self.pending: dict[bytes, tuple[asyncio.Future[Reply], str, float]] = {}
+        """Reply subject -> (the request's future, its subject, its deadline)."""
+        self._sweeping: asyncio.TimerHandle | None = None
         self._buf = bytearray()
         self._out: list[bytes] = []
         """Frames written this turn of the loop, sent together by `_flush`."""
@@ -164,8 +173,28 @@ class _Wire(asyncio.Protocol):
                 self._login.learn(json.loads(line[5:]))
             # +OK, PONG: nothing to do
 
+    def send(self, reply_to: bytes, subject: str, frame: bytes, deadline: float) -> asyncio.Future[Reply]:
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self.pending[reply_to] = (future, subject, deadline)
+        self.write(frame)
+        if self._sweeping is None:
+            self._sweeping = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
+        return future
+
+    def _sweep(self) -> None:
+        """Fails the requests whose deadline passed (one timer per connection, not per request:
+        a timer each cost a sizeable part of a request here)."""
+        now = time.monotonic()
+        for reply_to, (future, _, deadline) in list(self.pending.items()):
+            if deadline <= now or future.done():
+                del self.pending[reply_to]
+                if not future.done():
+                    future.set_exception(OutcomeUnknown("no reply in time"))
+        self._sweeping = (asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
+                          if self.pending and self.transport is not None else None)
+
     def _answer(self, parts: list[bytes], body: bytes) -> None:
-        waiting = self.pending.get(parts[1])
+        waiting = self.pending.pop(parts[1], None)
         if waiting is None or waiting[0].done():
             return  # the late reply of a request given up on
         future = waiting[0]
@@ -186,7 +215,7 @@ class _Wire(asyncio.Protocol):
             self.drop(f"connection lost: {text}")
             return
         named = [w for w in self.pending.values() if f'"{w[1]}"' in text]
-        for future, _ in named or list(self.pending.values()):
+        for future, _, _ in named or list(self.pending.values()):
             if not future.done():
                 future.set_exception(Refused(text))
 
@@ -201,9 +230,13 @@ class _Wire(asyncio.Protocol):
             self.transport.write(b"".join(frames))
 
     def _fail_all(self, exc: Exception) -> None:
-        for future, _ in list(self.pending.values()):
+        pending, self.pending = self.pending, {}
+        for future, _, _ in pending.values():
             if not future.done():
                 future.set_exception(exc)
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            self._sweeping = None
 
     def drop(self, why: str) -> None:
         transport, self.transport = self.transport, None

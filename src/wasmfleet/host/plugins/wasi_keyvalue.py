@@ -37,7 +37,7 @@ from wasmfleet.host.plugin_api.interfaces import Interface, Later, err, ok
 from wasmfleet.host.plugins import keyvalue_filesystem
 from wasmfleet.host.plugins.keyvalue_errors import KeyValueFailure
 from wasmfleet.host.plugins.keyvalue_memory import MemoryBuckets
-from wasmfleet.host.plugins.keyvalue_nats import Answer, NatsBucket, NatsConnections, deadline
+from wasmfleet.host.plugins.keyvalue_nats import Answer, NatsBucket, NatsConnections, Pending, deadline, then
 from wasmfleet.host.plugins.keyvalue_redis import RedisBucket, RedisPools
 
 BACKENDS = ("in-memory", "nats", "redis", "filesystem")
@@ -52,7 +52,7 @@ ALLOWED = {
 
 
 class Bucket(Protocol):
-    """A bucket's operations; NATS buckets of a suspended guest answer with coroutines (`Answer`)."""
+    """A bucket's operations; NATS buckets of a suspended guest answer with a Pending (`Answer`)."""
 
     def get(self, key: str) -> Answer[bytes | None]: ...
     def set(self, key: str, value: bytes) -> Answer[None]: ...
@@ -72,7 +72,7 @@ def _error(exc: KeyValueFailure) -> tuple[str, Any]:
 
 
 def _call(fn: Callable[..., Any]) -> Callable[..., tuple[str, Any] | Later]:
-    """Wraps a bucket operation: its value as ok, a KeyValueFailure as the WIT error; a coroutine
+    """Wraps a bucket operation: its value as ok, a KeyValueFailure as the WIT error; a Pending
     (a suspended guest's NATS operation) as a Later of the same."""
 
     def call(*args: Any) -> tuple[str, Any] | Later:
@@ -80,20 +80,20 @@ def _call(fn: Callable[..., Any]) -> Callable[..., tuple[str, Any] | Later]:
             value = fn(*args)
         except KeyValueFailure as exc:
             return _error(exc)
-        if isinstance(value, Coroutine):
-            loop = store_state.state().loop
-            assert loop is not None  # only NATS buckets of a suspended guest answer so
-            return Later(loop.create_task(_settled(value)))
-        return ok(value)
+        return _later(value) if isinstance(value, Pending) else ok(value)
 
     return call
 
 
-async def _settled(operation: Coroutine[Any, Any, Any]) -> tuple[str, Any]:
-    try:
-        return ok(await operation)
-    except KeyValueFailure as exc:
-        return _error(exc)
+def _later(pending: Pending[Any]) -> Later:
+    def answer(future: asyncio.Future[Any]) -> tuple[str, Any] | Later:
+        try:
+            value = pending.then(future)
+        except KeyValueFailure as exc:
+            return _error(exc)
+        return _later(value) if isinstance(value, Pending) else ok(value)
+
+    return Later(pending.future, answer)
 
 
 def _may_wait(configs: Sequence[Mapping[str, str]]) -> bool:
@@ -108,10 +108,6 @@ def _may_suspend(configs: Sequence[Mapping[str, str]]) -> bool:
     """Whether every entry keeps its data in NATS or in memory (an entry without `backend`: the
     host's default, one of those two): a guest can then be suspended instead of blocked."""
     return all(config.get("backend", "nats") in ("nats", "in-memory") for config in configs)
-
-
-async def _bucket_of(connections: NatsConnections, opening: Coroutine[Any, Any, KeyValue], url: str) -> NatsBucket:
-    return NatsBucket(connections, await opening, url)
 
 
 class KeyValuePlugin(HostPlugin):
@@ -223,8 +219,12 @@ class KeyValuePlugin(HostPlugin):
             def opening() -> Coroutine[Any, Any, KeyValue]:
                 return connections.open(url, bucket, create)
 
+            def bucket_of(kv: KeyValue) -> Bucket:
+                return NatsBucket(connections, kv, url)
+
             if connections.on_loop:
-                return _bucket_of(connections, connections.attempt(opening, deadline(), url, idempotent=True), url)
+                return then(connections.started(connections.attempt(opening, deadline(), url, idempotent=True)),
+                            bucket_of)
             return NatsBucket(connections, connections.run(opening, deadline(), url, idempotent=True), url)
         if backend == "redis":
             url = config.get("url", "")

@@ -145,10 +145,11 @@ _CONTINUATION_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 class _Waiting:
     """A host call that answered with a `Later`: what `_continue` needs to lower its answer."""
 
-    __slots__ = ("ctx", "future", "lower", "results")
+    __slots__ = ("ctx", "future", "lower", "results", "then")
 
-    def __init__(self, future: Any, lower: codec.Lower | None, ctx: int, results: int) -> None:
-        self.future = future
+    def __init__(self, later: Later, lower: codec.Lower | None, ctx: int, results: int) -> None:
+        self.future = later.future
+        self.then = later.then
         self.lower = lower
         self.ctx = ctx
         self.results = results
@@ -175,7 +176,7 @@ def _async_trampoline(data: int, ctx: int, ty: int, args: int, nargs: int, resul
                 state.before_wait()  # what the guest wrote goes out while it waits
             key = next(_keys)
             # The results array is wasmtime's, alive until the continuation says it is done.
-            _WAITING[key] = _Waiting(result.future, entry.lower, ctx, results)
+            _WAITING[key] = _Waiting(result, entry.lower, ctx, results)
             cont.callback, cont.env, cont.finalizer = _CONTINUE, key, _FORGET
             return
         if entry.lower is not None:
@@ -194,10 +195,18 @@ def _ready(env: int | None) -> bool:
 @_CONTINUATION  # type: ignore[untyped-decorator]
 def _continue(env: int | None) -> bool:
     waiting = _WAITING[env or 0]
-    if not waiting.future.done():
+    future = waiting.future
+    if not future.done():
         return False
     try:
-        value = waiting.future.result()
+        if waiting.then is None:
+            value = future.result()
+        else:
+            value = waiting.then(future)
+            if isinstance(value, Later):  # wait again, on this one
+                waiting.future, waiting.then = value.future, value.then
+                store_state.state().waiting = value.future
+                return False
         if waiting.lower is not None:
             waiting.lower(waiting.ctx, value, _VAL.from_address(waiting.results))
     except BaseException as exc:

@@ -475,6 +475,8 @@ class LoadedComponent:
         state: store_state.WasiContext = inst.table.state
         state.deadline = time.monotonic() + self.timeout_s
         state.before_wait = getattr(sink, "before_wait", None)
+        if isinstance(request.body, io.ChannelInput):
+            state.cond = request.body.channel.cond  # as in `invoke`
         ctx = inst.ctx
         _set_epoch_deadline(ctx, self.epoch_ticks)
         args = _Args2()
