@@ -25,7 +25,7 @@ from runtime_harness import build, host_request, make_spec, raw_request
 
 from wasmfleet.host.plugin_api import store_state
 from wasmfleet.host.plugin_api.interfaces import Interface, Later, ok
-from wasmfleet.host.runtime import plugin_registry, specs
+from wasmfleet.host.runtime import hostfuncs, plugin_registry, specs
 from wasmfleet.host.runtime.server import WasmServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -137,3 +137,4 @@ async def test_many_guests_wait_at_once_each_with_its_answer(server: WasmServer,
     assert time.monotonic() - began < 2.0
     assert server._core is not None
     assert server._core.stats()["workloads"]["waits"]["runs"] == "suspended"
+    assert hostfuncs._WAITING == {}  # wasmtime dropped every continuation, and its entry went with it

@@ -87,21 +87,7 @@ async def start(nc: Any, agent: Agent, workload_id: str, image: Path, entries: l
             host_interfaces=[http, *entries],
         )),
     ))
-    subject = subjects.workload_start(agent.host_id)
-    # Twice in CI (never reproduced here, 45 runs under load) NATS answered "no responders" to the
-    # first start, though the host had subscribed and flushed (its PONG seen) and neither side had
-    # reconnected. The operator retries a start that met no responders (operator/hostcalls.py), so
-    # this does too, a few times; if it persists, the failure says what each side knew.
-    for attempt in range(4):
-        try:
-            reply = await nc.request(subject, body, timeout=120)
-            break
-        except nats.errors.NoRespondersError as exc:
-            if attempt == 3:
-                raise AssertionError(
-                    f"no responders on {subject}: host connected={agent.nc.is_connected} stats={agent.nc.stats}; "
-                    f"test client connected={nc.is_connected} stats={nc.stats}") from exc
-            await asyncio.sleep(0.5)
+    reply = await nc.request(subjects.workload_start(agent.host_id), body, timeout=120)
     status: dict = json.loads(reply.data)["workloadStatus"]
     return status
 

@@ -101,20 +101,6 @@ async def logs(nc: Any, agent: Agent, payload: dict[str, Any] | bytes) -> Any:
     return await nc.request(subjects.workload_logs(agent.host_id), data, timeout=10)
 
 
-async def first_request(nc: Any, subject: str, data: bytes) -> Any:
-    """The first request to a host just started. Once in a full CI run (never alone, in dozens of
-    runs) it got "no responders" although Agent.start() subscribes and flushes before returning;
-    the cause is not understood, so this retries for at most 5 s instead of failing at once."""
-    deadline = asyncio.get_running_loop().time() + 5
-    while True:
-        try:
-            return await nc.request(subject, data, timeout=30)
-        except nats.errors.NoRespondersError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
 async def test_logs_over_nats_per_workload_with_tail_since_and_stop(
     tmp_path: Path, bus: NatsServer, nc: Any, printer: Path
 ) -> None:
@@ -122,8 +108,8 @@ async def test_logs_over_nats_per_workload_with_tail_since_and_stop(
     await agent.start()
     try:
         for wid, host in (("w-a", "a.test"), ("w-b", "b.test")):
-            reply = await first_request(nc, subjects.workload_start(agent.host_id),
-                                        start_request(wid, printer, host))
+            reply = await nc.request(subjects.workload_start(agent.host_id), start_request(wid, printer, host),
+                                     timeout=30)
             assert json.loads(reply.data)["workloadStatus"]["workloadState"] == "WORKLOAD_STATE_RUNNING"
         # Sequential requests: the kernel spreads the connections over both worker processes.
         for path in ("/a1", "/a2", "/a3"):

@@ -22,7 +22,7 @@ import nats
 import nats.errors
 
 from wasmfleet.artifacts.fetching import Fetcher
-from wasmfleet.bus import messages, subjects
+from wasmfleet.bus import messages, subjects, subscribing
 from wasmfleet.host import heartbeating
 from wasmfleet.host.commands import Commands
 from wasmfleet.host.hosted_workloads import Workloads
@@ -125,7 +125,7 @@ class Agent:
             task.add_done_callback(self._inflight.discard)
 
         await self.nc.subscribe(subjects.host_commands(self.host_id), cb=on_request)
-        await self.nc.flush()
+        await subscribing.in_effect(self.nc)  # an operator (or a test) may ask as soon as start() returns
         self._heartbeat_task = asyncio.create_task(
             heartbeating.heartbeat_loop(
                 self.nc, self.heartbeats, self.settings.bus.heartbeat_interval_s, self._wake,

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import nats
 import nats.errors
 
+from wasmfleet.bus import subscribing
 from wasmfleet.host.plugin_api import store_state
 from wasmfleet.host.plugin_api.host_plugins import ConfigKey, HostContext, HostPlugin
 from wasmfleet.host.plugin_api.interfaces import Interface, err, ok
@@ -108,7 +109,7 @@ class MessagingBus:
             client = await self.client()
             sub = await client.subscribe(subject, queue=queue or "", cb=cb, pending_msgs_limit=PENDING_MSGS_LIMIT,
                                          pending_bytes_limit=PENDING_BYTES_LIMIT)
-            await client.flush(timeout=5)
+            await subscribing.in_effect(client, timeout=5)
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             raise MessagingUnavailable(f"NATS data connection {self.url}: subscribing to {subject}: "
                                        f"{str(exc) or type(exc).__name__}") from None
