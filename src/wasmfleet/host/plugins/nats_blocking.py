@@ -107,6 +107,24 @@ def decode_headers(block: bytes) -> tuple[int, dict[str, str]]:
     return status, headers
 
 
+def request_frame(subject: str, reply_to: bytes, payload: bytes, headers: Mapping[str, str] | None) -> bytes:
+    """The PUB (or, with headers, HPUB) of one request."""
+    if headers:
+        block = encode_headers(headers)
+        return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (subject.encode(), reply_to, len(block),
+                                                  len(block) + len(payload), block, payload)
+    return b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply_to, len(payload), payload)
+
+
+def reply_of(parts: list[bytes], body: bytes) -> Reply:
+    """The Reply of a MSG or HMSG whose control line split into `parts`, with its body."""
+    if parts[0] == b"MSG":
+        return Reply(0, {}, body)
+    header_size = int(parts[-2])
+    status, headers = decode_headers(body[:header_size])
+    return Reply(status, headers, body[header_size:])
+
+
 class BlockingConnection:
     """One NATS connection used by one thread, for request/reply only."""
 
@@ -253,14 +271,8 @@ class BlockingConnection:
         self._deadline = deadline
         self._sequence += 1
         reply_to = f"{self._inbox}.{self._sequence}".encode()
-        if headers:
-            block = encode_headers(headers)
-            frame = b"HPUB %s %s %d %d\r\n" % (subject.encode(), reply_to, len(block), len(block) + len(payload))
-            message = frame + block + payload + b"\r\n"
-        else:
-            message = b"PUB %s %s %d\r\n" % (subject.encode(), reply_to, len(payload)) + payload + b"\r\n"
         try:
-            self._send(message)
+            self._send(request_frame(subject, reply_to, payload, headers))
         except (OSError, ValueError) as exc:
             self.close()
             raise OutcomeUnknown(lost(exc)) from None
@@ -314,12 +326,7 @@ class BlockingConnection:
 
     def _message(self, line: bytes) -> Reply:
         parts = line.split()
-        if parts[0] == b"MSG":
-            return Reply(0, {}, self._read(int(parts[-1]) + 2)[:-2])
-        header_size, total = int(parts[-2]), int(parts[-1])
-        body = self._read(total + 2)[:-2]
-        status, headers = decode_headers(body[:header_size])
-        return Reply(status, headers, body[header_size:])
+        return reply_of(parts, self._read(int(parts[-1]) + 2)[:-2])
 
     # ---- the socket --------------------------------------------------------------------------
 

@@ -30,10 +30,11 @@ from wasmfleet.host.plugins.nats_blocking import (
     OutcomeUnknown,
     Refused,
     Reply,
-    decode_headers,
     encode_headers,
     error_text,
     lost,
+    reply_of,
+    request_frame,
 )
 
 SWEEP_S = 0.05
@@ -60,20 +61,12 @@ class LoopLane:
         wire = self._wire
         if wire is None or wire.transport is None:
             return None
-        if headers:
-            block = encode_headers(headers)
-            size = len(block) + len(payload)
-        else:
-            block, size = b"", len(payload)
+        size = len(payload) + (len(encode_headers(headers)) if headers else 0)
         if size > self._login.max_payload:
             raise Refused(f"maximum payload exceeded ({size} > {self._login.max_payload} bytes)")
         self._sequence += 1
         reply_to = b"%s.%d" % (wire.inbox, self._sequence)
-        if headers:
-            frame = b"HPUB %s %s %d %d\r\n%s%s\r\n" % (subject.encode(), reply_to, len(block), size, block, payload)
-        else:
-            frame = b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply_to, size, payload)
-        return wire.send(reply_to, subject, frame, deadline)
+        return wire.send(reply_to, subject, request_frame(subject, reply_to, payload, headers), deadline)
 
     async def request(self, subject: str, payload: bytes, headers: Mapping[str, str] | None,
                       deadline: float) -> Reply:
@@ -198,15 +191,11 @@ class _Wire(asyncio.Protocol):
         if waiting is None or waiting[0].done():
             return  # the late reply of a request given up on
         future = waiting[0]
-        if parts[0] == b"MSG":
-            future.set_result(Reply(0, {}, body))
-            return
-        header_size = int(parts[-2])
-        status, headers = decode_headers(body[:header_size])
-        if status == 503:
+        reply = reply_of(parts, body)
+        if reply.status == 503:
             future.set_exception(NotSent("no responders"))
         else:
-            future.set_result(Reply(status, headers, body[header_size:]))
+            future.set_result(reply)
 
     def _refused(self, text: str) -> None:
         """An -ERR: a violation refuses the request it names (or all, when it names none); any
