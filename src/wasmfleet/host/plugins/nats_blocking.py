@@ -107,10 +107,14 @@ def decode_headers(block: bytes) -> tuple[int, dict[str, str]]:
     return status, headers
 
 
-def request_frame(subject: str, reply_to: bytes, payload: bytes, headers: Mapping[str, str] | None) -> bytes:
-    """The PUB (or, with headers, HPUB) of one request."""
-    if headers:
-        block = encode_headers(headers)
+def header_block(headers: Mapping[str, str] | None) -> bytes:
+    """The encoded headers of a request, or b"" for none (a plain PUB)."""
+    return encode_headers(headers) if headers else b""
+
+
+def request_frame(subject: str, reply_to: bytes, payload: bytes, block: bytes) -> bytes:
+    """The PUB (or, with a header block, HPUB) of one request."""
+    if block:
         return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (subject.encode(), reply_to, len(block),
                                                   len(block) + len(payload), block, payload)
     return b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply_to, len(payload), payload)
@@ -272,7 +276,7 @@ class BlockingConnection:
         self._sequence += 1
         reply_to = f"{self._inbox}.{self._sequence}".encode()
         try:
-            self._send(request_frame(subject, reply_to, payload, headers))
+            self._send(request_frame(subject, reply_to, payload, header_block(headers)))
         except (OSError, ValueError) as exc:
             self.close()
             raise OutcomeUnknown(lost(exc)) from None

@@ -30,8 +30,8 @@ from wasmfleet.host.plugins.nats_blocking import (
     OutcomeUnknown,
     Refused,
     Reply,
-    encode_headers,
     error_text,
+    header_block,
     lost,
     reply_of,
     request_frame,
@@ -61,12 +61,13 @@ class LoopLane:
         wire = self._wire
         if wire is None or wire.transport is None:
             return None
-        size = len(payload) + (len(encode_headers(headers)) if headers else 0)
+        block = header_block(headers)
+        size = len(block) + len(payload)
         if size > self._login.max_payload:
             raise Refused(f"maximum payload exceeded ({size} > {self._login.max_payload} bytes)")
         self._sequence += 1
         reply_to = b"%s.%d" % (wire.inbox, self._sequence)
-        return wire.send(reply_to, subject, request_frame(subject, reply_to, payload, headers), deadline)
+        return wire.send(reply_to, subject, request_frame(subject, reply_to, payload, block), deadline)
 
     async def request(self, subject: str, payload: bytes, headers: Mapping[str, str] | None,
                       deadline: float) -> Reply:
