@@ -351,7 +351,7 @@ def test_a_library_instance_released_after_its_route_closed_is_freed(settings: s
     in_flight = calc.acquire(time.monotonic() + 5)
     loaded.close()
     calc.release(in_flight, True)
-    assert not calc.idle and in_flight.store == 0
+    assert not calc.pool and in_flight.store == 0
 
 
 async def test_a_route_cancelled_or_stopped_while_loading_frees_its_instances(

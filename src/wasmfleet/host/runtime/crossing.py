@@ -42,11 +42,10 @@ from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
-from wasmfleet.host.runtime import engines, hostfuncs
+from wasmfleet.host.plugin_api import handle_tables, store_state
+from wasmfleet.host.runtime import component_stores, engines, hostfuncs
 from wasmfleet.host.runtime.errors import GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
-from wasmfleet.host.wasi import filesystem
 
 _VP = ctypes.c_void_p
 _I64 = ctypes.c_int64
@@ -54,21 +53,12 @@ _func_call = handle_tables.c_function(
     "wasmtime_component_func_call", _VP, _VP, _VP, _VP, ctypes.c_size_t, _VP, ctypes.c_size_t
 )
 _post_return = handle_tables.c_function("wasmtime_component_func_post_return", _VP, _VP, _VP)
-_store_new = handle_tables.c_function("wasmtime_store_new", _VP, _VP, _VP, _VP)
-_store_context = handle_tables.c_function("wasmtime_store_context", _VP, _VP)
 _store_delete = handle_tables.c_function("wasmtime_store_delete", None, _VP)
-_store_limiter = handle_tables.c_function("wasmtime_store_limiter", None, _VP, _I64, _I64, _I64, _I64, _I64)
 _set_epoch_deadline = handle_tables.c_function("wasmtime_context_set_epoch_deadline", None, _VP, ctypes.c_uint64)
 _instantiate = handle_tables.c_function("wasmtime_component_linker_instantiate", _VP, _VP, _VP, _VP, _VP)
 _get_func = handle_tables.c_function("wasmtime_component_instance_get_func", ctypes.c_bool, _VP, _VP, _VP, _VP)
 _ErrPtr = ctypes.POINTER(ffi.wasmtime_error_t)
 _swap = handle_tables.swap
-
-
-def _address(obj: Any) -> int:
-    addr = ctypes.cast(obj.ptr(), _VP).value
-    assert addr
-    return addr
 
 
 def _error_text(err: int) -> str:
@@ -112,23 +102,18 @@ class Provider:
         self.spec = spec
         self.component = component
         self.linker = linker
-        self._component_addr = _address(component)
-        self._linker_addr = _address(linker)
-        self._engine_addr = _address(engines.engine_of(component))
-        self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20
-        self.environment = list(spec.environment.items())
-        self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
-        self.log_name = f"{spec.workload_id}/{spec.name}"
-        self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
+        self._component_addr = component_stores.address(component)
+        self._linker_addr = component_stores.address(linker)
+        self.stores = component_stores.StoreRecipe(spec, settings, component)
         self.provides: list[Any] = []
         """Export index of each function callers reach (position = `Target.position`)."""
         self.targets: list[tuple[Provider, int]] | None = None
         """The workload's forwarder targets, when this provider itself imports from others."""
         self.may_block = False
         """Its own imports may wait on something slow (`linking.Plan.may_block`)."""
-        self.idle: list[ProviderInstance] = []
+        self.pool: component_stores.WarmPool[ProviderInstance] = component_stores.WarmPool(
+            spec.pool_size, spec.max_invocations)
         self.lock = threading.Lock()
-        self.closed = False
         self.instantiations = 0
 
     def provide(self, func_idx: Any) -> int:
@@ -139,42 +124,19 @@ class Provider:
     def acquire(self, deadline: float) -> ProviderInstance:
         """A warm instance (poolSize > 0) or a new one, with `deadline` (time.monotonic) as its
         call deadline. Raises GuestTrap when instantiating fails (a trap in its start-up)."""
-        inst = None
-        if self.spec.pool_size > 0:
-            with self.lock:
-                if self.idle:
-                    inst = self.idle.pop()
-        if inst is None:
-            inst = self._new_instance(deadline)
+        inst = self.pool.take() or self._new_instance(deadline)
         inst.table.state.deadline = deadline
         _set_epoch_deadline(inst.ctx, _ticks_until(deadline))
         return inst
 
-    def release(self, inst: ProviderInstance, healthy: bool) -> None:
+    def release(self, inst: ProviderInstance, healthy: bool, used: bool = True) -> None:
         if inst.linked is not None:
             inst.linked.release(healthy)
-        inst.uses += 1
-        spec = self.spec
-        if healthy and inst.healthy and spec.pool_size > 0 and not (
-                spec.max_invocations and inst.uses >= spec.max_invocations):
-            with self.lock:
-                # Once closed (the route was replaced while this call ran), nothing would free it.
-                if not self.closed and len(self.idle) < spec.pool_size:
-                    self.idle.append(inst)
-                    return
-        inst.close()
+        self.pool.give(inst, healthy and inst.healthy, used)
 
     def _new_instance(self, deadline: float) -> ProviderInstance:
-        store = _store_new(self._engine_addr, None, None)
-        ctx = _store_context(store)
-        _store_limiter(store, self.memory_bytes, -1, -1, -1, -1)
         spec = self.spec
-        state = store_state.WasiContext(
-            workload_id=spec.workload_id, component=spec.name, environment=self.environment,
-            preopens=self.preopens, allowed_hosts=spec.allowed_hosts, network=spec.network, config=spec.config,
-            grants=spec.grants,
-            log_name=self.log_name, guest_log=self.guest_log, deadline=deadline,
-        )
+        store, ctx, state = self.stores.new_store(deadline)
         inst = ProviderInstance(store, ctx, handle_tables.ResourceTable(state))
         if self.targets is not None:
             inst.linked = LinkedStore(self.targets, state)
@@ -191,7 +153,7 @@ class Provider:
             raise GuestTrap(f"instantiating component {spec.name} failed: {_error_text(err)}")
         for func_idx in self.provides:
             func = ffi.wasmtime_component_func_t()
-            if not _get_func(ctypes.byref(instance), ctx, _address(func_idx), ctypes.byref(func)):
+            if not _get_func(ctypes.byref(instance), ctx, component_stores.address(func_idx), ctypes.byref(func)):
                 inst.close()
                 raise GuestTrap(f"component {spec.name}: a linked export is not a function")
             inst._keep.append(func)
@@ -202,17 +164,12 @@ class Provider:
 
     def warm_up(self) -> None:
         """Instantiates once (a start-up trap is refused by the caller); a pooled provider keeps it."""
-        self.release(self.acquire(time.monotonic() + 60), True)
+        self.release(self._new_instance(time.monotonic() + 60), True, used=False)
 
     def close(self) -> None:
         """Frees the idle instances; one bound to a call in flight is freed when released."""
-        with self.lock:
-            self.closed = True
-            idle, self.idle = self.idle, []
-        for inst in idle:
-            inst.close()
-        if self.guest_log is not None:
-            self.guest_log.close()
+        self.pool.close()
+        self.stores.close()
 
 
 def _ticks_until(deadline: float) -> int:

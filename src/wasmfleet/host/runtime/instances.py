@@ -35,11 +35,20 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from wasmfleet.bus.messages import ComponentRole
-from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
-from wasmfleet.host.runtime import cpu_quota, crossing, engines, hostfuncs, linking, plugin_registry, suspension
+from wasmfleet.host.plugin_api import handle_tables, store_state
+from wasmfleet.host.runtime import (
+    component_stores,
+    cpu_quota,
+    crossing,
+    engines,
+    hostfuncs,
+    linking,
+    plugin_registry,
+    suspension,
+)
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
-from wasmfleet.host.wasi import filesystem, http, io
+from wasmfleet.host.wasi import http, io
 
 # The per-request store/instance calls go through private prototypes taking plain addresses
 # (see `handle_tables.c_function`): wasmtime-py's Store/Instance/Func wrappers add several Python
@@ -47,10 +56,7 @@ from wasmfleet.host.wasi import filesystem, http, io
 # fresh instance on a trivial guest. The store is deleted explicitly in `WarmInstance.close`.
 _VP = ctypes.c_void_p
 _I64 = ctypes.c_int64
-_store_new = handle_tables.c_function("wasmtime_store_new", _VP, _VP, _VP, _VP)
-_store_context = handle_tables.c_function("wasmtime_store_context", _VP, _VP)
 _store_delete = handle_tables.c_function("wasmtime_store_delete", None, _VP)
-_store_limiter = handle_tables.c_function("wasmtime_store_limiter", None, _VP, _I64, _I64, _I64, _I64, _I64)
 _set_epoch_deadline = handle_tables.c_function("wasmtime_context_set_epoch_deadline", None, _VP, ctypes.c_uint64)
 _instantiate = handle_tables.c_function("wasmtime_component_linker_instantiate", _VP, _VP, _VP, _VP, _VP)
 _get_func = handle_tables.c_function("wasmtime_component_instance_get_func", ctypes.c_bool, _VP, _VP, _VP, _VP)
@@ -63,13 +69,6 @@ _ErrPtr = ctypes.POINTER(ffi.wasmtime_error_t)
 _byref = ctypes.byref
 _addressof = ctypes.addressof
 _Args2 = ffi.wasmtime_component_val_t * 2
-
-
-def _address(obj: Any) -> int:
-    """The address behind a wasmtime-py object's C pointer."""
-    addr = ctypes.cast(obj.ptr(), _VP).value
-    assert addr
-    return addr
 
 
 def _error(err: int) -> wasmtime.WasmtimeError:
@@ -255,10 +254,9 @@ class LoadedComponent:
         if handle_idx is None:
             raise ComponentError(spec.wasm_path, "exports wasi:http/incoming-handler without `handle`")
         self.handle_idx = handle_idx
-        self._handle_idx_addr = _address(handle_idx)
-        self._linker_addr = _address(self.linker)
-        self._component_addr = _address(self.component)
-        self._engine_addr = _address(engines.engine_of(self.component))
+        self._handle_idx_addr = component_stores.address(handle_idx)
+        self._linker_addr = component_stores.address(self.linker)
+        self._component_addr = component_stores.address(self.component)
         self.request_type = self.type_ids.host_type("wasi:http/types#incoming-request")[0]
         self.outparam_type = self.type_ids.host_type("wasi:http/types#response-outparam")[0]
         self.lower_request = handle_tables.lower_own(self.request_type)
@@ -271,22 +269,17 @@ class LoadedComponent:
                       if spec.cpu_limit_millicores > 0 else None)
         # Under a quota the deadline is checked by the quota's callback, every few ticks.
         self.epoch_ticks = cpu_quota.CHECK_TICKS if self.quota is not None else self.deadline_ticks
-        self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20  # providers: their own
-        self.environment = list(spec.environment.items())
-        self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
+        self.stores = component_stores.StoreRecipe(spec, settings, self.component)  # providers: their own
         self.may_block = self.plan.may_block or any(m.may_block for m in self.members)
         """True when the guest or a component it calls may wait on something slow (outgoing HTTP,
         wasi:blobstore, wasmcloud:messaging's request: `linking.Plan.may_block`): never run it inline."""
         self.suspends = bool(self.plan.suspending)
         """Its slow imports all suspend instead (wasi:keyvalue on NATS): call it with `start`, on
         the loop."""
-        self.idle: list[WarmInstance] = []
-        self.pool_lock = threading.Lock()
-        self.closed = False
+        self.pool: component_stores.WarmPool[WarmInstance] = component_stores.WarmPool(
+            spec.pool_size, spec.max_invocations)
         self.stats = Stats()
         self.counting_lock = threading.Lock()
-        self.log_name = f"{spec.workload_id}/{spec.name}"
-        self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
         self._lifecycle: plugin_registry.Lifecycle | None = None
         if plugin_hooks:
             self._lifecycle = plugin_registry.process_lifecycle(settings.plugin_host)
@@ -347,28 +340,10 @@ class LoadedComponent:
             inst = self._new_instance()
         except GuestTrap as exc:
             raise ComponentError(self.spec.wasm_path, str(exc)) from None
-        if self.spec.pool_size > 0:
-            with self.pool_lock:
-                self.idle.append(inst)
-        else:
-            inst.close()
+        self.pool.give(inst, healthy=True, used=False)
 
     def _new_instance(self) -> WarmInstance:
-        store = _store_new(self._engine_addr, None, None)
-        ctx = _store_context(store)
-        _store_limiter(store, self.memory_bytes, -1, -1, -1, -1)
-        state = store_state.WasiContext(
-            workload_id=self.spec.workload_id,
-            component=self.spec.name,
-            environment=self.environment,
-            preopens=self.preopens,
-            allowed_hosts=self.spec.allowed_hosts,
-            network=self.spec.network,
-            config=self.spec.config,
-            grants=self.spec.grants,
-            log_name=self.log_name,
-            guest_log=self.guest_log,
-        )
+        store, ctx, state = self.stores.new_store()
         table = handle_tables.ResourceTable(state)
         inst = WarmInstance(store, ctx, table, ffi.wasmtime_component_func_t())
         if self.quota is not None:
@@ -402,28 +377,12 @@ class LoadedComponent:
         return inst
 
     def _acquire(self) -> WarmInstance:
-        if self.spec.pool_size > 0:
-            with self.pool_lock:
-                if self.idle:
-                    return self.idle.pop()
-        return self._new_instance()
+        return self.pool.take() or self._new_instance()
 
     def _release(self, inst: WarmInstance, healthy: bool) -> None:
         if inst.linked is not None:
             inst.linked.release(healthy)  # the request is over: so is its use of the providers
-        spec = self.spec
-        if not healthy or spec.pool_size <= 0 or self.closed:
-            inst.close()
-            return
-        inst.uses += 1
-        if spec.max_invocations and inst.uses >= spec.max_invocations:
-            inst.close()
-            return
-        with self.pool_lock:
-            if not self.closed and len(self.idle) < spec.pool_size:
-                self.idle.append(inst)
-                return
-        inst.close()
+        self.pool.give(inst, healthy)
 
     def invoke(self, request: http.IncomingRequest, sink: http.ResponseSink) -> http.ResponseOutparam:
         """Runs the guest's handler for one request; raises GuestTrap when the guest fails."""
@@ -537,17 +496,12 @@ class LoadedComponent:
     def close(self) -> None:
         """Frees the idle instances; one still serving a request (the route was replaced, e.g.
         by optimized code) is freed when that request ends (`_release`)."""
-        with self.pool_lock:
-            self.closed = True
-            for inst in self.idle:
-                inst.close()
-            self.idle.clear()
+        self.pool.close()
         lifecycle, self._lifecycle = self._lifecycle, None
         if lifecycle is not None:
             lifecycle.component_closed(self.spec)
             for member in self.members:
                 lifecycle.component_closed(member.spec)
-        if self.guest_log is not None:
-            self.guest_log.close()
+        self.stores.close()
         for member in self.members:
             member.close()

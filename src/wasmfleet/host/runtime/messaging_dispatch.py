@@ -45,14 +45,13 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 
-from wasmfleet.host.plugin_api import guestlogs, handle_tables, store_state
+from wasmfleet.host.plugin_api import handle_tables, store_state
 from wasmfleet.host.plugins import messaging_config
 from wasmfleet.host.plugins.wasmcloud_messaging import MessagingBus, MessagingUnavailable, data_connection, open_bus
-from wasmfleet.host.runtime import codec, engines, hostfuncs, linking, owned_loading, plugin_registry
+from wasmfleet.host.runtime import codec, component_stores, engines, hostfuncs, linking, owned_loading, plugin_registry
 from wasmfleet.host.runtime.errors import ComponentError, GuestTrap, RuntimeUnavailable
 from wasmfleet.host.runtime.handler_threads import HandlerThreads
 from wasmfleet.host.runtime.specs import ComponentSpec, RuntimeSettings
-from wasmfleet.host.wasi import filesystem
 
 log = logging.getLogger(__name__)
 
@@ -66,26 +65,9 @@ QUICK_CPU_S = 0.002
 
 _VP = ctypes.c_void_p
 _I64 = ctypes.c_int64
-_GIL_HOLDING_DLL = ctypes.PyDLL(ffi.dll._name, handle=ffi.dll._handle)
-
-
-def _quick(name: str, restype: Any, *argtypes: Any) -> Any:
-    """Like `handle_tables.c_function`, for a C call that runs no guest code and returns in
-    microseconds: it keeps the GIL. Releasing it (what ctypes does by default) costs little when
-    one thread runs, but with many handler threads each release hands the GIL to another thread and
-    the caller then waits for that one's next release: under load most of a fresh instance's cost
-    was that wait, repeated for each of these calls. Guest code (instantiate, call, post-return)
-    still runs with the GIL released."""
-    fn = _GIL_HOLDING_DLL._FuncPtr((name, _GIL_HOLDING_DLL))
-    fn.restype = restype
-    fn.argtypes = list(argtypes)
-    return fn
-
-
-_store_new = _quick("wasmtime_store_new", _VP, _VP, _VP, _VP)
-_store_context = _quick("wasmtime_store_context", _VP, _VP)
+# Calls that run no guest code keep the GIL (see `component_stores.quick_c_function`).
+_quick = component_stores.quick_c_function
 _store_delete = _quick("wasmtime_store_delete", None, _VP)
-_store_limiter = _quick("wasmtime_store_limiter", None, _VP, _I64, _I64, _I64, _I64, _I64)
 _set_epoch_deadline = _quick("wasmtime_context_set_epoch_deadline", None, _VP, ctypes.c_uint64)
 _instantiate = handle_tables.c_function("wasmtime_component_linker_instantiate", _VP, _VP, _VP, _VP, _VP)
 _get_func = _quick("wasmtime_component_instance_get_func", ctypes.c_bool, _VP, _VP, _VP, _VP)
@@ -107,12 +89,6 @@ _RECORD_DATA: int = ffi.wasmtime_component_valrecord_t.data.offset  # type: igno
 _kind_at = ctypes.c_uint8.from_address
 _ptr_at = ctypes.c_void_p.from_address
 _ErrPtr = ctypes.POINTER(ffi.wasmtime_error_t)
-
-
-def _address(obj: Any) -> int:
-    addr = ctypes.cast(obj.ptr(), _VP).value
-    assert addr
-    return addr
 
 
 def _error(err: int) -> wasmtime.WasmtimeError:
@@ -240,18 +216,12 @@ class HandlerComponent:
         self._lift_result = codec.compile_lift(fty.result)
         self.timeout_s = timeout_s or spec.request_timeout_s or settings.request_timeout_s
         self.deadline_ticks = max(1, math.ceil(self.timeout_s / engines.tick_seconds()))
-        self.memory_bytes = (spec.memory_limit_mb or settings.memory_limit_mb) << 20
-        self.environment = list(spec.environment.items())
-        self.preopens = [(filesystem.preopen(p.host_path, p.read_only), p.guest_path) for p in spec.preopens]
-        self.idle: list[_Instance] = []
-        self.pool_lock = threading.Lock()
-        self.closed = False
-        self.log_name = f"{spec.workload_id}/{spec.name}"
-        self.guest_log = guestlogs.for_component(settings.guest_log_dir, spec.workload_id, spec.name)
-        self._linker_addr = _address(self.linker)
-        self._component_addr = _address(self.component)
-        self._engine_addr = _address(engines.engine_of(self.component))
-        self._func_idx_addr = _address(func_idx)
+        self.stores = component_stores.StoreRecipe(spec, settings, self.component)
+        self.pool: component_stores.WarmPool[_Instance] = component_stores.WarmPool(
+            spec.pool_size, spec.max_invocations)
+        self._linker_addr = component_stores.address(self.linker)
+        self._component_addr = component_stores.address(self.component)
+        self._func_idx_addr = component_stores.address(func_idx)
         self._lifecycle: plugin_registry.Lifecycle | None = None
         if plugin_hooks:
             self._lifecycle = plugin_registry.process_lifecycle(settings.plugin_host)
@@ -263,18 +233,10 @@ class HandlerComponent:
             inst = self._new_instance()
         except GuestTrap as exc:
             raise ComponentError(self.spec.wasm_path, str(exc)) from None
-        self._release(inst, True, count=False)
+        self.pool.give(inst, healthy=True, used=False)
 
     def _new_instance(self) -> _Instance:
-        store = _store_new(self._engine_addr, None, None)
-        ctx = _store_context(store)
-        _store_limiter(store, self.memory_bytes, -1, -1, -1, -1)
-        state = store_state.WasiContext(
-            workload_id=self.spec.workload_id, component=self.spec.name, environment=self.environment,
-            preopens=self.preopens, allowed_hosts=self.spec.allowed_hosts, network=self.spec.network,
-            config=self.spec.config,
-            grants=self.spec.grants, log_name=self.log_name, guest_log=self.guest_log,
-        )
+        store, ctx, state = self.stores.new_store()
         inst = _Instance(store, ctx, handle_tables.ResourceTable(state))
         _set_epoch_deadline(ctx, self.deadline_ticks)
         instance = ffi.wasmtime_component_instance_t()
@@ -291,28 +253,10 @@ class HandlerComponent:
             raise GuestTrap("the handle-message export is not a function")
         return inst
 
-    def _acquire(self) -> _Instance:
-        if self.spec.pool_size > 0:
-            with self.pool_lock:
-                if self.idle:
-                    return self.idle.pop()
-        return self._new_instance()
-
-    def _release(self, inst: _Instance, healthy: bool, count: bool = True) -> None:
-        spec = self.spec
-        if healthy and spec.pool_size > 0:
-            inst.uses += 1 if count else 0
-            if not spec.max_invocations or inst.uses < spec.max_invocations:
-                with self.pool_lock:
-                    # Once closed (a handler outlived the drain), nothing would free it.
-                    if not self.closed and len(self.idle) < spec.pool_size:
-                        self.idle.append(inst)
-                        return
-        inst.close()
 
     def invoke(self, subject: str, body: bytes, reply_to: str | None) -> None:
         """Runs handle-message once. Raises GuestTrap (trap, deadline) or HandlerError (err result)."""
-        inst = self._acquire()
+        inst = self.pool.take() or self._new_instance()
         state: store_state.WasiContext = inst.table.state
         state.deadline = time.monotonic() + self.timeout_s
         ctx = inst.ctx
@@ -343,7 +287,7 @@ class HandlerComponent:
             if called:
                 _val_delete(ctypes.addressof(result))
             handle_tables.swap(previous)
-            self._release(inst, healthy)
+            self.pool.give(inst, healthy)
 
     def _trap(self, exc: wasmtime.WasmtimeError) -> GuestTrap:
         cause = hostfuncs.last_exception()
@@ -355,16 +299,11 @@ class HandlerComponent:
         return GuestTrap(text.rsplit("Caused by:", 1)[-1].strip()[:300])
 
     def close(self) -> None:
-        with self.pool_lock:
-            self.closed = True
-            for inst in self.idle:
-                inst.close()
-            self.idle.clear()
+        self.pool.close()
         lifecycle, self._lifecycle = self._lifecycle, None
         if lifecycle is not None:
             lifecycle.component_closed(self.spec)
-        if self.guest_log is not None:
-            self.guest_log.close()
+        self.stores.close()
 
 
 def check_handler(spec: ComponentSpec, settings: RuntimeSettings, artefact: Path) -> None:

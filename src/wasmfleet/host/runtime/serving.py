@@ -325,7 +325,7 @@ class ServingCore:
             runs = "suspended" if component.suspends else "thread" if component.may_block else "inline"
             per[wid] = {"hostnames": list(route.hostnames), "runs": runs, "requests": s.requests, "traps": s.traps,
                         "timeouts": s.timeouts, "instantiations": s.instantiations,
-                        "warm": len(route.component.idle),
+                        "warm": len(route.component.pool),
                         "throttled_seconds": round(route.component.throttling.seconds, 3)}
         out = {**self.counters, "inflight": self.inflight, "connections": len(self.connections), "workloads": per}
         if self.messaging is not None:
