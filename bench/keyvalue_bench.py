@@ -16,13 +16,16 @@ process (`--load aiohttp`): on 2 cores an asyncio client takes a third of a core
 CPU the host then lacks, while the peer's nats-py client is the measured thing itself. Before wrk
 runs, aiohttp requests check the guest's answer; wrk counts any response that is not a 2xx.
 
+With --tls, nats-server requires TLS with client certificates (as the Helm chart's does by
+default), and the host and the peer both log in with one.
+
 Each round measures the guest, the peer and the in-memory guest back to back; prints the median
 round of each, ops/s of each, the ratio guest/direct (issue target >= 0.5), and p50/p99 latency of one op.
 The guest path includes HTTP parsing, a fresh wasm instance per request and two host calls; the
 peer has none of those, so the ratio is what the plugin costs on top of NATS.
 
     .venv/bin/python bench/keyvalue_bench.py [--seconds 5] [--rounds 3] [--clients 10] [--workers 2]
-                                             [--load wrk|aiohttp]
+                                             [--load wrk|aiohttp] [--tls]
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ import nats
 import wrk_load  # bench/wrk_load.py (this script's folder is on sys.path)
 
 from wasmfleet.bus import messages, subjects
-from wasmfleet.testing.nats import free_port, nats_server
+from wasmfleet.bus.connection_options import NatsConnectionOptions
+from wasmfleet.testing.nats import NatsServer, free_port
+from wasmfleet.testing.pki import make_pki, nats_tls_block
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -116,50 +121,72 @@ def report(name: str, measures: list[Measure], seconds: float) -> float:
     return rate
 
 
-async def main(seconds: float, clients: int, workers: int, load: str, rounds: int) -> None:
+def bus_for(tmp: Path, tls: bool) -> tuple[NatsServer, NatsConnectionOptions]:
+    """The nats-server (not started) and how clients log in to it."""
+    if not tls:
+        return NatsServer(tmp / "nats"), NatsConnectionOptions()
+    pki = make_pki(tmp / "pki")
+    port = free_port()
+    config = tmp / "nats.conf"
+    config.write_text(f'listen: 127.0.0.1:{port}\njetstream {{ store_dir: "{tmp / "js"}" }}\n{nats_tls_block(pki)}\n')
+    login = NatsConnectionOptions(tls_ca=pki / "ca.pem", tls_cert=pki / "client.pem", tls_key=pki / "client-key.pem")
+    return NatsServer(tmp / "nats", port, config=config), login
+
+
+async def main(seconds: float, clients: int, workers: int, load: str, rounds: int, tls: bool) -> None:
     guest = build_component("kv-getset-wat")
-    with tempfile.TemporaryDirectory(prefix="kv-bench-") as tmp, nats_server(Path(tmp) / "nats") as bus:
-        port, host_id = free_port(), str(uuid.uuid4())
-        host = subprocess.Popen(
-            [str(BIN / "wasmfleet"), "host", "--nats", bus.url, "--host-id", host_id, "--workers", str(workers),
-             "--http-addr", f"127.0.0.1:{port}", "--allow-file-root", str(cache_dir()),
-             "--data-dir", str(Path(tmp) / "host"), "--cache-dir", str(Path(tmp) / "artifacts"),
-             "--log-level", "warning"])
-        nc = await nats.connect(bus.url)
-        ratios: list[float] = []
-        measures: dict[str, list[Measure]] = {"guest": [], "nats-py": [], "guest-mem": []}
-        try:
-            for name, config in (("kv.bench", {}), ("mem.bench", {"backend": "in-memory"})):
-                await start_workload(nc, host_id, name, guest, config)
-            url = f"http://127.0.0.1:{port}/"
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
-                def via_guest(hostname: str) -> Callable[[int], Awaitable[None]]:
-                    async def op(index: int) -> None:
-                        async with session.get(url, headers={"Host": hostname}) as resp:
-                            body = await resp.read()
-                            assert resp.status == 200 and body == b"value-0123456789", body
-                    return op
+    with tempfile.TemporaryDirectory(prefix="kv-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        server, login = bus_for(tmp, tls)
+        with server as bus:
+            await measure(bus, login, guest, tmp, seconds, clients, workers, load, rounds)
 
-                async def guest_run(hostname: str) -> Measure:
-                    await run_clients(clients, 1.0, via_guest(hostname))  # warm (bucket created), answer checked
-                    if load == "aiohttp":
-                        return measured(*await run_clients(clients, seconds, via_guest(hostname)))
-                    result = await asyncio.to_thread(wrk_load.wrk, url, hostname, seconds, clients)
-                    if result.failed:
-                        raise SystemExit(f"{hostname}: {result.failed} failed requests under wrk")
-                    return result.requests, result.p50_ms, result.p99_ms
 
-                for _ in range(rounds):  # the machine is noisy: each round measures both sides back to back
-                    measures["guest"].append(await guest_run("kv.bench"))
-                    measures["nats-py"].append(await direct_run(nc, clients, seconds))
-                    measures["guest-mem"].append(await guest_run("mem.bench"))
-                    ratios.append(measures["guest"][-1][0] / measures["nats-py"][-1][0])
-        finally:
-            await nc.close()
-            host.terminate()
-            host.wait(30)
-    print(f"wasi:keyvalue get+set, NATS backend, {clients} concurrent clients, {seconds:g} s each, "
-          f"host --workers {workers}, HTTP load from {load}")
+async def measure(bus: NatsServer, login: NatsConnectionOptions, guest: Path, tmp: Path, seconds: float,
+                  clients: int, workers: int, load: str, rounds: int) -> None:
+    port, host_id = free_port(), str(uuid.uuid4())
+    tls_args = [arg for flag, path in (("--nats-tls-ca", login.tls_ca), ("--nats-tls-cert", login.tls_cert),
+                                       ("--nats-tls-key", login.tls_key)) if path for arg in (flag, str(path))]
+    host = subprocess.Popen(
+        [str(BIN / "wasmfleet"), "host", "--nats", bus.url, "--host-id", host_id, "--workers", str(workers),
+         "--http-addr", f"127.0.0.1:{port}", "--allow-file-root", str(cache_dir()),
+         "--data-dir", str(tmp / "host"), "--cache-dir", str(tmp / "artifacts"),
+         "--log-level", "warning", *tls_args])
+    nc = await nats.connect(bus.url, **login.connect_kwargs())
+    ratios: list[float] = []
+    measures: dict[str, list[Measure]] = {"guest": [], "nats-py": [], "guest-mem": []}
+    try:
+        for name, config in (("kv.bench", {}), ("mem.bench", {"backend": "in-memory"})):
+            await start_workload(nc, host_id, name, guest, config)
+        url = f"http://127.0.0.1:{port}/"
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
+            def via_guest(hostname: str) -> Callable[[int], Awaitable[None]]:
+                async def op(index: int) -> None:
+                    async with session.get(url, headers={"Host": hostname}) as resp:
+                        body = await resp.read()
+                        assert resp.status == 200 and body == b"value-0123456789", body
+                return op
+
+            async def guest_run(hostname: str) -> Measure:
+                await run_clients(clients, 1.0, via_guest(hostname))  # warm (bucket created), answer checked
+                if load == "aiohttp":
+                    return measured(*await run_clients(clients, seconds, via_guest(hostname)))
+                result = await asyncio.to_thread(wrk_load.wrk, url, hostname, seconds, clients)
+                if result.failed:
+                    raise SystemExit(f"{hostname}: {result.failed} failed requests under wrk")
+                return result.requests, result.p50_ms, result.p99_ms
+
+            for _ in range(rounds):  # the machine is noisy: each round measures both sides back to back
+                measures["guest"].append(await guest_run("kv.bench"))
+                measures["nats-py"].append(await direct_run(nc, clients, seconds))
+                measures["guest-mem"].append(await guest_run("mem.bench"))
+                ratios.append(measures["guest"][-1][0] / measures["nats-py"][-1][0])
+    finally:
+        await nc.close()
+        host.terminate()
+        host.wait(30)
+    print(f"wasi:keyvalue get+set, NATS backend{' over TLS' if login.tls_cert else ''}, {clients} concurrent "
+          f"clients, {seconds:g} s each, host --workers {workers}, HTTP load from {load}")
     guest_rate = report("guest", measures["guest"], seconds)
     report("nats-py", measures["nats-py"], seconds)
     memory_rate = report("guest-mem", measures["guest-mem"], seconds)
@@ -188,5 +215,6 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--load", choices=("wrk", "aiohttp"), default="wrk" if wrk_load.have_wrk() else "aiohttp")
+    parser.add_argument("--tls", action="store_true", help="NATS over TLS with client certificates")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.clients, args.workers, args.load, args.rounds))
+    asyncio.run(main(args.seconds, args.clients, args.workers, args.load, args.rounds, args.tls))

@@ -1,5 +1,5 @@
 """NATS credentials and TLS (wasmfleet.bus.connection_options, the --nats-* options) against a real
-nats-server started with a config file; certificates are made with openssl in the test:
+nats-server started with a config file; certificates are made with openssl (wasmfleet.testing.pki):
 
 - TLS with a client certificate (verify on): the options connect and a request is answered; without
   the client certificate, or without our CA, the connection is refused;
@@ -34,29 +34,15 @@ from wasmfleet.bus import single_attempt
 from wasmfleet.bus.connection_options import InvalidNatsOptions, NatsConnectionOptions
 from wasmfleet.testing.apiserver import running_apiserver
 from wasmfleet.testing.nats import free_port, nats_server_binary
+from wasmfleet.testing.pki import make_pki, nats_tls_block
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ca.pem, server.pem/-key.pem (127.0.0.1, localhost), client.pem/-key.pem, other-ca.pem."""
-    d = tmp_path_factory.mktemp("pki")
-    for ca in ("ca", "other-ca"):
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", f"{ca}-key.pem", "-out", f"{ca}.pem", "-days", "1", "-subj", f"/CN=test {ca}", cwd=d)
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"),
-                      ("client", "extendedKeyUsage=clientAuth")):
-        (d / f"{name}.ext").write_text(ext + "\n")
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
-                "-CAcreateserial", "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
-    return d
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @contextlib.contextmanager
@@ -83,9 +69,7 @@ def configured_server(tmp_path: Path, config: str, jetstream: bool = False) -> I
         proc.wait(10)
 
 
-def tls_block(pki: Path) -> str:
-    return (f'tls {{ cert_file: "{pki / "server.pem"}", key_file: "{pki / "server-key.pem"}", '
-            f'ca_file: "{pki / "ca.pem"}", verify: true }}')
+tls_block = nats_tls_block
 
 
 async def round_trip(url: str, options: NatsConnectionOptions) -> bytes:

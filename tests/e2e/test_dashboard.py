@@ -17,7 +17,6 @@ Screenshots of each step are kept in the test's temp dir (tmp_path/screenshots).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from test_fleet import EXAMPLE, HOSTNAME, WF, Fleet, _drain
+from test_fleet import EXAMPLE, HOSTNAME, WF, Fleet, running_up
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,36 +38,10 @@ NO_RELOAD = "window.__noReload === 1"
 
 @pytest.fixture
 async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
-    """`wasmfleet up` with 3 hosts in one group (and its dashboard on a free port)."""
-    data = tmp_path / "fleet"
-    proc = await asyncio.create_subprocess_exec(
-        *WF, "up", "--data-dir", str(data), "--host-groups", "default", "--hosts-per-group", "3",
-        "--gateway-port", "18000", "--dashboard-port", "18088",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    output: list[str] = []
-    assert proc.stdout is not None
-    while "Ctrl-C stops everything" not in (line := (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()):
-        if not line:
-            raise AssertionError("wasmfleet up exited:\n" + "".join(output))
-        output.append(line)
-    drain = asyncio.create_task(_drain(proc, output))
-    gateway = "http://127.0.0.1:" + str(json.loads((data / "ports.json").read_text())["gateway"])
-    fleet = Fleet(data, proc, gateway, output)
-    try:
-        yield fleet
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(proc.wait(), 60)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-        drain.cancel()
-        for info in fleet.children().values():  # never leave a child behind, even when the test failed
-            if info["pid"]:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(info["pid"], signal.SIGKILL)
+    """`wasmfleet up` with 3 hosts in one group, its gateway on port 18000 and its dashboard on 18088."""
+    async with running_up(tmp_path / "fleet", "--host-groups", "default", "--hosts-per-group", "3",
+                          "--gateway-port", "18000", "--dashboard-port", "18088", graceful=True) as f:
+        yield f
 
 
 @pytest.fixture

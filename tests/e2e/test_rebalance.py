@@ -16,7 +16,6 @@ Checks:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -28,7 +27,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
-from test_fleet import EXAMPLE, WF, Fleet, _drain, hit, ready_workloads, until
+from test_fleet import EXAMPLE, WF, Fleet, hit, ready_workloads, running_up, until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -47,34 +46,9 @@ async def spread(fleet: Fleet) -> Counter[str]:
 @pytest.fixture
 async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
     """`wasmfleet up` with 3 hosts in one group."""
-    data = tmp_path / "fleet"
-    proc = await asyncio.create_subprocess_exec(
-        *WF, "up", "--data-dir", str(data), "--host-groups", "default", "--hosts-per-group", "3",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    output: list[str] = []
-    assert proc.stdout is not None
-    while "Ctrl-C stops everything" not in (line := (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()):
-        if not line:
-            raise AssertionError("wasmfleet up exited:\n" + "".join(output))
-        output.append(line)
-    drain = asyncio.create_task(_drain(proc, output))
-    gateway = "http://127.0.0.1:" + str(json.loads((data / "ports.json").read_text())["gateway"])
-    fleet = Fleet(data, proc, gateway, output)
-    try:
-        yield fleet
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(proc.wait(), 60)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-        drain.cancel()
-        for info in fleet.children().values():  # never leave a child behind, even when the test failed
-            if info["pid"]:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(info["pid"], signal.SIGKILL)
+    async with running_up(tmp_path / "fleet", "--host-groups", "default", "--hosts-per-group", "3",
+                          graceful=True) as f:
+        yield f
 
 
 async def test_replicas_spread_again_when_a_killed_host_returns_without_a_failed_request(

@@ -8,6 +8,7 @@
   workloads, then heal) or leave gracefully. It advertises what a real `wasmfleet host` advertises
   (computed from the host's own code), plus the interfaces of any host plugin a test names.
 - `running_operator(...)`: an in-process operator (manager.Operator) on those servers.
+- `HostProcesses`: real `wasmfleet host` processes, where a test runs wasm.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +229,40 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 30.
 
 async def kube_client(kubeconfig: Path) -> client.KubeClient:
     return await client.KubeClient.from_kubeconfig(kubeconfig)
+
+
+WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
+
+
+class HostProcesses:
+    """Real `wasmfleet host` processes on one NATS, started and killed (-9) by name, each logging
+    to tmp/<name>.log. `extra`: more arguments for every host. `own_cache`: each host compiles and
+    pulls into a cache of its own (tmp/<name>-cache) rather than one they share (tmp/cache)."""
+
+    def __init__(self, url: str, tmp: Path, extra: Sequence[str] = (), own_cache: bool = False) -> None:
+        self.url, self.tmp, self.extra, self.own_cache = url, tmp, list(extra), own_cache
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> None:
+        cache = self.tmp / (f"{name}-cache" if self.own_cache else "cache")
+        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        self.procs[name] = subprocess.Popen(
+            [WASMFLEET, "host", "--nats", self.url, "--name", name, "--heartbeat-interval", "1",
+             "--data-dir", str(self.tmp / name), "--cache-dir", str(cache), *self.extra],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def kill(self, name: str) -> None:
+        os.kill(self.procs[name].pid, signal.SIGKILL)
+        self.procs[name].wait()
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()

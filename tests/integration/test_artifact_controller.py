@@ -25,9 +25,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -51,39 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.components.build import build_component
 
 pytestmark = pytest.mark.timeout(240)
-WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
 USERS = {"fleet": "s3cret"}
-
-
-class Hosts:
-    """Real `wasmfleet host` processes; no --allow-file-root (they only read nats:// images)."""
-
-    def __init__(self, url: str, tmp: Path) -> None:
-        self.url, self.tmp = url, tmp
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str) -> None:
-        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
-        self.procs[name] = subprocess.Popen(
-            [WASMFLEET, "host", "--nats", self.url, "--name", name, "--heartbeat-interval", "1",
-             "--data-dir", str(self.tmp / name), "--cache-dir", str(self.tmp / f"{name}-cache")],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-
-    def kill(self, name: str) -> None:
-        os.kill(self.procs[name].pid, signal.SIGKILL)
-        self.procs[name].wait()
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def variant(wasm: bytes, old: bytes, new: bytes) -> bytes:
@@ -98,9 +63,10 @@ def hello_v1() -> bytes:
 
 
 @pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[tuple[str, Path, Hosts, client.KubeClient]]:
+async def fleet(tmp_path: Path) -> AsyncIterator[tuple[str, Path, h.HostProcesses, client.KubeClient]]:
     with nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
-        hosts = Hosts(url, tmp_path)
+        # No --allow-file-root: they only read nats:// images.
+        hosts = h.HostProcesses(url, tmp_path, own_cache=True)
         kube = await h.kube_client(kubeconfig)
         try:
             for i in range(1, 4):

@@ -23,22 +23,21 @@ from typing import Any
 import nats
 import operator_harness as h
 import pytest
-from test_operator_hosts import HostProcesses
 from test_operator_placement import NS, cond, ready_workloads
 
 from wasmfleet.kube import client, rest_paths
 from wasmfleet.testing import nats as nats_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.components.build import build_component
+from tests.components.build import build_component, cache_dir
 
 pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[tuple[str, Path, HostProcesses]]:
+def fleet(tmp_path: Path) -> Iterator[tuple[str, Path, h.HostProcesses]]:
     with nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
-        hosts = HostProcesses(url, tmp_path)
+        hosts = h.HostProcesses(url, tmp_path, extra=("--allow-file-root", str(cache_dir())))
         try:
             yield url, kubeconfig, hosts
         finally:

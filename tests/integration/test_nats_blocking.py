@@ -1,10 +1,10 @@
 """The keyvalue backend's NATS lanes against real nats-servers: the blocking one of a wasm thread
 (host/plugins/nats_blocking.py) and the multiplexed one of a serving loop (nats_loop_lane.py), which
-logs in through the first; every test below runs on both unless it says otherwise.
+logs in with the first's `Login`; every test below runs on both unless it says otherwise.
 
 - every login it takes: anonymous, user/password (options or URL), token (options or URL), nkey
-  seed, and TLS with a client certificate (blocking lane only: a server asking for TLS refuses the
-  loop lane, naming the fix); a wrong secret is Refused, naming the server's reason;
+  seed, and TLS with a client certificate (asked for by the server, with a nats:// URL) or by a
+  tls:// URL; a wrong secret is Refused, naming the server's reason;
 - replies with headers and status; no responders is NotSent; a reply that comes after its
   attempt gave up is skipped, never taken for the next request's;
 - a permissions violation is Refused at once (not waited out);
@@ -133,18 +133,16 @@ async def test_logins(lane_kind: type[Blocking | OnLoop], tmp_path: Path, pki: P
         (tls_block(pki) + '\nauthorization { users: [ { user: "u1", password: "p1" } ] }', "",
          {"tls": tls, "user": "u1", "password": "p1"}, {"tls": tls, "user": "u1", "password": "p2"},
          "authorization violation"),
+        (tls_block(pki), "", {"tls": tls, "scheme": "tls"}, {}, ""),
     ]
     for index, (config, userinfo, kwargs, wrong, refusal) in enumerate(cases):
+        scheme = kwargs.pop("scheme", "nats")
         where = tmp_path / str(index)
         where.mkdir()
         with configured_server(where, config) as addr:
             # The responder is nats-py, logged in the same way (it does not decode %-escapes in URLs).
             async with echo(f"nats://{addr}", kwargs or RESPONDER_LOGIN.get(userinfo, {})):
-                lane = lane_kind([f"nats://{userinfo}{addr}"], kwargs)
-                if "tls" in kwargs and lane_kind is OnLoop:  # TLS takes nats-py on a serving loop
-                    with pytest.raises(Refused, match="requires TLS: name it with a tls:// URL"):
-                        await lane.ask("test.echo", b"hi")
-                    continue
+                lane = lane_kind([f"{scheme}://{userinfo}{addr}"], kwargs)
                 try:
                     reply = await lane.ask("test.echo", b"hi")
                     assert (reply.payload, reply.headers.get("Who"), reply.status) == (b"echo:hi", "echo", 0), config
@@ -304,11 +302,11 @@ async def test_loop_lane_many_in_flight_and_too_large(bus: NatsServer) -> None:
         lane.close()
 
 
-def test_tls_and_websocket_urls_take_nats_py_on_a_serving_loop() -> None:
+def test_websocket_urls_take_nats_py_on_a_serving_loop() -> None:
     loop = asyncio.new_event_loop()
     connections = NatsConnections(HostContext(), loop)
     try:
-        assert connections.loop_lane("tls://127.0.0.1:4222") is None
+        assert connections.loop_lane("tls://127.0.0.1:4222") is not None
         assert connections.loop_lane("ws://127.0.0.1:4444") is None
         assert connections.loop_lane("nats://127.0.0.1:4222") is not None
     finally:

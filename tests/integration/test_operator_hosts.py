@@ -14,8 +14,6 @@ Checks:
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,48 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.components.build import build_component, cache_dir
 
 pytestmark = pytest.mark.timeout(180)
-WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
-
-
-class HostProcesses:
-    def __init__(self, url: str, tmp: Path) -> None:
-        self.url, self.tmp = url, tmp
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str) -> None:
-        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
-        self.procs[name] = subprocess.Popen(
-            [WASMFLEET, "host", "--nats", self.url, "--name", name, "--heartbeat-interval", "1",
-             "--data-dir", str(self.tmp / name), "--cache-dir", str(self.tmp / "cache"),
-             "--allow-file-root", str(cache_dir())],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-
-    def kill(self, name: str) -> None:
-        os.kill(self.procs[name].pid, signal.SIGKILL)
-        self.procs[name].wait()
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
 @pytest.fixture
 def hello_wasm() -> Path:
     return build_component("hello-wat")
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[tuple[str, Path, HostProcesses]]:
+def fleet(tmp_path: Path) -> Iterator[tuple[str, Path, h.HostProcesses]]:
     with nats_helper.running_nats_server(tmp_path / "nats") as url, h.apiserver(tmp_path / "api") as kubeconfig:
-        hosts = HostProcesses(url, tmp_path)
+        hosts = h.HostProcesses(url, tmp_path, extra=("--allow-file-root", str(cache_dir())))
         try:
             yield url, kubeconfig, hosts
         finally:

@@ -27,20 +27,21 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 def _options(prefix: str, role: str) -> list[tuple[str, Callable[[Callable[..., Any]], Callable[..., Any]]]]:
-    """The eight options named --<prefix>-creds ... --<prefix>-tls-key, for the `role` connection."""
+    """The eight options named --<prefix>-creds ... --<prefix>-tls-key, for the connection of `role`
+    ("this component", "the data plane")."""
     p = f"--{prefix}-"
     return [
         ("creds", click.option(p + "creds", type=_FILE, default=None, metavar="FILE",
-                               help=f"NATS .creds file (user JWT and nkey seed) of the {role}.")),
-        ("user", click.option(p + "user", default=None, help=f"NATS user name of the {role} (with {p}password).")),
-        ("password", click.option(p + "password", default=None, help=f"NATS password of the {role}.")),
-        ("token", click.option(p + "token", default=None, help=f"NATS authentication token of the {role}.")),
+                               help=f"NATS .creds file (user JWT and nkey seed) of {role}.")),
+        ("user", click.option(p + "user", default=None, help=f"NATS user name of {role} (with {p}password).")),
+        ("password", click.option(p + "password", default=None, help=f"NATS password of {role}.")),
+        ("token", click.option(p + "token", default=None, help=f"NATS authentication token of {role}.")),
         ("nkey_seed", click.option(p + "nkey-seed", type=_FILE, default=None, metavar="FILE",
-                                   help=f"File holding a NATS user nkey seed (SU...) of the {role}.")),
+                                   help=f"File holding a NATS user nkey seed (SU...) of {role}.")),
         ("tls_ca", click.option(p + "tls-ca", type=_FILE, default=None, metavar="FILE",
-                                help=f"PEM CA bundle verifying the {role}'s NATS server (default: the system CAs).")),
+                                help=f"PEM CA bundle verifying {role}'s NATS server (default: the system CAs).")),
         ("tls_cert", click.option(p + "tls-cert", type=_FILE, default=None, metavar="FILE",
-                                  help=f"PEM client certificate for the {role}'s NATS TLS (with {p}tls-key).")),
+                                  help=f"PEM client certificate for {role}'s NATS TLS (with {p}tls-key).")),
         ("tls_key", click.option(p + "tls-key", type=_FILE, default=None, metavar="FILE",
                                  help=f"PEM private key of {p}tls-cert.")),
     ]
@@ -78,6 +79,6 @@ def _decorator(prefix: str, role: str, argument: str, *, none_when_unset: bool
 nats_connection_options = _decorator("nats", "this component", "nats_connection", none_when_unset=False)
 """--nats-creds ... --nats-tls-key, handed to the command as `nats_connection`."""
 
-data_nats_connection_options = _decorator("data-nats", "data plane", "data_nats_connection", none_when_unset=True)
+data_nats_connection_options = _decorator("data-nats", "the data plane", "data_nats_connection", none_when_unset=True)
 """--data-nats-creds ... --data-nats-tls-key (`wasmfleet host`: the login plugins use for workloads'
 data), handed to the command as `data_nats_connection`, None when none is given."""

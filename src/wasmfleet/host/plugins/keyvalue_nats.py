@@ -23,7 +23,7 @@ runtime.suspension) gets a `NatsConnections` of that loop, and each operation is
 there (`NatsBucket` returns it; the plugin answers the guest with a `Later`): no thread and no
 hand-off. Its get, set, delete and exists take that loop's lane (plugins.nats_loop_lane: many
 requests in flight on one connection), with the same retry rules as the blocking lane; the rest
-take nats-py on the loop, and so does a TLS or WebSocket URL or a creds-file login.
+take nats-py on the loop, and so does a WebSocket URL or a creds-file login.
 
 Failover: operations that are idempotent (get, exists, list-keys, set and delete by key, their
 batch forms) are retried within the request's deadline when the attempt's outcome is unknown: the
@@ -195,14 +195,13 @@ class NatsConnections:
 
     def loop_lane(self, url: str) -> LoopLane | None:
         """The serving loop's lane to `url` (`on_loop` only; connects on first use), or None when
-        only nats-py reaches it (TLS, WebSocket, a creds-file login)."""
+        only nats-py reaches it (WebSocket, a creds-file login)."""
         if url in self._loop_lanes:
             return self._loop_lanes[url]
         kwargs = self._host.nats_connect_kwargs(url)
         given = server_list(url)
         lane = None
-        plain = all(s.partition("://")[0].lower() == "nats" for s in given if "://" in s)
-        if lane_supports(given, kwargs) and plain and "tls" not in kwargs and not self._closed:
+        if lane_supports(given, kwargs) and not self._closed:
             lane = LoopLane(list(given), kwargs, name=self._lane_name())
         self._loop_lanes[url] = lane
         return lane

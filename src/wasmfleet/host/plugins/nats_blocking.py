@@ -29,7 +29,7 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -129,80 +129,55 @@ def reply_of(parts: list[bytes], body: bytes) -> Reply:
     return Reply(status, headers, body[header_size:])
 
 
-class BlockingConnection:
-    """One NATS connection used by one thread, for request/reply only."""
+class Login:
+    """How to reach and log in to one cluster, for one connection at a time of either lane (this
+    module's, or nats_loop_lane's): the server list and its rotation, the CONNECT a login sends,
+    TLS, and what the servers' INFO lines teach."""
 
     def __init__(self, servers: list[str], connect_kwargs: Mapping[str, Any], name: str = "wasmfleet") -> None:
-        self._servers = servers
+        self.servers = servers
         """The servers given, then those the cluster advertised (INFO connect_urls). The caller may
         share one list among the connections to one cluster: what one learns, all use."""
-        self._current = ""
-        self._kwargs = dict(connect_kwargs)
-        self._name = name
-        self._next_server = 0
-        self._sock: socket.socket | None = None
-        self._buf = bytearray()
-        self._deadline = 0.0
-        """Of the operation under way: reads and writes give up after it (TimeoutError)."""
-        self._inbox = ""
-        self._sequence = 0
-        self._last_used = 0.0
-        self._shut = False
+        self.kwargs = dict(connect_kwargs)
+        self.name = name
+        self.current = ""
+        """The server of the connection made last."""
         self.max_payload = 1 << 20
         """The largest message the current server takes (its INFO's max_payload)."""
+        self._next = 0
+        self._nonce = ""
 
-    # ---- connecting ------------------------------------------------------------------------
+    def attempts(self) -> Iterator[tuple[str, Any]]:
+        """Each server (and its parsed URL) once, from the one after the server tried last: a
+        failed or restarted server is left for the next. Servers learnt meanwhile are tried too."""
+        for _ in self.servers:
+            server = self.servers[self._next % len(self.servers)]
+            self._next += 1
+            yield server, urlsplit(server if "://" in server else f"nats://{server}")
 
-    def _connect(self, deadline: float) -> None:
-        """Connects to the next server of the list that takes us, trying each once."""
-        causes, refused = [], False
-        for _ in self._servers:
-            server = self._servers[self._next_server % len(self._servers)]
-            self._next_server += 1
-            # A server that takes the connection but never answers is left for the next in time.
-            self._deadline = min(deadline, time.monotonic() + CONNECT_TIMEOUT_S)
-            try:
-                self._handshake(server, self._deadline)
-                self._current = server
-                return
-            except (OSError, ValueError, NotSent) as exc:
-                self.close()
-                refused = refused or isinstance(exc, Refused)
-                causes.append(f"{server}: {exc or type(exc).__name__}")
-        raise (Refused if refused else NotSent)("; ".join(causes))
-
-    def _handshake(self, server: str, deadline: float) -> None:
-        url = urlsplit(server if "://" in server else f"nats://{server}")
-        host, port = url.hostname or "127.0.0.1", url.port or 4222
-        sock = socket.create_connection((host, port), timeout=max(0.01, deadline - time.monotonic()))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._use(sock, tls=False)
-        line = self._readline()
+    def greeted(self, url: Any, line: bytes) -> ssl.SSLContext | None:
+        """Takes in the INFO line a server greets with; returns the TLS context to go on with, or
+        None for a plain connection."""
         if not line.startswith(b"INFO "):
             raise NotSent(f"not a NATS server (it said {line[:40]!r})")
         info = json.loads(line[5:])
         self._learn(info, url)
         self.max_payload = int(info.get("max_payload") or self.max_payload)
-        tls: ssl.SSLContext | None = self._kwargs.get("tls")
+        self._nonce = str(info.get("nonce", ""))
+        tls: ssl.SSLContext | None = self.kwargs.get("tls")
         if tls is None and (info.get("tls_required") or url.scheme == "tls"):
             tls = ssl.create_default_context()
-        if tls is not None:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            self._use(tls.wrap_socket(sock, server_hostname=host), tls=True)
+        return tls
+
+    def connect_frame(self, url: Any, tls: bool, inbox: str) -> bytes:
+        """CONNECT with the login, SUB to `inbox`.*, and a PING: its PONG proves the server took
+        the login (a refusal is -ERR, then close)."""
         connect: dict[str, Any] = {
-            "verbose": False, "pedantic": False, "tls_required": tls is not None, "name": self._name,
+            "verbose": False, "pedantic": False, "tls_required": tls, "name": self.name,
             "lang": "python3", "version": "wasmfleet", "protocol": 1, "headers": True, "no_responders": True,
         }
-        connect.update(self._login(url, info))
-        self._inbox = f"_INBOX.{os.urandom(12).hex()}"
-        self._send(b"CONNECT " + json.dumps(connect).encode() + b"\r\nSUB " + self._inbox.encode()
-                   + b".* 1\r\nPING\r\n")
-        while True:  # the PONG proves the server took the login (a refusal is -ERR, then close)
-            line = self._readline()
-            if line.startswith(b"PONG"):
-                return
-            if line.startswith(b"-ERR"):
-                raise Refused(error_text(line))
+        connect.update(self._credentials(url))
+        return b"CONNECT " + json.dumps(connect).encode() + b"\r\nSUB " + inbox.encode() + b".* 1\r\nPING\r\n"
 
     def _learn(self, info: Mapping[str, Any], url: Any) -> None:
         """Adds the cluster's other servers that `info` advertises (connect_urls) to the list, as
@@ -211,29 +186,18 @@ class BlockingConnection:
         userinfo = url.netloc.rpartition("@")[0]
         for address in info.get("connect_urls") or ():
             server = f"{url.scheme}://{userinfo + '@' if userinfo else ''}{address}"
-            if server not in self._servers:
-                self._servers.append(server)
+            if server not in self.servers:
+                self.servers.append(server)
 
     def learn(self, info: Mapping[str, Any]) -> None:
         """Takes in an INFO the current server sent after the login (servers joined the cluster)."""
-        self._learn(info, urlsplit(self._current))
+        self._learn(info, urlsplit(self.current))
 
-    def _use(self, sock: socket.socket, tls: bool) -> None:
-        if tls:
-            sock.settimeout(TICK_S)
-        else:
-            sock.settimeout(None)
-            tick = struct.pack("ll", int(TICK_S), int(TICK_S % 1 * 1e6))  # struct timeval
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tick)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tick)
-        self._sock = sock
-        self._buf.clear()
-
-    def _login(self, url: Any, info: Mapping[str, Any]) -> dict[str, str]:
-        kwargs = self._kwargs
+    def _credentials(self, url: Any) -> dict[str, str]:
+        kwargs = self.kwargs
         if "nkeys_seed_str" in kwargs:
             pair = nkeys.from_seed(str(kwargs["nkeys_seed_str"]).encode())
-            signed = pair.sign(str(info.get("nonce", "")).encode())
+            signed = pair.sign(self._nonce.encode())
             return {"nkey": pair.public_key.decode(), "sig": base64.urlsafe_b64encode(signed).rstrip(b"=").decode()}
         if "token" in kwargs:
             return {"auth_token": str(kwargs["token"])}
@@ -245,21 +209,86 @@ class BlockingConnection:
             return {"auth_token": unquote(url.username)}
         return {}
 
-    def hand_over(self, deadline: float) -> tuple[socket.socket, str, bytes]:
-        """Connects and logs in as a request would, then gives the connection up (to
-        nats_loop_lane, which multiplexes requests on an event loop): its plain socket, the inbox
-        it subscribed to, and the bytes read past the login's PONG. Refused for a server that
-        asked for TLS (that path does not do TLS: a tls:// URL takes nats-py instead)."""
-        self._connect(deadline)
-        sock, self._sock = self._sock, None
-        assert sock is not None
-        if isinstance(sock, ssl.SSLSocket):
-            with contextlib.suppress(OSError):
-                sock.close()
-            raise Refused(f"{self._current} requires TLS: name it with a tls:// URL")
-        rest = bytes(self._buf)
+
+class Failures:
+    """Why each server of one round of attempts did not take the connection."""
+
+    def __init__(self) -> None:
+        self.causes: list[str] = []
+        self.refused = False
+
+    def add(self, server: str, exc: BaseException) -> None:
+        self.refused = self.refused or isinstance(exc, Refused)
+        self.causes.append(f"{server}: {exc or type(exc).__name__}")
+
+    def error(self) -> NotSent:
+        """Refused when a server refused (a login would fail again), else NotSent."""
+        return (Refused if self.refused else NotSent)("; ".join(self.causes))
+
+
+def new_inbox() -> str:
+    return f"_INBOX.{os.urandom(12).hex()}"
+
+
+class BlockingConnection:
+    """One NATS connection used by one thread, for request/reply only."""
+
+    def __init__(self, servers: list[str], connect_kwargs: Mapping[str, Any], name: str = "wasmfleet") -> None:
+        self.login = Login(servers, connect_kwargs, name)
+        self._sock: socket.socket | None = None
+        self._buf = bytearray()
+        self._deadline = 0.0
+        """Of the operation under way: reads and writes give up after it (TimeoutError)."""
+        self._inbox = ""
+        self._sequence = 0
+        self._last_used = 0.0
+        self._shut = False
+
+    # ---- connecting ------------------------------------------------------------------------
+
+    def _connect(self, deadline: float) -> None:
+        """Connects to the next server of the list that takes us, trying each once."""
+        failures = Failures()
+        for server, url in self.login.attempts():
+            # A server that takes the connection but never answers is left for the next in time.
+            self._deadline = min(deadline, time.monotonic() + CONNECT_TIMEOUT_S)
+            try:
+                self._handshake(url, self._deadline)
+                self.login.current = server
+                return
+            except (OSError, ValueError, NotSent) as exc:
+                self.close()
+                failures.add(server, exc)
+        raise failures.error()
+
+    def _handshake(self, url: Any, deadline: float) -> None:
+        host, port = url.hostname or "127.0.0.1", url.port or 4222
+        sock = socket.create_connection((host, port), timeout=max(0.01, deadline - time.monotonic()))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._use(sock, tls=False)
+        tls = self.login.greeted(url, self._readline())
+        if tls is not None:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            self._use(tls.wrap_socket(sock, server_hostname=host), tls=True)
+        self._inbox = new_inbox()
+        self._send(self.login.connect_frame(url, tls is not None, self._inbox))
+        while True:
+            line = self._readline()
+            if line.startswith(b"PONG"):
+                return
+            if line.startswith(b"-ERR"):
+                raise Refused(error_text(line))
+
+    def _use(self, sock: socket.socket, tls: bool) -> None:
+        if tls:
+            sock.settimeout(TICK_S)
+        else:
+            sock.settimeout(None)
+            tick = struct.pack("ll", int(TICK_S), int(TICK_S % 1 * 1e6))  # struct timeval
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tick)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tick)
+        self._sock = sock
         self._buf.clear()
-        return sock, self._inbox, rest
 
     # ---- requests --------------------------------------------------------------------------
 
@@ -325,7 +354,7 @@ class BlockingConnection:
                     raise Refused(text)
                 raise OutcomeUnknown(f"connection lost: {text}")  # e.g. 'Stale Connection
             elif line.startswith(b"INFO "):  # the cluster changed: servers may have joined
-                self.learn(json.loads(line[5:]))
+                self.login.learn(json.loads(line[5:]))
             # +OK, PONG: nothing to do
 
     def _message(self, line: bytes) -> Reply:

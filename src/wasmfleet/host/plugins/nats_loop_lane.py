@@ -8,11 +8,10 @@ peer in bench/keyvalue_bench.py. This lane writes PUB/HPUB frames itself, coales
 loop (guests resumed in one turn go out in one write), and resolves each request's future from
 the MSG/HMSG that answers its reply subject.
 
-It connects and logs in through `nats_blocking.BlockingConnection.hand_over` (in a thread: the
-login is the only blocking part, and rare), so both lanes know the same logins and fail over
-through the same server list, and then takes the plain socket onto the loop. A connection that
-drops fails the requests in flight on it (OutcomeUnknown) and the next request connects again, to
-the next server. TLS is not done here (a tls:// URL takes nats-py).
+It logs in on the loop with the blocking lane's `nats_blocking.Login` (the same logins, TLS when
+the URL or the server asks for it, and the same server list to fail over through), then the
+connection's protocol becomes a `_Wire`. A connection that drops fails the requests in flight on it
+(OutcomeUnknown) and the next request connects again, to the next server.
 """
 
 from __future__ import annotations
@@ -24,8 +23,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from wasmfleet.host.plugins.nats_blocking import (
+    CONNECT_TIMEOUT_S,
     MAX_CONTROL_LINE,
-    BlockingConnection,
+    Failures,
+    Login,
     NotSent,
     OutcomeUnknown,
     Refused,
@@ -33,6 +34,7 @@ from wasmfleet.host.plugins.nats_blocking import (
     error_text,
     header_block,
     lost,
+    new_inbox,
     reply_of,
     request_frame,
 )
@@ -46,8 +48,7 @@ class LoopLane:
     """Requests on the calling event loop over one NATS connection at a time (made on demand)."""
 
     def __init__(self, servers: list[str], connect_kwargs: Mapping[str, Any], name: str = "wasmfleet") -> None:
-        self._login = BlockingConnection(servers, connect_kwargs, name=name)
-        """Makes each connection (hand_over) and keeps the server list; never sends a request."""
+        self._login = Login(servers, connect_kwargs, name=name)
         self._wire: _Wire | None = None
         self._connecting: asyncio.Future[_Wire] | None = None
         self._sequence = 0
@@ -92,21 +93,55 @@ class LoopLane:
                 self._connecting = None
 
     async def _open(self, deadline: float) -> _Wire:
-        if self._shut:
-            raise Refused("the host is stopping")
-        sock, inbox, rest = await asyncio.to_thread(self._login.hand_over, deadline)
-        wire = _Wire(inbox.encode(), self._login)
+        """Connects to the next server of the list that takes us, trying each once."""
+        failures = Failures()
+        for server, url in self._login.attempts():
+            if self._shut:
+                raise Refused("the host is stopping")
+            # A server that takes the connection but never answers is left for the next in time.
+            limit = max(0.01, min(deadline, time.monotonic() + CONNECT_TIMEOUT_S) - time.monotonic())
+            try:
+                wire = await asyncio.wait_for(self._log_in(url), limit)
+            except TimeoutError:
+                failures.add(server, TimeoutError("no answer to the login in time"))
+                continue
+            except (OSError, ValueError, NotSent) as exc:
+                failures.add(server, exc)
+                continue
+            self._login.current = server
+            if self._shut:  # the host stopped meanwhile
+                wire.drop("the host is stopping")
+                raise Refused("the host is stopping")
+            self._wire = wire
+            return wire
+        raise failures.error()
+
+    async def _log_in(self, url: Any) -> _Wire:
+        """INFO, TLS when asked for, CONNECT and its PONG; then the connection is a `_Wire`."""
+        loop = asyncio.get_running_loop()
+        host = url.hostname or "127.0.0.1"
+        greeting = _Greeting()
+        # asyncio sets TCP_NODELAY on its TCP transports, as the blocking lane does on its sockets.
+        transport, _ = await loop.create_connection(lambda: greeting, host, url.port or 4222)
         try:
-            await asyncio.get_running_loop().create_connection(lambda: wire, sock=sock)
-        except OSError as exc:
-            sock.close()
-            raise NotSent(f"connection lost: {exc}") from None
-        if rest:
-            wire.data_received(rest)
-        if self._shut:  # the host stopped meanwhile
-            wire.drop("the host is stopping")
-            raise Refused("the host is stopping")
-        self._wire = wire
+            tls = self._login.greeted(url, await greeting.line())
+            if tls is not None:
+                upgraded = await loop.start_tls(transport, greeting, tls, server_hostname=host)
+                assert upgraded is not None
+                transport = upgraded
+            inbox = new_inbox()
+            transport.write(self._login.connect_frame(url, tls is not None, inbox))
+            while not (line := await greeting.line()).startswith(b"PONG"):
+                if line.startswith(b"-ERR"):
+                    raise Refused(error_text(line))
+        except BaseException:
+            transport.abort()
+            raise
+        wire = _Wire(inbox.encode(), self._login)
+        transport.set_protocol(wire)
+        wire.connection_made(transport)
+        if greeting.buffer:  # what the server sent after the PONG
+            wire.data_received(bytes(greeting.buffer))
         return wire
 
     def shut(self) -> None:
@@ -116,10 +151,43 @@ class LoopLane:
             self._wire.drop("the host is stopping")
 
 
+class _Greeting(asyncio.Protocol):
+    """A connection while it logs in: its lines, one at a time."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self._arrived: asyncio.Future[None] | None = None
+        self._lost: Exception | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = exc or ValueError("the server closed the connection")
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._arrived is not None and not self._arrived.done():
+            self._arrived.set_result(None)
+
+    async def line(self) -> bytes:
+        while (end := self.buffer.find(b"\r\n")) < 0:
+            if self._lost is not None:
+                raise self._lost
+            if len(self.buffer) > MAX_CONTROL_LINE:
+                raise ValueError("protocol line too long")
+            self._arrived = asyncio.get_running_loop().create_future()
+            await self._arrived
+        line = bytes(self.buffer[:end + 2])
+        del self.buffer[:end + 2]
+        return line
+
+
 class _Wire(asyncio.Protocol):
     """One connection of a LoopLane and the requests in flight on it."""
 
-    def __init__(self, inbox: bytes, login: BlockingConnection) -> None:
+    def __init__(self, inbox: bytes, login: Login) -> None:
         self.inbox = inbox
         self._login = login
         self.transport: asyncio.Transport | None = None
