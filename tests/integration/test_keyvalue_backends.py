@@ -18,7 +18,8 @@ with '/', '..' and '%' stay inside root and list back exactly; missing url/root 
 fail the workload start naming the entry and the key; a stopped Redis or NATS gives error::other with
 the cause well before the request deadline, and the same workload works again once it is back.
 keyvalue-js on NATS runs suspended on the worker's loop (runtime.suspension), so these checks cover
-that path too; the others run on wasm threads or inline.
+that path too; the others run on wasm threads or inline. It also runs suspended against a data plane
+that requires TLS with client certificates (the Helm chart's default), through the loop lane.
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ from tests.components.build import cache_dir as build_dir
 from tests.integration.test_keyvalue_plugin import Guest, keyvalue, start
 
 from wasmfleet.artifacts.fetching import ArtifactSettings
+from wasmfleet.bus.connection_options import NatsConnectionOptions
 from wasmfleet.host.agent import Agent
 from wasmfleet.host.policy import HostPolicy
 from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
-from wasmfleet.testing.nats import NatsServer, nats_server
+from wasmfleet.testing.nats import NatsServer, free_port, nats_server
+from wasmfleet.testing.pki import make_pki, nats_tls_block
 from wasmfleet.testing.redis_server import RedisServer, redis_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,10 +80,12 @@ def redis_srv(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
-async def make_agent(tmp_path: Path, bus: NatsServer, workers: int) -> Agent:
+async def make_agent(tmp_path: Path, bus: NatsServer, workers: int, data_url: str = "",
+                     data_login: NatsConnectionOptions | None = None) -> Agent:
     host = Agent(HostSettings(
         identity=Identity(labels={"hostgroup": "default"}),
-        bus=BusSettings(nats_url=bus.url, heartbeat_interval_s=0.3, reconnect_wait_s=0.1),
+        bus=BusSettings(nats_url=bus.url, heartbeat_interval_s=0.3, reconnect_wait_s=0.1,
+                        data_nats_url=data_url, data_connection=data_login),
         serving=ServingSettings(http_host="127.0.0.1", http_port=0, workers=workers),
         lifecycle=LifecycleSettings(drain_timeout_s=2, data_dir=tmp_path / "host"),
         artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
@@ -347,3 +352,42 @@ async def test_suspended_guest_waits_for_nats_without_holding_the_worker(
             assert await answer_once_back(kv, "n", "k") == {"ok": b"v".hex()}
     finally:
         await agent.shutdown()
+
+
+async def test_suspended_guest_on_a_tls_data_plane(tmp_path: Path, bus: NatsServer, nc: Any) -> None:
+    """The data plane on a nats-server that requires TLS with client certificates, as the Helm
+    chart's does: keyvalue-js on it still runs suspended, its set/get/increment land in that
+    server's bucket, and the host's keyvalue connection there is the loop lane's, over TLS (seen in
+    the server's own connection list, /connz)."""
+    pki = make_pki(tmp_path / "pki")
+    port, monitor = free_port(), free_port()
+    config = tmp_path / "tls-nats.conf"
+    config.write_text(f'listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\n'
+                      f'jetstream {{ store_dir: "{tmp_path / "tls-js"}" }}\n{nats_tls_block(pki)}\n')
+    login = NatsConnectionOptions(tls_ca=pki / "ca.pem", tls_cert=pki / "client.pem", tls_key=pki / "client-key.pem")
+    guest = build_component("keyvalue-js")
+    with NatsServer(tmp_path / "tls-nats", port, config=config) as data:
+        direct = await nats.connect(data.url, **login.connect_kwargs())
+        agent = await make_agent(tmp_path, bus, workers=1, data_url=data.url, data_login=login)
+        try:
+            await direct.jetstream().create_key_value(bucket="secure")
+            grant = keyvalue({"backend": "nats", "bucket": "secure"}, name="s")
+            status = await start(nc, agent, "secure", guest, [grant])
+            assert status["workloadState"] == "WORKLOAD_STATE_RUNNING", status
+            assert agent.server is not None
+            stats = await agent.server.stats_async()
+            assert stats["workers"][0]["workloads"]["secure"]["runs"] == "suspended", stats
+            async with aiohttp.ClientSession() as session:
+                kv = Guest(session, agent.http_port, "secure")
+                assert await kv("/set", id="s", key="k", value="v") == {"ok": None}
+                assert await kv("/get", id="s", key="k") == {"ok": b"v".hex()}
+                assert await kv("/incr", id="s", key="n", delta="3") == {"ok": 3}
+                entry = await (await direct.jetstream().key_value("secure")).get("k")
+                assert entry.value == b"v"
+                async with session.get(f"http://127.0.0.1:{monitor}/connz?subs=0") as resp:
+                    connections = (await resp.json())["connections"]
+            lanes = [c for c in connections if c.get("name", "").endswith(" keyvalue")]
+            assert lanes and all(c.get("tls_version") for c in lanes), connections
+        finally:
+            await agent.shutdown()
+            await direct.close()
