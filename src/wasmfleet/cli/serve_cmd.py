@@ -1,11 +1,12 @@
 """`wasmfleet serve COMPONENT.wasm`: serve one wasi:http component locally (dev mode).
 
 Like `wasmtime serve`: every Host is routed to the component. wasi:config/store (values from
-`--config`, then `--env`), wasi:logging/logging (to stderr) and wasi:keyvalue (in memory, or where
-`--keyvalue` points: NATS, Redis or a directory) are granted, like `wash dev`; other interfaces
-beyond the WASI core are denied unless granted; `--allow-host` grants wasi:http/outgoing-handler for
-those hosts. The keyvalue grant is the unnamed hostInterfaces entry with the config the operator path
-would send, so the plugin and its checks are the same as on a fleet host.
+`--config`, then `--env`), wasi:logging/logging (to stderr), wasi:keyvalue (in memory, or where
+`--keyvalue` points: NATS, Redis or a directory) and wasi:blobstore (in memory, or where
+`--blobstore` points: NATS or a directory) are granted, like `wash dev`; other interfaces beyond the
+WASI core are denied unless granted; `--allow-host` grants wasi:http/outgoing-handler for those
+hosts. The keyvalue and blobstore grants are unnamed hostInterfaces entries with the config the
+operator path would send, so the plugins and their checks are the same as on a fleet host.
 """
 
 from __future__ import annotations
@@ -52,28 +53,32 @@ DEV_GRANTS = (specs.Grant("wasi", "config", ("store",)), specs.Grant("wasi", "lo
 """Granted by `serve` without asking: a component's config and logs are what dev mode is for."""
 
 KEYVALUE_INTERFACES = ("store", "atomics", "batch")
+BLOBSTORE_INTERFACES = ("blobstore", "container", "types")
 
 
-def keyvalue_config(value: str) -> dict[str, str]:
-    """The wasi:keyvalue entry config of `--keyvalue`: memory (default), nats://..., redis://...
-    (rediss://, unix://), or dir:PATH."""
+def backend_config(value: str, option: str, redis: bool) -> dict[str, str]:
+    """The hostInterfaces entry config of `--keyvalue` or `--blobstore`: memory (the default),
+    nats://... (tls://, ws://, wss://), redis://... (rediss://, unix://; `redis` only) or dir:PATH."""
     scheme = value.partition("://")[0].lower() if "://" in value else ""
     if value in ("", "memory", "in-memory"):
         return {"backend": "in-memory"}
     if scheme in ("nats", "tls", "ws", "wss"):
         return {"backend": "nats", "url": value}
-    if scheme in ("redis", "rediss", "unix"):
+    if redis and scheme in ("redis", "rediss", "unix"):
         return {"backend": "redis", "url": value}
     if value.startswith("dir:") and len(value) > 4:
         return {"backend": "filesystem", "root": str(Path(value[4:]).absolute())}
-    raise click.BadParameter(f"expected memory, nats://HOST:PORT, redis://HOST:PORT or dir:PATH, got {value!r}",
-                             param_hint="--keyvalue")
+    choices = "memory, nats://HOST:PORT, " + ("redis://HOST:PORT or dir:PATH" if redis else "or dir:PATH")
+    raise click.BadParameter(f"expected {choices}, got {value!r}", param_hint=option)
 
 
-def _grants(values: tuple[str, ...], allow_hosts: tuple[str, ...], keyvalue: str = "") -> tuple[specs.Grant, ...]:
+def _grants(values: tuple[str, ...], allow_hosts: tuple[str, ...], keyvalue: str = "",
+            blobstore: str = "") -> tuple[specs.Grant, ...]:
     grants = list(DEV_GRANTS)
     grants.append(specs.Grant("wasi", "keyvalue", KEYVALUE_INTERFACES, "0.2.0-draft",
-                              config=keyvalue_config(keyvalue)))
+                              config=backend_config(keyvalue, "--keyvalue", redis=True)))
+    grants.append(specs.Grant("wasi", "blobstore", BLOBSTORE_INTERFACES, "0.2.0-draft",
+                              config=backend_config(blobstore, "--blobstore", redis=False)))
     for item in values:
         base, _, version = item.partition("@")
         ns, sep, rest = base.partition(":")
@@ -118,6 +123,9 @@ def _addr(value: str) -> tuple[str, int]:
               help="Where wasi:keyvalue buckets live: in this process's memory, NATS JetStream KV (a bucket per "
                    "identifier, created on demand), Redis (keys prefixed '<identifier>:') or a directory "
                    "(a subdirectory per identifier).")
+@click.option("--blobstore", default="memory", show_default=True, metavar="memory|nats://..|dir:PATH",
+              help="Where wasi:blobstore containers live: in this process's memory, the NATS JetStream "
+                   "Object Store (a bucket per container) or a directory (a subdirectory per container).")
 @click.option("--pool-size", type=click.IntRange(min=0), default=0, show_default=True,
               help="Warm instances kept for reuse (0 = fresh instance per request).")
 @click.option("--max-invocations", type=click.IntRange(min=0), default=0, help="Retire a warm instance after N calls.")
@@ -127,8 +135,8 @@ def _addr(value: str) -> tuple[str, int]:
               help="Linear memory limit per instance.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Compiled component cache.")
 def serve(component: Path, addr: str, workers: int, config: tuple[str, ...], env: tuple[str, ...],
-          allow_hosts: tuple[str, ...], dirs: tuple[str, ...], grants: tuple[str, ...], keyvalue: str, pool_size: int,
-          max_invocations: int, timeout_s: float, memory_limit_mb: int, cache_dir: Path | None) -> None:
+          allow_hosts: tuple[str, ...], dirs: tuple[str, ...], grants: tuple[str, ...], keyvalue: str, blobstore: str,
+          pool_size: int, max_invocations: int, timeout_s: float, memory_limit_mb: int, cache_dir: Path | None) -> None:
     """Serve a wasi:http component over HTTP (development mode).
 
     \b
@@ -141,7 +149,7 @@ def serve(component: Path, addr: str, workers: int, config: tuple[str, ...], env
             workload_id="serve",
             name=component.stem,
             wasm_path=component.resolve(),
-            grants=_grants(grants, allow_hosts, keyvalue),
+            grants=_grants(grants, allow_hosts, keyvalue, blobstore),
             config=_pairs(config, "--config"),
             environment=_pairs(env, "--env"),
             allowed_hosts=allow_hosts,
