@@ -16,9 +16,7 @@ Checks:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -28,6 +26,7 @@ from typing import Any
 import aiohttp
 import nats
 import pytest
+from example_builds import built_example
 
 from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import messages, subjects
@@ -45,17 +44,7 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def built() -> Path:
-    h = hashlib.sha256()
-    for path in sorted(p for p in EXAMPLE.rglob("*") if p.is_file() and p.suffix != ".wasm"):
-        h.update(str(path.relative_to(EXAMPLE)).encode())
-        h.update(path.read_bytes())
-    out = REPO / ".cache" / "components" / f"messaging-example-{h.hexdigest()[:16]}"
-    if not (out / "transformer.wasm").exists():
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        tmp = out.with_suffix(".tmp")
-        subprocess.run(["sh", str(EXAMPLE / "build.sh"), str(tmp)], check=True, env=env, capture_output=True)
-        tmp.rename(out)
-    return out
+    return built_example(EXAMPLE, "transformer.wasm")
 
 
 @pytest.fixture
