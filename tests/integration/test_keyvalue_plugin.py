@@ -8,7 +8,7 @@ key is Ok(none), list-keys pages of 100 sorted keys with the offset as cursor, i
 of a non-8-byte value (counts as 0), get-many/set-many/delete-many, buckets private to the workload.
 On NATS (the unnamed entry on a host with NATS): open creates the bucket named by the identifier,
 values are what JetStream KV holds, increment stores a big-endian u64 and concurrent increments from
-two worker processes add up exactly, list-keys pages of 1000, an invalid key is error::other. A named
+two worker processes add up exactly, list-keys pages of 1000, an invalid key is error::other naming the key. A named
 NATS entry whose bucket does not exist gives error::no-such-store, an identifier no entry covers
 error::access-denied, and an unknown backend fails the start naming the entry and the key.
 """
@@ -177,6 +177,9 @@ async def test_nats_backend(agent: Agent, nc: Any, guest: Path) -> None:
         assert (await bucket.get("hits")).value == (35).to_bytes(8, "big")
 
         assert (await kv("/set", id="orders", key="bad key", value="x"))["error"] == "other"
+        # Through nats-py too (increment), the refusal names the key and what a key may hold.
+        refused = await kv("/incr", id="orders", key="views:1", delta=1)
+        assert refused["error"] == "other" and "invalid key 'views:1'" in refused["detail"], refused
 
         assert await kv("/fill", id="big", prefix="p", n=1500) == {"ok": 1500}
         first = await kv("/list", id="big")

@@ -714,11 +714,18 @@ class NatsBucket:
 
         return then(self._do(lambda: _list_keys(kv)), page)
 
+    # The operations below go through nats-py, whose refusal of a bad key does not name it: keys are
+    # checked here first, with the lanes' message.
+
     def increment(self, key: str, delta: int) -> Answer[int]:
         kv = self._kv
+        _checked(key)
         return self._do(lambda: _increment(kv, key, delta), idempotent=False)
 
     def get_many(self, keys: list[str]) -> Answer[list[tuple[str, bytes] | None]]:
+        for key in keys:
+            _checked(key)
+
         async def get_all() -> list[bytes | None]:
             return list(await asyncio.gather(*(_get(self._kv, k) for k in keys)))
 
@@ -728,12 +735,18 @@ class NatsBucket:
         return then(self._do(get_all), pairs)
 
     def set_many(self, pairs: list[tuple[str, bytes]]) -> Answer[None]:
+        for key, _ in pairs:
+            _checked(key)
+
         async def put_all() -> None:
             await asyncio.gather(*(self._kv.put(k, v) for k, v in pairs))
 
         return self._do(put_all)
 
     def delete_many(self, keys: list[str]) -> Answer[None]:
+        for key in keys:
+            _checked(key)
+
         async def delete_all() -> None:
             await asyncio.gather(*(self._kv.delete(k) for k in keys))
 
