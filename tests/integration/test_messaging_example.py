@@ -27,13 +27,11 @@ import aiohttp
 import nats
 import pytest
 from example_builds import built_example
+from plugin_agents import plugin_host_settings, running_agent
 
-from wasmfleet.artifacts.fetching import ArtifactSettings
 from wasmfleet.bus import messages, subjects
 from wasmfleet.cli import resources_api
 from wasmfleet.host.agent import Agent
-from wasmfleet.host.policy import HostPolicy
-from wasmfleet.host.settings import BusSettings, HostSettings, Identity, LifecycleSettings, ServingSettings
 from wasmfleet.testing.nats import NatsServer, nats_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,20 +53,8 @@ def bus(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def agent(tmp_path: Path, bus: NatsServer) -> AsyncIterator[Agent]:
-    host = Agent(HostSettings(
-        identity=Identity(labels={"hostgroup": "default"}),
-        bus=BusSettings(nats_url=bus.url, heartbeat_interval_s=0.3, reconnect_wait_s=0.1),
-        serving=ServingSettings(http_host="127.0.0.1", http_port=0, workers=1),
-        lifecycle=LifecycleSettings(drain_timeout_s=2, data_dir=tmp_path / "host"),
-        artifacts=ArtifactSettings(cache_dir=tmp_path / "artifacts"),
-        runtime_cache_dir=REPO / ".cache" / "runtime-test-components",
-        policy=HostPolicy.allowing(REPO / ".cache"),
-    ))
-    await host.start()
-    try:
+    async with running_agent(plugin_host_settings(tmp_path, bus.url)) as host:
         yield host
-    finally:
-        await host.shutdown()
 
 
 @pytest.fixture

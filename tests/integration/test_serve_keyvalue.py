@@ -10,26 +10,22 @@ identifier (read with nats-py); a malformed --keyvalue is refused with the optio
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
 import redis
+from served_cli import WASMFLEET, Served, serving
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.components.build import build_component
 
 from wasmfleet.testing.nats import nats_server
 from wasmfleet.testing.redis_server import redis_server
-
-REPO = Path(__file__).resolve().parents[2]
-WASMFLEET = str(Path(sys.executable).parent / "wasmfleet")
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,39 +35,10 @@ def guest() -> Path:
     return build_component("keyvalue-py")
 
 
-class Served:
-    def __init__(self, guest: Path, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [WASMFLEET, "serve", str(guest), "--addr", "127.0.0.1:0",
-             "--cache-dir", str(REPO / ".cache" / "runtime-test-components"), *args],
-            stderr=subprocess.PIPE, text=True)
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        assert "serving" in line, line
-        self.port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
-
-    def __call__(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=60) as response:
-            return json.loads(response.read())
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
-
-
 @pytest.fixture
-def serve(guest: Path) -> Iterator[Any]:
-    started: list[Served] = []
-
-    def run(*args: str) -> Served:
-        started.append(Served(guest, *args))
-        return started[-1]
-
-    yield run
-    for served in started:
-        served.stop()
+def serve(guest: Path) -> Iterator[Callable[..., Served]]:
+    with serving(guest) as run:
+        yield run
 
 
 def test_in_memory_by_default(serve: Any) -> None:
